@@ -1,0 +1,328 @@
+import { assert } from "./clock.ts";
+import type { Config } from "./config.ts";
+import { DedupeIndex } from "./dedupe.ts";
+import type { Event } from "./event.ts";
+import {
+  addToAggregate,
+  earliestEnd,
+  emptyAggregate,
+  windowStarts,
+  type ClosedWindow,
+  type WindowSpec,
+  type WindowState,
+} from "./windows.ts";
+
+export interface IngestOutcome {
+  status: "accepted" | "duplicate";
+  late?: boolean;
+}
+
+export interface LateEntry {
+  id: string;
+  type: string;
+  ts: number;
+  value?: number;
+  receivedAt: number;
+  watermark: number;
+}
+
+export interface Totals {
+  events: number;
+  duplicates: number;
+  late: number;
+  byType: Record<string, number>;
+}
+
+/** The persisted scalar state of an actor: one small row, rewritten by each commit that changes it. */
+interface StateRow {
+  v: 1;
+  key: string;
+  totals: Totals;
+  firstEventAt: number | null;
+  lastEventAt: number | null;
+  lastArrival: number | null;
+  watermark: number | null;
+  nextClosedSeq: number;
+  open: WindowState[];
+}
+
+export interface Writes {
+  puts: Array<[string, string]>;
+  deletes: string[];
+}
+
+/** Storage layout of one actor, relative to its own key space. */
+export const ROW = {
+  state: "state",
+  late: "late",
+  dedupe: (seq: number) => `dd/${String(seq).padStart(12, "0")}`,
+  closed: (seq: number) => `cw/${String(seq).padStart(12, "0")}`,
+};
+
+/**
+ * One key's event actor: dedupe, windowed aggregates, watermark, closing and the late log.
+ * Pure and synchronous: the host supplies time, runs calls one at a time and commits drainWrites().
+ */
+export class Actor {
+  private totals: Totals = { events: 0, duplicates: 0, late: 0, byType: {} };
+  private firstEventAt: number | null = null;
+  private lastEventAt: number | null = null;
+  private lastArrival: number | null = null;
+  private watermark: number | null = null;
+  private readonly open = new Map<string, Map<number, WindowState>>();
+  private closed: Array<{ seq: number; window: ClosedWindow }> = [];
+  private nextClosedSeq = 0;
+  private late: LateEntry[] = [];
+  private dedupe: DedupeIndex;
+  private stateDirty = false;
+  private lateDirty = false;
+  private newClosed: Array<{ seq: number; window: ClosedWindow }> = [];
+  private purgedClosed: number[] = [];
+
+  constructor(
+    readonly key: string,
+    private readonly config: Config,
+  ) {
+    this.dedupe = new DedupeIndex({ horizon: config.dedupeHorizon, maxIds: config.dedupeMaxIds });
+    for (const spec of config.windows) this.open.set(spec.name, new Map());
+  }
+
+  /** True until the actor has seen its first event (it then exists durably). */
+  get isNew(): boolean {
+    return this.lastArrival === null;
+  }
+
+  ingest(events: readonly Event[], now: number): IngestOutcome[] {
+    const outcomes: IngestOutcome[] = [];
+    for (const event of events) {
+      assert(event.key === this.key, "events reach only the actor of their key");
+      if (this.dedupe.has(event.id)) {
+        this.totals.duplicates++;
+        outcomes.push({ status: "duplicate" });
+        continue;
+      }
+      this.dedupe.add(event.id, now);
+      if (this.isLate(event.ts)) {
+        this.recordLate(event, now);
+        outcomes.push({ status: "accepted", late: true });
+      } else {
+        this.apply(event);
+        outcomes.push({ status: "accepted" });
+      }
+    }
+    if (events.length) {
+      this.lastArrival = now;
+      this.stateDirty = true;
+      this.closeWindows(now, "watermark");
+    }
+    return outcomes;
+  }
+
+  /** Wall-clock housekeeping (run on the host's alarm): idle watermark advance, closing, retention. */
+  tick(now: number): void {
+    if (this.lastArrival !== null && this.lastEventAt !== null && now - this.lastArrival >= this.config.idleTimeout) {
+      const idleWatermark = this.lastEventAt + (now - this.lastArrival);
+      if (this.watermark === null || idleWatermark > this.watermark) {
+        this.watermark = idleWatermark;
+        this.stateDirty = true;
+      }
+    }
+    this.closeWindows(now, "idle");
+    this.purgeClosed(now);
+    this.dedupe.expire(now);
+  }
+
+  /** Earliest wall-clock time at which tick() has work to do, or null. */
+  nextWake(): number | null {
+    let wake = Infinity;
+    if (this.lastArrival !== null && this.lastEventAt !== null) {
+      let minEnd = Infinity;
+      for (const windows of this.open.values()) for (const w of windows.values()) minEnd = Math.min(minEnd, w.end);
+      if (minEnd !== Infinity) {
+        const idleReach = minEnd + this.config.allowedLateness - this.lastEventAt + this.lastArrival;
+        wake = Math.max(this.lastArrival + this.config.idleTimeout, idleReach);
+      }
+    }
+    const oldest = this.closed[0];
+    if (oldest) wake = Math.min(wake, oldest.window.closedAt + this.config.closedRetention);
+    return wake === Infinity ? null : wake;
+  }
+
+  private isLate(ts: number): boolean {
+    if (this.watermark === null) return false;
+    const closedBefore = this.watermark - this.config.allowedLateness;
+    return this.config.windows.some((spec) => earliestEnd(spec, ts) <= closedBefore);
+  }
+
+  private apply(event: Event): void {
+    for (const spec of this.config.windows) {
+      const windows = this.open.get(spec.name)!;
+      for (const start of windowStarts(spec, event.ts)) {
+        let w = windows.get(start);
+        if (!w) windows.set(start, (w = { spec: spec.name, start, end: start + spec.size, all: emptyAggregate(), types: {} }));
+        addToAggregate(w.all, event.value);
+        addToAggregate((w.types[event.type] ??= emptyAggregate()), event.value);
+      }
+    }
+    this.totals.events++;
+    this.totals.byType[event.type] = (this.totals.byType[event.type] ?? 0) + 1;
+    this.firstEventAt = this.firstEventAt === null ? event.ts : Math.min(this.firstEventAt, event.ts);
+    this.lastEventAt = this.lastEventAt === null ? event.ts : Math.max(this.lastEventAt, event.ts);
+    this.watermark = this.watermark === null ? event.ts : Math.max(this.watermark, event.ts);
+  }
+
+  private recordLate(event: Event, now: number): void {
+    this.totals.late++;
+    if (this.config.lateLogSize === 0) return;
+    const entry: LateEntry = { id: event.id, type: event.type, ts: event.ts, receivedAt: now, watermark: this.watermark! };
+    if (event.value !== undefined) entry.value = event.value;
+    this.late.push(entry);
+    if (this.late.length > this.config.lateLogSize) this.late.splice(0, this.late.length - this.config.lateLogSize);
+    this.lateDirty = true;
+  }
+
+  private closeWindows(now: number, by: ClosedWindow["closedBy"]): void {
+    if (this.watermark === null) return;
+    const closedBefore = this.watermark - this.config.allowedLateness;
+    const closing: WindowState[] = [];
+    for (const windows of this.open.values()) {
+      for (const w of windows.values()) {
+        if (w.end <= closedBefore) {
+          closing.push(w);
+          windows.delete(w.start);
+        }
+      }
+    }
+    closing.sort((a, b) => a.end - b.end || a.start - b.start || a.spec.localeCompare(b.spec));
+    for (const w of closing) {
+      const entry = { seq: this.nextClosedSeq++, window: { ...w, closedAt: now, closedBy: by } };
+      this.closed.push(entry);
+      this.newClosed.push(entry);
+    }
+    if (closing.length) this.stateDirty = true;
+    this.purgeClosed(now);
+  }
+
+  private purgeClosed(now: number): void {
+    const cutoff = now - this.config.closedRetention;
+    let drop = 0;
+    while (
+      drop < this.closed.length &&
+      (this.closed.length - drop > this.config.maxClosedWindows || this.closed[drop]!.window.closedAt <= cutoff)
+    ) {
+      drop++;
+    }
+    if (drop === 0) return;
+    for (const { seq } of this.closed.splice(0, drop)) this.purgedClosed.push(seq);
+  }
+
+  /** Storage rows changed since the last drain; the host commits them atomically. */
+  drainWrites(): Writes {
+    const puts: Array<[string, string]> = [];
+    const deletes: string[] = [];
+    const dd = this.dedupe.drain();
+    for (const [seq, text] of dd.puts) puts.push([ROW.dedupe(seq), text]);
+    for (const seq of dd.deletes) deletes.push(ROW.dedupe(seq));
+    const purged = new Set(this.purgedClosed);
+    for (const { seq, window } of this.newClosed) if (!purged.has(seq)) puts.push([ROW.closed(seq), JSON.stringify(window)]);
+    for (const seq of this.purgedClosed) deletes.push(ROW.closed(seq));
+    this.newClosed = [];
+    this.purgedClosed = [];
+    if (this.lateDirty) puts.push([ROW.late, JSON.stringify(this.late)]);
+    if (this.stateDirty || puts.length || deletes.length) puts.push([ROW.state, JSON.stringify(this.stateRow())]);
+    this.lateDirty = this.stateDirty = false;
+    return { puts, deletes };
+  }
+
+  private stateRow(): StateRow {
+    const open: WindowState[] = [];
+    for (const windows of this.open.values()) open.push(...windows.values());
+    return {
+      v: 1,
+      key: this.key,
+      totals: this.totals,
+      firstEventAt: this.firstEventAt,
+      lastEventAt: this.lastEventAt,
+      lastArrival: this.lastArrival,
+      watermark: this.watermark,
+      nextClosedSeq: this.nextClosedSeq,
+      open,
+    };
+  }
+
+  /** Rebuilds an actor from its rows (sorted by key), as drainWrites() left them. */
+  static restore(key: string, config: Config, rows: Iterable<[string, string]>, now: number): Actor {
+    const actor = new Actor(key, config);
+    const segments: Array<[number, string]> = [];
+    for (const [rowKey, text] of rows) {
+      if (rowKey === ROW.state) actor.loadState(JSON.parse(text) as StateRow);
+      else if (rowKey === ROW.late) actor.late = JSON.parse(text) as LateEntry[];
+      else if (rowKey.startsWith("dd/")) segments.push([Number(rowKey.slice(3)), text]);
+      else if (rowKey.startsWith("cw/")) actor.closed.push({ seq: Number(rowKey.slice(3)), window: JSON.parse(text) });
+    }
+    actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizon, maxIds: config.dedupeMaxIds }, segments, now);
+    return actor;
+  }
+
+  private loadState(row: StateRow): void {
+    assert(row.v === 1, `unknown actor state version ${row.v}`);
+    this.totals = row.totals;
+    this.firstEventAt = row.firstEventAt;
+    this.lastEventAt = row.lastEventAt;
+    this.lastArrival = row.lastArrival;
+    this.watermark = row.watermark;
+    this.nextClosedSeq = row.nextClosedSeq;
+    for (const w of row.open) {
+      // A window size dropped from the configuration since the checkpoint is not resumed.
+      this.open.get(w.spec)?.set(w.start, w);
+    }
+  }
+
+  // ---- reads (internal shapes; src/core/views.ts renders them for the API) ----
+
+  snapshot(): ActorSnapshot {
+    return {
+      key: this.key,
+      totals: this.totals,
+      firstEventAt: this.firstEventAt,
+      lastEventAt: this.lastEventAt,
+      lastArrival: this.lastArrival,
+      watermark: this.watermark,
+      open: this.openWindows(),
+      closed: this.closed.map((c) => c.window),
+      dedupeIds: this.dedupe.size,
+      lateLogSize: this.late.length,
+    };
+  }
+
+  openWindows(): WindowState[] {
+    const all: WindowState[] = [];
+    for (const windows of this.open.values()) all.push(...windows.values());
+    return all.sort((a, b) => a.start - b.start || a.end - b.end);
+  }
+
+  closedWindows(): ClosedWindow[] {
+    return this.closed.map((c) => c.window);
+  }
+
+  lateLog(): LateEntry[] {
+    return this.late;
+  }
+
+  specs(): WindowSpec[] {
+    return this.config.windows;
+  }
+}
+
+export interface ActorSnapshot {
+  key: string;
+  totals: Totals;
+  firstEventAt: number | null;
+  lastEventAt: number | null;
+  lastArrival: number | null;
+  watermark: number | null;
+  open: WindowState[];
+  closed: ClosedWindow[];
+  dedupeIds: number;
+  lateLogSize: number;
+}

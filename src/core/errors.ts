@@ -1,0 +1,38 @@
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details?: unknown;
+}
+
+/** An error a client caused or can act on; rendered as {"error":{code,message,details}}. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+  }
+
+  body(): { error: ErrorBody } {
+    return { error: errorBody(this.code, this.message, this.details) };
+  }
+}
+
+export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
+  return details === undefined ? { code, message } : { code, message, details };
+}
+
+/** Storage could not commit: nothing of the request was acknowledged. */
+export class StorageError extends Error {
+  override name = "StorageError";
+}

@@ -1,0 +1,29 @@
+/**
+ * The storage a host gives the core: ordered string keys to string values, read by prefix,
+ * written in atomic batches. Implementations: memory (tests, simulator), SQLite (Bun, Deno),
+ * Durable Object storage (edge).
+ */
+export interface KvStore {
+  /** Rows whose key starts with `prefix`, ordered by key. */
+  list(prefix: string): Array<[string, string]>;
+  /** Applies all puts and deletes atomically and durably, or throws and applies none. */
+  write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void;
+  close(): void;
+}
+
+export class MemoryKvStore implements KvStore {
+  readonly rows = new Map<string, string>();
+
+  list(prefix: string): Array<[string, string]> {
+    const found: Array<[string, string]> = [];
+    for (const entry of this.rows) if (entry[0].startsWith(prefix)) found.push(entry);
+    return found.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+
+  write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void {
+    for (const key of deletes) this.rows.delete(key);
+    for (const [key, value] of puts) this.rows.set(key, value);
+  }
+
+  close(): void {}
+}

@@ -1,0 +1,73 @@
+import { formatDuration, parseDuration } from "./duration.ts";
+
+/** A window shape: tumbling when hop === size, hopping when hop < size. Epoch-aligned, half-open [start, end). */
+export interface WindowSpec {
+  name: string;
+  size: number;
+  hop: number;
+}
+
+/** "1m" is tumbling; "5m/1m" is a 5-minute window every minute. */
+export function parseWindowSpec(text: string): WindowSpec | string {
+  const [sizeText, hopText, extra] = text.trim().split("/");
+  if (extra !== undefined) return `"${text}" has more than one "/"`;
+  const size = parseDuration(sizeText ?? "");
+  if (!size) return `"${text}": window size must be a positive duration like 30s, 1m, 1h`;
+  const hop = hopText === undefined ? size : parseDuration(hopText);
+  if (!hop) return `"${text}": hop must be a positive duration like 1m`;
+  if (hop > size || size % hop !== 0) return `"${text}": size must be a whole multiple of the hop`;
+  return { name: specName(size, hop), size, hop };
+}
+
+export function specName(size: number, hop: number): string {
+  return hop === size ? formatDuration(size) : `${formatDuration(size)}/${formatDuration(hop)}`;
+}
+
+/** Start times of every window of `spec` that contains `ts`, newest first. */
+export function windowStarts(spec: WindowSpec, ts: number): number[] {
+  const last = Math.floor(ts / spec.hop) * spec.hop;
+  const starts: number[] = [];
+  for (let start = last; start > ts - spec.size && start >= 0; start -= spec.hop) starts.push(start);
+  return starts;
+}
+
+/** End of the earliest-ending window of `spec` that contains `ts`: the first to close over it. */
+export function earliestEnd(spec: WindowSpec, ts: number): number {
+  const starts = Math.floor((ts - spec.size) / spec.hop) + 1;
+  return Math.max(0, starts * spec.hop) + spec.size;
+}
+
+export interface Aggregate {
+  count: number;
+  /** Events that carried a numeric measure; sum/min/max/avg cover only these. */
+  valued: number;
+  sum: number;
+  min: number | null;
+  max: number | null;
+}
+
+export function emptyAggregate(): Aggregate {
+  return { count: 0, valued: 0, sum: 0, min: null, max: null };
+}
+
+export function addToAggregate(agg: Aggregate, value: number | undefined): void {
+  agg.count++;
+  if (value === undefined) return;
+  agg.valued++;
+  agg.sum += value;
+  agg.min = agg.min === null || value < agg.min ? value : agg.min;
+  agg.max = agg.max === null || value > agg.max ? value : agg.max;
+}
+
+export interface WindowState {
+  spec: string;
+  start: number;
+  end: number;
+  all: Aggregate;
+  types: Record<string, Aggregate>;
+}
+
+export interface ClosedWindow extends WindowState {
+  closedAt: number;
+  closedBy: "watermark" | "idle";
+}

@@ -1,0 +1,67 @@
+import { z } from "zod";
+import { createApp } from "../app.ts";
+import { configFromEnv, ConfigError, type Config } from "../core/config.ts";
+import { LocalRuntime } from "../core/runtime.ts";
+import { MemoryKvStore, type KvStore } from "../core/storage.ts";
+import type { SqliteSync } from "../storage/sqlite.ts";
+import { systemEnv, systemTimers } from "./system.ts";
+
+export interface ServerSettings {
+  host: string;
+  port: number;
+  storage: "sqlite" | "memory";
+  dataDir: string;
+  sqliteSync: SqliteSync;
+  config: Config;
+}
+
+const settingsSchema = z.object({
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: z.string().regex(/^\d+$/, "must be a port number").transform(Number).pipe(z.number().int().min(0).max(65535)).default(8787),
+  KEYFLOW_STORAGE: z.enum(["sqlite", "memory"]).default("sqlite"),
+  KEYFLOW_DATA_DIR: z.string().min(1).default(".keyflow"),
+  KEYFLOW_SQLITE_SYNC: z.enum(["full", "normal", "off"]).default("full"),
+});
+
+/** Reads the server's environment; throws ConfigError naming each bad variable. */
+export function serverSettings(env: Record<string, string | undefined>): ServerSettings {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = settingsSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])])}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const s = parsed.data;
+  return {
+    host: s.HOST,
+    port: s.PORT,
+    storage: s.KEYFLOW_STORAGE,
+    dataDir: s.KEYFLOW_DATA_DIR,
+    sqliteSync: s.KEYFLOW_SQLITE_SYNC,
+    config: configFromEnv(env),
+  };
+}
+
+export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
+
+/** Store + runtime + app for the self-hosted server; the runtime adapter only adds the listener. */
+export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hostName: string) {
+  const storePath = `${settings.dataDir}/keyflow.db`;
+  const store = settings.storage === "sqlite" ? openSqlite(storePath, settings.sqliteSync) : new MemoryKvStore();
+  const runtime = new LocalRuntime({ store, config: settings.config, clock: systemEnv.clock, timers: systemTimers });
+  const app = createApp({ backend: runtime, config: settings.config, env: systemEnv, host: hostName });
+  const describe = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
+  const shutdown = () => {
+    runtime.close();
+    store.close();
+  };
+  return { app, runtime, store, describe, shutdown };
+}
+
+export function exitOnConfigError(error: unknown): never {
+  if (error instanceof ConfigError) {
+    console.error(`keyflow: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}

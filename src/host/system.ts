@@ -1,0 +1,19 @@
+import type { Env } from "../core/clock.ts";
+import type { Timers } from "../core/runtime.ts";
+
+/** The real clock, entropy and timers, for hosts outside the simulator. */
+export const systemEnv: Env = {
+  clock: { now: () => Date.now() },
+  random: {
+    next() {
+      const buf = new Uint32Array(1);
+      crypto.getRandomValues(buf);
+      return buf[0]! / 2 ** 32;
+    },
+  },
+};
+
+export const systemTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
