@@ -184,11 +184,17 @@ export class LocalRuntime implements ActorBackend {
     if (actor) {
       this.actors.delete(key);
     } else {
-      actor = Actor.restore(key, this.opts.config, this.opts.store.list(actorPrefix(key)), this.opts.clock.now());
+      actor = this.restore(key);
       this.stats.actorsLoaded++;
     }
     this.actors.set(key, actor);
     return actor;
+  }
+
+  private restore(key: string): Actor {
+    const prefix = actorPrefix(key);
+    const rows = this.opts.store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
+    return Actor.restore(key, this.opts.config, rows, this.opts.clock.now());
   }
 
   private async readable(key: string): Promise<Actor | null> {
@@ -196,7 +202,7 @@ export class LocalRuntime implements ActorBackend {
     const cached = this.actors.get(key);
     if (cached && this.dirty.has(cached)) await this.commit();
     if (this.actors.has(key)) return this.actor(key);
-    const actor = Actor.restore(key, this.opts.config, this.opts.store.list(actorPrefix(key)), this.opts.clock.now());
+    const actor = this.restore(key);
     if (actor.isNew) return null;
     this.actors.set(key, actor);
     this.stats.actorsLoaded++;
