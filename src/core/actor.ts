@@ -4,8 +4,7 @@ import { DedupeIndex } from "./dedupe.ts";
 import type { Event } from "./event.ts";
 import {
   addToAggregate,
-  earliestEnd,
-  emptyAggregate,
+    emptyAggregate,
   windowStarts,
   type ClosedWindow,
   type WindowSpec,
@@ -14,6 +13,7 @@ import {
 
 export interface IngestOutcome {
   status: "accepted" | "duplicate";
+  /** Accepted, but some window it belongs to had already closed; it was applied only to the open ones. */
   late?: boolean;
 }
 
@@ -24,6 +24,8 @@ export interface LateEntry {
   value?: number;
   receivedAt: number;
   watermark: number;
+  /** Window specs whose window for this event had already closed; it was applied to the others. */
+  missed: string[];
 }
 
 export interface Totals {
@@ -102,13 +104,11 @@ export class Actor {
         continue;
       }
       this.dedupe.add(event.id, now);
-      if (this.isLate(event.ts)) {
-        this.recordLate(event, now);
+      const missed = this.apply(event);
+      if (missed.length) {
+        this.recordLate(event, missed, now);
         outcomes.push({ status: "accepted", late: true });
-      } else {
-        this.apply(event);
-        outcomes.push({ status: "accepted" });
-      }
+      } else outcomes.push({ status: "accepted" });
     }
     if (events.length) {
       this.lastArrival = now;
@@ -148,33 +148,40 @@ export class Actor {
     return wake === Infinity ? null : wake;
   }
 
-  private isLate(ts: number): boolean {
-    if (this.watermark === null) return false;
-    const closedBefore = this.watermark - this.config.allowedLateness;
-    return this.config.windows.some((spec) => earliestEnd(spec, ts) <= closedBefore);
-  }
-
-  private apply(event: Event): void {
+  /**
+   * Adds the event to every window of every spec that is still open; returns the specs whose
+   * window for it has already closed (end + allowed lateness <= watermark): there it is late.
+   */
+  private apply(event: Event): string[] {
+    const closedBefore = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLateness;
+    const missed: string[] = [];
     for (const spec of this.config.windows) {
       const windows = this.open.get(spec.name)!;
+      let late = false;
       for (const start of windowStarts(spec, event.ts)) {
+        if (start + spec.size <= closedBefore) {
+          late = true;
+          continue;
+        }
         let w = windows.get(start);
         if (!w) windows.set(start, (w = { spec: spec.name, start, end: start + spec.size, all: emptyAggregate(), types: {} }));
         addToAggregate(w.all, event.value);
         addToAggregate((w.types[event.type] ??= emptyAggregate()), event.value);
       }
+      if (late) missed.push(spec.name);
     }
     this.totals.events++;
     this.totals.byType[event.type] = (this.totals.byType[event.type] ?? 0) + 1;
     this.firstEventAt = this.firstEventAt === null ? event.ts : Math.min(this.firstEventAt, event.ts);
     this.lastEventAt = this.lastEventAt === null ? event.ts : Math.max(this.lastEventAt, event.ts);
     this.watermark = this.watermark === null ? event.ts : Math.max(this.watermark, event.ts);
+    return missed;
   }
 
-  private recordLate(event: Event, now: number): void {
+  private recordLate(event: Event, missed: string[], now: number): void {
     this.totals.late++;
     if (this.config.lateLogSize === 0) return;
-    const entry: LateEntry = { id: event.id, type: event.type, ts: event.ts, receivedAt: now, watermark: this.watermark! };
+    const entry: LateEntry = { id: event.id, type: event.type, ts: event.ts, receivedAt: now, watermark: this.watermark!, missed };
     if (event.value !== undefined) entry.value = event.value;
     this.late.push(entry);
     if (this.late.length > this.config.lateLogSize) this.late.splice(0, this.late.length - this.config.lateLogSize);

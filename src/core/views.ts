@@ -85,6 +85,7 @@ export function lateView(entry: LateEntry) {
     timestamp: iso(entry.ts),
     received_at: iso(entry.receivedAt),
     watermark_at_arrival: iso(entry.watermark),
+    missed_windows: entry.missed,
   };
   if (entry.value !== undefined) view.value = entry.value;
   return view;

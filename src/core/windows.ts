@@ -31,12 +31,6 @@ export function windowStarts(spec: WindowSpec, ts: number): number[] {
   return starts;
 }
 
-/** End of the earliest-ending window of `spec` that contains `ts`: the first to close over it. */
-export function earliestEnd(spec: WindowSpec, ts: number): number {
-  const starts = Math.floor((ts - spec.size) / spec.hop) + 1;
-  return Math.max(0, starts * spec.hop) + spec.size;
-}
-
 export interface Aggregate {
   count: number;
   /** Events that carried a numeric measure; sum/min/max/avg cover only these. */

@@ -1,0 +1,4 @@
+import { contractSuite } from "./contract.ts";
+import { inProcessTarget } from "../support/targets.ts";
+
+contractSuite("in-process app (SQLite)", async () => inProcessTarget());

@@ -1,0 +1,132 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openBunSqlite } from "../../src/adapter/bun/sqlite.ts";
+import { selfHosted, serverSettings } from "../../src/host/self-hosted.ts";
+
+/** A running keyflow host, driven over its HTTP API. */
+export interface Target {
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** Stops the host and starts it again on the same persisted state. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Settings every contract host runs with: small lateness and idle timeout so closing is observable quickly. */
+export const CONTRACT_ENV = {
+  KEYFLOW_WINDOWS: "1s,1m,1h,5m/1m",
+  KEYFLOW_ALLOWED_LATENESS: "2s",
+  KEYFLOW_IDLE_TIMEOUT: "1s",
+  KEYFLOW_MAX_BATCH_EVENTS: "10000",
+};
+
+export const ROOT = new URL("../..", import.meta.url).pathname;
+const BIN = join(ROOT, "node_modules/.bin");
+
+export function tempDir(label: string): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), `keyflow-${label}-`));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** The shared Hono app and runtime in this process, on SQLite in a temp dir. */
+export function inProcessTarget(extraEnv: Record<string, string> = {}): Target {
+  const dir = tempDir("inproc");
+  const settings = serverSettings({ ...CONTRACT_ENV, ...extraEnv, KEYFLOW_DATA_DIR: dir.path });
+  let host = selfHosted(settings, openBunSqlite, "memory");
+  return {
+    fetch: async (path, init) => host.app.request(path, init),
+    async restart() {
+      host.shutdown();
+      host = selfHosted(settings, openBunSqlite, "memory");
+    },
+    async stop() {
+      host.shutdown();
+      dir.remove();
+    },
+  };
+}
+
+export interface ServerProcess {
+  url: string;
+  proc: ReturnType<typeof Bun.spawn>;
+  output(): string;
+  stop(): Promise<number>;
+}
+
+/** Spawns a server command and waits for its "listening on http://…" line. */
+export async function spawnServer(cmd: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
+  const proc = Bun.spawn(cmd, {
+    cwd: ROOT,
+    env: { ...process.env, PATH: `${BIN}:${process.env.PATH}`, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let log = "";
+  const collect = async (stream: ReadableStream<Uint8Array>, onText?: (t: string) => void) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      const text = decoder.decode(chunk);
+      log += text;
+      onText?.(text);
+    }
+  };
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);
+    const check = () => {
+      const m = /listening on (http:\/\/[^\s]+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    };
+    void collect(proc.stdout as ReadableStream<Uint8Array>, check);
+    void collect(proc.stderr as ReadableStream<Uint8Array>, check);
+    void proc.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening:\n${log}`));
+    });
+  });
+  return {
+    url,
+    proc,
+    output: () => log,
+    async stop() {
+      proc.kill("SIGTERM");
+      return await proc.exited;
+    },
+  };
+}
+
+/** A host started as its own process (bun or deno), on SQLite in a temp dir; restarts keep the dir. */
+export function processTarget(cmd: string[], extraEnv: Record<string, string> = {}): Target & { start(): Promise<void> } {
+  const dir = tempDir("proc");
+  const env = { ...CONTRACT_ENV, ...extraEnv, PORT: "0", HOST: "127.0.0.1", KEYFLOW_DATA_DIR: dir.path };
+  let server: ServerProcess | undefined;
+  return {
+    async start() {
+      server = await spawnServer(cmd, env);
+    },
+    fetch: (path, init) => fetch(server!.url + path, init),
+    async restart() {
+      const code = await server!.stop();
+      if (code !== 0) throw new Error(`server exited with ${code} on SIGTERM:\n${server!.output()}`);
+      server = await spawnServer(cmd, env);
+    },
+    async stop() {
+      await server?.stop();
+      dir.remove();
+    },
+  };
+}
+
+export const BUN_SERVER = [join(BIN, "bun"), "src/adapter/bun/main.ts"];
+export const DENO_SERVER = [
+  join(BIN, "deno"),
+  "run",
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+  "--allow-ffi",
+  "src/adapter/deno/main.ts",
+];
