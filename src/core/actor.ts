@@ -96,6 +96,7 @@ export class Actor {
 
   ingest(events: readonly Event[], now: number): IngestOutcome[] {
     const outcomes: IngestOutcome[] = [];
+    let accepted = 0;
     for (const event of events) {
       assert(event.key === this.key, "events reach only the actor of their key");
       if (this.dedupe.has(event.id)) {
@@ -104,15 +105,17 @@ export class Actor {
         continue;
       }
       this.dedupe.add(event.id, now);
+      accepted++;
       const missed = this.apply(event);
       if (missed.length) {
         this.recordLate(event, missed, now);
         outcomes.push({ status: "accepted", late: true });
       } else outcomes.push({ status: "accepted" });
     }
-    if (events.length) {
+    if (events.length) this.stateDirty = true;
+    // Duplicates are retries of what the actor already has: they do not count as activity.
+    if (accepted) {
       this.lastArrival = now;
-      this.stateDirty = true;
       this.closeWindows(now, "watermark");
     }
     return outcomes;

@@ -39,6 +39,9 @@ export const DEFAULT_CONFIG: Config = {
 
 export class ConfigError extends Error {
   override name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
 }
 
 const duration = z.string().transform((text, ctx) => {
@@ -90,6 +93,6 @@ export function configFromEnv(env: Record<string, string | undefined>, base: Con
     if (parsed.success) (config as unknown as Record<string, unknown>)[field] = parsed.data;
     else problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   }
-  if (problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  if (problems.length) throw new ConfigError(problems);
   return config;
 }

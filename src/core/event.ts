@@ -15,7 +15,7 @@ export interface Event {
 }
 
 export const EVENT_TYPE = /^[a-z0-9_.:-]{1,64}$/;
-const PRINTABLE_KEY = /^[^\x00-\x1f\x7f]{1,256}$/;
+const PRINTABLE_KEY = /^[^\x00-\x1f\x7f]{1,256}$/u;
 const ISO_8601 =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
@@ -42,16 +42,19 @@ export function parseIsoTimestamp(text: string): number | undefined {
   const [, y, mo, d, h = "0", mi = "0", s = "0", frac = "", zone] = m;
   const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number) as number[];
   if (month! < 1 || month! > 12 || day! < 1 || hour! > 23 || minute! > 59 || second! > 59) return undefined;
-  const ms = Number(frac.padEnd(3, "0").slice(0, 3));
-  const utc = Date.UTC(year!, month! - 1, day!, hour!, minute!, second!, ms);
-  if (new Date(utc).getUTCDate() !== day) return undefined;
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not map years 0-99 to 1900-1999.
+  date.setUTCFullYear(year!, month! - 1, day!);
+  date.setUTCHours(hour!, minute!, second!, Number(frac.padEnd(3, "0").slice(0, 3)));
+  if (date.getUTCDate() !== day) return undefined;
   let offset = 0;
   if (zone && zone.toUpperCase() !== "Z") {
-    const sign = zone.startsWith("-") ? -1 : 1;
     const digits = zone.slice(1).replace(":", "");
-    offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2))) * 60_000;
+    const [offsetHours, offsetMinutes] = [Number(digits.slice(0, 2)), Number(digits.slice(2))];
+    if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+    offset = (zone.startsWith("-") ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
   }
-  return utc - offset;
+  return date.getTime() - offset;
 }
 
 /** Checks depth, forbidden keys and encoded size of `properties`; returns the first problem. */
@@ -119,14 +122,13 @@ export function normalizeEvent(raw: unknown, config: Config, now: number, newId:
     const problem = checkProperties(input.properties, config);
     if (problem) problems.push({ field: "properties", message: problem });
   }
+  const keyGiven = (input.key ?? input.user_id) !== undefined && (input.key ?? input.user_id) !== null;
+  if (!keyGiven) problems.push({ field: "key", message: "is required: give key or user_id" });
   if (!parsed.success || problems.length) {
     return { ok: false, problems: dedupeProblems(problems) };
   }
   const data = parsed.data;
-  const actorKey = data.key ?? data.user_id;
-  if (actorKey === undefined || actorKey === null) {
-    return { ok: false, problems: [{ field: "key", message: "is required: give key or user_id" }] };
-  }
+  const actorKey = (data.key ?? data.user_id)!;
   const properties = (input.properties ?? undefined) as Record<string, unknown> | undefined;
   const amount = properties?.amount;
   const value = data.value ?? (typeof amount === "number" && Number.isFinite(amount) ? amount : undefined);

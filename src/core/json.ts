@@ -48,8 +48,10 @@ export function locateSyntaxError(text: string): JsonSyntaxError {
     }
     fail("unterminated string");
   };
+  const NUMBER = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
   const number = () => {
-    const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+    NUMBER.lastIndex = i;
+    const m = NUMBER.exec(text);
     if (!m) fail(describe());
     i += m![0].length;
   };

@@ -65,7 +65,7 @@ export const RECENT_CLOSED = 20;
 export function actorView(s: ActorSnapshot) {
   return {
     key: s.key,
-    totals: { events: s.totals.events, duplicates: s.totals.duplicates, late: s.totals.late, by_type: s.totals.byType },
+    totals: { events: s.totals.events, duplicates: s.totals.duplicates, late: s.totals.late, by_type: { ...s.totals.byType } },
     first_event_at: iso(s.firstEventAt),
     last_event_at: iso(s.lastEventAt),
     last_arrival_at: iso(s.lastArrival),
@@ -85,7 +85,7 @@ export function lateView(entry: LateEntry) {
     timestamp: iso(entry.ts),
     received_at: iso(entry.receivedAt),
     watermark_at_arrival: iso(entry.watermark),
-    missed_windows: entry.missed,
+    missed_windows: [...entry.missed],
   };
   if (entry.value !== undefined) view.value = entry.value;
   return view;

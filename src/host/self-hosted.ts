@@ -27,10 +27,17 @@ const settingsSchema = z.object({
 export function serverSettings(env: Record<string, string | undefined>): ServerSettings {
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = settingsSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])])}: ${i.message}`);
-    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => `${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])])}: ${i.message}`);
+  let config: Config | undefined;
+  try {
+    config = configFromEnv(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
   }
+  if (!parsed.success || !config) throw new ConfigError(problems);
   const s = parsed.data;
   return {
     host: s.HOST,
@@ -38,7 +45,7 @@ export function serverSettings(env: Record<string, string | undefined>): ServerS
     storage: s.KEYFLOW_STORAGE,
     dataDir: s.KEYFLOW_DATA_DIR,
     sqliteSync: s.KEYFLOW_SQLITE_SYNC,
-    config: configFromEnv(env),
+    config,
   };
 }
 
