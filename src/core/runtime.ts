@@ -33,9 +33,12 @@ const SCHEDULE_PREFIX = "s/";
 export class LocalRuntime implements ActorBackend {
   private readonly actors = new Map<string, Actor>();
   private readonly dirty = new Set<Actor>();
+  /**
+   * When each key next needs tick(), mirrored under SCHEDULE_PREFIX so a restarted host finds its
+   * quiet keys. An entry only ever moves earlier: waking too early is harmless (tick finds little
+   * to do and the key is rescheduled), and it spares a schedule write on every commit of a busy key.
+   */
   private readonly schedule = new WakeSchedule();
-  /** Wake times as stored under SCHEDULE_PREFIX, so a restarted host finds its quiet keys. */
-  private readonly storedWakes = new Map<string, number>();
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
   private flushTimer: unknown;
   private wakeTimer: unknown;
@@ -46,9 +49,7 @@ export class LocalRuntime implements ActorBackend {
 
   constructor(private readonly opts: RuntimeOptions) {
     for (const [row, at] of opts.store.list(SCHEDULE_PREFIX)) {
-      const key = decodeURIComponent(row.slice(SCHEDULE_PREFIX.length));
-      this.storedWakes.set(key, Number(at));
-      this.schedule.set(key, Number(at));
+      this.schedule.set(decodeURIComponent(row.slice(SCHEDULE_PREFIX.length)), Number(at));
     }
     this.armWakeTimer();
   }
@@ -107,19 +108,19 @@ export class LocalRuntime implements ActorBackend {
     this.dirty.clear();
     const puts: Array<[string, string]> = [];
     const deletes: string[] = [];
-    const wakes: Array<[string, number | null]> = [];
+    const wakes: Array<[string, number]> = [];
     for (const actor of actors) {
       const prefix = actorPrefix(actor.key);
       const writes = actor.drainWrites();
       for (const [k, v] of writes.puts) puts.push([prefix + k, v]);
       for (const k of writes.deletes) deletes.push(prefix + k);
       const wake = actor.nextWake();
-      wakes.push([actor.key, wake]);
-      if (wake !== (this.storedWakes.get(actor.key) ?? null)) {
-        const row = SCHEDULE_PREFIX + encodeURIComponent(actor.key);
-        if (wake === null) deletes.push(row);
-        else puts.push([row, String(wake)]);
-      }
+      const scheduled = this.schedule.get(actor.key);
+      const row = SCHEDULE_PREFIX + encodeURIComponent(actor.key);
+      if (wake !== null && (scheduled === undefined || wake < scheduled)) {
+        wakes.push([actor.key, wake]);
+        puts.push([row, String(wake)]);
+      } else if (wake === null && scheduled === undefined) deletes.push(row);
     }
     try {
       if (puts.length || deletes.length) this.opts.store.write(puts, deletes);
@@ -132,11 +133,7 @@ export class LocalRuntime implements ActorBackend {
     }
     this.stats.commits++;
     this.stats.rowsWritten += puts.length + deletes.length;
-    for (const [key, wake] of wakes) {
-      if (wake === null) this.storedWakes.delete(key);
-      else this.storedWakes.set(key, wake);
-      if (wake !== (this.schedule.get(key) ?? null)) this.schedule.set(key, wake);
-    }
+    for (const [key, wake] of wakes) this.schedule.set(key, wake);
     this.armWakeTimer();
     this.evictIdle();
     for (const w of waiters) w.resolve();

@@ -7,11 +7,7 @@ export class WakeSchedule {
     return this.due.get(key);
   }
 
-  set(key: string, at: number | null): void {
-    if (at === null) {
-      this.due.delete(key);
-      return;
-    }
+  set(key: string, at: number): void {
     this.due.set(key, at);
     this.push([at, key]);
   }
