@@ -95,6 +95,8 @@ export class Actor {
   }
 
   ingest(events: readonly Event[], now: number): IngestOutcome[] {
+    // Expire first, so an ID past the horizon is new whether or not this actor stayed in memory.
+    this.dedupe.expire(now);
     const outcomes: IngestOutcome[] = [];
     let accepted = 0;
     for (const event of events) {

@@ -102,12 +102,13 @@ export class DedupeIndex {
     const index = new DedupeIndex(limits);
     for (const [seq, text] of rows) {
       const { at, ids } = JSON.parse(text) as { at: number; ids: string[] };
-      const seg: Segment = { seq, at, ids, live: 0 };
+      const seg: Segment = { seq, at, ids: [], live: 0 };
       index.segments.push(seg);
       index.nextSeq = seq + 1;
       for (const id of ids) {
         // Re-added after it expired: the earlier copy, and everything older, was evicted first.
         while (index.seen.has(id)) index.evictOldest();
+        seg.ids.push(id);
         index.seen.set(id, seg);
         seg.live++;
       }
