@@ -7,7 +7,6 @@ import {
     emptyAggregate,
   windowStarts,
   type ClosedWindow,
-  type WindowSpec,
   type WindowState,
 } from "./windows.ts";
 
@@ -35,17 +34,21 @@ export interface Totals {
   byType: Record<string, number>;
 }
 
-/** The persisted scalar state of an actor: one small row, rewritten by each commit that changes it. */
-interface StateRow {
-  v: 1;
+/** The scalar facts of an actor, as persisted and as read. */
+interface ActorFacts {
   key: string;
   totals: Totals;
   firstEventAt: number | null;
   lastEventAt: number | null;
   lastArrival: number | null;
   watermark: number | null;
-  nextClosedSeq: number;
   open: WindowState[];
+}
+
+/** The persisted scalar state of an actor: one small row, rewritten by each commit that changes it. */
+interface StateRow extends ActorFacts {
+  v: 1;
+  nextClosedSeq: number;
 }
 
 export interface Writes {
@@ -320,20 +323,9 @@ export class Actor {
   lateLog(): LateEntry[] {
     return this.late;
   }
-
-  specs(): WindowSpec[] {
-    return this.config.windows;
-  }
 }
 
-export interface ActorSnapshot {
-  key: string;
-  totals: Totals;
-  firstEventAt: number | null;
-  lastEventAt: number | null;
-  lastArrival: number | null;
-  watermark: number | null;
-  open: WindowState[];
+export interface ActorSnapshot extends ActorFacts {
   closed: ClosedWindow[];
   dedupeIds: number;
   lateLogSize: number;
