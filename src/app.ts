@@ -5,7 +5,7 @@ import type { ActorBackend } from "./core/backend.ts";
 import { uuidv7, type Env } from "./core/clock.ts";
 import type { Config } from "./core/config.ts";
 import { parseDuration } from "./core/duration.ts";
-import { ApiError, errorBody, StorageError, type ErrorBody } from "./core/errors.ts";
+import { ApiError, errorBody, UnavailableError, type ErrorBody } from "./core/errors.ts";
 import { EVENT_TYPE, normalizeEvent, parseIsoTimestamp, type Event } from "./core/event.ts";
 import { parseJson } from "./core/json.ts";
 import { specName } from "./core/windows.ts";
@@ -134,10 +134,9 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json(err.body(), err.status, err.headers);
-    if (err instanceof StorageError) {
-      return c.json({ error: errorBody("storage_unavailable", `${err.message}; nothing in this request was acknowledged`) }, 503, {
-        "Retry-After": "1",
-      });
+    if (err instanceof UnavailableError) {
+      const message = `${err.message}; nothing in this request was acknowledged: retry it (events already stored answer as duplicates)`;
+      return c.json({ error: errorBody(err.code, message) }, 503, { "Retry-After": "1" });
     }
     console.error("keyflow: unhandled error", err);
     return c.json({ error: errorBody("internal", "internal error") }, 500);

@@ -32,7 +32,21 @@ export function errorBody(code: string, message: string, details?: unknown): Err
   return details === undefined ? { code, message } : { code, message, details };
 }
 
-/** Storage could not commit: nothing of the request was acknowledged. */
-export class StorageError extends Error {
+/** A host could not do its part (storage, an actor); nothing of the request was acknowledged, a retry is safe. */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Storage could not commit. */
+export class StorageError extends UnavailableError {
   override name = "StorageError";
+  constructor(message: string) {
+    super("storage_unavailable", message);
+  }
 }

@@ -27,3 +27,8 @@ export class MemoryKvStore implements KvStore {
 
   close(): void {}
 }
+
+/** The smallest string greater than every string that starts with `prefix` (for range scans). */
+export function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}

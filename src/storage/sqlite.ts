@@ -1,4 +1,4 @@
-import type { KvStore } from "../core/storage.ts";
+import { prefixEnd, type KvStore } from "../core/storage.ts";
 
 /** The few calls keyflow needs from a synchronous SQLite driver; bun:sqlite and node:sqlite (Deno) both fit. */
 export interface SqliteDatabase {
@@ -51,9 +51,4 @@ export class SqliteKvStore implements KvStore {
   close(): void {
     this.db.close();
   }
-}
-
-/** The smallest string greater than every string that starts with `prefix`. */
-function prefixEnd(prefix: string): string {
-  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }

@@ -120,6 +120,7 @@ export function processTarget(cmd: string[], extraEnv: Record<string, string> = 
 }
 
 export const BUN_SERVER = [join(BIN, "bun"), "src/adapter/bun/main.ts"];
+export const WORKERD_SERVER = ["node", join(ROOT, "tests/support/workerd-host.mjs")];
 export const DENO_SERVER = [
   join(BIN, "deno"),
   "run",

@@ -1,0 +1,36 @@
+// Runs the keyflow Worker in workerd through wrangler's programmatic API (unstable_startWorker),
+// for tests. Node, not Bun: wrangler's local proxy needs undici's dispatcher, which Bun's fetch ignores.
+// Env: HOST, PORT (0 = any free port), KEYFLOW_DATA_DIR (persisted Durable Object state), other KEYFLOW_* (Worker vars).
+import { unstable_startWorker } from "wrangler";
+
+// Offline: do not try to fetch the Request.cf template from Cloudflare.
+process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
+const root = new URL("../..", import.meta.url).pathname;
+const bindings = {};
+for (const [name, value] of Object.entries(process.env)) {
+  if (name.startsWith("KEYFLOW_") && name !== "KEYFLOW_DATA_DIR") bindings[name] = { type: "plain_text", value };
+}
+const worker = await unstable_startWorker({
+  config: `${root}wrangler.toml`,
+  bindings,
+  dev: {
+    server: { hostname: process.env.HOST ?? "127.0.0.1", port: Number(process.env.PORT ?? 8787) },
+    inspector: false,
+    persist: process.env.KEYFLOW_DATA_DIR ?? `${root}.wrangler/state`,
+    logLevel: "warn",
+    watch: false,
+  },
+});
+await worker.ready;
+const url = await worker.url;
+console.log(`keyflow workers (workerd) listening on ${url.origin}`);
+
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    await worker.dispose();
+    process.exit(0);
+  });
+}
