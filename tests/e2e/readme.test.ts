@@ -72,3 +72,42 @@ test("README quick start: npm start serves the API; curl examples work; state su
   expect(after).toEqual({ ...state, totals: { ...state.totals, duplicates: 1 } });
   await server.stop();
 });
+
+test("npm run dev serves the same API from wrangler dev, offline, without errors", async () => {
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const state = tempDir("dev");
+  const proc = Bun.spawn(["npm", "run", "dev", "--", "--persist-to", state.path], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port) },
+    stdout: "pipe",
+    stderr: "pipe",
+    detached: true,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const started = Date.now();
+  let healthy = false;
+  for (let i = 0; i < 300 && !healthy; i++) {
+    try {
+      healthy = (await fetch(`${url}/health`)).ok;
+    } catch {
+      await Bun.sleep(100);
+    }
+  }
+  expect(healthy).toBe(true);
+  // No waiting on Cloudflare hosts: wrangler is up within seconds on a machine with no network.
+  expect(Date.now() - started).toBeLessThan(20_000);
+  const health = await (await fetch(`${url}/health`)).json();
+  expect(health).toMatchObject({ status: "ok", host: "workers" });
+  const res = await fetch(`${url}/v1/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ event_id: "dev-1", event_type: "signup", user_id: "dev-user" }),
+  });
+  expect(res.status).toBe(202);
+  process.kill(-proc.pid, "SIGTERM");
+  await proc.exited;
+  const output = (await new Response(proc.stdout).text()) + (await new Response(proc.stderr).text());
+  expect(output).toContain(`Ready on http://127.0.0.1:${port}`);
+  expect(output).not.toMatch(/ENOTFOUND|Unable to fetch|\[ERROR\]|✘/);
+  state.remove();
+});
