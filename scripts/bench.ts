@@ -77,7 +77,7 @@ console.log(`keyflow bench: ${EVENTS.toLocaleString("en-US")} events, ${KEYS} ke
 }
 
 async function runtimeIngest(name: string, store: KvStore, note: string) {
-  const runtime = new LocalRuntime({ store, config: DEFAULT_CONFIG, clock: systemEnv.clock, timers: systemTimers });
+  const runtime = new LocalRuntime({ store, config: DEFAULT_CONFIG, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers });
   const start = performance.now();
   const inflight: Promise<unknown>[] = [];
   for (let i = 0; i < events.length; i += BATCH) {
@@ -87,7 +87,7 @@ async function runtimeIngest(name: string, store: KvStore, note: string) {
   await Promise.all(inflight);
   const ms = performance.now() - start;
   report(name, EVENTS, ms, `${note}; ${runtime.stats.commits} commits, ${runtime.stats.rowsWritten} rows`);
-  runtime.close();
+  await runtime.close();
   store.close();
 }
 

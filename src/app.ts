@@ -5,7 +5,7 @@ import type { ActorBackend } from "./core/backend.ts";
 import { uuidv7, type Env } from "./core/clock.ts";
 import type { Config } from "./core/config.ts";
 import { parseDuration } from "./core/duration.ts";
-import { ApiError, errorBody, UnavailableError, type ErrorBody } from "./core/errors.ts";
+import { ApiError, BackpressureError, errorBody, UnavailableError, type ErrorBody } from "./core/errors.ts";
 import { EVENT_TYPE, normalizeEvent, parseIsoTimestamp, type Event } from "./core/event.ts";
 import { parseJson } from "./core/json.ts";
 import { specName } from "./core/windows.ts";
@@ -130,10 +130,32 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
     return c.json({ key, late: late ?? notFound(key) });
   });
 
+  app.get("/v1/actors/:key/dlq", async (c) => {
+    const key = c.req.param("key");
+    const entries = await backend.deadLetters(key);
+    return c.json({ key, dead_letters: entries ?? notFound(key) });
+  });
+
+  app.post("/v1/actors/:key/dlq/replay", async (c) => {
+    const key = c.req.param("key");
+    const result = await backend.replay(key, replayFilter(c, config));
+    return c.json({ key, ...(result ?? notFound(key)) });
+  });
+
+  app.get("/v1/actors/:key/outbox", async (c) => {
+    const key = c.req.param("key");
+    return c.json((await backend.outbox(key)) ?? notFound(key));
+  });
+
   app.notFound((c) => c.json({ error: errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`) }, 404));
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json(err.body(), err.status, err.headers);
+    if (err instanceof BackpressureError) {
+      return c.json({ error: errorBody("backpressure", err.message, { key: err.key }) }, 429, {
+        "Retry-After": String(err.retryAfterSeconds),
+      });
+    }
     if (err instanceof UnavailableError) {
       const message = `${err.message}; nothing in this request was acknowledged: retry it (events already stored answer as duplicates)`;
       return c.json({ error: errorBody(err.code, message) }, 503, { "Retry-After": "1" });
@@ -214,4 +236,27 @@ function windowQuery(c: Context, config: Config) {
     throw new ApiError(400, "invalid_query", "from must be before to", [{ field: "from", message: "must be before to" }]);
   }
   return { spec, type, from, to, limit };
+}
+
+/** `?sink=redis` and/or `?ids=1,2,3` select what to replay; nothing selects every dead letter. */
+function replayFilter(c: Context, config: Config): { sink?: string; ids?: number[] } {
+  const sink = c.req.query("sink");
+  const ids = c.req.query("ids");
+  const filter: { sink?: string; ids?: number[] } = {};
+  if (sink !== undefined) {
+    if (!config.sinks.includes(sink)) {
+      const known = config.sinks.join(", ") || "none";
+      throw new ApiError(400, "invalid_query", `sink ${JSON.stringify(sink)} is not enabled; enabled: ${known}`, [
+        { field: "sink", message: `must be one of ${known}` },
+      ]);
+    }
+    filter.sink = sink;
+  }
+  if (ids !== undefined) {
+    if (!/^\d+(,\d+)*$/.test(ids)) {
+      throw new ApiError(400, "invalid_query", "ids must be comma-separated dead-letter ids", [{ field: "ids", message: "not a list of ids" }]);
+    }
+    filter.ids = ids.split(",").map(Number);
+  }
+  return filter;
 }

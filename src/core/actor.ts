@@ -1,6 +1,8 @@
 import { assert } from "./clock.ts";
 import type { Config } from "./config.ts";
 import { DedupeIndex } from "./dedupe.ts";
+import { BackpressureError } from "./errors.ts";
+import { Outbox, type OutboxMeta } from "./outbox.ts";
 import type { Event } from "./event.ts";
 import {
   addToAggregate,
@@ -49,6 +51,7 @@ interface ActorFacts {
 interface StateRow extends ActorFacts {
   v: 1;
   nextClosedSeq: number;
+  outbox?: OutboxMeta;
 }
 
 export interface Writes {
@@ -79,6 +82,9 @@ export class Actor {
   private nextClosedSeq = 0;
   private late: LateEntry[] = [];
   private dedupe: DedupeIndex;
+  /** Records for the sinks, committed with the state change that made them. */
+  outbox: Outbox;
+  private outboxMeta: OutboxMeta | undefined;
   private stateDirty = false;
   private lateDirty = false;
   private newClosed: Array<{ seq: number; window: ClosedWindow }> = [];
@@ -89,6 +95,7 @@ export class Actor {
     private readonly config: Config,
   ) {
     this.dedupe = new DedupeIndex({ horizon: config.dedupeHorizon, maxIds: config.dedupeMaxIds });
+    this.outbox = new Outbox(config.sinks);
     for (const spec of config.windows) this.open.set(spec.name, new Map());
   }
 
@@ -98,9 +105,13 @@ export class Actor {
   }
 
   ingest(events: readonly Event[], now: number): IngestOutcome[] {
+    if (this.outbox.backlog() >= this.config.outboxMax) {
+      throw new BackpressureError(this.key, Math.max(1, Math.ceil(this.config.sinkMaxDelay / 1000)));
+    }
     // Expire first, so an ID past the horizon is new whether or not this actor stayed in memory.
     this.dedupe.expire(now);
     const outcomes: IngestOutcome[] = [];
+    const touched = new Set<WindowState>();
     let accepted = 0;
     for (const event of events) {
       assert(event.key === this.key, "events reach only the actor of their key");
@@ -111,19 +122,46 @@ export class Actor {
       }
       this.dedupe.add(event.id, now);
       accepted++;
-      const missed = this.apply(event);
-      if (missed.length) {
-        this.recordLate(event, missed, now);
-        outcomes.push({ status: "accepted", late: true });
-      } else outcomes.push({ status: "accepted" });
+      const missed = this.apply(event, touched);
+      if (missed.length) this.recordLate(event, missed, now);
+      outcomes.push(missed.length ? { status: "accepted", late: true } : { status: "accepted" });
+      this.outbox.append({
+        kind: "event",
+        key: this.key,
+        id: event.id,
+        type: event.type,
+        ts: event.ts,
+        ...(event.value === undefined ? {} : { value: event.value }),
+        ...(event.properties === undefined ? {} : { properties: event.properties }),
+        receivedAt: now,
+        late: missed.length > 0,
+      });
     }
     if (events.length) this.stateDirty = true;
     // Duplicates are retries of what the actor already has: they do not count as activity.
     if (accepted) {
       this.lastArrival = now;
+      if (this.config.emit === "updates") for (const w of touched) this.emitWindow(w, false, now);
       this.closeWindows(now, "watermark");
     }
     return outcomes;
+  }
+
+  private emitWindow(w: WindowState, final: boolean, now: number): void {
+    if (!this.outbox.enabled) return;
+    w.rev = (w.rev ?? 0) + 1;
+    this.outbox.append({
+      kind: "window",
+      key: this.key,
+      spec: w.spec,
+      start: w.start,
+      end: w.end,
+      revision: w.rev,
+      final,
+      all: { ...w.all },
+      types: structuredClone(w.types),
+      ...(final ? { closedAt: now } : {}),
+    });
   }
 
   /** Wall-clock housekeeping (run on the host's alarm): idle watermark advance, closing, retention. */
@@ -160,7 +198,7 @@ export class Actor {
    * Adds the event to every window of every spec that is still open; returns the specs whose
    * window for it has already closed (end + allowed lateness <= watermark): there it is late.
    */
-  private apply(event: Event): string[] {
+  private apply(event: Event, touched: Set<WindowState>): string[] {
     const closedBefore = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLateness;
     const missed: string[] = [];
     for (const spec of this.config.windows) {
@@ -175,6 +213,7 @@ export class Actor {
         if (!w) windows.set(start, (w = { spec: spec.name, start, end: start + spec.size, all: emptyAggregate(), types: {} }));
         addToAggregate(w.all, event.value);
         addToAggregate((w.types[event.type] ??= emptyAggregate()), event.value);
+        touched.add(w);
       }
       if (late) missed.push(spec.name);
     }
@@ -210,6 +249,8 @@ export class Actor {
     }
     closing.sort((a, b) => a.end - b.end || a.start - b.start || a.spec.localeCompare(b.spec));
     for (const w of closing) {
+      // Window becomes final: emitted once, as a revision past every update.
+      this.emitWindow(w, true, now);
       const entry = { seq: this.nextClosedSeq++, window: { ...w, closedAt: now, closedBy: by } };
       this.closed.push(entry);
       this.newClosed.push(entry);
@@ -243,6 +284,9 @@ export class Actor {
     for (const seq of this.purgedClosed) deletes.push(ROW.closed(seq));
     this.newClosed = [];
     this.purgedClosed = [];
+    const ob = this.outbox.drain();
+    puts.push(...ob.puts);
+    deletes.push(...ob.deletes);
     if (this.lateDirty) puts.push([ROW.late, JSON.stringify(this.late)]);
     if (this.stateDirty || puts.length || deletes.length) puts.push([ROW.state, JSON.stringify(this.stateRow())]);
     this.lateDirty = this.stateDirty = false;
@@ -262,6 +306,7 @@ export class Actor {
       watermark: this.watermark,
       nextClosedSeq: this.nextClosedSeq,
       open,
+      outbox: this.outbox.getMeta(),
     };
   }
 
@@ -269,13 +314,16 @@ export class Actor {
   static restore(key: string, config: Config, rows: Iterable<[string, string]>, now: number): Actor {
     const actor = new Actor(key, config);
     const segments: Array<[number, string]> = [];
+    const outboxRows: Array<[string, string]> = [];
     for (const [rowKey, text] of rows) {
-      if (rowKey === ROW.state) actor.loadState(JSON.parse(text) as StateRow);
+      if (rowKey.startsWith("ob/") || rowKey.startsWith("oc/") || rowKey.startsWith("dl/")) outboxRows.push([rowKey, text]);
+      else if (rowKey === ROW.state) actor.loadState(JSON.parse(text) as StateRow);
       else if (rowKey === ROW.late) actor.late = JSON.parse(text) as LateEntry[];
       else if (rowKey.startsWith("dd/")) segments.push([Number(rowKey.slice(3)), text]);
       else if (rowKey.startsWith("cw/")) actor.closed.push({ seq: Number(rowKey.slice(3)), window: JSON.parse(text) });
     }
     actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizon, maxIds: config.dedupeMaxIds }, segments, now);
+    actor.outbox = Outbox.restore(config.sinks, actor.outboxMeta, outboxRows);
     return actor;
   }
 
@@ -287,6 +335,7 @@ export class Actor {
     this.lastArrival = row.lastArrival;
     this.watermark = row.watermark;
     this.nextClosedSeq = row.nextClosedSeq;
+    this.outboxMeta = row.outbox;
     for (const w of row.open) {
       // A window size dropped from the configuration since the checkpoint is not resumed.
       this.open.get(w.spec)?.set(w.start, w);

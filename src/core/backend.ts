@@ -1,11 +1,14 @@
 import type { IngestOutcome } from "./actor.ts";
 import type { Event } from "./event.ts";
-import { actorView, lateView, selectWindows, type WindowQuery } from "./views.ts";
 import type { Actor } from "./actor.ts";
+import type { SinkChannel } from "./delivery.ts";
+import { actorView, deadLetterView, lateView, selectWindows, type WindowQuery } from "./views.ts";
 
 export type ActorView = ReturnType<typeof actorView>;
 export type WindowView = ReturnType<typeof selectWindows>[number];
 export type LateView = ReturnType<typeof lateView>;
+export type DeadLetterView = ReturnType<typeof deadLetterView>;
+export type OutboxView = ReturnType<typeof read.outbox>;
 
 /**
  * What the HTTP app needs from a host: route events to their keys' actors and read actors back.
@@ -17,6 +20,11 @@ export interface ActorBackend {
   state(key: string): Promise<ActorView | null>;
   windows(key: string, query: WindowQuery): Promise<WindowView[] | null>;
   late(key: string): Promise<LateView[] | null>;
+  deadLetters(key: string): Promise<DeadLetterView[] | null>;
+  /** Puts dead letters back in the outbox for their sink; returns how many. */
+  replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null>;
+  /** Delivery state: backlog per sink, dead letters, and the sink channels serving this actor. */
+  outbox(key: string): Promise<OutboxView | null>;
 }
 
 /** The read side of one actor, rendered for the API; shared by every host. */
@@ -25,4 +33,11 @@ export const read = {
   windows: (actor: Actor, query: WindowQuery): WindowView[] =>
     selectWindows([...actor.closedWindows(), ...actor.openWindows()], query),
   late: (actor: Actor): LateView[] => actor.lateLog().map(lateView),
+  deadLetters: (actor: Actor): DeadLetterView[] => actor.outbox.deadLetters().map(deadLetterView),
+  outbox: (actor: Actor, channels: readonly SinkChannel[]) => ({
+    key: actor.key,
+    backlog: Object.fromEntries(actor.outbox.sinks.map((sink) => [sink, actor.outbox.backlog(sink)])),
+    dead_letters: actor.outbox.deadLetters().length,
+    sinks: channels.map((c) => c.status()),
+  }),
 };

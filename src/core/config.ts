@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseDuration } from "./duration.ts";
+import type { DeliveryPolicy } from "./delivery.ts";
 import { parseWindowSpec, type WindowSpec } from "./windows.ts";
 
 export interface Config {
@@ -18,6 +19,15 @@ export interface Config {
   maxBatchEvents: number;
   maxBodyBytes: number;
   maxActorsInMemory: number;
+  /** Names of the sinks this deployment forwards to (the host sets them from its sink settings). */
+  sinks: string[];
+  /** "final": a window is emitted once, when it closes; "updates": also every revision while open. */
+  emit: "final" | "updates";
+  /** Undelivered records per actor and sink beyond which ingest answers 429. */
+  outboxMax: number;
+  /** Time from an accepted event to its delivery attempt (batches fill until then). */
+  sinkMaxDelay: number;
+  delivery: DeliveryPolicy;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -35,6 +45,18 @@ export const DEFAULT_CONFIG: Config = {
   maxBatchEvents: 10_000,
   maxBodyBytes: 5 * 1024 * 1024,
   maxActorsInMemory: 10_000,
+  sinks: [],
+  emit: "final",
+  outboxMax: 100_000,
+  sinkMaxDelay: 100,
+  delivery: {
+    batchSize: 500,
+    retryBudget: 3_600_000,
+    backoffBase: 100,
+    backoffMax: 30_000,
+    breakerThreshold: 5,
+    breakerCooldown: 5_000,
+  },
 };
 
 export class ConfigError extends Error {
@@ -78,19 +100,32 @@ const VARIABLES = {
   KEYFLOW_MAX_BATCH_EVENTS: ["maxBatchEvents", count(1)],
   KEYFLOW_MAX_BODY_BYTES: ["maxBodyBytes", count(1)],
   KEYFLOW_MAX_ACTORS_IN_MEMORY: ["maxActorsInMemory", count(1)],
-} as const satisfies Record<string, readonly [keyof Config, z.ZodType]>;
+  KEYFLOW_EMIT: ["emit", z.enum(["final", "updates"], { error: 'must be "final" or "updates"' })],
+  KEYFLOW_OUTBOX_MAX: ["outboxMax", count(1)],
+  KEYFLOW_SINK_MAX_DELAY: ["sinkMaxDelay", duration],
+  KEYFLOW_SINK_BATCH_SIZE: ["delivery.batchSize", count(1)],
+  KEYFLOW_SINK_RETRY_BUDGET: ["delivery.retryBudget", duration],
+  KEYFLOW_SINK_BACKOFF_BASE: ["delivery.backoffBase", duration],
+  KEYFLOW_SINK_BACKOFF_MAX: ["delivery.backoffMax", duration],
+  KEYFLOW_BREAKER_THRESHOLD: ["delivery.breakerThreshold", count(1)],
+  KEYFLOW_BREAKER_COOLDOWN: ["delivery.breakerCooldown", duration],
+} as const satisfies Record<string, readonly [ConfigPath, z.ZodType]>;
+
+type ConfigPath = Exclude<keyof Config, "delivery"> | `delivery.${keyof DeliveryPolicy}`;
 
 export const CONFIG_VARIABLES = Object.keys(VARIABLES);
 
 /** Reads KEYFLOW_* variables over the defaults; throws ConfigError naming every bad variable. */
 export function configFromEnv(env: Record<string, string | undefined>, base: Config = DEFAULT_CONFIG): Config {
-  const config: Config = { ...base };
+  const config: Config = { ...base, delivery: { ...base.delivery } };
   const problems: string[] = [];
   for (const [name, [field, parser]] of Object.entries(VARIABLES)) {
     const raw = env[name];
     if (raw === undefined || raw === "") continue;
     const parsed = (parser as z.ZodType).safeParse(raw);
-    if (parsed.success) (config as unknown as Record<string, unknown>)[field] = parsed.data;
+    const [head, tail] = field.split(".") as [string, string | undefined];
+    const target = (tail ? (config as unknown as Record<string, object>)[head] : config) as Record<string, unknown>;
+    if (parsed.success) target[tail ?? head] = parsed.data;
     else problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   }
   if (problems.length) throw new ConfigError(problems);

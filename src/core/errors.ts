@@ -50,3 +50,14 @@ export class StorageError extends UnavailableError {
     super("storage_unavailable", message);
   }
 }
+
+/** An actor's outbox is over its bound: the client should slow down; nothing was accepted. */
+export class BackpressureError extends Error {
+  override name = "BackpressureError";
+  constructor(
+    readonly key: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`the sinks of key ${JSON.stringify(key)} are behind; retry after ${retryAfterSeconds} s`);
+  }
+}

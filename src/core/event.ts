@@ -145,3 +145,14 @@ function dedupeProblems(problems: FieldProblem[]): FieldProblem[] {
     return seen.has(id) ? false : (seen.add(id), true);
   });
 }
+
+/** Indexes of `events` per actor key, in first-seen key order and event order. */
+export function groupByKey(events: readonly Event[]): Map<string, number[]> {
+  const byKey = new Map<string, number[]>();
+  events.forEach((e, i) => {
+    const list = byKey.get(e.key);
+    if (list) list.push(i);
+    else byKey.set(e.key, [i]);
+  });
+  return byKey;
+}

@@ -1,9 +1,11 @@
 import { Actor, type IngestOutcome } from "./actor.ts";
-import { read, type ActorBackend, type ActorView, type LateView, type WindowView } from "./backend.ts";
-import type { Clock } from "./clock.ts";
+import { read, type ActorBackend, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "./backend.ts";
+import type { Clock, Random } from "./clock.ts";
 import type { Config } from "./config.ts";
-import { StorageError } from "./errors.ts";
-import type { Event } from "./event.ts";
+import { SinkChannel, type Sink } from "./delivery.ts";
+import { BackpressureError, StorageError } from "./errors.ts";
+import { groupByKey, type Event } from "./event.ts";
+import { LocalDelivery } from "./local-delivery.ts";
 import { WakeSchedule } from "./schedule.ts";
 import type { KvStore } from "./storage.ts";
 import type { WindowQuery } from "./views.ts";
@@ -15,14 +17,19 @@ export interface Timers {
 
 export interface RuntimeOptions {
   store: KvStore;
+  /** config.sinks must name exactly the `sinks` given here. */
   config: Config;
   clock: Clock;
+  random: Random;
   timers: Timers;
+  sinks?: Sink[];
 }
 
 const MAX_TIMER_DELAY = 3_600_000;
 const actorPrefix = (key: string) => `a/${encodeURIComponent(key)}/`;
 const SCHEDULE_PREFIX = "s/";
+/** Marks keys that may hold undelivered outbox records, so a restarted host resumes their delivery. */
+const BACKLOG_PREFIX = "b/";
 
 /**
  * Hosts many actors in one process over one KvStore (the self-hosted server and the simulator).
@@ -39,33 +46,50 @@ export class LocalRuntime implements ActorBackend {
    * to do and the key is rescheduled), and it spares a schedule write on every commit of a busy key.
    */
   private readonly schedule = new WakeSchedule();
+  private readonly backlogMarked = new Set<string>();
+  private backlogUnmark: string[] = [];
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
   private flushTimer: unknown;
   private wakeTimer: unknown;
   private wakeTimerAt: number | undefined;
   private closed = false;
+  readonly delivery: LocalDelivery;
   /** Counters for progress output and benchmarks. */
   readonly stats = { commits: 0, rowsWritten: 0, actorsLoaded: 0, actorsEvicted: 0 };
 
   constructor(private readonly opts: RuntimeOptions) {
+    const channels = (opts.sinks ?? []).map((sink) => new SinkChannel(sink, opts.config.delivery, opts.random));
+    this.delivery = new LocalDelivery(channels, {
+      clock: opts.clock,
+      timers: opts.timers,
+      maxDelay: opts.config.sinkMaxDelay,
+      batchSize: opts.config.delivery.batchSize,
+      touched: (actor) => this.dirty.add(actor),
+      commit: () => this.commit(),
+    });
     for (const [row, at] of opts.store.list(SCHEDULE_PREFIX)) {
       this.schedule.set(decodeURIComponent(row.slice(SCHEDULE_PREFIX.length)), Number(at));
+    }
+    for (const [row] of opts.store.list(BACKLOG_PREFIX)) {
+      const actor = this.actor(decodeURIComponent(row.slice(BACKLOG_PREFIX.length)));
+      this.backlogMarked.add(actor.key);
+      this.delivery.committed(actor);
     }
     this.armWakeTimer();
   }
 
   async ingest(events: Event[]): Promise<IngestOutcome[]> {
     this.ensureOpen();
-    const byKey = new Map<string, number[]>();
-    events.forEach((e, i) => {
-      const list = byKey.get(e.key);
-      if (list) list.push(i);
-      else byKey.set(e.key, [i]);
-    });
+    const byKey = groupByKey(events);
+    const actors = [...byKey.keys()].map((key) => this.actor(key));
+    // Refuse the whole request before applying any of it when one of its keys is over its bound.
+    const behind = actors.find((a) => a.outbox.backlog() >= this.opts.config.outboxMax);
+    if (behind) throw new BackpressureError(behind.key, Math.max(1, Math.ceil(this.opts.config.sinkMaxDelay / 1000)));
     const outcomes = new Array<IngestOutcome>(events.length);
     const now = this.opts.clock.now();
-    for (const [key, indexes] of byKey) {
-      const actor = this.actor(key);
+    let k = 0;
+    for (const indexes of byKey.values()) {
+      const actor = actors[k++]!;
       const results = actor.ingest(
         indexes.map((i) => events[i]!),
         now,
@@ -92,9 +116,28 @@ export class LocalRuntime implements ActorBackend {
     return actor && read.late(actor);
   }
 
+  async deadLetters(key: string): Promise<DeadLetterView[] | null> {
+    const actor = await this.readable(key);
+    return actor && read.deadLetters(actor);
+  }
+
+  async replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null> {
+    const actor = await this.readable(key);
+    if (!actor) return null;
+    const replayed = actor.outbox.replay(filter);
+    this.dirty.add(actor);
+    await this.commit();
+    return { replayed };
+  }
+
+  async outbox(key: string): Promise<OutboxView | null> {
+    const actor = await this.readable(key);
+    return actor && read.outbox(actor, this.delivery.channels);
+  }
+
   /** Resolves when everything changed so far is durable. */
   commit(): Promise<void> {
-    if (!this.dirty.size) return Promise.resolve();
+    if (!this.dirty.size && !this.backlogUnmark.length) return Promise.resolve();
     this.flushTimer ??= this.opts.timers.setTimeout(() => this.flush(), 0);
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
@@ -107,8 +150,9 @@ export class LocalRuntime implements ActorBackend {
     const actors = [...this.dirty];
     this.dirty.clear();
     const puts: Array<[string, string]> = [];
-    const deletes: string[] = [];
+    const deletes = this.backlogUnmark.splice(0).map((key) => BACKLOG_PREFIX + encodeURIComponent(key));
     const wakes: Array<[string, number]> = [];
+    const marks: string[] = [];
     for (const actor of actors) {
       const prefix = actorPrefix(actor.key);
       const writes = actor.drainWrites();
@@ -121,12 +165,19 @@ export class LocalRuntime implements ActorBackend {
         wakes.push([actor.key, wake]);
         puts.push([row, String(wake)]);
       } else if (wake === null && scheduled === undefined) deletes.push(row);
+      if (actor.outbox.backlog() > 0 && !this.backlogMarked.has(actor.key)) {
+        marks.push(actor.key);
+        puts.push([BACKLOG_PREFIX + encodeURIComponent(actor.key), "1"]);
+      }
     }
     try {
       if (puts.length || deletes.length) this.opts.store.write(puts, deletes);
     } catch (cause) {
       // Memory is now ahead of storage: forget these actors so the next access reloads what is durable.
-      for (const actor of actors) this.actors.delete(actor.key);
+      for (const actor of actors) {
+        this.actors.delete(actor.key);
+        this.delivery.backlogged.delete(actor);
+      }
       const error = new StorageError(`storage commit failed: ${(cause as Error)?.message ?? cause}`);
       for (const w of waiters) w.reject(error);
       return;
@@ -134,6 +185,8 @@ export class LocalRuntime implements ActorBackend {
     this.stats.commits++;
     this.stats.rowsWritten += puts.length + deletes.length;
     for (const [key, wake] of wakes) this.schedule.set(key, wake);
+    for (const key of marks) this.backlogMarked.add(key);
+    for (const actor of actors) this.delivery.committed(actor);
     this.armWakeTimer();
     this.evictIdle();
     for (const w of waiters) w.resolve();
@@ -159,11 +212,12 @@ export class LocalRuntime implements ActorBackend {
     this.armWakeTimer();
   }
 
-  /** Flushes pending changes and stops timers; the store stays open for the caller to close. */
-  close(): void {
+  /** Stops delivery and timers and flushes pending changes; the store stays open for the caller to close. */
+  async close(): Promise<void> {
     if (this.closed) return;
+    await this.delivery.stop();
     if (this.flushTimer !== undefined) this.opts.timers.clearTimeout(this.flushTimer);
-    if (this.dirty.size || this.waiters.length) this.flush();
+    if (this.dirty.size || this.waiters.length || this.backlogUnmark.length) this.flush();
     if (this.wakeTimer !== undefined) this.opts.timers.clearTimeout(this.wakeTimer);
     this.closed = true;
   }
@@ -206,14 +260,16 @@ export class LocalRuntime implements ActorBackend {
     return actor;
   }
 
+  /** Drops least recently used actors beyond the bound; never one with uncommitted or undelivered work. */
   private evictIdle(): void {
     const excess = this.actors.size - this.opts.config.maxActorsInMemory;
     if (excess <= 0) return;
     let evicted = 0;
     for (const [key, actor] of this.actors) {
       if (evicted >= excess) break;
-      if (this.dirty.has(actor)) continue;
+      if (this.dirty.has(actor) || this.delivery.backlogged.has(actor)) continue;
       this.actors.delete(key);
+      if (this.backlogMarked.delete(key)) this.backlogUnmark.push(key);
       evicted++;
     }
     this.stats.actorsEvicted += evicted;

@@ -1,4 +1,5 @@
 import type { ActorSnapshot, LateEntry } from "./actor.ts";
+import type { DeadLetter, EventRecord, WindowRecord } from "./outbox.ts";
 import type { Aggregate, ClosedWindow, WindowState } from "./windows.ts";
 
 /** Renders the actor's internal shapes as the HTTP API's JSON (snake_case, ISO-8601 times). */
@@ -89,4 +90,44 @@ export function lateView(entry: LateEntry) {
   };
   if (entry.value !== undefined) view.value = entry.value;
   return view;
+}
+
+/** A record as sinks see it, for the API: the event or window fields in snake_case. */
+export function recordView(record: EventRecord | WindowRecord) {
+  if (record.kind === "event") {
+    const view: Record<string, unknown> = {
+      kind: "event",
+      event_id: record.id,
+      event_type: record.type,
+      key: record.key,
+      timestamp: iso(record.ts),
+      received_at: iso(record.receivedAt),
+      late: record.late,
+    };
+    if (record.value !== undefined) view.value = record.value;
+    if (record.properties !== undefined) view.properties = record.properties;
+    return view;
+  }
+  return {
+    kind: "window",
+    key: record.key,
+    size: record.spec,
+    start: iso(record.start),
+    end: iso(record.end),
+    revision: record.revision,
+    final: record.final,
+    ...aggregateView(record.all),
+    by_type: Object.fromEntries(Object.entries(record.types).map(([t, a]) => [t, aggregateView(a)])),
+  };
+}
+
+export function deadLetterView(entry: DeadLetter) {
+  return {
+    id: entry.id,
+    sink: entry.sink,
+    error: entry.error,
+    attempts: entry.attempts,
+    failed_at: iso(entry.failedAt),
+    record: recordView(entry.record),
+  };
 }

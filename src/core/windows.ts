@@ -59,6 +59,8 @@ export interface WindowState {
   end: number;
   all: Aggregate;
   types: Record<string, Aggregate>;
+  /** Revisions emitted to sinks so far (emit=updates); the final emission is revision rev + 1. */
+  rev?: number;
 }
 
 export interface ClosedWindow extends WindowState {

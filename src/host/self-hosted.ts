@@ -3,6 +3,8 @@ import { createApp } from "../app.ts";
 import { configFromEnv, ConfigError, type Config } from "../core/config.ts";
 import { LocalRuntime } from "../core/runtime.ts";
 import { MemoryKvStore, type KvStore } from "../core/storage.ts";
+import type { Sink } from "../core/delivery.ts";
+import { createSinks, sinkSettings, type SinkSettings } from "../sinks/settings.ts";
 import type { SqliteSync } from "../storage/sqlite.ts";
 import { systemEnv, systemTimers } from "./system.ts";
 
@@ -13,6 +15,7 @@ export interface ServerSettings {
   dataDir: string;
   sqliteSync: SqliteSync;
   config: Config;
+  sinks: SinkSettings;
 }
 
 const settingsSchema = z.object({
@@ -30,14 +33,18 @@ export function serverSettings(env: Record<string, string | undefined>): ServerS
   const problems = parsed.success
     ? []
     : parsed.error.issues.map((i) => `${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])])}: ${i.message}`);
-  let config: Config | undefined;
-  try {
-    config = configFromEnv(env);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    problems.push(...error.problems);
-  }
-  if (!parsed.success || !config) throw new ConfigError(problems);
+  const collect = <T>(read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems.push(...error.problems);
+      return undefined;
+    }
+  };
+  const config = collect(() => configFromEnv(env));
+  const sinks = collect(() => sinkSettings(env));
+  if (!parsed.success || !config || !sinks) throw new ConfigError(problems);
   const s = parsed.data;
   return {
     host: s.HOST,
@@ -46,6 +53,7 @@ export function serverSettings(env: Record<string, string | undefined>): ServerS
     dataDir: s.KEYFLOW_DATA_DIR,
     sqliteSync: s.KEYFLOW_SQLITE_SYNC,
     config,
+    sinks,
   };
 }
 
@@ -55,11 +63,15 @@ export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
 export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hostName: string) {
   const storePath = `${settings.dataDir}/keyflow.db`;
   const store = settings.storage === "sqlite" ? openSqlite(storePath, settings.sqliteSync) : new MemoryKvStore();
-  const runtime = new LocalRuntime({ store, config: settings.config, clock: systemEnv.clock, timers: systemTimers });
-  const app = createApp({ backend: runtime, config: settings.config, env: systemEnv, host: hostName });
-  const describe = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
-  const shutdown = () => {
-    runtime.close();
+  const sinks: Sink[] = createSinks(settings.sinks, { poolPerDelivery: false });
+  const config: Config = { ...settings.config, sinks: sinks.map((s) => s.name) };
+  const runtime = new LocalRuntime({ store, config, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers, sinks });
+  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName });
+  const storage = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
+  const describe = `${storage}, sinks: ${config.sinks.join(", ") || "none"}`;
+  const shutdown = async () => {
+    await runtime.close();
+    await Promise.all(sinks.map((s) => s.close?.()));
     store.close();
   };
   return { app, runtime, store, describe, shutdown };

@@ -36,11 +36,11 @@ export function inProcessTarget(extraEnv: Record<string, string> = {}): Target {
   return {
     fetch: async (path, init) => host.app.request(path, init),
     async restart() {
-      host.shutdown();
+      await host.shutdown();
       host = selfHosted(settings, openBunSqlite, "memory");
     },
     async stop() {
-      host.shutdown();
+      await host.shutdown();
       dir.remove();
     },
   };

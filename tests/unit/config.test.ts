@@ -42,6 +42,18 @@ describe("configFromEnv: defaults", () => {
       maxBatchEvents: 10_000,
       maxBodyBytes: 5 * 1024 * 1024,
       maxActorsInMemory: 10_000,
+      sinks: [],
+      emit: "final",
+      outboxMax: 100_000,
+      sinkMaxDelay: 100,
+      delivery: {
+        batchSize: 500,
+        retryBudget: HOUR,
+        backoffBase: 100,
+        backoffMax: 30_000,
+        breakerThreshold: 5,
+        breakerCooldown: 5_000,
+      },
     });
   });
 
@@ -71,8 +83,22 @@ describe("configFromEnv: defaults", () => {
   });
 });
 
+/** Reads a field by path ("delivery.batchSize" reads config.delivery.batchSize). */
+function at(config: Config, path: string): unknown {
+  return path.split(".").reduce<any>((node, part) => node[part], config);
+}
+
+/** A copy of `config` with the field at `path` set back to its default. */
+function withDefault(config: Config, path: string): Config {
+  const copy = structuredClone(config);
+  const parts = path.split(".");
+  const parent = parts.slice(0, -1).reduce<any>((node, part) => node[part], copy);
+  parent[parts.at(-1)!] = at(DEFAULT_CONFIG, path);
+  return copy;
+}
+
 describe("configFromEnv: each variable", () => {
-  const cases: Array<[string, string, keyof Config, Config[keyof Config]]> = [
+  const cases: Array<[string, string, string, unknown]> = [
     ["KEYFLOW_ALLOWED_LATENESS", "30s", "allowedLateness", 30_000],
     ["KEYFLOW_IDLE_TIMEOUT", "2m", "idleTimeout", 2 * MINUTE],
     ["KEYFLOW_CLOSED_RETENTION", "3d", "closedRetention", 3 * DAY],
@@ -87,6 +113,15 @@ describe("configFromEnv: each variable", () => {
     ["KEYFLOW_MAX_BODY_BYTES", "65536", "maxBodyBytes", 65536],
     ["KEYFLOW_MAX_ACTORS_IN_MEMORY", "5", "maxActorsInMemory", 5],
     ["KEYFLOW_WINDOWS", "5m", "windows", [{ name: "5m", size: 5 * MINUTE, hop: 5 * MINUTE }]],
+    ["KEYFLOW_EMIT", "updates", "emit", "updates"],
+    ["KEYFLOW_OUTBOX_MAX", "42", "outboxMax", 42],
+    ["KEYFLOW_SINK_MAX_DELAY", "250ms", "sinkMaxDelay", 250],
+    ["KEYFLOW_SINK_BATCH_SIZE", "64", "delivery.batchSize", 64],
+    ["KEYFLOW_SINK_RETRY_BUDGET", "10m", "delivery.retryBudget", 10 * MINUTE],
+    ["KEYFLOW_SINK_BACKOFF_BASE", "50ms", "delivery.backoffBase", 50],
+    ["KEYFLOW_SINK_BACKOFF_MAX", "1m", "delivery.backoffMax", MINUTE],
+    ["KEYFLOW_BREAKER_THRESHOLD", "3", "delivery.breakerThreshold", 3],
+    ["KEYFLOW_BREAKER_COOLDOWN", "2s", "delivery.breakerCooldown", 2_000],
   ];
 
   test("the table covers every variable", () => {
@@ -95,15 +130,15 @@ describe("configFromEnv: each variable", () => {
 
   test.each(cases)("%s=%s sets %s", (name, raw, field, expected) => {
     const config = configFromEnv({ [name]: raw });
-    expect(config[field]).toEqual(expected);
+    expect(at(config, field)).toEqual(expected);
     // Nothing else changes.
-    expect({ ...config, [field]: DEFAULT_CONFIG[field] }).toEqual(DEFAULT_CONFIG);
+    expect(withDefault(config, field)).toEqual(DEFAULT_CONFIG);
   });
 
   test("all variables at once", () => {
     const env = Object.fromEntries(cases.map(([name, raw]) => [name, raw]));
     const config = configFromEnv(env);
-    for (const [, , field, expected] of cases) expect(config[field]).toEqual(expected);
+    for (const [, , field, expected] of cases) expect(at(config, field)).toEqual(expected);
   });
 
   test("zero is allowed where the minimum is 0, and for durations", () => {
@@ -282,6 +317,7 @@ describe("serverSettings", () => {
       dataDir: ".keyflow",
       sqliteSync: "full",
       config: DEFAULT_CONFIG,
+      sinks: {},
     });
   });
 

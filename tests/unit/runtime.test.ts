@@ -30,7 +30,7 @@ class FlakyStore extends MemoryKvStore {
 
 function setup(store = new FlakyStore(), overrides: Partial<Config> = {}) {
   const fake = fakeEnv(T0 + 30_000);
-  const runtime = new LocalRuntime({ store, config: { ...config, ...overrides }, clock: fake.clock, timers: fake.timers });
+  const runtime = new LocalRuntime({ store, config: { ...config, ...overrides }, clock: fake.clock, random: fake.random, timers: fake.timers });
   return { ...fake, store, runtime };
 }
 
@@ -94,7 +94,13 @@ describe("LocalRuntime", () => {
     const fake = fakeEnv(T0);
     const store = new FlakyStore();
     store.failures = 1;
-    const runtime = new LocalRuntime({ store, config, clock: fake.clock, timers: { setTimeout: (fn) => setTimeout(fn, 0), clearTimeout } });
+    const runtime = new LocalRuntime({
+      store,
+      config,
+      clock: fake.clock,
+      random: fake.random,
+      timers: { setTimeout: (fn) => setTimeout(fn, 0), clearTimeout },
+    });
     const app = createApp({ backend: runtime, config, env: fake.env, host: "memory" });
     const res = await app.request("/v1/events", {
       method: "POST",
@@ -105,7 +111,7 @@ describe("LocalRuntime", () => {
     expect(res.headers.get("retry-after")).toBe("1");
     expect(((await res.json()) as any).error.code).toBe("storage_unavailable");
     expect(await runtime.state("u")).toBeNull();
-    runtime.close();
+    await runtime.close();
   });
 
   test("reads wait for the commit of what they show", async () => {
@@ -126,7 +132,7 @@ describe("LocalRuntime", () => {
     a.timers.advance(0);
     await p;
     const before = await a.runtime.state("k");
-    a.runtime.close();
+    await a.runtime.close();
 
     const b = setup(store);
     expect(await b.runtime.state("k")).toEqual(before);
@@ -141,7 +147,7 @@ describe("LocalRuntime", () => {
     const p = a.runtime.ingest([ev("quiet", "q1", T0 + 10_000, 1)]);
     a.timers.advance(0);
     await p;
-    a.runtime.close();
+    await a.runtime.close();
 
     // Restarted: nothing touches the key, yet its 1m window closes once the idle watermark passes end + lateness.
     const b = setup(store);

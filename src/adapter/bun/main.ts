@@ -12,9 +12,9 @@ const server = Bun.serve({ hostname: settings.host, port: settings.port, fetch: 
 console.log(`keyflow ${host.describe} listening on http://${server.hostname}:${server.port}`);
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
+  process.on(signal, async () => {
     server.stop(true);
-    host.shutdown();
+    await host.shutdown();
     process.exit(0);
   });
 }

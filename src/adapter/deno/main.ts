@@ -29,7 +29,7 @@ const server = Deno.serve(
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(signal, async () => {
     await server.shutdown();
-    host.shutdown();
+    await host.shutdown();
     process.exit(0);
   });
 }

@@ -1,0 +1,28 @@
+import { SinkError } from "../core/delivery.ts";
+
+/** fetch with a timeout; network failures and timeouts become transient SinkErrors. */
+export async function post(url: string, init: RequestInit, timeoutMs: number, what: string): Promise<Response> {
+  try {
+    return await fetch(url, { ...init, method: "POST", signal: AbortSignal.timeout(timeoutMs) });
+  } catch (error) {
+    const reason = (error as Error)?.name === "TimeoutError" ? `timed out after ${timeoutMs} ms` : (error as Error)?.message;
+    throw new SinkError(`${what}: ${reason}`, false);
+  }
+}
+
+/** 408, 429 and 5xx are worth retrying; any other 4xx means the sink refuses the payload. */
+export function isTransientStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+export async function statusError(res: Response, what: string, index?: number): Promise<SinkError> {
+  const body = (await res.text().catch(() => "")).slice(0, 500);
+  return new SinkError(`${what}: HTTP ${res.status} ${body}`.trim(), !isTransientStatus(res.status), index);
+}
+
+export function base64(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary);
+}
