@@ -1,40 +1,62 @@
 import { DurableObject } from "cloudflare:workers";
 import { Actor, type IngestOutcome } from "../src/core/actor.ts";
-import { read, type ActorView, type LateView, type WindowView } from "../src/core/backend.ts";
+import { read, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../src/core/backend.ts";
 import { assert } from "../src/core/clock.ts";
 import { configFromEnv, type Config } from "../src/core/config.ts";
+import { SinkChannel } from "../src/core/delivery.ts";
+import { BackpressureError } from "../src/core/errors.ts";
 import type { Event } from "../src/core/event.ts";
+import { settle } from "../src/core/local-delivery.ts";
 import type { WindowQuery } from "../src/core/views.ts";
 import { DurableObjectKvStore } from "../src/adapter/workers/do-store.ts";
 import { stringVars, type WorkerEnv } from "../src/adapter/workers/env.ts";
+import { systemEnv } from "../src/host/system.ts";
+import { createSinks, sinkSettings } from "../src/sinks/settings.ts";
 
 const ACTOR_ROWS = "a/";
 const KEY_ROW = "key";
 
+export type IngestResult = { outcomes: IngestOutcome[] } | { backpressure: { retryAfterSeconds: number } };
+
 /**
  * One key's actor as a SQLite-backed Durable Object: thin glue over the portable core.
  * Each RPC method runs synchronously up to its storage commit, so calls never interleave; the
- * output gate releases the reply only once the commit (dedupe IDs, aggregates, key) is durable.
- * Its single alarm is set to the earliest time any part of the actor has work (window closing).
+ * output gate releases the reply only once the commit (dedupe IDs, aggregates, outbox, key) is durable.
+ * Its single alarm is set to the earliest time any part of the actor has work: a window to close,
+ * or records to deliver to the sinks (each sink with its own backoff and circuit breaker).
  */
 export class KeyActor extends DurableObject<WorkerEnv> {
   private readonly config: Config;
   private readonly store: DurableObjectKvStore;
+  private readonly channels: SinkChannel[];
   private actor: Actor | undefined;
-  private alarmAt: number | null | undefined;
+  private alarmAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
-    this.config = configFromEnv(stringVars(env));
+    const vars = stringVars(env);
+    const sinks = createSinks(sinkSettings(vars), { poolPerDelivery: true });
+    this.config = { ...configFromEnv(vars), sinks: sinks.map((s) => s.name) };
+    this.channels = sinks.map((sink) => new SinkChannel(sink, this.config.delivery, systemEnv.random));
     this.store = new DurableObjectKvStore(ctx.storage);
+    void ctx.blockConcurrencyWhile(async () => {
+      this.alarmAt = await ctx.storage.getAlarm();
+    });
   }
 
-  async ingest(key: string, events: Event[]): Promise<IngestOutcome[]> {
+  async ingest(key: string, events: Event[]): Promise<IngestResult> {
     const actor = this.load(key);
     const firstUse = actor.isNew;
-    const outcomes = actor.ingest(events, Date.now());
-    await this.commit(actor, firstUse ? [[KEY_ROW, key]] : []);
-    return outcomes;
+    let outcomes: IngestOutcome[];
+    try {
+      outcomes = actor.ingest(events, Date.now());
+    } catch (error) {
+      if (error instanceof BackpressureError) return { backpressure: { retryAfterSeconds: error.retryAfterSeconds } };
+      throw error;
+    }
+    this.commit(actor, firstUse ? [[KEY_ROW, key]] : []);
+    await this.scheduleAlarm(actor, Date.now() + this.config.sinkMaxDelay);
+    return { outcomes };
   }
 
   async state(key: string): Promise<ActorView | null> {
@@ -52,15 +74,47 @@ export class KeyActor extends DurableObject<WorkerEnv> {
     return actor.isNew ? null : read.late(actor);
   }
 
-  /** Alarms are at-least-once: tick() is idempotent, so a repeated or retried alarm is harmless. */
+  async deadLetters(key: string): Promise<DeadLetterView[] | null> {
+    const actor = this.load(key);
+    return actor.isNew ? null : read.deadLetters(actor);
+  }
+
+  async replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null> {
+    const actor = this.load(key);
+    if (actor.isNew) return null;
+    const replayed = actor.outbox.replay(filter);
+    this.commit(actor, []);
+    await this.scheduleAlarm(actor, Date.now());
+    return { replayed };
+  }
+
+  async outbox(key: string): Promise<OutboxView | null> {
+    const actor = this.load(key);
+    return actor.isNew ? null : read.outbox(actor, this.channels);
+  }
+
+  /** Alarms are at-least-once: tick() and delivery are idempotent, so a repeated alarm is harmless. */
   override async alarm(): Promise<void> {
-    this.alarmAt = undefined;
+    this.alarmAt = null;
     // An alarm wake carries no request and no name: the key comes from storage.
     const key = this.store.list(KEY_ROW).find(([k]) => k === KEY_ROW)?.[1];
     if (key === undefined) return;
     const actor = this.load(key);
     actor.tick(Date.now());
-    await this.commit(actor, []);
+    this.commit(actor, []);
+    const full = await Promise.all(this.channels.map((channel) => this.deliver(actor, channel)));
+    this.commit(actor, []);
+    // A sink that took a full batch may have more: wake again at once.
+    await this.scheduleAlarm(actor, full.includes(true) ? Date.now() : undefined);
+  }
+
+  private async deliver(actor: Actor, channel: SinkChannel): Promise<boolean> {
+    if (Date.now() < channel.readyAt()) return false;
+    const batch = actor.outbox.pending(channel.name, this.config.delivery.batchSize);
+    if (!batch.length) return false;
+    const outcomes = await channel.deliver(batch, () => Date.now());
+    settle(channel.name, batch, batch.map(() => actor), outcomes, Date.now(), () => undefined);
+    return batch.length >= this.config.delivery.batchSize && outcomes.every((o) => o.status !== "pending");
   }
 
   private load(key: string): Actor {
@@ -75,7 +129,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
     return actor;
   }
 
-  private async commit(actor: Actor, extra: Array<[string, string]>): Promise<void> {
+  private commit(actor: Actor, extra: Array<[string, string]>): void {
     const { puts, deletes } = actor.drainWrites();
     try {
       this.store.write([...extra, ...puts.map(([k, v]): [string, string] => [ACTOR_ROWS + k, v])], deletes.map((k) => ACTOR_ROWS + k));
@@ -85,10 +139,24 @@ export class KeyActor extends DurableObject<WorkerEnv> {
       throw error;
     }
     this.actor = actor;
+  }
+
+  /**
+   * The one alarm goes to the earliest entry of the actor's schedule: its next window work, and,
+   * while records wait for a sink, that sink's next try (`deliverBy` when new records just arrived).
+   */
+  private async scheduleAlarm(actor: Actor, deliverBy?: number): Promise<void> {
+    const times: number[] = [];
     const wake = actor.nextWake();
-    if (wake === this.alarmAt) return;
-    this.alarmAt = wake;
-    if (wake === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(wake);
+    if (wake !== null) times.push(wake);
+    for (const channel of this.channels) {
+      if (actor.outbox.backlog(channel.name) === 0) continue;
+      times.push(Math.max(channel.readyAt(), deliverBy ?? Date.now() + this.config.sinkMaxDelay));
+    }
+    if (!times.length) return;
+    const at = Math.min(...times);
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
   }
 }

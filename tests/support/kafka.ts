@@ -74,7 +74,13 @@ export async function consumeAll(
   options: ConsumeOptions = {},
 ): Promise<ConsumedRecord[]> {
   const kafka = new Kafka({ clientId: "keyflow-test-consumer", brokers: options.brokers ?? KAFKA_BROKERS, logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: uniqueTopic("kf-test-group"), sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+  // A short fetch wait keeps disconnect() quick: it waits for the fetch in flight.
+  const consumer = kafka.consumer({
+    groupId: uniqueTopic("kf-test-group"),
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1_000,
+    maxWaitTimeInMs: 100,
+  });
   const records: ConsumedRecord[] = [];
   let reached: () => void = () => {};
   const enough = new Promise<void>((resolve) => (reached = resolve));

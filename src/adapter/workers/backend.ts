@@ -1,7 +1,8 @@
+import type { IngestResult, KeyActor } from "../../../actors/key-actor.ts";
 import type { IngestOutcome } from "../../core/actor.ts";
-import type { ActorBackend, ActorView, LateView, WindowView } from "../../core/backend.ts";
-import { UnavailableError } from "../../core/errors.ts";
-import type { Event } from "../../core/event.ts";
+import type { ActorBackend, ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../core/backend.ts";
+import { BackpressureError, UnavailableError } from "../../core/errors.ts";
+import { groupByKey, type Event } from "../../core/event.ts";
 import type { WindowQuery } from "../../core/views.ts";
 import type { WorkerEnv } from "./env.ts";
 
@@ -10,19 +11,18 @@ export class DurableObjectBackend implements ActorBackend {
   constructor(private readonly actors: WorkerEnv["ACTORS"]) {}
 
   async ingest(events: Event[]): Promise<IngestOutcome[]> {
-    const byKey = new Map<string, number[]>();
-    events.forEach((e, i) => {
-      const list = byKey.get(e.key);
-      if (list) list.push(i);
-      else byKey.set(e.key, [i]);
-    });
     const outcomes = new Array<IngestOutcome>(events.length);
+    let behind: BackpressureError | undefined;
     await Promise.all(
-      [...byKey].map(async ([key, indexes]) => {
-        const results = await this.call(key, (stub) => stub.ingest(key, indexes.map((i) => events[i]!)));
-        indexes.forEach((i, n) => (outcomes[i] = results[n]!));
+      [...groupByKey(events)].map(async ([key, indexes]) => {
+        // RPC stubs type a union result awkwardly; the value is the actor's IngestResult.
+        const result = await this.call(key, (stub) => stub.ingest(key, indexes.map((i) => events[i]!)) as unknown as Promise<IngestResult>);
+        if ("backpressure" in result) behind = new BackpressureError(key, result.backpressure.retryAfterSeconds);
+        else indexes.forEach((i, n) => (outcomes[i] = result.outcomes[n]!));
       }),
     );
+    // The keys that were not behind have their events durably; a retry of the request is safe.
+    if (behind) throw behind;
     return outcomes;
   }
 
@@ -38,7 +38,19 @@ export class DurableObjectBackend implements ActorBackend {
     return this.call(key, (stub) => stub.late(key));
   }
 
-  private async call<T>(key: string, fn: (stub: DurableObjectStub<import("../../../actors/key-actor.ts").KeyActor>) => Promise<T>): Promise<T> {
+  deadLetters(key: string): Promise<DeadLetterView[] | null> {
+    return this.call(key, (stub) => stub.deadLetters(key));
+  }
+
+  replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null> {
+    return this.call(key, (stub) => stub.replay(key, filter));
+  }
+
+  outbox(key: string): Promise<OutboxView | null> {
+    return this.call(key, (stub) => stub.outbox(key));
+  }
+
+  private async call<T>(key: string, fn: (stub: DurableObjectStub<KeyActor>) => Promise<T>): Promise<T> {
     try {
       return await fn(this.actors.getByName(key));
     } catch (error) {
