@@ -49,7 +49,7 @@ live_pid() {
   echo "$pid"
 }
 
-# wait_until <seconds> <description> <command...>: polls every 0.5 s, dies with a message on timeout.
+# wait_until <seconds> <description> <command...>: polls every 0.5 s; returns 1 on timeout.
 wait_until() {
   local limit=$1 what=$2; shift 2
   local deadline=$((SECONDS + limit))
@@ -86,7 +86,8 @@ ensure_redis() {
   fi
   say "redis: starting"
   START_T=$SECONDS
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null \
+    || die "redis-server failed to start"
   wait_until 15 "redis" sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG' \
     || die "redis did not answer PING within 15s"
 }
@@ -199,6 +200,8 @@ start_kafka() {
   local pid
   if pid=$(live_pid kafka kafka.Kafka); then
     say "kafka: already running (pid $pid) on 127.0.0.1:$KAFKA_PORT"
+    START_T=$SECONDS
+    kafka_started || wait_until "$KAFKA_WAIT_S" "kafka" kafka_started || fail_with_log "kafka" "$LOGS/kafka.log"
     return
   fi
   if port_open "$KAFKA_PORT"; then
@@ -224,6 +227,8 @@ start_bridge() {
   if [[ -n "${KAFKA_BRIDGE_HOME:-}" ]]; then marker=io.strimzi.kafka.bridge.Application; else marker=strimzi-bridge.ts; fi
   if pid=$(live_pid bridge "$marker"); then
     say "bridge: already running (pid $pid) on 127.0.0.1:$BRIDGE_PORT"
+    START_T=$SECONDS
+    bridge_ready || wait_until "$BRIDGE_WAIT_S" "bridge" bridge_ready || fail_with_log "bridge" "$LOGS/bridge.log"
     return
   fi
   if port_open "$BRIDGE_PORT"; then
@@ -272,6 +277,8 @@ start_front() {
   fi
   if pid=$(live_pid "$name" "$file"); then
     say "$name: already running (pid $pid) on 127.0.0.1:$port"
+    START_T=$SECONDS
+    port_open "$port" || wait_until "$FRONT_WAIT_S" "$name" port_open "$port" || fail_with_log "$name" "$LOGS/$name.log"
     return
   fi
   if port_open "$port"; then
@@ -284,14 +291,15 @@ start_front() {
 }
 
 start_fronts() {
-  start_front upstash-redis scripts/fronts/upstash-redis.ts "$UPSTASH_PORT" \
-    "UPSTASH_FRONT_TOKEN=${UPSTASH_FRONT_TOKEN:-keyflow-local-token}" "REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}"
-  start_front neon-wsproxy scripts/fronts/neon-wsproxy.ts "$NEON_PORT"
+  start_front upstash-redis scripts/fronts/upstash-redis.ts "$UPSTASH_PORT" UPSTASH_FRONT_HOST=127.0.0.1 \
+    "UPSTASH_FRONT_PORT=$UPSTASH_PORT" "UPSTASH_FRONT_TOKEN=${UPSTASH_FRONT_TOKEN:-keyflow-local-token}" \
+    "REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}"
+  start_front neon-wsproxy scripts/fronts/neon-wsproxy.ts "$NEON_PORT" NEON_PROXY_HOST=127.0.0.1 "NEON_PROXY_PORT=$NEON_PORT"
 }
 
 # ---------------------------------------------------------------- stop / status
 
-# stop_pid <name> <marker>: SIGTERM, wait up to STOP_WAIT_S, then SIGKILL.
+# stop_one <name> <marker>: SIGTERM, wait up to STOP_WAIT_S, then SIGKILL.
 stop_one() {
   local name=$1 marker=$2 pid
   if ! pid=$(live_pid "$name" "$marker"); then
@@ -348,9 +356,16 @@ cmd_status() {
   done
 }
 
+check_java() {
+  command -v java >/dev/null || die "java not found (Kafka $KAFKA_VERSION needs Java 17+)"
+  local major
+  major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)
+  ((${major:-0} >= 17)) || die "java is version ${major:-unknown}; Kafka $KAFKA_VERSION needs 17+"
+}
+
 cmd_start() {
   local t0=$SECONDS
-  command -v java >/dev/null || die "java not found (Kafka needs Java 17+)"
+  check_java
   command -v bun >/dev/null || die "bun not found; run npm install first"
   ensure_redis
   ensure_postgres

@@ -1,0 +1,49 @@
+import { SinkError, type Sink } from "../../src/core/delivery.ts";
+import type { OutboxRecord } from "../../src/core/outbox.ts";
+
+/** Identity of a record's effect in a sink: what an idempotent sink dedupes on. */
+export function effectId(r: OutboxRecord): string {
+  if (r.kind === "event") return `event|${r.key}|${r.id}`;
+  if (r.kind === "window") return `window|${r.key}|${r.spec}|${r.start}|${r.revision}`;
+  return `dead|${r.key}|${r.sink}|${r.record.n}`;
+}
+
+/**
+ * A sink for unit tests that injects faults. It applies records idempotently (by effectId), as a
+ * real sink must, and keeps every call so tests can check order, redelivery and exactly-once effect.
+ */
+export class FakeSink implements Sink {
+  readonly calls: OutboxRecord[][] = [];
+  readonly applied = new Map<string, OutboxRecord>();
+  readonly order: OutboxRecord[] = [];
+  /** Fail the next N calls transiently (sink down). */
+  down = 0;
+  /** Apply the batch, then report a timeout anyway (the outcome is unknown to the sender). */
+  lieNext = 0;
+  /** Records this predicate matches are refused permanently, as a whole batch (like a failed SQL statement). */
+  poison: (r: OutboxRecord) => boolean = () => false;
+
+  constructor(readonly name: string) {}
+
+  async deliver(records: OutboxRecord[]): Promise<void> {
+    this.calls.push(records);
+    if (this.down > 0) {
+      this.down--;
+      throw new SinkError(`${this.name}: connection refused`, false);
+    }
+    if (records.some(this.poison)) throw new SinkError(`${this.name}: payload refused`, true);
+    for (const r of records) {
+      const id = effectId(r);
+      if (!this.applied.has(id)) this.order.push(r);
+      this.applied.set(id, r);
+    }
+    if (this.lieNext > 0) {
+      this.lieNext--;
+      throw new SinkError(`${this.name}: timed out`, false);
+    }
+  }
+
+  eventIds(key?: string): string[] {
+    return this.order.filter((r) => r.kind === "event" && (key === undefined || r.key === key)).map((r) => (r as { id: string }).id);
+  }
+}

@@ -1,0 +1,146 @@
+import { describe, expect, test } from "bun:test";
+import { createApp } from "../../src/app.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
+import { BackpressureError } from "../../src/core/errors.ts";
+import type { Event } from "../../src/core/event.ts";
+import { LocalRuntime } from "../../src/core/runtime.ts";
+import { MemoryKvStore } from "../../src/core/storage.ts";
+import { parseWindowSpec, type WindowSpec } from "../../src/core/windows.ts";
+import { fakeEnv } from "../support/fake-env.ts";
+import { FakeSink } from "../support/fake-sink.ts";
+
+const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
+
+function setup(sinks: FakeSink[], overrides: Partial<Config> = {}, store = new MemoryKvStore()) {
+  const fake = fakeEnv(T0);
+  const config: Config = {
+    ...DEFAULT_CONFIG,
+    windows: [parseWindowSpec("1m") as WindowSpec],
+    allowedLateness: 0,
+    sinks: sinks.map((s) => s.name),
+    delivery: { ...DEFAULT_CONFIG.delivery, batchSize: 50, backoffBase: 50, backoffMax: 1_000, breakerThreshold: 3, breakerCooldown: 500 },
+    ...overrides,
+  };
+  const runtime = new LocalRuntime({ store, config, clock: fake.clock, random: fake.random, timers: fake.timers, sinks });
+  /** Moves virtual time in small steps, letting promises settle between them. */
+  const run = async (ms: number, step = 10) => {
+    for (let t = 0; t < ms; t += step) {
+      fake.timers.advance(step);
+      for (let i = 0; i < 5; i++) await Bun.sleep(0);
+    }
+  };
+  const ingest = async (events: Event[]) => {
+    const p = runtime.ingest(events);
+    fake.timers.advance(0);
+    return p;
+  };
+  return { ...fake, config, runtime, store, run, ingest };
+}
+
+const ev = (key: string, i: number, value = i): Event => ({ id: `${key}-${i}`, assigned: false, type: "buy", key, ts: T0 + i * 1_000, value });
+const keys = ["a", "b", "c", "d"];
+const batch = (from: number, to: number) => keys.flatMap((k) => Array.from({ length: to - from }, (_, j) => ev(k, from + j)));
+const expectedIds = (k: string, count: number) => Array.from({ length: count }, (_, i) => `${k}-${i}`);
+
+describe("LocalRuntime delivery", () => {
+  test("accepted events reach every sink once, in per-key order, within the max delay", async () => {
+    const sinks = [new FakeSink("one"), new FakeSink("two")];
+    const { ingest, run } = setup(sinks);
+    await ingest(batch(0, 30));
+    expect(sinks[0]!.calls).toHaveLength(0);
+    await run(150);
+    for (const sink of sinks) for (const k of keys) expect(sink.eventIds(k)).toEqual(expectedIds(k, 30));
+  });
+
+  test("outage: the breaker opens, ingest goes on, and on recovery everything arrives once, in order", async () => {
+    const redis = new FakeSink("redis");
+    const other = new FakeSink("other");
+    const { ingest, run, runtime } = setup([redis, other]);
+    redis.down = 1_000_000;
+    for (let i = 0; i < 10; i++) {
+      await ingest(batch(i * 5, i * 5 + 5));
+      await run(200);
+    }
+    const status = (await runtime.outbox("a"))!.sinks.find((s) => s.sink === "redis")!;
+    expect(status.breaker).not.toBe("closed");
+    expect(status.breaker_opened).toBeGreaterThanOrEqual(1);
+    // The healthy sink was not held back.
+    for (const k of keys) expect(other.eventIds(k)).toEqual(expectedIds(k, 50));
+    expect(redis.applied.size).toBe(0);
+    redis.down = 0;
+    await run(3_000);
+    for (const k of keys) expect(redis.eventIds(k)).toEqual(expectedIds(k, 50));
+    const after = (await runtime.outbox("a"))!;
+    expect(after.backlog).toEqual({ redis: 0, other: 0 });
+    expect(after.sinks.find((s) => s.sink === "redis")).toMatchObject({ breaker: "closed", breaker_closed: 1 });
+  });
+
+  test("an unknown outcome (applied, then a timeout) is redelivered with no second effect", async () => {
+    const sink = new FakeSink("s");
+    sink.lieNext = 3;
+    const { ingest, run } = setup([sink]);
+    await ingest(batch(0, 20));
+    await run(3_000);
+    expect(sink.calls.length).toBeGreaterThan(3);
+    for (const k of keys) expect(sink.eventIds(k)).toEqual(expectedIds(k, 20));
+    expect(sink.applied.size).toBe(80);
+  });
+
+  test("a crash after the commit and before the send: the restarted host delivers what was acknowledged", async () => {
+    const store = new MemoryKvStore();
+    const before = new FakeSink("s");
+    const first = setup([before], {}, store);
+    await first.ingest(batch(0, 10));
+    expect(before.calls).toHaveLength(0); // crashed here: no close(), no delivery
+    const after = new FakeSink("s");
+    const second = setup([after], {}, store);
+    await second.run(200);
+    for (const k of keys) expect(after.eventIds(k)).toEqual(expectedIds(k, 10));
+  });
+
+  test("backpressure: over the outbox bound ingest is refused with 429 and Retry-After; nothing is dropped", async () => {
+    const sink = new FakeSink("s");
+    sink.down = 1_000_000;
+    const { ingest, runtime, config, env, run, timers } = setup([sink], { outboxMax: 5 });
+    await ingest(batch(0, 5)); // 5 records for each key
+    await expect(ingest([ev("a", 100)])).rejects.toBeInstanceOf(BackpressureError);
+    const app = createApp({ backend: runtime, config, env, host: "memory" });
+    const res = await app.request("/v1/events", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ event_id: "x", event_type: "buy", user_id: "b", timestamp: T0 }),
+    });
+    expect(res.status).toBe(429);
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect(((await res.json()) as any).error.code).toBe("backpressure");
+    sink.down = 0;
+    await run(3_000);
+    await ingest([ev("a", 100)]);
+    timers.advance(0);
+    await run(200);
+    expect(sink.eventIds("a")).toEqual([...expectedIds("a", 5), "a-100"]);
+  });
+
+  test("a poison record is dead-lettered, listed, and replayed once the sink accepts it", async () => {
+    const sink = new FakeSink("s");
+    sink.poison = (r) => r.kind === "event" && r.id === "a-3";
+    const { ingest, run, runtime, config, env } = setup([sink]);
+    await ingest(batch(0, 6));
+    await run(300);
+    expect(sink.eventIds("a")).toEqual(["a-0", "a-1", "a-2", "a-4", "a-5"]);
+    const app = createApp({ backend: runtime, config, env, host: "memory" });
+    const dlq = (await (await app.request("/v1/actors/a/dlq")).json()) as any;
+    expect(dlq.dead_letters).toHaveLength(1);
+    expect(dlq.dead_letters[0]).toMatchObject({ id: 0, sink: "s", record: { kind: "event", event_id: "a-3" } });
+    expect(dlq.dead_letters[0].error).toContain("payload refused");
+
+    sink.poison = () => false;
+    const replaying = app.request("/v1/actors/a/dlq/replay?sink=s", { method: "POST" });
+    await run(300); // the replay's commit and the delivery both run on virtual time
+    expect(await (await replaying).json()).toEqual({ key: "a", replayed: 1 });
+    expect(sink.eventIds("a")).toEqual(["a-0", "a-1", "a-2", "a-4", "a-5", "a-3"]);
+    expect(((await (await app.request("/v1/actors/a/dlq")).json()) as any).dead_letters).toEqual([]);
+    const bad = await app.request("/v1/actors/a/dlq/replay?sink=nope", { method: "POST" });
+    expect(bad.status).toBe(400);
+  });
+});
