@@ -1,0 +1,200 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { createHmac } from "node:crypto";
+import { ConfigError } from "../../src/core/config.ts";
+import { SinkError } from "../../src/core/delivery.ts";
+import type { OutboxRecord } from "../../src/core/outbox.ts";
+import { KafkaSink, type KafkaSinkOptions } from "../../src/sinks/kafka.ts";
+import { createSinks, sinkSettings } from "../../src/sinks/settings.ts";
+import { signature, WebhookSink } from "../../src/sinks/webhook.ts";
+
+const T0 = Date.UTC(2026, 10, 21, 10);
+const event = (n: number, extra: Partial<OutboxRecord> = {}): OutboxRecord =>
+  ({ kind: "event", n, key: "user-1", id: `e${n}`, type: "purchase", ts: T0 + n, value: n, receivedAt: T0, late: false, ...extra }) as OutboxRecord;
+const windowRecord: OutboxRecord = {
+  kind: "window", n: 9, key: "user-1", spec: "1m", start: T0, end: T0 + 60_000, revision: 1, final: true,
+  all: { count: 2, valued: 2, sum: 3, min: 1, max: 2 }, types: { purchase: { count: 2, valued: 2, sum: 3, min: 1, max: 2 } },
+};
+
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("sink settings", () => {
+  test("no sink variables: no sinks", () => {
+    expect(sinkSettings({})).toEqual({});
+    expect(createSinks({}, { poolPerDelivery: false })).toEqual([]);
+  });
+
+  test("every sink from its variables, with defaults", () => {
+    const s = sinkSettings({
+      KEYFLOW_REDIS_URL: "http://127.0.0.1:8079",
+      KEYFLOW_REDIS_TOKEN: "t",
+      KEYFLOW_POSTGRES_URL: "postgres://postgres@127.0.0.1:5432/test",
+      KEYFLOW_NEON_WSPROXY: "127.0.0.1:6543/v1",
+      KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082/",
+      KEYFLOW_WEBHOOK_URL: "https://hooks.example.com/keyflow",
+      KEYFLOW_WEBHOOK_SECRET: "s3cret",
+    });
+    expect(s.redis).toEqual({ url: "http://127.0.0.1:8079", token: "t", prefix: "kf:", ttlSeconds: 604_800, streamMaxLen: 10_000 });
+    expect(s.postgres).toEqual({ url: "postgres://postgres@127.0.0.1:5432/test", wsProxy: "127.0.0.1:6543/v1", wsProxyTls: false });
+    expect(s.kafka).toMatchObject({ dialect: "v2", url: "http://127.0.0.1:8082", topic: "keyflow.events", windowsTopic: "keyflow.windows", headers: true, timeoutMs: 10_000 });
+    expect(s.webhook).toEqual({ url: "https://hooks.example.com/keyflow", secret: "s3cret", timeoutMs: 10_000 });
+    expect(createSinks(s, { poolPerDelivery: false }).map((x) => x.name)).toEqual(["kafka", "redis", "postgres", "webhook"]);
+  });
+
+  test("Upstash's own variable names work too", () => {
+    const s = sinkSettings({
+      UPSTASH_REDIS_REST_URL: "https://eu1.upstash.io",
+      UPSTASH_REDIS_REST_TOKEN: "tok",
+      UPSTASH_KAFKA_REST_URL: "https://kafka.upstash.io",
+      UPSTASH_KAFKA_REST_USERNAME: "u",
+      UPSTASH_KAFKA_REST_PASSWORD: "p",
+    });
+    expect(s.redis?.token).toBe("tok");
+    expect(s.kafka).toMatchObject({ dialect: "upstash", username: "u", password: "p" });
+  });
+
+  test("a bad URL or a missing credential is one clear error naming every variable", () => {
+    const message = configError(() =>
+      sinkSettings({
+        KEYFLOW_REDIS_URL: "not a url",
+        KEYFLOW_POSTGRES_URL: "mysql://x@y/z",
+        KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082",
+        KEYFLOW_KAFKA_DIALECT: "v3",
+        KEYFLOW_WEBHOOK_URL: "https://example.com/h",
+        KEYFLOW_SINK_TIMEOUT: "soon",
+      }),
+    );
+    expect(message).toContain('KEYFLOW_REDIS_URL="not a url"');
+    expect(message).toContain("KEYFLOW_REDIS_TOKEN or UPSTASH_REDIS_REST_TOKEN is required");
+    expect(message).toContain('KEYFLOW_POSTGRES_URL="mysql://x@y/z"');
+    expect(message).toContain("KEYFLOW_KAFKA_CLUSTER_ID is required");
+    expect(message).toContain("KEYFLOW_WEBHOOK_SECRET is required");
+    expect(message).toContain('KEYFLOW_SINK_TIMEOUT="soon"');
+    expect(configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", KEYFLOW_KAFKA_DIALECT: "v9" }))).toContain("KEYFLOW_KAFKA_DIALECT");
+    expect(configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", KEYFLOW_KAFKA_TOPIC: "bad topic" }))).toContain("KEYFLOW_KAFKA_TOPIC");
+  });
+});
+
+/** A local HTTP endpoint that records requests and answers with `reply`. */
+function recorder() {
+  const requests: Array<{ path: string; headers: Headers; body: string }> = [];
+  let reply: (path: string, body: any) => Response = () => new Response("ok");
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req) {
+      const body = await req.text();
+      const path = new URL(req.url).pathname;
+      requests.push({ path, headers: req.headers, body });
+      return reply(path, body ? JSON.parse(body) : undefined);
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    requests,
+    answer(fn: typeof reply) {
+      reply = fn;
+    },
+    stop: () => server.stop(true),
+  };
+}
+
+describe("webhook sink", () => {
+  const hook = recorder();
+  afterAll(() => hook.stop());
+
+  test("POSTs the batch signed with HMAC-SHA256 over timestamp and body", async () => {
+    const sink = new WebhookSink({ url: `${hook.url}/in`, secret: "s3cret", timeoutMs: 2_000 });
+    await sink.deliver([event(0), windowRecord]);
+    const req = hook.requests.at(-1)!;
+    const ts = req.headers.get("x-keyflow-timestamp")!;
+    expect(req.headers.get("x-keyflow-signature")).toBe(`sha256=${await signature("s3cret", ts, req.body)}`);
+    const body = JSON.parse(req.body);
+    expect(body.records.map((r: any) => r.idempotency_key)).toEqual(["e0", `user-1|1m|${T0}|1`]);
+    expect(body.records[0]).toMatchObject({ kind: "event", event_id: "e0", event_type: "purchase", key: "user-1", value: 0 });
+  });
+
+  test("the signature matches an independent HMAC-SHA256 (node:crypto)", async () => {
+    const expected = createHmac("sha256", "key").update("1700000000.{\"records\":[]}").digest("hex");
+    expect(await signature("key", "1700000000", '{"records":[]}')).toBe(expected);
+    expect(await signature("other", "1700000000", '{"records":[]}')).not.toBe(expected);
+  });
+
+  test("5xx and 429 are transient, other 4xx permanent, a dead endpoint transient", async () => {
+    const sink = new WebhookSink({ url: `${hook.url}/in`, secret: "s", timeoutMs: 2_000 });
+    for (const [status, permanent] of [[503, false], [429, false], [400, true], [422, true]] as const) {
+      hook.answer(() => new Response("no", { status }));
+      const error = await sink.deliver([event(1)]).catch((e) => e);
+      expect(error).toBeInstanceOf(SinkError);
+      expect(error.permanent).toBe(permanent);
+    }
+    hook.answer(() => new Response("ok"));
+    const dead = new WebhookSink({ url: "http://127.0.0.1:1/nothing", secret: "s", timeoutMs: 1_000 });
+    const error = await dead.deliver([event(1)]).catch((e) => e);
+    expect(error).toBeInstanceOf(SinkError);
+    expect(error.permanent).toBe(false);
+  });
+});
+
+describe("kafka sink request shapes (dialects without a local server)", () => {
+  const proxy = recorder();
+  afterAll(() => proxy.stop());
+  const opts = (o: Partial<KafkaSinkOptions>): KafkaSinkOptions => ({
+    dialect: "v2", url: proxy.url, topic: "keyflow.events", windowsTopic: "keyflow.windows", headers: true, timeoutMs: 2_000, ...o,
+  });
+
+  test("v2: one request per run of one topic, key = actor key, event_id header in base64", async () => {
+    proxy.answer((_p, body) => Response.json({ offsets: body.records.map((_: unknown, i: number) => ({ partition: 0, offset: i })) }));
+    await new KafkaSink(opts({ topic: "events.{type}" })).deliver([event(0), event(1), event(2, { type: "refund" } as any), windowRecord]);
+    const reqs = proxy.requests.splice(0);
+    expect(reqs.map((r) => r.path)).toEqual(["/topics/events.purchase", "/topics/events.refund", "/topics/keyflow.windows"]);
+    expect(reqs[0]!.headers.get("content-type")).toBe("application/vnd.kafka.json.v2+json");
+    const first = JSON.parse(reqs[0]!.body).records[0];
+    expect(first.key).toBe("user-1");
+    expect(first.headers[0]).toEqual({ key: "event_id", value: btoa("e0") });
+    expect(first.value).toMatchObject({ event_id: "e0", kind: "event" });
+  });
+
+  test("v2: a per-record error names the record; records before it were delivered", async () => {
+    proxy.answer(() => Response.json({ offsets: [{ partition: 0, offset: 1 }, { error_code: 40_001, message: "bad record" }] }));
+    const error = await new KafkaSink(opts({})).deliver([event(0), event(1), event(2)]).catch((e) => e);
+    expect(error).toBeInstanceOf(SinkError);
+    expect(error.index).toBe(1);
+    expect(error.permanent).toBe(true);
+    proxy.answer(() => new Response("busy", { status: 503 }));
+    const busy = await new KafkaSink(opts({})).deliver([event(0)]).catch((e) => e);
+    expect(busy.permanent).toBe(false);
+    proxy.requests.splice(0);
+  });
+
+  test("v3: records:batch with typed key/value, Basic auth, and 207 partial failures", async () => {
+    proxy.answer((_p, body) => Response.json({ successes: [{ id: "0" }], failures: [{ id: "1", error_code: 400, message: "too big" }] }, { status: 207 }));
+    const sink = new KafkaSink(opts({ dialect: "v3", clusterId: "lkc-1", username: "key", password: "secret" }));
+    const error = await sink.deliver([event(0), event(1)]).catch((e) => e);
+    const req = proxy.requests.splice(0)[0]!;
+    expect(req.path).toBe("/v3/clusters/lkc-1/topics/keyflow.events/records:batch");
+    expect(req.headers.get("authorization")).toBe(`Basic ${btoa("key:secret")}`);
+    const entry = JSON.parse(req.body).entries[0];
+    expect(entry).toMatchObject({ id: "0", key: { type: "STRING", data: "user-1" }, value: { type: "JSON" } });
+    expect(entry.headers[0]).toEqual({ name: "event_id", value: btoa("e0") });
+    expect(error.index).toBe(1);
+    expect(error.permanent).toBe(true);
+  });
+
+  test("upstash: produceMany through @upstash/kafka", async () => {
+    proxy.answer((_p, body) => Response.json(body.map((_: unknown, i: number) => ({ topic: "keyflow.events", partition: 0, offset: i, timestamp: 0 }))));
+    await new KafkaSink(opts({ dialect: "upstash", username: "u", password: "p" })).deliver([event(0), event(1)]);
+    const req = proxy.requests.splice(0)[0]!;
+    expect(req.path).toBe("/produce");
+    const body = JSON.parse(req.body);
+    expect(body.map((m: any) => [m.topic, m.key])).toEqual([["keyflow.events", "user-1"], ["keyflow.events", "user-1"]]);
+    expect(body[0].headers).toContainEqual({ key: "event_id", value: "e0" });
+  });
+});
