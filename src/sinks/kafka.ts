@@ -99,17 +99,19 @@ export class KafkaSink implements Sink {
   }
 
   private async produceV2(topic: string, batch: Message[]): Promise<void> {
+    // The binary embedded format puts the key and value bytes in Kafka as they are (the json format
+    // would write the key as a JSON string, quotes included).
     const body = {
       records: batch.map((m) => ({
-        key: m.key,
-        value: m.value,
+        key: base64(m.key),
+        value: base64(JSON.stringify(m.value)),
         ...(this.opts.headers ? { headers: m.headers.map((h) => ({ key: h.name, value: base64(h.value) })) } : {}),
       })),
     };
     const res = await post(
       `${this.opts.url}/topics/${encodeURIComponent(topic)}`,
       {
-        headers: { "content-type": "application/vnd.kafka.json.v2+json", accept: "application/vnd.kafka.v2+json", ...this.auth() },
+        headers: { "content-type": "application/vnd.kafka.binary.v2+json", accept: "application/vnd.kafka.v2+json", ...this.auth() },
         body: JSON.stringify(body),
       },
       this.opts.timeoutMs,

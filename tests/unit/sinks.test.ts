@@ -155,11 +155,11 @@ describe("kafka sink request shapes (dialects without a local server)", () => {
     await new KafkaSink(opts({ topic: "events.{type}" })).deliver([event(0), event(1), event(2, { type: "refund" } as any), windowRecord]);
     const reqs = proxy.requests.splice(0);
     expect(reqs.map((r) => r.path)).toEqual(["/topics/events.purchase", "/topics/events.refund", "/topics/keyflow.windows"]);
-    expect(reqs[0]!.headers.get("content-type")).toBe("application/vnd.kafka.json.v2+json");
+    expect(reqs[0]!.headers.get("content-type")).toBe("application/vnd.kafka.binary.v2+json");
     const first = JSON.parse(reqs[0]!.body).records[0];
-    expect(first.key).toBe("user-1");
+    expect(atob(first.key)).toBe("user-1");
     expect(first.headers[0]).toEqual({ key: "event_id", value: btoa("e0") });
-    expect(first.value).toMatchObject({ event_id: "e0", kind: "event" });
+    expect(JSON.parse(atob(first.value))).toMatchObject({ event_id: "e0", kind: "event" });
   });
 
   test("v2: a per-record error names the record; records before it were delivered", async () => {
