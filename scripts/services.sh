@@ -220,11 +220,11 @@ start_kafka() {
 
 # The real Strimzi Kafka Bridge is used when KAFKA_BRIDGE_HOME points at an unpacked official
 # release (its libs/ folder). io.strimzi:kafka-bridge is not published on Maven Central (checked
-# for 0.31.1-0.33.1: 404, no maven-metadata.xml), so by default scripts/strimzi-bridge.ts runs
+# for 0.31.1-0.33.1: 404, no maven-metadata.xml), so by default scripts/fronts/kafka-rest.ts runs
 # instead: the same produce API (REST v2, json/binary/text), on the same port.
 start_bridge() {
   local marker pid
-  if [[ -n "${KAFKA_BRIDGE_HOME:-}" ]]; then marker=io.strimzi.kafka.bridge.Application; else marker=strimzi-bridge.ts; fi
+  if [[ -n "${KAFKA_BRIDGE_HOME:-}" ]]; then marker=io.strimzi.kafka.bridge.Application; else marker=kafka-rest.ts; fi
   if pid=$(live_pid bridge "$marker"); then
     say "bridge: already running (pid $pid) on 127.0.0.1:$BRIDGE_PORT"
     START_T=$SECONDS
@@ -254,9 +254,9 @@ EOF
       -cp "$KAFKA_BRIDGE_HOME/libs/*" io.strimzi.kafka.bridge.Application \
       "--config-file=$SVC/bridge/application.properties"
   else
-    say "bridge: starting scripts/strimzi-bridge.ts (Strimzi REST v2 produce API over kafkajs) on 127.0.0.1:$BRIDGE_PORT"
+    say "bridge: starting scripts/fronts/kafka-rest.ts (Strimzi REST v2 produce API over kafkajs) on 127.0.0.1:$BRIDGE_PORT"
     launch bridge "$LOGS/bridge.log" env BRIDGE_HOST=127.0.0.1 "BRIDGE_PORT=$BRIDGE_PORT" \
-      "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT" bun "$ROOT/scripts/strimzi-bridge.ts"
+      "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT" bun "$ROOT/scripts/fronts/kafka-rest.ts"
   fi
   wait_until "$BRIDGE_WAIT_S" "bridge" bridge_ready || fail_with_log "bridge" "$LOGS/bridge.log"
 }
@@ -324,7 +324,7 @@ stop_one() {
 cmd_stop() {
   stop_one neon-wsproxy scripts/fronts/neon-wsproxy.ts
   stop_one upstash-redis scripts/fronts/upstash-redis.ts
-  if [[ -n "${KAFKA_BRIDGE_HOME:-}" ]]; then stop_one bridge io.strimzi.kafka.bridge.Application; else stop_one bridge strimzi-bridge.ts; fi
+  if [[ -n "${KAFKA_BRIDGE_HOME:-}" ]]; then stop_one bridge io.strimzi.kafka.bridge.Application; else stop_one bridge kafka-rest.ts; fi
   stop_one kafka kafka.Kafka
   say "redis and postgres are machine services and were left running"
 }
@@ -344,7 +344,7 @@ cmd_status() {
   for entry in kafka:$KAFKA_PORT:kafka.Kafka bridge:$BRIDGE_PORT:bridge \
     upstash-redis:$UPSTASH_PORT:upstash-redis.ts neon-wsproxy:$NEON_PORT:neon-wsproxy.ts; do
     IFS=: read -r name port marker <<<"$entry"
-    if [[ "$marker" == bridge ]]; then marker=$([[ -n "${KAFKA_BRIDGE_HOME:-}" ]] && echo io.strimzi.kafka.bridge.Application || echo strimzi-bridge.ts); fi
+    if [[ "$marker" == bridge ]]; then marker=$([[ -n "${KAFKA_BRIDGE_HOME:-}" ]] && echo io.strimzi.kafka.bridge.Application || echo kafka-rest.ts); fi
     if pid=$(live_pid "$name" "$marker"); then
       if port_open "$port"; then s="up (pid $pid)"; else s="starting (pid $pid, port closed)"; fi
     elif port_open "$port"; then

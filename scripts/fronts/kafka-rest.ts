@@ -266,7 +266,7 @@ async function connect(): Promise<void> {
     try {
       await producer.connect();
       ready = true;
-      console.log(`strimzi-bridge stand-in ${VERSION}: http://${HOST}:${server.port}, Kafka ${BROKERS.join(",")}`);
+      console.log(`kafka-rest front (Strimzi bridge API) ${VERSION}: http://${HOST}:${server.port}, Kafka ${BROKERS.join(",")}`);
       return;
     } catch (e) {
       console.error(`connecting to Kafka failed, retrying: ${(e as Error).message}`);
