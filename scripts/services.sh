@@ -205,7 +205,9 @@ start_kafka() {
     return
   fi
   if port_open "$KAFKA_PORT"; then
-    die "port $KAFKA_PORT is taken by a process this script did not start"
+    # Another checkout (a CI clone, say) may have started the same services: share them.
+    say "kafka: 127.0.0.1:$KAFKA_PORT is already served by a process this checkout did not start; using it"
+    return
   fi
   fetch_kafka
   write_kafka_config
@@ -232,7 +234,10 @@ start_bridge() {
     return
   fi
   if port_open "$BRIDGE_PORT"; then
-    die "port $BRIDGE_PORT is taken by a process this script did not start (or by the other bridge kind)"
+    say "bridge: 127.0.0.1:$BRIDGE_PORT is already served by a process this checkout did not start; using it"
+    START_T=$SECONDS
+    bridge_ready || wait_until "$BRIDGE_WAIT_S" "bridge" bridge_ready || die "bridge: 127.0.0.1:$BRIDGE_PORT does not answer /healthy"
+    return
   fi
   START_T=$SECONDS
   if [[ -n "${KAFKA_BRIDGE_HOME:-}" ]]; then
@@ -282,7 +287,8 @@ start_front() {
     return
   fi
   if port_open "$port"; then
-    die "port $port is taken by a process this script did not start"
+    say "$name: 127.0.0.1:$port is already served by a process this checkout did not start; using it"
+    return
   fi
   say "$name: starting $file on 127.0.0.1:$port"
   START_T=$SECONDS
