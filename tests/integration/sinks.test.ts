@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { neonConfig, Pool } from "@neondatabase/serverless";
+import type { Pool } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
-import { PostgresSink } from "../../src/sinks/postgres.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 import { startUpstashFront, type UpstashFront } from "../support/fronts.ts";
 import { consumeAll, ensureServices } from "../support/kafka.ts";
+import { PG_URL, preparePostgres, WSPROXY } from "../support/postgres.ts";
 import { BUN_SERVER, processTarget, type Target } from "../support/targets.ts";
 
 // Real Kafka (through the Strimzi bridge), Redis (through the Upstash-REST front) and Postgres
@@ -12,8 +12,6 @@ import { BUN_SERVER, processTarget, type Target } from "../support/targets.ts";
 // client libraries the sinks use in production.
 const REDIS_URL = "http://127.0.0.1:8079";
 const TOKEN = "keyflow-local-token";
-const PG_URL = "postgres://postgres@127.0.0.1:5432/test";
-const WSPROXY = "127.0.0.1:6543/v1";
 const LATENESS = 5_000;
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
@@ -52,13 +50,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
 
 beforeAll(async () => {
   ensureServices();
-  neonConfig.wsProxy = (host, port) => `${WSPROXY}?address=${host}:${port}`;
-  neonConfig.useSecureWebSocket = false;
-  neonConfig.pipelineConnect = false;
-  const migrator = new PostgresSink({ url: PG_URL, wsProxy: WSPROXY, wsProxyTls: false, poolPerDelivery: false });
-  await migrator.migrate();
-  await migrator.close();
-  pool = new Pool({ connectionString: PG_URL });
+  pool = await preparePostgres();
 }, 300_000);
 
 afterAll(async () => {

@@ -1,14 +1,12 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { neonConfig, Pool } from "@neondatabase/serverless";
+import type { Pool } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
-import { PostgresSink } from "../../src/sinks/postgres.ts";
 import { consumeAll, ensureServices } from "../support/kafka.ts";
+import { PG_URL, preparePostgres, WSPROXY } from "../support/postgres.ts";
 import { processTarget, WORKERD_SERVER } from "../support/targets.ts";
 
 // The same delivery engine on the edge host: each Durable Object delivers its own outbox from its
 // alarm, through the same sink clients, to the real services.
-const PG_URL = "postgres://postgres@127.0.0.1:5432/test";
-const WSPROXY = "127.0.0.1:6543/v1";
 const run = `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 let pool: Pool;
 let target: ReturnType<typeof processTarget>;
@@ -16,13 +14,7 @@ const redis = new Redis({ url: "http://127.0.0.1:8079", token: "keyflow-local-to
 
 beforeAll(async () => {
   ensureServices();
-  neonConfig.wsProxy = (host, port) => `${WSPROXY}?address=${host}:${port}`;
-  neonConfig.useSecureWebSocket = false;
-  neonConfig.pipelineConnect = false;
-  const migrator = new PostgresSink({ url: PG_URL, wsProxy: WSPROXY, wsProxyTls: false, poolPerDelivery: false });
-  await migrator.migrate();
-  await migrator.close();
-  pool = new Pool({ connectionString: PG_URL });
+  pool = await preparePostgres();
   target = processTarget(WORKERD_SERVER, {
     KEYFLOW_REDIS_URL: "http://127.0.0.1:8079",
     KEYFLOW_REDIS_TOKEN: "keyflow-local-token",

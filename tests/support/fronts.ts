@@ -7,19 +7,10 @@
  *   neonConfig.wsProxy = (host, port) => `${proxy.address}?address=${host}:${port}`;
  *   ...; await front.stop(); await proxy.stop();
  */
-import { createServer } from "node:net";
 import { join } from "node:path";
+import { BIN, freePort, spawnUntil, type RunningProcess } from "./process.ts";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
-const BIN = join(ROOT, "node_modules/.bin");
-
-export interface RunningProcess {
-  proc: ReturnType<typeof Bun.spawn>;
-  /** Everything printed so far (stdout and stderr). */
-  output(): string;
-  /** Stops the process (SIGTERM, then SIGKILL after 5 s) and resolves with its exit code. */
-  stop(): Promise<number>;
-}
+export { freePort, spawnUntil, type RunningProcess };
 
 export interface UpstashFront extends RunningProcess {
   /** http://127.0.0.1:<port> — pass as `url` to `new Redis({ url, token })`. */
@@ -42,74 +33,6 @@ export interface RedisServer extends RunningProcess {
   url: string;
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Spawns `cmd` and resolves once its output matches `ready` (rejects on exit or timeout). */
-export async function spawnUntil(
-  cmd: string[],
-  ready: RegExp,
-  env: Record<string, string> = {},
-  timeoutMs = 20_000,
-): Promise<RunningProcess & { match: RegExpExecArray }> {
-  const proc = Bun.spawn(cmd, {
-    cwd: ROOT,
-    env: { ...process.env, PATH: `${BIN}:${process.env.PATH}`, ...env },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  let log = "";
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-      const code = await proc.exited;
-      clearTimeout(timer);
-      return code;
-    }
-    return await proc.exited;
-  };
-  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      proc.kill("SIGKILL");
-      reject(new Error(`${cmd.join(" ")} not ready within ${timeoutMs} ms:\n${log}`));
-    }, timeoutMs);
-    const collect = async (stream: ReadableStream<Uint8Array>) => {
-      const decoder = new TextDecoder();
-      for await (const chunk of stream) {
-        log += decoder.decode(chunk);
-        const m = ready.exec(log);
-        if (m && !settled) {
-          settled = true;
-          clearTimeout(timer);
-          resolve(m);
-        }
-      }
-    };
-    void collect(proc.stdout as ReadableStream<Uint8Array>);
-    void collect(proc.stderr as ReadableStream<Uint8Array>);
-    void proc.exited.then((code) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      reject(new Error(`${cmd.join(" ")} exited with ${code} before it was ready:\n${log}`));
-    });
-  });
-  return { proc, match, output: () => log, stop };
-}
 
 export interface UpstashFrontOptions {
   /** Port to listen on; default: a free one. */

@@ -4,11 +4,11 @@
  */
 import { join } from "node:path";
 import { Kafka, logLevel, type Admin } from "kafkajs";
+import { ROOT } from "./process.ts";
 
 export const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? "127.0.0.1:9092").split(",");
 export const BRIDGE_URL = process.env.KAFKA_BRIDGE_URL ?? "http://127.0.0.1:8082";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
 
 /**
  * Runs `bash scripts/services.sh start` (idempotent: a no-op for services already up) and throws with

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openBunSqlite } from "../../src/adapter/bun/sqlite.ts";
 import { selfHosted, serverSettings } from "../../src/host/self-hosted.ts";
+import { BIN, ROOT, spawnUntil, type RunningProcess } from "./process.ts";
 
 /** A running keyflow host, driven over its HTTP API. */
 export interface Target {
@@ -20,8 +21,7 @@ export const CONTRACT_ENV = {
   KEYFLOW_MAX_BATCH_EVENTS: "10000",
 };
 
-export const ROOT = new URL("../..", import.meta.url).pathname;
-const BIN = join(ROOT, "node_modules/.bin");
+export { ROOT };
 
 export function tempDir(label: string): { path: string; remove(): void } {
   const path = mkdtempSync(join(tmpdir(), `keyflow-${label}-`));
@@ -46,55 +46,14 @@ export function inProcessTarget(extraEnv: Record<string, string> = {}): Target {
   };
 }
 
-export interface ServerProcess {
+export interface ServerProcess extends RunningProcess {
   url: string;
-  proc: ReturnType<typeof Bun.spawn>;
-  output(): string;
-  stop(): Promise<number>;
 }
 
 /** Spawns a server command and waits for its "listening on http://…" line. */
 export async function spawnServer(cmd: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
-  const proc = Bun.spawn(cmd, {
-    cwd: ROOT,
-    env: { ...process.env, PATH: `${BIN}:${process.env.PATH}`, ...env },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  let log = "";
-  const collect = async (stream: ReadableStream<Uint8Array>, onText?: (t: string) => void) => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) {
-      const text = decoder.decode(chunk);
-      log += text;
-      onText?.(text);
-    }
-  };
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms:\n${log}`)), timeoutMs);
-    const check = () => {
-      const m = /listening on (http:\/\/[^\s]+)/.exec(log);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    };
-    void collect(proc.stdout as ReadableStream<Uint8Array>, check);
-    void collect(proc.stderr as ReadableStream<Uint8Array>, check);
-    void proc.exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening:\n${log}`));
-    });
-  });
-  return {
-    url,
-    proc,
-    output: () => log,
-    async stop() {
-      proc.kill("SIGTERM");
-      return await proc.exited;
-    },
-  };
+  const started = await spawnUntil(cmd, /listening on (http:\/\/[^\s]+)/, env, timeoutMs);
+  return { ...started, url: started.match[1]! };
 }
 
 /** A host started as its own process (bun or deno), on SQLite in a temp dir; restarts keep the dir. */
