@@ -1,141 +1,200 @@
-// keyflow benchmark: durable ingest throughput of the core, the runtime on SQLite, and the HTTP
-// server, each next to a baseline measured in the same run (this machine is noisy: read the ratios).
-// Usage: bun run bench [--events N] [--keys K] [--batch B] [--seconds S]
+// keyflow benchmarks: one command, one run, every number next to a baseline measured in the same run.
+//   bun run bench                      # all sections (sinks section only when `npm run services` is up)
+//   bun run bench --quick              # shorter runs
+//   bun run bench --only core,http     # some sections: core, http, batch, workerd, sinks, memory
+// Writes bench/results/latest.json and latest.md (git-ignored) and prints the table.
 import { Database } from "bun:sqlite";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { openBunSqlite } from "../src/adapter/bun/sqlite.ts";
 import { Actor } from "../src/core/actor.ts";
 import { DEFAULT_CONFIG } from "../src/core/config.ts";
-import { normalizeEvent, type Event } from "../src/core/event.ts";
-import { LocalRuntime } from "../src/core/runtime.ts";
-import { MemoryKvStore, type KvStore } from "../src/core/storage.ts";
-import { systemEnv, systemTimers } from "../src/host/system.ts";
-import { spawnServer, BUN_SERVER, tempDir } from "../tests/support/targets.ts";
+import { DedupeIndex } from "../src/core/dedupe.ts";
+import type { Event } from "../src/core/event.ts";
+import { spawnServer, BUN_SERVER, tempDir, WORKERD_SERVER } from "../tests/support/targets.ts";
+import { percentile, runLoad } from "./bench-load.ts";
 
-const { values } = parseArgs({
-  options: {
-    events: { type: "string", default: "200000" },
-    keys: { type: "string", default: "1000" },
-    batch: { type: "string", default: "1000" },
-    seconds: { type: "string", default: "5" },
-  },
-});
-const EVENTS = Number(values.events);
-const KEYS = Number(values.keys);
-const BATCH = Number(values.batch);
-const HTTP_SECONDS = Number(values.seconds);
-const T0 = Date.now() - 3_600_000;
+const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, only: { type: "string" } } });
+const QUICK = values.quick;
+const ONLY = values.only?.split(",");
+const want = (section: string) => !ONLY || ONLY.includes(section);
+const SECONDS = QUICK ? 2 : 5;
 
-function wireEvent(i: number) {
-  return {
-    event_id: `e${i}`,
-    event_type: i % 3 ? "page_view" : "purchase",
-    user_id: `user${i % KEYS}`,
-    timestamp: T0 + i,
-    properties: { amount: (i % 100) + 0.5 },
-  };
+interface Row {
+  section: string;
+  metric: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+  target?: string;
+  note?: string;
+}
+const rows: Row[] = [];
+function record(row: Row) {
+  rows.push(row);
+  const ratio = row.baseline ? `  (${(row.value / row.baseline.value).toFixed(2)}x ${row.baseline.name})` : "";
+  console.log(`  ${row.metric.padEnd(52)} ${fmt(row.value).padStart(12)} ${row.unit}${ratio}`);
+}
+const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2));
+const section = (name: string, title: string) => console.log(`\n[${name}] ${title}`);
+const T0 = Date.now() - 3 * 3_600_000;
+
+/** Pre-parsed events: ids and types come out of JSON.parse, as they do on the HTTP path. */
+function events(count: number, keys: number): Event[] {
+  const wire = Array.from({ length: count }, (_, i) => ({ id: `evt-${i}-${(i * 2654435761) % 1e9}`, type: i % 3 ? "page_view" : "purchase" }));
+  const parsed = JSON.parse(JSON.stringify(wire)) as Array<{ id: string; type: string }>;
+  return parsed.map((w, i) => ({ id: w.id, assigned: false, type: w.type, key: `user${i % keys}`, ts: T0 + Math.floor(i / keys) * 100, value: i % 100 }));
 }
 
-const wire = Array.from({ length: EVENTS }, (_, i) => wireEvent(i));
-const events: Event[] = wire.map((w) => {
-  const r = normalizeEvent(w, DEFAULT_CONFIG, Date.now(), () => "x");
-  if (!r.ok) throw new Error("bench event invalid");
-  return r.event;
-});
-
-const results: Array<{ name: string; perSec: number; note: string }> = [];
-function report(name: string, count: number, ms: number, note = "") {
-  const perSec = (count / ms) * 1000;
-  results.push({ name, perSec, note });
-  console.log(`  ${name.padEnd(44)} ${Math.round(perSec).toLocaleString("en-US").padStart(12)} events/s  ${note}`);
-}
-
-console.log(`keyflow bench: ${EVENTS.toLocaleString("en-US")} events, ${KEYS} keys, batches of ${BATCH}`);
-
-// 1. Validation alone (zod schema + normalization), per event.
-{
-  const start = performance.now();
-  const now = Date.now();
-  for (const w of wire) normalizeEvent(w, DEFAULT_CONFIG, now, () => "x");
-  report("validate (normalizeEvent)", EVENTS, performance.now() - start);
-}
-
-// 2. The actor core in memory: dedupe + windows, no storage.
-{
-  const actors = new Map<string, Actor>();
-  const start = performance.now();
-  for (let i = 0; i < events.length; i += BATCH) {
-    const byKey = new Map<string, Event[]>();
-    for (const e of events.slice(i, i + BATCH)) (byKey.get(e.key) ?? byKey.set(e.key, []).get(e.key)!).push(e);
-    for (const [key, list] of byKey) {
-      let actor = actors.get(key);
-      if (!actor) actors.set(key, (actor = new Actor(key, DEFAULT_CONFIG)));
-      actor.ingest(list, Date.now());
+if (want("core")) {
+  section("core", "actor core in memory: ingest + dedupe + windows (1m, 1h), pre-parsed events, 10,000 keys");
+  const N = QUICK ? 300_000 : 1_000_000;
+  const list = events(N, 10_000);
+  const byKey = new Map<string, Event[]>();
+  for (const e of list) (byKey.get(e.key) ?? byKey.set(e.key, []).get(e.key)!).push(e);
+  // Baseline: the floor of any dedupe, one Set insert per event id, over the same 10,000 keys.
+  const sets = new Map<string, Set<string>>();
+  let t = performance.now();
+  for (const e of list) {
+    let set = sets.get(e.key);
+    if (!set) sets.set(e.key, (set = new Set()));
+    set.add(e.id);
+  }
+  const setRate = (N / (performance.now() - t)) * 1000;
+  for (const per of [100, 10]) {
+    const calls: Array<{ actor: Actor; events: Event[] }> = [];
+    for (const [key, evs] of byKey) {
+      const actor = new Actor(key, DEFAULT_CONFIG);
+      for (let i = 0; i < evs.length; i += per) calls.push({ actor, events: evs.slice(i, i + per) });
     }
+    calls.sort((a, b) => a.events[0]!.ts - b.events[0]!.ts);
+    const now = Date.now();
+    t = performance.now();
+    for (const call of calls) call.actor.ingest(call.events, now);
+    const rate = (N / (performance.now() - t)) * 1000;
+    record({
+      section: "core", metric: `events/s, ${per} events per actor call`, value: rate, unit: "events/s",
+      baseline: { name: "Set.add per id", value: setRate }, target: per === 100 ? ">= 2,000,000" : undefined,
+    });
   }
-  report("actor core, in memory (no storage)", EVENTS, performance.now() - start);
 }
 
-async function runtimeIngest(name: string, store: KvStore, note: string) {
-  const runtime = new LocalRuntime({ store, config: DEFAULT_CONFIG, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers });
-  const start = performance.now();
-  const inflight: Promise<unknown>[] = [];
-  for (let i = 0; i < events.length; i += BATCH) {
-    inflight.push(runtime.ingest(events.slice(i, i + BATCH)));
-    if (inflight.length >= 8) await Promise.all(inflight.splice(0));
-  }
-  await Promise.all(inflight);
-  const ms = performance.now() - start;
-  report(name, EVENTS, ms, `${note}; ${runtime.stats.commits} commits, ${runtime.stats.rowsWritten} rows`);
-  await runtime.close();
-  store.close();
+if (want("http")) {
+  section("http", `Bun host, single-event JSON requests, 32 connections, ${SECONDS}s each (SQLite, synchronous=full)`);
+  const dir = tempDir("bench-http");
+  const bare = await spawnServer(["bun", "scripts/bench-bare-server.ts"], { PORT: "0" });
+  const keyflow = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path });
+  let n = 0;
+  const body = () => JSON.stringify({ event_id: `h${n++}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + n, value: 1 });
+  const base = await runLoad({ url: `${bare.url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds: SECONDS });
+  const kf = await runLoad({ url: `${keyflow.url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds: SECONDS });
+  if (kf.errors) console.log(`  keyflow errors: ${kf.errors}, statuses ${JSON.stringify(kf.statuses)}`);
+  record({ section: "http", metric: "bare Bun.serve (parse JSON, 202): requests/s", value: base.rps, unit: "req/s" });
+  record({ section: "http", metric: "keyflow single event: requests/s", value: kf.rps, unit: "req/s", baseline: { name: "bare", value: base.rps }, target: ">= 0.5x bare" });
+  record({ section: "http", metric: "keyflow single event: p50 latency", value: percentile(kf.latencies, 50), unit: "ms" });
+  record({ section: "http", metric: "keyflow single event: p99 latency", value: percentile(kf.latencies, 99), unit: "ms", baseline: { name: "bare p99", value: percentile(base.latencies, 99) }, target: "< 5 ms" });
+  await bare.stop();
+  await keyflow.stop();
+  dir.remove();
 }
 
-// 3. Runtime with group commit on memory and on SQLite (synchronous=full: one fsync per commit).
-await runtimeIngest("runtime + memory store", new MemoryKvStore(), "group commit");
-const dir = tempDir("bench");
-await runtimeIngest("runtime + SQLite (durable, synchronous=full)", openBunSqlite(`${dir.path}/k.db`, "full"), "group commit");
-
-// 4. Baseline: one SQLite row per event, batched in transactions of BATCH rows (same durability).
-{
+if (want("batch")) {
+  section("batch", `Bun host, 1,000-event NDJSON batches over 1,000 keys, 4 connections, ${SECONDS}s (durable)`);
+  const dir = tempDir("bench-batch");
+  const keyflow = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path });
+  let n = 0;
+  const body = () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 1000; i++, n++) lines.push(JSON.stringify({ event_id: `b${n}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + Math.floor(n / 1000), value: n % 100 }));
+    return lines.join("\n");
+  };
+  // Baseline: one SQLite row per event, in transactions of 1,000 rows, same durability.
   const db = new Database(`${dir.path}/rows.db`, { create: true });
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
-  db.exec("CREATE TABLE seen (k TEXT, id TEXT, PRIMARY KEY (k, id)) WITHOUT ROWID");
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; CREATE TABLE seen (k TEXT, id TEXT, PRIMARY KEY (k, id)) WITHOUT ROWID");
   const insert = db.prepare("INSERT OR IGNORE INTO seen (k, id) VALUES (?, ?)");
-  const start = performance.now();
-  for (let i = 0; i < events.length; i += BATCH) {
+  let rowsDone = 0;
+  const until = performance.now() + SECONDS * 1000;
+  while (performance.now() < until) {
     db.transaction(() => {
-      for (const e of events.slice(i, i + BATCH)) insert.run(e.key, e.id);
+      for (let i = 0; i < 1000; i++, rowsDone++) insert.run(`u${rowsDone % 1000}`, `r${rowsDone}`);
     })();
   }
-  report("baseline: one SQLite row per event", EVENTS, performance.now() - start, "dedupe rows only, no aggregates");
+  const rowRate = rowsDone / SECONDS;
   db.close();
+  const kf = await runLoad({ url: `${keyflow.url}/v1/events`, body, contentType: "application/x-ndjson", concurrency: 4, seconds: SECONDS });
+  record({ section: "batch", metric: "keyflow batch ingest: events/s", value: kf.rps * 1000, unit: "events/s", baseline: { name: "1 SQLite row/event", value: rowRate }, target: ">= 500,000" });
+  record({ section: "batch", metric: "keyflow batch ingest: p99 per request", value: percentile(kf.latencies, 99), unit: "ms" });
+  await keyflow.stop();
+  dir.remove();
 }
 
-// 5. End to end over HTTP: the Bun server, concurrent batch POSTs for a fixed time.
-{
-  const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: `${dir.path}/http` });
-  const bodies: string[] = [];
-  for (let i = 0; i < Math.min(EVENTS, 100 * BATCH); i += BATCH) bodies.push(JSON.stringify(wire.slice(i, i + BATCH)));
-  let sent = 0;
-  let next = 0;
-  const deadline = performance.now() + HTTP_SECONDS * 1000;
-  const start = performance.now();
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      const body = bodies[next++ % bodies.length]!;
-      const res = await fetch(`${server.url}/v1/events`, { method: "POST", headers: { "content-type": "application/json" }, body });
-      if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-      await res.arrayBuffer();
-      sent += BATCH;
-    }
+if (want("workerd")) {
+  section("workerd", `Worker + Durable Objects in workerd (wrangler), ${SECONDS}s each`);
+  const dir = tempDir("bench-workerd");
+  const worker = await spawnServer(WORKERD_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path });
+  const bare = await spawnServer(["bun", "scripts/bench-bare-server.ts"], { PORT: "0" });
+  let n = 0;
+  const single = () => JSON.stringify({ event_id: `w${n++}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + n, value: 1 });
+  const base = await runLoad({ url: `${bare.url}/v1/events`, body: single, contentType: "application/json", concurrency: 32, seconds: SECONDS });
+  const one = await runLoad({ url: `${worker.url}/v1/events`, body: single, contentType: "application/json", concurrency: 32, seconds: SECONDS });
+  record({ section: "workerd", metric: "single event: requests/s", value: one.rps, unit: "req/s", baseline: { name: "bare Bun", value: base.rps } });
+  record({ section: "workerd", metric: "single event: p99 latency", value: percentile(one.latencies, 99), unit: "ms" });
+  const batch = () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 1000; i++, n++) lines.push(JSON.stringify({ event_id: `w${n}`, event_type: "purchase", user_id: `u${n % 100}`, timestamp: T0 + Math.floor(n / 100), value: 1 }));
+    return lines.join("\n");
   };
-  await Promise.all(Array.from({ length: 4 }, worker));
-  report("HTTP: Bun server, JSON batches, 4 clients", sent, performance.now() - start, "includes parse + validation; repeats count as duplicates");
-  await server.stop();
+  const many = await runLoad({ url: `${worker.url}/v1/events`, body: batch, contentType: "application/x-ndjson", concurrency: 4, seconds: SECONDS });
+  record({ section: "workerd", metric: "1,000-event batches over 100 keys: events/s", value: many.rps * 1000, unit: "events/s" });
+  await worker.stop();
+  await bare.stop();
+  dir.remove();
 }
-dir.remove();
 
-const base = results.find((r) => r.name.startsWith("baseline"))!.perSec;
-console.log("\nratios against the one-row-per-event baseline (same run):");
-for (const r of results) console.log(`  ${r.name.padEnd(44)} ${(r.perSec / base).toFixed(2)}x`);
+if (want("sinks")) {
+  section("sinks", "end to end: ingest -> visible in Redis, Postgres and Kafka (local services)");
+  const { sinkLatency } = await import("./bench-sinks.ts");
+  const result = await sinkLatency(QUICK ? 100 : 300);
+  if (!result) console.log("  skipped: run `npm run services` first");
+  else for (const [sink, lat] of Object.entries(result)) {
+    record({ section: "sinks", metric: `${sink}: p50 ingest -> visible`, value: percentile(lat, 50), unit: "ms" });
+    record({ section: "sinks", metric: `${sink}: p99 ingest -> visible`, value: percentile(lat, 99), unit: "ms", target: sink === "redis" ? "< 50 ms" : undefined });
+  }
+}
+
+if (want("memory")) {
+  section("memory", "heap bytes per dedupe ID and per active actor");
+  const heap = () => {
+    Bun.gc(true);
+    return process.memoryUsage().heapUsed;
+  };
+  const ids: string[] = JSON.parse(JSON.stringify(Array.from({ length: 1_000_000 }, (_, i) => `evt-${i}-${(i * 2654435761) % 1e9}`)));
+  let before = heap();
+  const index = new DedupeIndex({ horizon: 7 * 86_400_000, maxIds: 1_000_000 });
+  for (const id of ids) index.addIfNew(id, 0);
+  const perId = (heap() - before) / ids.length;
+  record({ section: "memory", metric: "dedupe index: bytes per ID (ID strings excluded)", value: perId, unit: "bytes", note: "IDs of ~20 characters" });
+  const list = events(10_000, 10_000);
+  before = heap();
+  const actors = list.map((e) => {
+    const a = new Actor(e.key, DEFAULT_CONFIG);
+    a.ingest([e], Date.now());
+    return a;
+  });
+  record({ section: "memory", metric: "active actor with one event (1m + 1h windows)", value: (heap() - before) / actors.length, unit: "bytes" });
+  if (index.size !== ids.length) throw new Error("dedupe index lost IDs");
+}
+
+mkdirSync("bench/results", { recursive: true });
+const stamp = new Date().toISOString();
+writeFileSync("bench/results/latest.json", JSON.stringify({ at: stamp, quick: QUICK, rows }, null, 2));
+const table = [
+  `# keyflow bench (${stamp}${QUICK ? ", quick" : ""})`,
+  "",
+  "| section | metric | value | baseline (same run) | ratio | target |",
+  "|---|---|---:|---|---:|---|",
+  ...rows.map((r) =>
+    `| ${r.section} | ${r.metric} | ${fmt(r.value)} ${r.unit} | ${r.baseline ? `${r.baseline.name}: ${fmt(r.baseline.value)}` : ""} | ${r.baseline ? `${(r.value / r.baseline.value).toFixed(2)}x` : ""} | ${r.target ?? ""} |`,
+  ),
+].join("\n");
+writeFileSync("bench/results/latest.md", `${table}\n`);
+console.log(`\n${table}\n\nwrote bench/results/latest.json and latest.md`);

@@ -20,10 +20,10 @@ const SEGMENT_MAX_CHARS = 512 * 1024;
 
 /**
  * Bounded, durable set of seen event IDs. Oldest expire first: by age (horizon) and by count (maxIds).
- * Map insertion order equals segment order, because an ID is never re-added while it is present.
+ * Set insertion order equals segment order, because an ID is never re-added while it is present.
  */
 export class DedupeIndex {
-  private readonly seen = new Map<string, Segment>();
+  private readonly seen = new Set<string>();
   private readonly segments: Segment[] = [];
   private head = 0;
   private nextSeq = 0;
@@ -42,22 +42,28 @@ export class DedupeIndex {
     return this.seen.has(id);
   }
 
-  add(id: string, at: number): void {
-    assert(!this.seen.has(id), "dedupe: an ID present in the index is never added again");
+  /** Records `id` unless it is already known; returns whether it was new. One hash operation. */
+  addIfNew(id: string, at: number): boolean {
+    const size = this.seen.size;
+    if (this.seen.add(id).size === size) return false;
     let seg = this.open;
     if (!seg || seg.ids.length >= SEGMENT_MAX_IDS || this.openChars >= SEGMENT_MAX_CHARS) {
       seg = { seq: this.nextSeq++, at, ids: [], live: 0 };
       this.segments.push(seg);
       this.open = seg;
       this.openChars = 0;
+      this.dirty.add(seg);
     }
     seg.ids.push(id);
     seg.live++;
-    seg.at = Math.max(seg.at, at);
+    if (at > seg.at) seg.at = at;
     this.openChars += id.length + 3;
-    this.seen.set(id, seg);
-    this.dirty.add(seg);
-    this.expire(at);
+    if (size + 1 > this.limits.maxIds || this.segments[this.head]!.at < at - this.limits.horizon) this.expire(at);
+    return true;
+  }
+
+  add(id: string, at: number): void {
+    assert(this.addIfNew(id, at), "dedupe: an ID present in the index is never added again");
   }
 
   /** Evicts IDs older than the horizon and beyond the count bound, oldest first. */
@@ -77,8 +83,7 @@ export class DedupeIndex {
   private evictOldest(): void {
     const seg = this.segments[this.head]!;
     const id = seg.ids[seg.ids.length - seg.live]!;
-    assert(this.seen.get(id) === seg, "dedupe: eviction follows insertion order");
-    this.seen.delete(id);
+    assert(this.seen.delete(id), "dedupe: eviction follows insertion order");
     if (--seg.live > 0) return;
     this.head++;
     this.dirty.delete(seg);
@@ -109,7 +114,7 @@ export class DedupeIndex {
         // Re-added after it expired: the earlier copy, and everything older, was evicted first.
         while (index.seen.has(id)) index.evictOldest();
         seg.ids.push(id);
-        index.seen.set(id, seg);
+        index.seen.add(id);
         seg.live++;
       }
       index.expire(at);
