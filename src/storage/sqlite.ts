@@ -25,7 +25,7 @@ export class SqliteKvStore implements KvStore {
     sync: SqliteSync = "full",
   ) {
     db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${sync.toUpperCase()}; PRAGMA busy_timeout = 5000;`);
-    db.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID");
+    db.exec("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
     this.put = db.prepare("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)");
     this.del = db.prepare("DELETE FROM kv WHERE k = ?");
     this.range = db.prepare("SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k");
