@@ -102,19 +102,18 @@ export class KeyActor extends DurableObject<WorkerEnv> {
     const actor = this.load(key);
     actor.tick(Date.now());
     this.commit(actor, []);
-    const full = await Promise.all(this.channels.map((channel) => this.deliver(actor, channel)));
+    await Promise.all(this.channels.map((channel) => this.deliver(actor, channel)));
     this.commit(actor, []);
-    // A sink that took a full batch may have more: wake again at once.
-    await this.scheduleAlarm(actor, full.includes(true) ? Date.now() : undefined);
+    // Records that arrived while the batch was in flight go out at once.
+    await this.scheduleAlarm(actor, Date.now());
   }
 
-  private async deliver(actor: Actor, channel: SinkChannel): Promise<boolean> {
-    if (Date.now() < channel.readyAt()) return false;
+  private async deliver(actor: Actor, channel: SinkChannel): Promise<void> {
+    if (Date.now() < channel.readyAt()) return;
     const batch = actor.outbox.pending(channel.name, this.config.delivery.batchSize);
-    if (!batch.length) return false;
+    if (!batch.length) return;
     const outcomes = await channel.deliver(batch, () => Date.now());
     settle(channel.name, batch, batch.map(() => actor), outcomes, Date.now(), () => undefined);
-    return batch.length >= this.config.delivery.batchSize && outcomes.every((o) => o.status !== "pending");
   }
 
   private load(key: string): Actor {

@@ -9,8 +9,8 @@ import { parseArgs } from "node:util";
 import { Actor } from "../src/core/actor.ts";
 import { DEFAULT_CONFIG } from "../src/core/config.ts";
 import { DedupeIndex } from "../src/core/dedupe.ts";
-import type { Event } from "../src/core/event.ts";
 import { spawnServer, BUN_SERVER, tempDir, WORKERD_SERVER } from "../tests/support/targets.ts";
+import { benchEvents, coreRates } from "./bench-core.ts";
 import { percentile, runLoad } from "./bench-load.ts";
 
 const { values } = parseArgs({ options: { quick: { type: "boolean", default: false }, only: { type: "string" } } });
@@ -38,42 +38,13 @@ const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString("en-US") : n
 const section = (name: string, title: string) => console.log(`\n[${name}] ${title}`);
 const T0 = Date.now() - 3 * 3_600_000;
 
-/** Pre-parsed events: ids and types come out of JSON.parse, as they do on the HTTP path. */
-function events(count: number, keys: number): Event[] {
-  const wire = Array.from({ length: count }, (_, i) => ({ id: `evt-${i}-${(i * 2654435761) % 1e9}`, type: i % 3 ? "page_view" : "purchase" }));
-  const parsed = JSON.parse(JSON.stringify(wire)) as Array<{ id: string; type: string }>;
-  return parsed.map((w, i) => ({ id: w.id, assigned: false, type: w.type, key: `user${i % keys}`, ts: T0 + Math.floor(i / keys) * 100, value: i % 100 }));
-}
-
 if (want("core")) {
   section("core", "actor core in memory: ingest + dedupe + windows (1m, 1h), pre-parsed events, 10,000 keys");
-  const N = QUICK ? 300_000 : 1_000_000;
-  const list = events(N, 10_000);
-  const byKey = new Map<string, Event[]>();
-  for (const e of list) (byKey.get(e.key) ?? byKey.set(e.key, []).get(e.key)!).push(e);
-  // Baseline: the floor of any dedupe, one Set insert per event id, over the same 10,000 keys.
-  const sets = new Map<string, Set<string>>();
-  let t = performance.now();
-  for (const e of list) {
-    let set = sets.get(e.key);
-    if (!set) sets.set(e.key, (set = new Set()));
-    set.add(e.id);
-  }
-  const setRate = (N / (performance.now() - t)) * 1000;
-  for (const per of [100, 10]) {
-    const calls: Array<{ actor: Actor; events: Event[] }> = [];
-    for (const [key, evs] of byKey) {
-      const actor = new Actor(key, DEFAULT_CONFIG);
-      for (let i = 0; i < evs.length; i += per) calls.push({ actor, events: evs.slice(i, i + per) });
-    }
-    calls.sort((a, b) => a.events[0]!.ts - b.events[0]!.ts);
-    const now = Date.now();
-    t = performance.now();
-    for (const call of calls) call.actor.ingest(call.events, now);
-    const rate = (N / (performance.now() - t)) * 1000;
+  const { baseline, rates } = coreRates(QUICK ? 300_000 : 1_000_000, 10_000, [100, 10]);
+  for (const [per, rate] of rates) {
     record({
       section: "core", metric: `events/s, ${per} events per actor call`, value: rate, unit: "events/s",
-      baseline: { name: "Set.add per id", value: setRate }, target: per === 100 ? ">= 2,000,000" : undefined,
+      baseline: { name: "Set.add per id", value: baseline }, target: per === 100 ? ">= 2,000,000" : undefined,
     });
   }
 }
@@ -155,7 +126,7 @@ if (want("sinks")) {
   const { sinkLatency } = await import("./bench-sinks.ts");
   const result = await sinkLatency(QUICK ? 100 : 300);
   if (!result) console.log("  skipped: run `npm run services` first");
-  else for (const [sink, lat] of Object.entries(result)) {
+  else for (const [sink, lat] of Object.entries(result) as Array<[string, number[]]>) {
     record({ section: "sinks", metric: `${sink}: p50 ingest -> visible`, value: percentile(lat, 50), unit: "ms" });
     record({ section: "sinks", metric: `${sink}: p99 ingest -> visible`, value: percentile(lat, 99), unit: "ms", target: sink === "redis" ? "< 50 ms" : undefined });
   }
@@ -173,7 +144,7 @@ if (want("memory")) {
   for (const id of ids) index.addIfNew(id, 0);
   const perId = (heap() - before) / ids.length;
   record({ section: "memory", metric: "dedupe index: bytes per ID (ID strings excluded)", value: perId, unit: "bytes", note: "IDs of ~20 characters" });
-  const list = events(10_000, 10_000);
+  const list = benchEvents(10_000, 10_000);
   before = heap();
   const actors = list.map((e) => {
     const a = new Actor(e.key, DEFAULT_CONFIG);

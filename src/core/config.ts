@@ -25,7 +25,10 @@ export interface Config {
   emit: "final" | "updates";
   /** Undelivered records per actor and sink beyond which ingest answers 429. */
   outboxMax: number;
-  /** Time from an accepted event to its delivery attempt (batches fill until then). */
+  /**
+   * How long an idle sink lingers before sending a batch that is not full, so that a burst goes out
+   * together. A busy sink sends the next batch as soon as the last one lands.
+   */
   sinkMaxDelay: number;
   delivery: DeliveryPolicy;
 }
@@ -48,7 +51,7 @@ export const DEFAULT_CONFIG: Config = {
   sinks: [],
   emit: "final",
   outboxMax: 100_000,
-  sinkMaxDelay: 100,
+  sinkMaxDelay: 5,
   delivery: {
     batchSize: 500,
     retryBudget: 3_600_000,

@@ -22,42 +22,50 @@ export interface DeliveryHost {
 export class LocalDelivery {
   /** Actors with records some sink has not taken yet. */
   readonly backlogged = new Set<Actor>();
-  private timer: unknown;
-  private timerAt = Infinity;
-  private running: Promise<void> | undefined;
+  private readonly loops: SinkLoop[];
   private stopped = false;
 
   constructor(
     readonly channels: SinkChannel[],
     private readonly host: DeliveryHost,
-  ) {}
+  ) {
+    this.loops = channels.map((channel) => ({ channel, timer: undefined, timerAt: Infinity, running: undefined }));
+  }
 
-  /** Called after a commit: the actor's new records become deliverable within maxDelay. */
+  /** Called after a commit: an idle sink starts on the new records after `maxDelay` (linger). */
   committed(actor: Actor): void {
-    if (!this.channels.length || actor.outbox.backlog() === 0) return;
+    if (!this.loops.length || actor.outbox.backlog() === 0) return;
     this.backlogged.add(actor);
-    this.schedule(this.host.clock.now() + this.host.maxDelay);
+    const at = this.host.clock.now() + this.host.maxDelay;
+    for (const loop of this.loops) if (!loop.running) this.schedule(loop, Math.max(at, loop.channel.readyAt()));
   }
 
-  /** One pass over every sink; resolves when its results are committed. */
-  pass(): Promise<void> {
-    this.running ??= this.run().finally(() => (this.running = undefined));
-    return this.running;
+  /** One delivery pass of every sink; resolves when their results are committed. */
+  async pass(): Promise<void> {
+    await Promise.all(this.loops.map((loop) => this.run(loop)));
   }
 
-  private async run(): Promise<void> {
-    const results = await Promise.all(this.channels.map((channel) => this.deliverTo(channel)));
-    for (const actor of [...this.backlogged]) if (actor.outbox.backlog() === 0) this.backlogged.delete(actor);
-    await this.host.commit().catch(() => undefined);
-    if (!this.backlogged.size || this.stopped) return;
-    // A sink that took a full batch may have more: go again at once; otherwise when the next sink may try.
-    const now = this.host.clock.now();
-    const next = results.includes("full") ? now : Math.min(...this.channels.map((c) => Math.max(c.readyAt(), now + this.host.maxDelay)));
-    this.schedule(next);
+  /**
+   * Each sink runs its own loop, so a slow sink never holds back the others. While a batch is in
+   * flight new records wait; when it lands, the loop goes again at once with what gathered meanwhile
+   * (batches grow with load, latency stays low when idle).
+   */
+  private run(loop: SinkLoop): Promise<void> {
+    loop.running ??= (async () => {
+      await this.deliverTo(loop.channel);
+      for (const actor of [...this.backlogged]) if (actor.outbox.backlog() === 0) this.backlogged.delete(actor);
+      await this.host.commit().catch(() => undefined);
+    })().finally(() => {
+      loop.running = undefined;
+      if (this.stopped) return;
+      const waiting = [...this.backlogged].some((a) => a.outbox.backlog(loop.channel.name) > 0);
+      if (waiting) this.schedule(loop, Math.max(loop.channel.readyAt(), this.host.clock.now()));
+    });
+    return loop.running;
   }
 
-  private async deliverTo(channel: SinkChannel): Promise<"full" | "partial" | "idle"> {
-    if (this.host.clock.now() < channel.readyAt()) return "idle";
+  private async deliverTo(channel: SinkChannel): Promise<void> {
+    if (this.host.clock.now() < channel.readyAt()) return;
     const batch: OutboxRecord[] = [];
     const owners: Actor[] = [];
     for (const actor of this.backlogged) {
@@ -68,28 +76,34 @@ export class LocalDelivery {
       }
       if (batch.length >= this.host.batchSize) break;
     }
-    if (!batch.length) return "idle";
+    if (!batch.length) return;
     const outcomes = await channel.deliver(batch, () => this.host.clock.now());
     settle(channel.name, batch, owners, outcomes, this.host.clock.now(), (actor) => this.host.touched(actor));
-    return batch.length >= this.host.batchSize && outcomes.every((o) => o.status !== "pending") ? "full" : "partial";
   }
 
-  private schedule(at: number): void {
-    if (this.stopped || at >= this.timerAt) return;
-    if (this.timer !== undefined) this.host.timers.clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = this.host.timers.setTimeout(() => {
-      this.timer = undefined;
-      this.timerAt = Infinity;
-      void this.pass();
+  private schedule(loop: SinkLoop, at: number): void {
+    if (this.stopped || at >= loop.timerAt) return;
+    if (loop.timer !== undefined) this.host.timers.clearTimeout(loop.timer);
+    loop.timerAt = at;
+    loop.timer = this.host.timers.setTimeout(() => {
+      loop.timer = undefined;
+      loop.timerAt = Infinity;
+      void this.run(loop);
     }, Math.max(0, at - this.host.clock.now()));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== undefined) this.host.timers.clearTimeout(this.timer);
-    await this.running;
+    for (const loop of this.loops) if (loop.timer !== undefined) this.host.timers.clearTimeout(loop.timer);
+    await Promise.all(this.loops.map((loop) => loop.running));
   }
+}
+
+interface SinkLoop {
+  channel: SinkChannel;
+  timer: unknown;
+  timerAt: number;
+  running: Promise<void> | undefined;
 }
 
 /** Applies a channel's outcomes to the actors that own the records: advance cursors, dead-letter. */

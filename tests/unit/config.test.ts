@@ -45,7 +45,7 @@ describe("configFromEnv: defaults", () => {
       sinks: [],
       emit: "final",
       outboxMax: 100_000,
-      sinkMaxDelay: 100,
+      sinkMaxDelay: 5,
       delivery: {
         batchSize: 500,
         retryBudget: HOUR,

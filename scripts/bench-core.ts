@@ -1,0 +1,44 @@
+import { Actor } from "../src/core/actor.ts";
+import { DEFAULT_CONFIG } from "../src/core/config.ts";
+import type { Event } from "../src/core/event.ts";
+
+const T0 = Date.now() - 3 * 3_600_000;
+
+/** Pre-parsed events over `keys` keys: ids and types come out of JSON.parse, as on the HTTP path. */
+export function benchEvents(count: number, keys: number): Event[] {
+  const wire = Array.from({ length: count }, (_, i) => ({ id: `evt-${i}-${(i * 2654435761) % 1e9}`, type: i % 3 ? "page_view" : "purchase" }));
+  const parsed = JSON.parse(JSON.stringify(wire)) as Array<{ id: string; type: string }>;
+  return parsed.map((w, i) => ({ id: w.id, assigned: false, type: w.type, key: `user${i % keys}`, ts: T0 + Math.floor(i / keys) * 100, value: i % 100 }));
+}
+
+/**
+ * The actor core in memory (ingest + dedupe + windows 1m/1h) in events/s, for each count of events
+ * per actor call, next to its baseline from the same run: one Set.add per event id over the same keys.
+ */
+export function coreRates(count: number, keys: number, perCall: number[]): { baseline: number; rates: Map<number, number> } {
+  const list = benchEvents(count, keys);
+  const byKey = new Map<string, Event[]>();
+  for (const e of list) (byKey.get(e.key) ?? byKey.set(e.key, []).get(e.key)!).push(e);
+  const sets = new Map<string, Set<string>>();
+  let t = performance.now();
+  for (const e of list) {
+    let set = sets.get(e.key);
+    if (!set) sets.set(e.key, (set = new Set()));
+    set.add(e.id);
+  }
+  const baseline = (count / (performance.now() - t)) * 1000;
+  const rates = new Map<number, number>();
+  for (const per of perCall) {
+    const calls: Array<{ actor: Actor; events: Event[] }> = [];
+    for (const [key, evs] of byKey) {
+      const actor = new Actor(key, DEFAULT_CONFIG);
+      for (let i = 0; i < evs.length; i += per) calls.push({ actor, events: evs.slice(i, i + per) });
+    }
+    calls.sort((a, b) => a.events[0]!.ts - b.events[0]!.ts);
+    const now = Date.now();
+    t = performance.now();
+    for (const call of calls) call.actor.ingest(call.events, now);
+    rates.set(per, (count / (performance.now() - t)) * 1000);
+  }
+  return { baseline, rates };
+}

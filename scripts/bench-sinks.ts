@@ -1,0 +1,78 @@
+import { Redis } from "@upstash/redis";
+import { connect } from "node:net";
+import { createTopic, kafkaClient, uniqueTopic } from "../tests/support/kafka.ts";
+import { PG_URL, preparePostgres, WSPROXY } from "../tests/support/postgres.ts";
+import { BUN_SERVER, spawnServer, tempDir } from "../tests/support/targets.ts";
+
+const portOpen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => (socket.end(), resolve(true)));
+    socket.once("error", () => resolve(false));
+  });
+
+/**
+ * Ingest-to-visible latency per sink, in ms: events are sent one at a time to a Bun host wired to
+ * the local services, and each sink is watched (Redis and Postgres polled every 2 ms with the
+ * production clients, Kafka through a consumer) until the event is there. Null when services are down.
+ */
+export async function sinkLatency(samples: number): Promise<Record<string, number[]> | null> {
+  for (const port of [8079, 6543, 8082, 9092]) if (!(await portOpen(port))) return null;
+  const pool = await preparePostgres();
+  const run = uniqueTopic("bench");
+  const dir = tempDir("bench-sinks");
+  const server = await spawnServer(BUN_SERVER, {
+    PORT: "0",
+    KEYFLOW_DATA_DIR: dir.path,
+    KEYFLOW_REDIS_URL: "http://127.0.0.1:8079",
+    KEYFLOW_REDIS_TOKEN: "keyflow-local-token",
+    KEYFLOW_REDIS_PREFIX: `${run}:`,
+    KEYFLOW_POSTGRES_URL: PG_URL,
+    KEYFLOW_NEON_WSPROXY: WSPROXY,
+    KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082",
+    KEYFLOW_KAFKA_TOPIC: `${run}.events`,
+    KEYFLOW_KAFKA_WINDOWS_TOPIC: `${run}.windows`,
+  });
+  const redis = new Redis({ url: "http://127.0.0.1:8079", token: "keyflow-local-token", enableTelemetry: false });
+  await createTopic(`${run}.events`);
+  const kafkaSeen = new Map<string, number>();
+  const consumer = kafkaClient("keyflow-bench").consumer({ groupId: `${run}-g`, maxWaitTimeInMs: 5 });
+  await consumer.connect();
+  await consumer.subscribe({ topic: `${run}.events`, fromBeginning: true });
+  await consumer.run({ eachMessage: async ({ message }) => void kafkaSeen.set(message.headers!.event_id!.toString(), performance.now()) });
+  const latency: Record<string, number[]> = { redis: [], postgres: [], kafka: [] };
+  const visible = async (probe: () => Promise<boolean>, since: number, limitMs = 5_000) => {
+    while (performance.now() - since < limitMs) {
+      if (await probe()) return performance.now() - since;
+      await Bun.sleep(2);
+    }
+    return NaN;
+  };
+  for (let i = 0; i < samples; i++) {
+    const id = `${run}-${i}`;
+    const key = `bench-${i % 10}`;
+    const sent = performance.now();
+    const res = await fetch(`${server.url}/v1/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ event_id: id, event_type: "purchase", user_id: key, value: i }),
+    });
+    if (res.status !== 202) throw new Error(`ingest answered ${res.status}`);
+    const [r, p] = await Promise.all([
+      visible(async () => {
+        const last = (await redis.xrevrange(`${run}:events:${key}`, "+", "-", 1)) as Record<string, { event_id: unknown }>;
+        return Object.values(last).some((e) => String(e.event_id) === id);
+      }, sent),
+      visible(async () => (await pool.query("SELECT 1 FROM processed_events WHERE event_id = $1", [id])).rows.length > 0, sent),
+    ]);
+    latency.redis!.push(r);
+    latency.postgres!.push(p);
+    const k = await visible(async () => kafkaSeen.has(id), sent);
+    latency.kafka!.push(Number.isNaN(k) ? k : kafkaSeen.get(id)! - sent);
+  }
+  await consumer.disconnect();
+  await server.stop();
+  await pool.end();
+  dir.remove();
+  return latency;
+}
