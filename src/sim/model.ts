@@ -1,0 +1,292 @@
+/**
+ * The ground truth: a deliberately plain re-statement of keyflow's per-key semantics, written from
+ * the spec (README / design notes), not from the core. It is fed only what became durable (an ingest
+ * or an alarm tick whose commit succeeded), at the time it happened, and predicts: each event's
+ * outcome (accepted / duplicate / late), totals, watermark, window aggregates and closings, the late
+ * log, the dedupe memory, and every record the sinks must receive.
+ *
+ * Rules:
+ * - dedupe: an ID is remembered from its acceptance; the oldest are forgotten first, beyond
+ *   `dedupeMaxIds`, or when their commit is older than `dedupeHorizon`. A forgotten ID is new again.
+ * - windows: epoch-aligned [start, start+size) every `hop`; an accepted event adds to every window
+ *   containing its time that is not closed. Closed = end + allowedLateness <= watermark.
+ * - watermark: the newest event time accepted; on an alarm, a key idle for `idleTimeout` has it
+ *   advanced with the wall clock: lastEventTime + (now - lastArrival).
+ * - a window closes (final record, kept in the closed list) when the watermark passes it: on ingest
+ *   ("watermark") or on an alarm ("idle"). The closed list keeps the newest `maxClosedWindows`,
+ *   and drops those closed more than `closedRetention` ago.
+ * - an event that misses a closed window is late: counted, logged, applied only to open windows.
+ * - emit=updates: each ingest call that changed a window emits its next revision; the final is the last.
+ */
+
+export interface ModelConfig {
+  windows: ReadonlyArray<{ name: string; size: number; hop: number }>;
+  allowedLateness: number;
+  idleTimeout: number;
+  closedRetention: number;
+  maxClosedWindows: number;
+  dedupeHorizon: number;
+  dedupeMaxIds: number;
+  lateLogSize: number;
+  emit: "final" | "updates";
+  /** Test hook: a deliberately wrong model (proves the checker can fail). */
+  brokenSum?: boolean;
+}
+
+export interface MAgg {
+  count: number;
+  valued: number;
+  sum: number;
+  min: number | null;
+  max: number | null;
+}
+
+export interface MEvent {
+  id: string;
+  type: string;
+  ts: number;
+  value?: number;
+}
+
+export interface MOutcome {
+  status: "accepted" | "duplicate";
+  late?: boolean;
+}
+
+/** One acceptance of an event: what its sink record must say. */
+export interface Acceptance {
+  id: string;
+  type: string;
+  ts: number;
+  value?: number;
+  receivedAt: number;
+  late: boolean;
+}
+
+/** One window record the sinks must receive. */
+export interface Emission {
+  spec: string;
+  start: number;
+  end: number;
+  revision: number;
+  final: boolean;
+  all: MAgg;
+  types: Record<string, MAgg>;
+  closedAt?: number;
+}
+
+export interface MClosed {
+  spec: string;
+  start: number;
+  end: number;
+  all: MAgg;
+  types: Record<string, MAgg>;
+  rev: number;
+  closedAt: number;
+  closedBy: "watermark" | "idle";
+}
+
+export interface MLate {
+  id: string;
+  type: string;
+  ts: number;
+  value?: number;
+  receivedAt: number;
+  watermark: number;
+  missed: string[];
+}
+
+interface MWindow {
+  spec: string;
+  start: number;
+  end: number;
+  all: MAgg;
+  types: Record<string, MAgg>;
+  rev: number;
+}
+
+const zero = (): MAgg => ({ count: 0, valued: 0, sum: 0, min: null, max: null });
+
+function addValue(agg: MAgg, value: number | undefined, broken: boolean): void {
+  agg.count += 1;
+  if (value === undefined) return;
+  agg.valued += 1;
+  agg.sum += value + (broken ? 1 : 0);
+  if (agg.min === null || value < agg.min) agg.min = value;
+  if (agg.max === null || value > agg.max) agg.max = value;
+}
+
+const copyAgg = (a: MAgg): MAgg => ({ ...a });
+const copyTypes = (t: Record<string, MAgg>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, copyAgg(v)]));
+
+/** Every [start, start+size) of the spec, aligned to multiples of hop, that holds ts (and starts at or after 0). */
+export function windowsOf(spec: { size: number; hop: number }, ts: number): number[] {
+  const out: number[] = [];
+  const newest = ts - (((ts % spec.hop) + spec.hop) % spec.hop);
+  for (let k = 0; k * spec.hop < spec.size; k++) {
+    const start = newest - k * spec.hop;
+    if (start < 0) break;
+    out.push(start);
+  }
+  return out;
+}
+
+export class KeyModel {
+  totals = { events: 0, duplicates: 0, late: 0, byType: {} as Record<string, number> };
+  firstEventAt: number | null = null;
+  lastEventAt: number | null = null;
+  lastArrival: number | null = null;
+  watermark: number | null = null;
+  /** Open windows by "spec|start". */
+  readonly open = new Map<string, MWindow>();
+  /** Closed windows still kept (what the actor should list). */
+  closed: MClosed[] = [];
+  /** Every window ever closed. */
+  readonly everClosed: MClosed[] = [];
+  lateLog: MLate[] = [];
+  /** Acceptances per event ID (more than one only when its ID had been forgotten). */
+  readonly acceptances = new Map<string, Acceptance[]>();
+  /** Window records by "spec|start|revision". */
+  readonly emissions = new Map<string, Emission>();
+  /** Records appended to the outbox by the last ingest (events + window revisions + finals). */
+  lastAppended = 0;
+  private remembered: Array<{ id: string; at: number }> = [];
+  private head = 0;
+  private readonly present = new Set<string>();
+
+  constructor(
+    readonly key: string,
+    private readonly cfg: ModelConfig,
+  ) {}
+
+  get dedupeSize(): number {
+    return this.present.size;
+  }
+
+  private forget(now: number): void {
+    const cutoff = now - this.cfg.dedupeHorizon;
+    while (this.head < this.remembered.length) {
+      const oldest = this.remembered[this.head]!;
+      if (oldest.at >= cutoff && this.present.size <= this.cfg.dedupeMaxIds) break;
+      this.present.delete(oldest.id);
+      this.head++;
+    }
+    if (this.head > 4096 && this.head * 2 > this.remembered.length) {
+      this.remembered = this.remembered.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  ingest(events: readonly MEvent[], now: number): MOutcome[] {
+    this.forget(now);
+    const out: MOutcome[] = [];
+    const touched: MWindow[] = [];
+    let accepted = 0;
+    this.lastAppended = 0;
+    for (const e of events) {
+      if (this.present.has(e.id)) {
+        this.totals.duplicates++;
+        out.push({ status: "duplicate" });
+        continue;
+      }
+      this.present.add(e.id);
+      this.remembered.push({ id: e.id, at: now });
+      this.forget(now);
+      accepted++;
+      const missed = this.apply(e, touched);
+      const late = missed.length > 0;
+      if (late) {
+        this.totals.late++;
+        if (this.cfg.lateLogSize > 0) {
+          const entry: MLate = { id: e.id, type: e.type, ts: e.ts, receivedAt: now, watermark: this.watermark!, missed };
+          if (e.value !== undefined) entry.value = e.value;
+          this.lateLog.push(entry);
+          if (this.lateLog.length > this.cfg.lateLogSize) this.lateLog = this.lateLog.slice(this.lateLog.length - this.cfg.lateLogSize);
+        }
+      }
+      const acceptance: Acceptance = { id: e.id, type: e.type, ts: e.ts, receivedAt: now, late };
+      if (e.value !== undefined) acceptance.value = e.value;
+      const list = this.acceptances.get(e.id);
+      if (list) list.push(acceptance);
+      else this.acceptances.set(e.id, [acceptance]);
+      this.lastAppended++;
+      out.push(late ? { status: "accepted", late: true } : { status: "accepted" });
+    }
+    if (accepted > 0) {
+      this.lastArrival = now;
+      if (this.cfg.emit === "updates") for (const w of touched) this.emit(w, false, now);
+      this.close(now, "watermark");
+    }
+    return out;
+  }
+
+  tick(now: number): void {
+    if (this.lastArrival !== null && this.lastEventAt !== null && now - this.lastArrival >= this.cfg.idleTimeout) {
+      const advanced = this.lastEventAt + (now - this.lastArrival);
+      if (this.watermark === null || advanced > this.watermark) this.watermark = advanced;
+    }
+    this.lastAppended = 0;
+    this.close(now, "idle");
+    this.purge(now);
+    this.forget(now);
+  }
+
+  /** Applies an accepted event; returns the window specs it was late for. */
+  private apply(e: MEvent, touched: MWindow[]): string[] {
+    const horizon = this.watermark === null ? -Infinity : this.watermark - this.cfg.allowedLateness;
+    const missed: string[] = [];
+    for (const spec of this.cfg.windows) {
+      let late = false;
+      for (const start of windowsOf(spec, e.ts)) {
+        const end = start + spec.size;
+        if (end <= horizon) {
+          late = true;
+          continue;
+        }
+        const id = `${spec.name}|${start}`;
+        let w = this.open.get(id);
+        if (!w) this.open.set(id, (w = { spec: spec.name, start, end, all: zero(), types: {}, rev: 0 }));
+        addValue(w.all, e.value, this.cfg.brokenSum === true);
+        addValue((w.types[e.type] ??= zero()), e.value, false);
+        if (!touched.includes(w)) touched.push(w);
+      }
+      if (late) missed.push(spec.name);
+    }
+    this.totals.events++;
+    this.totals.byType[e.type] = (this.totals.byType[e.type] ?? 0) + 1;
+    this.firstEventAt = this.firstEventAt === null ? e.ts : Math.min(this.firstEventAt, e.ts);
+    this.lastEventAt = this.lastEventAt === null ? e.ts : Math.max(this.lastEventAt, e.ts);
+    this.watermark = this.watermark === null ? e.ts : Math.max(this.watermark, e.ts);
+    return missed;
+  }
+
+  private emit(w: MWindow, final: boolean, now: number): void {
+    w.rev++;
+    const em: Emission = { spec: w.spec, start: w.start, end: w.end, revision: w.rev, final, all: copyAgg(w.all), types: copyTypes(w.types) };
+    if (final) em.closedAt = now;
+    this.emissions.set(`${w.spec}|${w.start}|${w.rev}`, em);
+    this.lastAppended++;
+  }
+
+  private close(now: number, by: "watermark" | "idle"): void {
+    if (this.watermark === null) return;
+    const horizon = this.watermark - this.cfg.allowedLateness;
+    const closing = [...this.open.values()].filter((w) => w.end <= horizon);
+    closing.sort((a, b) => a.end - b.end || a.start - b.start || (a.spec < b.spec ? -1 : a.spec > b.spec ? 1 : 0));
+    for (const w of closing) {
+      this.open.delete(`${w.spec}|${w.start}`);
+      this.emit(w, true, now);
+      const c: MClosed = { spec: w.spec, start: w.start, end: w.end, all: copyAgg(w.all), types: copyTypes(w.types), rev: w.rev, closedAt: now, closedBy: by };
+      this.closed.push(c);
+      this.everClosed.push(c);
+    }
+    this.purge(now);
+  }
+
+  private purge(now: number): void {
+    const cutoff = now - this.cfg.closedRetention;
+    let drop = 0;
+    while (drop < this.closed.length && (this.closed.length - drop > this.cfg.maxClosedWindows || this.closed[drop]!.closedAt <= cutoff)) drop++;
+    if (drop) this.closed = this.closed.slice(drop);
+  }
+}
