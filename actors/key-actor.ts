@@ -15,6 +15,9 @@ import { createSinks, sinkSettings } from "../src/sinks/settings.ts";
 
 const ACTOR_ROWS = "a/";
 const KEY_ROW = "key";
+/** Cloudflare stops retrying a failing alarm after 6 retries; the last one arms a fallback first. */
+const ALARM_MAX_RETRIES = 6;
+const ALARM_FALLBACK_MS = 60_000;
 
 export type IngestResult = { outcomes: IngestOutcome[] } | { backpressure: { retryAfterSeconds: number } };
 
@@ -51,7 +54,11 @@ export class KeyActor extends DurableObject<WorkerEnv> {
     try {
       outcomes = actor.ingest(events, Date.now());
     } catch (error) {
-      if (error instanceof BackpressureError) return { backpressure: { retryAfterSeconds: error.retryAfterSeconds } };
+      if (error instanceof BackpressureError) {
+        // The records holding this key back must have an alarm, even if the last one gave up.
+        await this.scheduleAlarm(actor);
+        return { backpressure: { retryAfterSeconds: error.retryAfterSeconds } };
+      }
       throw error;
     }
     this.commit(actor, firstUse ? [[KEY_ROW, key]] : []);
@@ -94,18 +101,30 @@ export class KeyActor extends DurableObject<WorkerEnv> {
   }
 
   /** Alarms are at-least-once: tick() and delivery are idempotent, so a repeated alarm is harmless. */
-  override async alarm(): Promise<void> {
+  override async alarm(info?: AlarmInvocationInfo): Promise<void> {
     this.alarmAt = null;
     // An alarm wake carries no request and no name: the key comes from storage.
     const key = this.store.list(KEY_ROW).find(([k]) => k === KEY_ROW)?.[1];
     if (key === undefined) return;
+    // After its last retry Cloudflare drops a failing alarm, and nothing would wake a quiet key
+    // again: arm a fallback first; a run that succeeds replaces it with the exact next time.
+    const lastChance = (info?.retryCount ?? 0) >= ALARM_MAX_RETRIES;
+    if (lastChance) {
+      this.alarmAt = Date.now() + ALARM_FALLBACK_MS;
+      await this.ctx.storage.setAlarm(this.alarmAt);
+    }
     const actor = this.load(key);
     actor.tick(Date.now());
     this.commit(actor, []);
     await Promise.all(this.channels.map((channel) => this.deliver(actor, channel)));
+    if (this.actor !== actor) {
+      // A commit failed while the sinks were awaited: memory was dropped, and `actor` holds writes
+      // that never reached storage. Committing it would bring them back; redeliver on the retry instead.
+      throw new Error("actor memory was reset while the alarm awaited its sinks; retrying the alarm");
+    }
     this.commit(actor, []);
     // Records that arrived while the batch was in flight go out at once.
-    await this.scheduleAlarm(actor, Date.now());
+    await this.scheduleAlarm(actor, Date.now(), lastChance);
   }
 
   private async deliver(actor: Actor, channel: SinkChannel): Promise<void> {
@@ -144,7 +163,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
    * The one alarm goes to the earliest entry of the actor's schedule: its next window work, and,
    * while records wait for a sink, that sink's next try (`deliverBy` when new records just arrived).
    */
-  private async scheduleAlarm(actor: Actor, deliverBy?: number): Promise<void> {
+  private async scheduleAlarm(actor: Actor, deliverBy?: number, replaceFallback = false): Promise<void> {
     const times: number[] = [];
     const wake = actor.nextWake();
     if (wake !== null) times.push(wake);
@@ -152,9 +171,15 @@ export class KeyActor extends DurableObject<WorkerEnv> {
       if (actor.outbox.backlog(channel.name) === 0) continue;
       times.push(Math.max(channel.readyAt(), deliverBy ?? Date.now() + this.config.sinkMaxDelay));
     }
-    if (!times.length) return;
+    if (!times.length) {
+      if (replaceFallback && this.alarmAt !== null) {
+        this.alarmAt = null;
+        await this.ctx.storage.deleteAlarm();
+      }
+      return;
+    }
     const at = Math.min(...times);
-    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    if (!replaceFallback && this.alarmAt !== null && this.alarmAt <= at) return;
     this.alarmAt = at;
     await this.ctx.storage.setAlarm(at);
   }

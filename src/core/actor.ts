@@ -240,7 +240,7 @@ export class Actor {
   private closeWindows(now: number, by: ClosedWindow["closedBy"]): void {
     if (this.watermark === null) return;
     const closedBefore = this.watermark - this.config.allowedLateness;
-    if (this.minOpenEnd > closedBefore) return;
+    if (this.minOpenEnd > closedBefore) return this.purgeClosed(now);
     const closing: WindowState[] = [];
     let minOpenEnd = Infinity;
     for (const windows of this.open) {

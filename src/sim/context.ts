@@ -9,7 +9,30 @@ import type { Scheduler } from "./scheduler.ts";
 import type { SimSink } from "./sinks.ts";
 
 /** Deliberate defects, used by the tests to prove the checker can fail. */
-export type Broken = "none" | "sink-drops-record" | "model-sum";
+export type Broken = "none" | "sink-drops-record" | "model-count";
+
+/**
+ * The Durable Object glue the host runs: "keyactor" is a faithful port of actors/key-actor.ts;
+ * "fixed" adds the three fixes found by the simulator (A, B, C: see host.ts); "keyactor+A",
+ * "keyactor+A+B", ... add only some of them.
+ */
+export type Glue = string;
+export interface Fixes {
+  /** An alarm does not commit an actor whose memory was dropped while it awaited the sinks. */
+  A: boolean;
+  /** A backpressured ingest makes sure an alarm is armed. */
+  B: boolean;
+  /** The last allowed retry of an alarm arms a fallback alarm first. */
+  C: boolean;
+}
+
+export function parseGlue(glue: Glue): Fixes {
+  if (glue === "fixed") return { A: true, B: true, C: true };
+  const [base, ...fixes] = glue.split("+");
+  const known = ["A", "B", "C"];
+  if (base !== "keyactor" || fixes.some((f) => !known.includes(f))) throw new Error(`unknown glue ${JSON.stringify(glue)}: use fixed, keyactor, or keyactor+A+B+C (any of them)`);
+  return { A: fixes.includes("A"), B: fixes.includes("B"), C: fixes.includes("C") };
+}
 
 /** What the host and the sinks report to the checker (which compares against the ground-truth model). */
 export interface Observer {
@@ -17,12 +40,12 @@ export interface Observer {
   ingestCommitted(key: string, events: readonly Event[], outcomes: readonly IngestOutcome[], now: number, actor: Actor): void;
   /** An alarm's tick() whose commit succeeded. */
   tickCommitted(key: string, now: number, actor: Actor): void;
+  /** The commit after an alarm's deliveries succeeded (nothing new for the model: facts must not move). */
+  deliveryCommitted(key: string, actor: Actor): void;
   /** The client got a reply for these events (accepted or duplicate): they are acknowledged. */
   acknowledged(key: string, events: readonly Event[], outcomes: readonly IngestOutcome[]): void;
   /** A sink applied a record (possibly again). */
   applied(sink: SimSink, record: OutboxRecord): void;
-  /** Any live actor after a step: memory bounds. */
-  inspect(actor: Actor): void;
   /** Records a violation (the first one is reported). */
   violation(message: string): void;
 }
@@ -33,9 +56,12 @@ export interface SimContext {
   counters: Counters;
   /** False in the liveness phase: no more injected faults (poison records stay: they are data). */
   faultsOn: boolean;
+  /** False in the repair phase: the sinks were fixed and take every record. */
+  poisonOn: boolean;
   plan: FaultPlan;
   config: Config;
   trace: TraceHash;
   observer: Observer;
   broken: Broken;
+  fixes: Fixes;
 }

@@ -30,7 +30,9 @@ export const PATH_KINDS = [
   "alarm_fired",
   "alarm_retry",
   "alarm_dropped",
+  "alarm_fallback",
   "alarm_deferred",
+  "alarm_stale_actor",
   "ingest_during_delivery",
   "backpressure",
   "response_dropped",
@@ -43,6 +45,7 @@ export const PATH_KINDS = [
   "close_idle",
   "closed_purged",
   "mirror_delivered",
+  "dlq_replayed",
 ] as const;
 export type PathKind = (typeof PATH_KINDS)[number];
 

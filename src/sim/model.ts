@@ -30,7 +30,7 @@ export interface ModelConfig {
   lateLogSize: number;
   emit: "final" | "updates";
   /** Test hook: a deliberately wrong model (proves the checker can fail). */
-  brokenSum?: boolean;
+  brokenCount?: boolean;
 }
 
 export interface MAgg {
@@ -108,10 +108,10 @@ interface MWindow {
 const zero = (): MAgg => ({ count: 0, valued: 0, sum: 0, min: null, max: null });
 
 function addValue(agg: MAgg, value: number | undefined, broken: boolean): void {
-  agg.count += 1;
+  agg.count += broken ? 2 : 1;
   if (value === undefined) return;
   agg.valued += 1;
-  agg.sum += value + (broken ? 1 : 0);
+  agg.sum += value;
   if (agg.min === null || value < agg.min) agg.min = value;
   if (agg.max === null || value > agg.max) agg.max = value;
 }
@@ -161,6 +161,17 @@ export class KeyModel {
 
   get dedupeSize(): number {
     return this.present.size;
+  }
+
+  /** How many IDs would remain remembered once those expired as of `now` are forgotten (changes nothing). */
+  dedupeSizeAt(now: number): number {
+    const cutoff = now - this.cfg.dedupeHorizon;
+    let size = this.remembered.length - this.head;
+    for (let i = this.head; i < this.remembered.length; i++) {
+      if (this.remembered[i]!.at >= cutoff && size <= this.cfg.dedupeMaxIds) break;
+      size--;
+    }
+    return size;
   }
 
   private forget(now: number): void {
@@ -246,7 +257,7 @@ export class KeyModel {
         const id = `${spec.name}|${start}`;
         let w = this.open.get(id);
         if (!w) this.open.set(id, (w = { spec: spec.name, start, end, all: zero(), types: {}, rev: 0 }));
-        addValue(w.all, e.value, this.cfg.brokenSum === true);
+        addValue(w.all, e.value, this.cfg.brokenCount === true);
         addValue((w.types[e.type] ??= zero()), e.value, false);
         if (!touched.includes(w)) touched.push(w);
       }

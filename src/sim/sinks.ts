@@ -21,6 +21,12 @@ export function isPoison(sink: string, r: OutboxRecord | { kind: "event" | "wind
   return hash32(`${sink}|${effectId(r as OutboxRecord)}`, salt) / 2 ** 32 < rate;
 }
 
+/** A record's content as its effect: without its outbox position and routing (a DLQ replay re-sends it under a new n). */
+export function payload(r: OutboxRecord): string {
+  const { n: _n, only: _only, ...rest } = r;
+  return JSON.stringify(rest);
+}
+
 /** The party a sink call answers to; a crashed instance never hears back. */
 export interface Caller {
   key: string;
@@ -60,7 +66,7 @@ export class SimSink {
   }
 
   poison(r: OutboxRecord): boolean {
-    return isPoison(this.name, r, this.ctx.plan.sink.poison, this.poisonSalt);
+    return this.ctx.poisonOn && isPoison(this.name, r, this.ctx.plan.sink.poison, this.poisonSalt);
   }
 
   deliver(records: OutboxRecord[], caller: Caller): Promise<void> {
@@ -93,6 +99,7 @@ export class SimSink {
         error = new SinkError(`${this.name}: record ${poisonAt} refused (poison)`, true, poisonAt);
       } else {
         error = new SinkError(`${this.name}: batch refused (poison)`, true);
+        if (wire.length > 1) counters.path("bisect");
       }
     } else if (faults && prng.chance(f.timeout)) {
       counters.fault("sink_timeout");
@@ -138,7 +145,7 @@ export class SimSink {
       if (this.ctx.broken === "sink-drops-record" && r.kind === "event" && (this.dropped ?? (this.dropped = id)) === id) continue;
       this.ctx.trace.text(this.name).text(id);
       this.ctx.observer.applied(this, r);
-      const text = JSON.stringify(r);
+      const text = payload(r);
       const seen = this.effects.get(id);
       if (seen) {
         seen.applies++;

@@ -1,0 +1,132 @@
+// Deterministic simulation of the keyflow actor core on a Durable-Object-like host.
+// Usage:
+//   bun run simulate --seed N                 one seed, verbose summary
+//   bun run simulate --seeds 10000 [--from F] a sweep, with a progress line every second
+//   overrides: --keys K --events E --steps S; --trace (print the last steps on a violation)
+//   --glue keyactor: run actors/key-actor.ts's glue as it is; keyactor+A, keyactor+A+B: with some of
+//   the simulator's fixes (default: fixed = all of them, see src/sim/host.ts)
+// Exits non-zero when an invariant is violated, printing the seed, the step and the replay command.
+import { Counters, FAULT_KINDS, PATH_KINDS } from "../src/sim/faults.ts";
+import { describeConfig, formatViolation, runSeed, type SimOptions, type SimResult } from "../src/sim/run.ts";
+import { parseGlue, type Broken } from "../src/sim/context.ts";
+
+function parseArgs(argv: string[]) {
+  const flags: Record<string, string | true> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("--")) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
+    const [name, inline] = a.slice(2).split("=", 2) as [string, string | undefined];
+    if (inline !== undefined) flags[name] = inline;
+    else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) flags[name] = argv[++i]!;
+    else flags[name] = true;
+  }
+  return flags;
+}
+
+function int(flags: Record<string, string | true>, name: string): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v === true || !Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} needs a non-negative integer`);
+  return n;
+}
+
+function table(title: string, counts: Record<string, number>, order: readonly string[], seedsWith?: Record<string, number>, seeds?: number): string {
+  const lines = [title];
+  for (const k of order) {
+    const extra = seedsWith && seeds ? `  (in ${seedsWith[k] ?? 0}/${seeds} seeds)` : "";
+    lines.push(`  ${k.padEnd(24)} ${String(counts[k] ?? 0).padStart(10)}${extra}`);
+  }
+  return lines.join("\n");
+}
+
+function summary(r: SimResult): string {
+  const out = [
+    `seed ${r.seed}: ${r.ok ? "OK" : "VIOLATION"}  steps=${r.steps}  virtual=${(r.virtualMs / 1000).toFixed(1)}s  hash=${r.hash}`,
+    `config:   ${describeConfig(r.config)}`,
+    `workload: ${r.workload}`,
+    `faults on (swarm): ${r.enabled.join(", ") || "none"}`,
+    `stats:    ${Object.entries(r.stats).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+    `peaks:    ${Object.entries(r.peaks).map(([k, v]) => `${k}=${v}`).join(" ")}`,
+    table("faults fired:", r.counters.faults, FAULT_KINDS),
+    table("paths hit:", r.counters.paths, PATH_KINDS),
+  ];
+  return out.join("\n");
+}
+
+async function main(): Promise<number> {
+  const flags = parseArgs(process.argv.slice(2));
+  const base: Omit<SimOptions, "seed"> = {};
+  const keys = int(flags, "keys");
+  const events = int(flags, "events");
+  const steps = int(flags, "steps");
+  if (keys !== undefined) base.keys = Math.max(1, keys);
+  if (events !== undefined) base.events = events;
+  if (steps !== undefined) base.steps = steps;
+  if (typeof flags.broken === "string") base.broken = flags.broken as Broken;
+  if (flags.glue !== undefined) {
+    if (typeof flags.glue !== "string") throw new Error("--glue needs a value: fixed, keyactor, keyactor+A, ...");
+    parseGlue(flags.glue);
+    base.glue = flags.glue;
+  }
+
+  if (flags.seeds === undefined) {
+    const seed = int(flags, "seed") ?? 1;
+    const r = await runSeed({ ...base, seed, traceTail: flags.trace ? 200 : 40 });
+    console.log(summary(r));
+    if (!r.ok) {
+      if (flags.trace) console.log(`last steps:\n  ${r.tail.join("\n  ")}`);
+      console.log(formatViolation(r));
+      return 1;
+    }
+    console.log(`replay: ${r.replay}`);
+    return 0;
+  }
+
+  const count = int(flags, "seeds")!;
+  const from = int(flags, "from") ?? 1;
+  const total = new Counters();
+  const seedsWith: Record<string, number> = {};
+  const failures: SimResult[] = [];
+  const started = Date.now();
+  let lastPrint = started;
+  let done = 0;
+  const progress = () => {
+    const secs = (Date.now() - started) / 1000;
+    const top = Object.entries(total.faults)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ");
+    console.log(`[${secs.toFixed(0)}s] ${done}/${count} seeds, ${(done / Math.max(secs, 1e-3)).toFixed(1)} seeds/s, ${failures.length} failed | ${top}`);
+  };
+  for (let seed = from; seed < from + count; seed++) {
+    const r = await runSeed({ ...base, seed, traceTail: 0 });
+    done++;
+    total.add(r.counters);
+    for (const [k, v] of Object.entries(r.counters.faults)) if (v > 0) seedsWith[k] = (seedsWith[k] ?? 0) + 1;
+    for (const [k, v] of Object.entries(r.counters.paths)) if (v > 0) seedsWith[k] = (seedsWith[k] ?? 0) + 1;
+    if (!r.ok) {
+      failures.push(r);
+      console.log(formatViolation(r));
+      if (flags["stop-on-failure"]) break;
+    }
+    if (Date.now() - lastPrint >= 1000) {
+      lastPrint = Date.now();
+      progress();
+    }
+  }
+  const secs = (Date.now() - started) / 1000;
+  console.log(`\n${done} seeds (${from}..${from + done - 1}) in ${secs.toFixed(1)} s: ${(done / secs).toFixed(1)} seeds/s, ${failures.length} failed`);
+  console.log(table("faults fired (total):", total.faults, FAULT_KINDS, seedsWith, done));
+  console.log(table("paths hit (total):", total.paths, PATH_KINDS, seedsWith, done));
+  if (failures.length) {
+    console.log(`\nfailing seeds: ${failures.map((f) => f.seed).join(" ")}`);
+    console.log(`replay the first: ${failures[0]!.replay}`);
+    return 1;
+  }
+  return 0;
+}
+
+process.exitCode = await main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  return 2;
+});

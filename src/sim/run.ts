@@ -1,0 +1,271 @@
+/**
+ * keyflow's deterministic simulator: the real actor core (Actor, Outbox, SinkChannel, settle) on a
+ * Durable-Object-like host, with virtual time and one seeded PRNG. `bun run simulate --seed N`.
+ *
+ * Modules:
+ *   prng.ts       the one PRNG (xorshift32, splitmix-seeded) and a data hash for poison records
+ *   scheduler.ts  virtual clock + discrete-event queue (ties broken by insertion order)
+ *   swarm.ts      the runtime config of a seed (random knobs: windows, bounds, batch, budget, ...)
+ *   faults.ts     which faults a seed turns on (swarm testing), fault and path counters
+ *   workload.ts   clients: keys, events, duplicates, out-of-order / late times, skew, bursts
+ *   host.ts       the Durable Object: storage (faulty writes), one alarm slot (at-least-once, 6 retries
+ *                 from 2 s), serialized handlers with interleaving at sink awaits, crashes, eviction;
+ *                 runs a port of actors/key-actor.ts ("glue"), with or without the simulator's fixes
+ *   sinks.ts      idempotent sinks with faults: transient, partial, timeout (unknown outcome), late
+ *                 apply, duplicated request, slow, outage, permanent (data-determined poison)
+ *   model.ts      the ground truth, written from the spec, fed only what committed
+ *   invariants.ts the checker: continuous checks at each commit / ack / sink effect, full checks at the end
+ *
+ * A run: fault phase (the workload is sent while faults fire) -> liveness phase (faults off; time
+ * advances until everything must have converged) -> full checks -> repair phase, if any record was
+ * dead-lettered (the sinks are fixed, every DLQ is replayed; then everything must be everywhere).
+ */
+import type { Config } from "../core/config.ts";
+import { parseGlue, type Broken, type Glue, type SimContext } from "./context.ts";
+import { chooseFaults, Counters, enabledFaults, type FaultPlan } from "./faults.ts";
+import { TraceHash } from "./hash.ts";
+import { SimDurableObject } from "./host.ts";
+import { Checker, type Violation } from "./invariants.ts";
+import { hash32, Prng } from "./prng.ts";
+import { Scheduler } from "./scheduler.ts";
+import { SimSink } from "./sinks.ts";
+import { chooseConfig, describeConfig, modelConfig } from "./swarm.ts";
+import { generateWorkload, planWorkload, type ClientRequest } from "./workload.ts";
+
+/** Virtual start time (fixed: nothing reads the host clock). */
+export const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
+
+export const DEFAULTS = { keys: 4, events: 240, steps: 200_000 };
+
+export interface SimOptions {
+  seed: number;
+  keys?: number;
+  events?: number;
+  /** Step budget of the fault phase; then faults go off and the liveness phase starts. */
+  steps?: number;
+  /** A deliberate defect (tests of the checker). */
+  broken?: Broken;
+  /** The Durable Object glue (default "fixed"; "keyactor" replays actors/key-actor.ts as it is). */
+  glue?: Glue;
+  /** Keep the last N steps for the report (0 = none). */
+  traceTail?: number;
+}
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  violation?: Violation;
+  /** The one-line replay command. */
+  replay: string;
+  /** Fingerprint of the whole run: every step, every sink effect, every stored row. */
+  hash: string;
+  counters: Counters;
+  steps: number;
+  virtualMs: number;
+  config: Config;
+  plan: FaultPlan;
+  enabled: string[];
+  workload: string;
+  stats: Record<string, number>;
+  peaks: Checker["peaks"];
+  tail: string[];
+}
+
+export function replayCommand(opts: SimOptions): string {
+  const parts = ["bun run simulate --seed", String(opts.seed)];
+  if (opts.keys !== undefined && opts.keys !== DEFAULTS.keys) parts.push("--keys", String(opts.keys));
+  if (opts.events !== undefined && opts.events !== DEFAULTS.events) parts.push("--events", String(opts.events));
+  if (opts.steps !== undefined && opts.steps !== DEFAULTS.steps) parts.push("--steps", String(opts.steps));
+  if (opts.glue && opts.glue !== "fixed") parts.push("--glue", opts.glue);
+  if (opts.broken && opts.broken !== "none") parts.push("--broken", opts.broken);
+  return parts.join(" ");
+}
+
+/** Lets every promise continuation of the step run (the microtask queue drains before a macrotask). */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Runs one seed: fault phase, liveness phase, full checks. Deterministic: the seed decides everything. */
+export async function runSeed(opts: SimOptions): Promise<SimResult> {
+  const keys = opts.keys ?? DEFAULTS.keys;
+  const eventCount = opts.events ?? DEFAULTS.events;
+  const maxSteps = opts.steps ?? DEFAULTS.steps;
+  const broken = opts.broken ?? "none";
+  const prng = new Prng(opts.seed);
+  const counters = new Counters();
+  const sched = new Scheduler(T0);
+  const trace = new TraceHash();
+
+  // Swarm: configuration, faults and workload of this seed.
+  const { config, knobs } = chooseConfig(prng);
+  const plan = chooseFaults(prng);
+  const wplan = planWorkload(prng, { keys, events: eventCount }, config.windows, config.allowedLateness);
+  const requests = generateWorkload(prng, wplan, T0, counters);
+
+  const ctx: SimContext = { sched, prng, counters, faultsOn: true, poisonOn: true, plan, config, trace, observer: undefined!, broken, fixes: parseGlue(opts.glue ?? "fixed") };
+  const checker = new Checker(ctx, T0, modelConfig(config, broken === "model-count"));
+  ctx.observer = checker;
+  const sinks = config.sinks.map((name) => new SimSink(name, ctx, hash32(name, opts.seed >>> 0)));
+  const objects = new Map(wplan.keys.map((key) => [key, new SimDurableObject(key, ctx, sinks)]));
+
+  // Clients: send, and retry until acknowledged (a lost reply is retried too).
+  const attempt = (req: ClientRequest) => {
+    if (req.done) return;
+    req.attempts++;
+    const res = objects.get(req.key)!.request(req.events);
+    if ("ok" in res) {
+      if (ctx.faultsOn && prng.chance(plan.responseLost)) {
+        counters.fault("client_response_lost");
+        sched.after(prng.range(50, 2_000), "retry", req.key, () => attempt(req));
+        return;
+      }
+      req.done = true;
+      checker.acknowledged(req.key, req.events, res.ok);
+      return;
+    }
+    const delay = "backpressure" in res ? res.backpressure * 1_000 + prng.int(500) : prng.range(50, Math.min(10_000, 100 * 2 ** req.attempts));
+    sched.after(delay, "retry", req.key, () => attempt(req));
+  };
+  for (const req of requests) sched.at(req.sendAt, "send", req.key, () => attempt(req));
+
+  // Background faults: crashes, evictions, sink outages (each a chain of Poisson arrivals).
+  const chain = (mean: number, kind: string, key: string, act: () => void) => {
+    if (mean <= 0) return;
+    const next = () =>
+      sched.after(prng.exp(mean), kind, key, () => {
+        if (!ctx.faultsOn) return;
+        act();
+        next();
+      });
+    next();
+  };
+  for (const [key, obj] of objects) {
+    chain(plan.crashMeanMs, "crash", key, () => {
+      if (!obj.instance) return;
+      counters.fault("crash");
+      obj.crash();
+    });
+    chain(plan.evictMeanMs, "evict", key, () => {
+      if (obj.evict()) counters.fault("evict");
+    });
+  }
+  for (const sink of sinks) {
+    chain(plan.sink.outageMeanMs, "outage", sink.name, () => {
+      counters.fault("sink_outage");
+      sink.down(sched.now() + prng.range(1_000, plan.sink.outageMaxMs));
+    });
+  }
+
+  // The run: the fault phase until the workload has been sent (or the step budget is spent),
+  // then the liveness phase: no more faults; time advances until everything must have converged.
+  const lastSend = requests.length ? requests[requests.length - 1]!.sendAt : T0;
+  const faultEnd = lastSend + 5_000;
+  const maxWindow = Math.max(...config.windows.map((w) => w.size));
+  const settleTime = maxWindow + config.allowedLateness + config.idleTimeout + 30 * 60_000;
+  let deadline = Infinity;
+  let steps = 0;
+  const tailSize = opts.traceTail ?? 40;
+  const tail: string[] = [];
+  /** Runs tasks in time order up to `until` (or to the end of the fault phase, which then sets the deadline). */
+  const drive = async () => {
+    for (;;) {
+      const next = sched.peekTime();
+      if (next === undefined) return;
+      if (ctx.faultsOn && (next > faultEnd || steps >= maxSteps)) {
+        ctx.faultsOn = false;
+        checker.phase = "liveness";
+        deadline = Math.max(sched.now(), Math.min(next, faultEnd)) + settleTime;
+      }
+      if (next > deadline) return;
+      const task = sched.pop()!;
+      steps++;
+      checker.step = steps;
+      checker.task = `${task.kind} ${JSON.stringify(task.key)}`;
+      trace.text(task.kind).text(task.key).num(task.at);
+      if (tailSize) {
+        tail.push(`#${steps} +${task.at - T0}ms ${checker.phase} ${task.kind} ${JSON.stringify(task.key)}`);
+        if (tail.length > tailSize) tail.shift();
+      }
+      task.fn();
+      await settle();
+      if (checker.first) return;
+    }
+  };
+  await drive();
+  if (!checker.first) {
+    if (ctx.faultsOn) {
+      ctx.faultsOn = false;
+      checker.phase = "liveness";
+    }
+    checker.finish(objects, sinks, requests, knobs.shortBudget);
+  }
+
+  // Repair phase: the sinks are fixed (no more poison) and an operator replays every DLQ; then every
+  // record must be at every sink and every DLQ empty.
+  const dead = [...objects.values()].some((o) => o.instance?.loaded?.outbox.deadLetters().length || o.store.list("a/dl/").length);
+  if (!checker.first && dead) {
+    ctx.poisonOn = false;
+    checker.phase = "repair";
+    const pg = sinks.find((s) => s.name === "postgres");
+    const mirrorsBefore = pg ? [...pg.effects.values()].filter((e) => e.record.kind === "dead_letter").length : 0;
+    const replay = (obj: SimDurableObject) => {
+      const n = obj.replayDeadLetters();
+      if (n === "storage") sched.after(1_000, "replay", obj.id, () => replay(obj));
+      else if (n) counters.path("dlq_replayed", n);
+    };
+    let i = 0;
+    for (const obj of objects.values()) sched.after(1 + i++, "replay", obj.id, () => replay(obj));
+    deadline = sched.now() + 30 * 60_000;
+    await drive();
+    if (!checker.first) checker.finishRepair(objects, sinks, mirrorsBefore);
+  }
+
+  // Fingerprint: the trace, then all durable state and every sink's effects.
+  for (const [key, obj] of objects) {
+    trace.text(key);
+    for (const [k, v] of obj.store.inner.list("")) trace.text(k).text(v);
+  }
+  for (const sink of sinks) for (const [id, e] of sink.effects) trace.text(id).num(e.applies);
+  trace.num(prng.draws);
+
+  const stats: Record<string, number> = {
+    requests: requests.length,
+    clientAttempts: requests.reduce((n, r) => n + r.attempts, 0),
+    storageWrites: [...objects.values()].reduce((n, o) => n + o.store.writes, 0),
+    coldStarts: [...objects.values()].reduce((n, o) => n + o.coldStarts, 0),
+    sinkCalls: sinks.reduce((n, s) => n + s.stats.calls, 0),
+    effects: sinks.reduce((n, s) => n + s.effects.size, 0),
+    reapplied: sinks.reduce((n, s) => n + s.stats.reapplied, 0),
+    acceptedEvents: [...checker.models.values()].reduce((n, m) => n + m.totals.events, 0),
+    closedWindows: [...checker.models.values()].reduce((n, m) => n + m.everClosed.length, 0),
+  };
+  const violation = checker.first;
+  return {
+    seed: opts.seed,
+    ok: violation === undefined,
+    ...(violation ? { violation } : {}),
+    replay: replayCommand(opts),
+    hash: trace.hex(),
+    counters,
+    steps,
+    virtualMs: sched.now() - T0,
+    config,
+    plan,
+    enabled: enabledFaults(plan, { ...wplan }),
+    workload: `keys=${keys} events=${eventCount} requests=${requests.length} span=${wplan.durationMs}ms maxBatch=${wplan.maxBatch} values=${wplan.values} types=${wplan.types.join(",")} dup=${wplan.dupRate} ooo=${wplan.oooRate} late=${wplan.lateRate} burst=${wplan.burstRate} skew=${wplan.skewMs}`,
+    stats,
+    peaks: checker.peaks,
+    tail,
+  };
+}
+
+export { describeConfig };
+
+/** The report of a failed seed: what broke, where, and how to replay it. */
+export function formatViolation(r: SimResult): string {
+  const v = r.violation!;
+  return [
+    `VIOLATION seed=${r.seed} at step ${v.step} (+${v.time} ms virtual, ${v.phase} phase, during ${v.task})`,
+    `  ${v.message}`,
+    `  replay: ${r.replay}`,
+  ].join("\n");
+}

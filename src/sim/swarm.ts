@@ -1,0 +1,85 @@
+import { DEFAULT_CONFIG, type Config } from "../core/config.ts";
+import { MIRROR_SINK } from "../core/outbox.ts";
+import { parseWindowSpec, type WindowSpec } from "../core/windows.ts";
+import type { ModelConfig } from "./model.ts";
+import type { Prng } from "./prng.ts";
+
+const S = 1_000;
+const M = 60_000;
+const H = 3_600_000;
+const D = 86_400_000;
+
+const WINDOWS = ["10s", "30s", "1m", "30s/10s", "5m/1m", "1h"];
+const SINKS = [MIRROR_SINK, "redis", "webhook"];
+
+export interface Knobs {
+  /** A short retry budget: records may be dead-lettered after transient failures too. */
+  shortBudget: boolean;
+}
+
+/** The runtime configuration for one seed: the defaults, with a random subset of knobs turned small. */
+export function chooseConfig(prng: Prng): { config: Config; knobs: Knobs } {
+  const windows = prng.subset(WINDOWS, 0.3).map((w) => parseWindowSpec(w) as WindowSpec);
+  const shortBudget = prng.chance(0.2);
+  const config: Config = {
+    ...DEFAULT_CONFIG,
+    windows,
+    allowedLateness: prng.pick([0, 1 * S, 5 * S, 30 * S, 60 * S]),
+    idleTimeout: prng.pick([5 * S, 20 * S, 60 * S]),
+    closedRetention: prng.chance(0.2) ? prng.pick([30 * S, 5 * M]) : D,
+    maxClosedWindows: prng.chance(0.3) ? prng.range(1, 10) : 10_000,
+    dedupeHorizon: prng.chance(0.15) ? prng.pick([10 * S, 60 * S]) : 7 * D,
+    dedupeMaxIds: prng.chance(0.2) ? prng.range(3, 40) : 1_000_000,
+    lateLogSize: prng.pick([0, 5, 1_000]),
+    sinks: prng.subset(SINKS, 0.5),
+    emit: prng.chance(0.4) ? "updates" : "final",
+    outboxMax: prng.chance(0.3) ? prng.range(5, 60) : 100_000,
+    sinkMaxDelay: prng.pick([0, 100, 1_000]),
+    delivery: {
+      batchSize: prng.pick([1, 2, 7, 50, 500]),
+      retryBudget: shortBudget ? prng.pick([2 * S, 10 * S, 30 * S]) : H,
+      backoffBase: prng.pick([10, 100, 500]),
+      backoffMax: prng.pick([1 * S, 5 * S, 30 * S]),
+      breakerThreshold: prng.pick([1, 3, 5]),
+      breakerCooldown: prng.pick([500, 5 * S, 20 * S]),
+    },
+  };
+  return { config, knobs: { shortBudget } };
+}
+
+export function modelConfig(config: Config, brokenCount: boolean): ModelConfig {
+  return {
+    windows: config.windows.map((w) => ({ name: w.name, size: w.size, hop: w.hop })),
+    allowedLateness: config.allowedLateness,
+    idleTimeout: config.idleTimeout,
+    closedRetention: config.closedRetention,
+    maxClosedWindows: config.maxClosedWindows,
+    dedupeHorizon: config.dedupeHorizon,
+    dedupeMaxIds: config.dedupeMaxIds,
+    lateLogSize: config.lateLogSize,
+    emit: config.emit,
+    brokenCount,
+  };
+}
+
+/** One line describing the configuration of a seed. */
+export function describeConfig(c: Config): string {
+  const d = c.delivery;
+  return [
+    `windows=${c.windows.map((w) => w.name).join(",")}`,
+    `lateness=${c.allowedLateness}`,
+    `idle=${c.idleTimeout}`,
+    `emit=${c.emit}`,
+    `sinks=${c.sinks.join(",")}`,
+    `batch=${d.batchSize}`,
+    `budget=${d.retryBudget}`,
+    `breaker=${d.breakerThreshold}/${d.breakerCooldown}`,
+    `outboxMax=${c.outboxMax}`,
+    `maxDelay=${c.sinkMaxDelay}`,
+    `dedupeMaxIds=${c.dedupeMaxIds}`,
+    `dedupeHorizon=${c.dedupeHorizon}`,
+    `maxClosed=${c.maxClosedWindows}`,
+    `retention=${c.closedRetention}`,
+    `lateLog=${c.lateLogSize}`,
+  ].join(" ");
+}

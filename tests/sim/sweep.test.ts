@@ -1,0 +1,24 @@
+import { expect, test } from "bun:test";
+import { FAULT_KINDS, Counters } from "../../src/sim/faults.ts";
+import { formatViolation, runSeed } from "../../src/sim/run.ts";
+
+// The CI sweep: 200 seeds of the default workload, each with its own swarm of faults, must all pass,
+// and across them every kind of fault must have fired at least once.
+const SEEDS = 200;
+
+test(`simulator sweep: ${SEEDS} seeds pass, and every fault kind fires`, async () => {
+  const total = new Counters();
+  const failures: string[] = [];
+  for (let seed = 1; seed <= SEEDS; seed++) {
+    const r = await runSeed({ seed, traceTail: 0 });
+    total.add(r.counters);
+    if (!r.ok) failures.push(formatViolation(r));
+  }
+  expect(failures).toEqual([]);
+  const silent = FAULT_KINDS.filter((k) => !(total.faults[k]! > 0));
+  expect(silent).toEqual([]);
+  // The paths the faults are meant to provoke were reached too.
+  for (const path of ["alarm_retry", "ingest_during_delivery", "response_dropped", "backpressure", "dlq_permanent", "dlq_budget", "dlq_replayed", "bisect", "dedupe_reaccept", "late_accepted", "close_idle", "close_watermark", "closed_purged", "mirror_delivered", "alarm_stale_actor"]) {
+    expect({ path, hits: total.paths[path]! > 0 }).toEqual({ path, hits: true });
+  }
+}, 120_000);
