@@ -1,24 +1,9 @@
 import type { Env } from "../../src/core/clock.ts";
 import type { Timers } from "../../src/core/runtime.ts";
+import { Prng as SeededRandom } from "../../src/sim/prng.ts";
 
-/** xorshift32: one seed drives every random choice of a test. */
-export class SeededRandom {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0 || 0x9e3779b9;
-  }
-  next(): number {
-    let x = this.state;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.state = x >>> 0;
-    return this.state / 2 ** 32;
-  }
-  int(maxExclusive: number): number {
-    return Math.floor(this.next() * maxExclusive);
-  }
-}
+/** One seed drives every random choice of a test: the simulator's PRNG. */
+export { SeededRandom };
 
 /** A clock that moves only when told to. */
 export class ManualClock {
