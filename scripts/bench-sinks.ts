@@ -1,7 +1,8 @@
 import { Redis } from "@upstash/redis";
 import { connect } from "node:net";
 import { createTopic, kafkaClient, uniqueTopic } from "../tests/support/kafka.ts";
-import { PG_URL, preparePostgres, WSPROXY } from "../tests/support/postgres.ts";
+import { preparePostgres } from "../tests/support/postgres.ts";
+import { localSinkEnv, REDIS_FRONT } from "../tests/support/sink-env.ts";
 import { BUN_SERVER, spawnServer, tempDir } from "../tests/support/targets.ts";
 
 const portOpen = (port: number) =>
@@ -24,16 +25,9 @@ export async function sinkLatency(samples: number): Promise<Record<string, numbe
   const server = await spawnServer(BUN_SERVER, {
     PORT: "0",
     KEYFLOW_DATA_DIR: dir.path,
-    KEYFLOW_REDIS_URL: "http://127.0.0.1:8079",
-    KEYFLOW_REDIS_TOKEN: "keyflow-local-token",
-    KEYFLOW_REDIS_PREFIX: `${run}:`,
-    KEYFLOW_POSTGRES_URL: PG_URL,
-    KEYFLOW_NEON_WSPROXY: WSPROXY,
-    KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082",
-    KEYFLOW_KAFKA_TOPIC: `${run}.events`,
-    KEYFLOW_KAFKA_WINDOWS_TOPIC: `${run}.windows`,
+    ...localSinkEnv(run),
   });
-  const redis = new Redis({ url: "http://127.0.0.1:8079", token: "keyflow-local-token", enableTelemetry: false });
+  const redis = new Redis({ ...REDIS_FRONT, enableTelemetry: false });
   await createTopic(`${run}.events`);
   const kafkaSeen = new Map<string, number>();
   const consumer = kafkaClient("keyflow-bench").consumer({ groupId: `${run}-g`, maxWaitTimeInMs: 5 });

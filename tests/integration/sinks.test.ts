@@ -4,26 +4,19 @@ import { Redis } from "@upstash/redis";
 import { SeededRandom } from "../support/fake-env.ts";
 import { startUpstashFront, type UpstashFront } from "../support/fronts.ts";
 import { consumeAll, ensureServices } from "../support/kafka.ts";
-import { PG_URL, preparePostgres, WSPROXY } from "../support/postgres.ts";
+import { preparePostgres } from "../support/postgres.ts";
+import { localSinkEnv, REDIS_FRONT } from "../support/sink-env.ts";
 import { BUN_SERVER, processTarget, type Target } from "../support/targets.ts";
 
 // Real Kafka (through the Strimzi bridge), Redis (through the Upstash-REST front) and Postgres
 // (through the Neon WebSocket proxy), all started by scripts/services.sh, reached with the same
 // client libraries the sinks use in production.
-const REDIS_URL = "http://127.0.0.1:8079";
-const TOKEN = "keyflow-local-token";
+const TOKEN = REDIS_FRONT.token;
 const LATENESS = 5_000;
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
 const sinkEnv = (extra: Record<string, string> = {}) => ({
-  KEYFLOW_REDIS_URL: REDIS_URL,
-  KEYFLOW_REDIS_TOKEN: TOKEN,
-  KEYFLOW_REDIS_PREFIX: `it-${run}:`,
-  KEYFLOW_POSTGRES_URL: PG_URL,
-  KEYFLOW_NEON_WSPROXY: WSPROXY,
-  KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082",
-  KEYFLOW_KAFKA_TOPIC: `it-${run}.events`,
-  KEYFLOW_KAFKA_WINDOWS_TOPIC: `it-${run}.windows`,
+  ...localSinkEnv(`it-${run}`),
   KEYFLOW_WINDOWS: "1m",
   KEYFLOW_ALLOWED_LATENESS: "5s",
   KEYFLOW_IDLE_TIMEOUT: "1s",
@@ -34,7 +27,7 @@ const sinkEnv = (extra: Record<string, string> = {}) => ({
 });
 
 let pool: Pool;
-const redis = new Redis({ url: REDIS_URL, token: TOKEN, enableTelemetry: false });
+const redis = new Redis({ ...REDIS_FRONT, enableTelemetry: false });
 const json = async (res: Response) => (await res.json()) as any;
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { Pool } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
 import { consumeAll, ensureServices } from "../support/kafka.ts";
-import { PG_URL, preparePostgres, WSPROXY } from "../support/postgres.ts";
+import { preparePostgres } from "../support/postgres.ts";
+import { localSinkEnv, REDIS_FRONT } from "../support/sink-env.ts";
 import { processTarget, WORKERD_SERVER } from "../support/targets.ts";
 
 // The same delivery engine on the edge host: each Durable Object delivers its own outbox from its
@@ -10,20 +11,13 @@ import { processTarget, WORKERD_SERVER } from "../support/targets.ts";
 const run = `w${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 let pool: Pool;
 let target: ReturnType<typeof processTarget>;
-const redis = new Redis({ url: "http://127.0.0.1:8079", token: "keyflow-local-token", enableTelemetry: false });
+const redis = new Redis({ ...REDIS_FRONT, enableTelemetry: false });
 
 beforeAll(async () => {
   ensureServices();
   pool = await preparePostgres();
   target = processTarget(WORKERD_SERVER, {
-    KEYFLOW_REDIS_URL: "http://127.0.0.1:8079",
-    KEYFLOW_REDIS_TOKEN: "keyflow-local-token",
-    KEYFLOW_REDIS_PREFIX: `${run}:`,
-    KEYFLOW_POSTGRES_URL: PG_URL,
-    KEYFLOW_NEON_WSPROXY: WSPROXY,
-    KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082",
-    KEYFLOW_KAFKA_TOPIC: `${run}.events`,
-    KEYFLOW_KAFKA_WINDOWS_TOPIC: `${run}.windows`,
+    ...localSinkEnv(run),
     KEYFLOW_WINDOWS: "1m",
     KEYFLOW_ALLOWED_LATENESS: "2s",
     KEYFLOW_IDLE_TIMEOUT: "1s",
