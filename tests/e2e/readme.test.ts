@@ -13,15 +13,10 @@ async function npmStart(dataDir: string, port: number) {
     detached: true,
   });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${url}/health`)).ok) break;
-    } catch {}
-    await Bun.sleep(100);
-  }
-  return {
+  const server = {
     url,
     async stop() {
+      running.delete(server);
       // npm does not forward SIGTERM to its script: signal the whole process group.
       process.kill(-proc.pid, "SIGTERM");
       await proc.exited;
@@ -36,6 +31,14 @@ async function npmStart(dataDir: string, port: number) {
       throw new Error("server still answering after SIGTERM");
     },
   };
+  running.add(server);
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) break;
+    } catch {}
+    await Bun.sleep(100);
+  }
+  return server;
 }
 
 /** The curl examples of the README, run as they are written (with the port swapped). */
@@ -45,7 +48,12 @@ function readmeCurls(): string[] {
 }
 
 const dir = tempDir("e2e");
-afterAll(() => dir.remove());
+/** Servers still running, stopped after the tests even when an assertion failed midway. */
+const running = new Set<{ stop(): Promise<void> }>();
+afterAll(async () => {
+  for (const server of running) await server.stop().catch(() => undefined);
+  dir.remove();
+});
 
 test("README quick start: npm start serves the API; curl examples work; state survives a restart", async () => {
   const port = 20_000 + Math.floor(Math.random() * 20_000);
@@ -83,6 +91,8 @@ test("npm run dev serves the same API from wrangler dev, offline, without errors
     stderr: "pipe",
     detached: true,
   });
+  const devServer = { stop: async () => void process.kill(-proc.pid, "SIGTERM") };
+  running.add(devServer);
   const url = `http://127.0.0.1:${port}`;
   const started = Date.now();
   let healthy = false;
@@ -104,6 +114,7 @@ test("npm run dev serves the same API from wrangler dev, offline, without errors
     body: JSON.stringify({ event_id: "dev-1", event_type: "signup", user_id: "dev-user" }),
   });
   expect(res.status).toBe(202);
+  running.delete(devServer);
   process.kill(-proc.pid, "SIGTERM");
   await proc.exited;
   const output = (await new Response(proc.stdout).text()) + (await new Response(proc.stderr).text());
