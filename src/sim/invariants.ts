@@ -19,7 +19,7 @@ export interface Violation {
 }
 
 /** Canonical text of an aggregate / a window (type keys sorted), for comparisons. */
-function agg(a: MAgg | { count: number; valued: number; sum: number; min: number | null; max: number | null }): string {
+function agg(a: MAgg): string {
   return `${a.count}/${a.valued}/${a.sum}/${a.min}/${a.max}`;
 }
 function types(t: Record<string, MAgg>): string {

@@ -18,20 +18,17 @@
  * - an event that misses a closed window is late: counted, logged, applied only to open windows.
  * - emit=updates: each ingest call that changed a window emits its next revision; the final is the last.
  */
+import type { LateEntry } from "../core/actor.ts";
+import type { Config } from "../core/config.ts";
 
-export interface ModelConfig {
-  windows: ReadonlyArray<{ name: string; size: number; hop: number }>;
-  allowedLateness: number;
-  idleTimeout: number;
-  closedRetention: number;
-  maxClosedWindows: number;
-  dedupeHorizon: number;
-  dedupeMaxIds: number;
-  lateLogSize: number;
-  emit: "final" | "updates";
+/** The settings the model follows (the shapes are the core's; the rules below are restated, not borrowed). */
+export type ModelConfig = Pick<
+  Config,
+  "windows" | "allowedLateness" | "idleTimeout" | "closedRetention" | "maxClosedWindows" | "dedupeHorizon" | "dedupeMaxIds" | "lateLogSize" | "emit"
+> & {
   /** Test hook: a deliberately wrong model (proves the checker can fail). */
   brokenCount?: boolean;
-}
+};
 
 export interface MAgg {
   count: number;
@@ -75,27 +72,6 @@ export interface Emission {
   closedAt?: number;
 }
 
-export interface MClosed {
-  spec: string;
-  start: number;
-  end: number;
-  all: MAgg;
-  types: Record<string, MAgg>;
-  rev: number;
-  closedAt: number;
-  closedBy: "watermark" | "idle";
-}
-
-export interface MLate {
-  id: string;
-  type: string;
-  ts: number;
-  value?: number;
-  receivedAt: number;
-  watermark: number;
-  missed: string[];
-}
-
 interface MWindow {
   spec: string;
   start: number;
@@ -104,6 +80,13 @@ interface MWindow {
   types: Record<string, MAgg>;
   rev: number;
 }
+
+export interface MClosed extends MWindow {
+  closedAt: number;
+  closedBy: "watermark" | "idle";
+}
+
+export type MLate = LateEntry;
 
 const zero = (): MAgg => ({ count: 0, valued: 0, sum: 0, min: null, max: null });
 
