@@ -111,8 +111,9 @@ export class Actor {
     return this.lastArrival === null;
   }
 
-  ingest(events: readonly Event[], now: number): IngestOutcome[] {
-    if (this.outbox.backlog() >= this.config.outboxMax) {
+  /** `replay`: re-applying a journaled ingest that was accepted once; it is not refused again. */
+  ingest(events: readonly Event[], now: number, replay = false): IngestOutcome[] {
+    if (!replay && this.outbox.backlog() >= this.config.outboxMax) {
       throw new BackpressureError(this.key, Math.max(1, Math.ceil(this.config.sinkMaxDelay / 1000)));
     }
     // Expire first, so an ID past the horizon is new whether or not this actor stayed in memory.

@@ -19,6 +19,11 @@ export interface Config {
   maxBatchEvents: number;
   maxBodyBytes: number;
   maxActorsInMemory: number;
+  /**
+   * Self-hosted: how long an actor's changes may live only in the commit journal before they are
+   * checkpointed into its own rows. Longer means fewer writes under load and a longer replay on restart.
+   */
+  checkpointInterval: number;
   /** Names of the sinks this deployment forwards to (the host sets them from its sink settings). */
   sinks: string[];
   /** "final": a window is emitted once, when it closes; "updates": also every revision while open. */
@@ -48,6 +53,7 @@ export const DEFAULT_CONFIG: Config = {
   maxBatchEvents: 10_000,
   maxBodyBytes: 5 * 1024 * 1024,
   maxActorsInMemory: 10_000,
+  checkpointInterval: 1_000,
   sinks: [],
   emit: "final",
   outboxMax: 100_000,
@@ -103,6 +109,7 @@ const VARIABLES = {
   KEYFLOW_MAX_BATCH_EVENTS: ["maxBatchEvents", count(1)],
   KEYFLOW_MAX_BODY_BYTES: ["maxBodyBytes", count(1)],
   KEYFLOW_MAX_ACTORS_IN_MEMORY: ["maxActorsInMemory", count(1)],
+  KEYFLOW_CHECKPOINT_INTERVAL: ["checkpointInterval", duration],
   KEYFLOW_EMIT: ["emit", z.enum(["final", "updates"], { error: 'must be "final" or "updates"' })],
   KEYFLOW_OUTBOX_MAX: ["outboxMax", count(1)],
   KEYFLOW_SINK_MAX_DELAY: ["sinkMaxDelay", duration],

@@ -5,6 +5,7 @@ import type { Config } from "./config.ts";
 import { SinkChannel, type Sink } from "./delivery.ts";
 import { BackpressureError, StorageError } from "./errors.ts";
 import { groupByKey, type Event } from "./event.ts";
+import { decodeJournal, encodeJournal, JOURNAL_PREFIX, journalRow, RetainedJournal, type JournalEntry } from "./journal.ts";
 import { LocalDelivery } from "./local-delivery.ts";
 import { WakeSchedule } from "./schedule.ts";
 import type { KvStore } from "./storage.ts";
@@ -30,16 +31,32 @@ const actorPrefix = (key: string) => `a/${encodeURIComponent(key)}/`;
 const SCHEDULE_PREFIX = "s/";
 /** Marks keys that may hold undelivered outbox records, so a restarted host resumes their delivery. */
 const BACKLOG_PREFIX = "b/";
+/** Per actor: the journal seq its own rows include everything up to. */
+const JOURNAL_MARK = "journal";
+/** The highest journal seq handed out, so seqs keep growing across restarts. */
+const SEQ_ROW = "m/journal-seq";
+/** Checkpoints per commit, so one commit never stalls the event loop for long. */
+const MAX_CHECKPOINTS_PER_COMMIT = 256;
 
 /**
- * Hosts many actors in one process over one KvStore (the self-hosted server and the simulator).
+ * Hosts many actors in one process over one KvStore (the self-hosted server).
  * Each call applies to actors synchronously, so one key's events never interleave; durability
  * comes from group commit: every change made in one turn of the event loop goes into one
- * storage transaction, and responses are released only after it commits.
+ * storage transaction, and responses are released only after it commits. Ingests go into that
+ * transaction as one journal row (src/core/journal.ts); each actor's own rows are rewritten only
+ * when it is checkpointed, at most checkpointInterval later, or at once for changes that are not
+ * ingests (delivery, ticks, replays).
  */
 export class LocalRuntime implements ActorBackend {
   private readonly actors = new Map<string, Actor>();
+  /** Actors whose own rows must be rewritten in the next commit. */
   private readonly dirty = new Set<Actor>();
+  /** This turn's ingests, for the next commit's journal row. */
+  private turn: Array<{ actor: Actor; entry: JournalEntry }> = [];
+  /** Keys with journaled changes not yet in their rows, oldest first: since = first such seq. */
+  private readonly pending = new Map<string, { since: number; at: number }>();
+  private readonly journal = new RetainedJournal();
+  private nextSeq = 1;
   /**
    * When each key next needs tick(), mirrored under SCHEDULE_PREFIX so a restarted host finds its
    * quiet keys. An entry only ever moves earlier: waking too early is harmless (tick finds little
@@ -52,10 +69,11 @@ export class LocalRuntime implements ActorBackend {
   private flushTimer: unknown;
   private wakeTimer: unknown;
   private wakeTimerAt: number | undefined;
+  private checkpointTimer: unknown;
   private closed = false;
   readonly delivery: LocalDelivery;
   /** Counters for progress output and benchmarks. */
-  readonly stats = { commits: 0, rowsWritten: 0, actorsLoaded: 0, actorsEvicted: 0 };
+  readonly stats = { commits: 0, rowsWritten: 0, checkpoints: 0, replayed: 0, actorsLoaded: 0, actorsEvicted: 0 };
 
   constructor(private readonly opts: RuntimeOptions) {
     const channels = (opts.sinks ?? []).map((sink) => new SinkChannel(sink, opts.config.delivery, opts.random));
@@ -70,12 +88,36 @@ export class LocalRuntime implements ActorBackend {
     for (const [row, at] of opts.store.list(SCHEDULE_PREFIX)) {
       this.schedule.set(decodeURIComponent(row.slice(SCHEDULE_PREFIX.length)), Number(at));
     }
+    this.recoverJournal();
     for (const [row] of opts.store.list(BACKLOG_PREFIX)) {
       const actor = this.actor(decodeURIComponent(row.slice(BACKLOG_PREFIX.length)));
       this.backlogMarked.add(actor.key);
       this.delivery.committed(actor);
     }
     this.armWakeTimer();
+    this.armCheckpointTimer();
+  }
+
+  /** Reads the journal rows a previous run left and replays them into their actors (which stay pending). */
+  private recoverJournal(): void {
+    const seqRow = this.opts.store.list(SEQ_ROW)[0];
+    if (seqRow) this.nextSeq = Number(seqRow[1]) + 1;
+    const now = this.opts.clock.now();
+    for (const [row, text] of this.opts.store.list(JOURNAL_PREFIX)) {
+      const seq = Number(row.slice(JOURNAL_PREFIX.length));
+      this.journal.append(seq, decodeJournal(text));
+      this.nextSeq = Math.max(this.nextSeq, seq + 1);
+    }
+    const recovered: Array<{ key: string; since: number }> = [];
+    for (const key of this.journal.keys()) {
+      const { actor, replayedFrom } = this.load(key);
+      this.actors.set(key, actor);
+      this.stats.actorsLoaded++;
+      if (replayedFrom !== undefined) recovered.push({ key, since: replayedFrom });
+      this.delivery.committed(actor);
+    }
+    // Oldest first, as pending must be.
+    for (const { key, since } of recovered.sort((a, b) => a.since - b.since)) this.pending.set(key, { since, at: now });
   }
 
   async ingest(events: Event[]): Promise<IngestOutcome[]> {
@@ -90,12 +132,10 @@ export class LocalRuntime implements ActorBackend {
     let k = 0;
     for (const indexes of byKey.values()) {
       const actor = actors[k++]!;
-      const results = actor.ingest(
-        indexes.map((i) => events[i]!),
-        now,
-      );
-      indexes.forEach((i, n) => (outcomes[i] = results[n]!));
-      this.dirty.add(actor);
+      const mine = indexes.length === events.length ? events : indexes.map((i) => events[i]!);
+      const results = actor.ingest(mine, now);
+      for (let n = 0; n < indexes.length; n++) outcomes[indexes[n]!] = results[n]!;
+      this.turn.push({ actor, entry: { key: actor.key, now, events: mine } });
     }
     await this.commit();
     return outcomes;
@@ -137,27 +177,62 @@ export class LocalRuntime implements ActorBackend {
 
   /** Resolves when everything changed so far is durable. */
   commit(): Promise<void> {
-    if (!this.dirty.size && !this.backlogUnmark.length) return Promise.resolve();
+    if (!this.dirty.size && !this.turn.length && !this.backlogUnmark.length) return Promise.resolve();
     this.flushTimer ??= this.opts.timers.setTimeout(() => this.flush(), 0);
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
-  /** Writes every dirty actor's changes in one storage transaction. */
-  flush(): void {
+  /**
+   * One storage transaction: this turn's ingests as one journal row, the own rows of dirty actors
+   * and of pending actors due for a checkpoint, and the journal rows no pending actor needs any more.
+   */
+  flush(force = false): void {
     this.flushTimer = undefined;
     const waiters = this.waiters;
     this.waiters = [];
-    const actors = [...this.dirty];
+    const seq = this.nextSeq++;
+    const now = this.opts.clock.now();
+    const written = new Set(this.dirty);
     this.dirty.clear();
+    const turn = this.turn;
+    this.turn = [];
+    const checkpointAll = force || this.closed || this.actors.size > this.opts.config.maxActorsInMemory;
+    let checkpoints = 0;
+    for (const [key, { at }] of this.pending) {
+      if (!checkpointAll && (now - at < this.opts.config.checkpointInterval || checkpoints >= MAX_CHECKPOINTS_PER_COMMIT)) break;
+      written.add(this.actor(key));
+      checkpoints++;
+    }
+    // Over the memory bound only checkpointed actors can be evicted: write this turn's in full too.
+    if (checkpointAll) for (const { actor } of turn) written.add(actor);
+
     const puts: Array<[string, string]> = [];
     const deletes = this.backlogUnmark.splice(0).map((key) => BACKLOG_PREFIX + encodeURIComponent(key));
-    const wakes: Array<[string, number]> = [];
-    const marks: string[] = [];
-    for (const actor of actors) {
+    for (const actor of written) {
       const prefix = actorPrefix(actor.key);
       const writes = actor.drainWrites();
       for (const [k, v] of writes.puts) puts.push([prefix + k, v]);
       for (const k of writes.deletes) deletes.push(prefix + k);
+      puts.push([prefix + JOURNAL_MARK, String(seq)]);
+    }
+    if (written.size) puts.push([SEQ_ROW, String(seq)]);
+    const journaled = turn.filter(({ actor }) => !written.has(actor)).map(({ entry }) => entry);
+    if (journaled.length) puts.push([journalRow(seq), encodeJournal(journaled)]);
+
+    // Journal rows before the oldest entry some actor still needs (after this commit) can go.
+    let keepFrom = journaled.length ? seq : Infinity;
+    for (const [key, { since }] of this.pending) {
+      if (written.has(this.actors.get(key)!)) continue;
+      keepFrom = Math.min(keepFrom, since);
+      break;
+    }
+    for (const dropped of this.journal.seqsBefore(keepFrom)) deletes.push(journalRow(dropped));
+
+    const touched = new Set(written);
+    for (const { actor } of turn) touched.add(actor);
+    const wakes: Array<[string, number]> = [];
+    const marks: string[] = [];
+    for (const actor of touched) {
       const wake = actor.nextWake();
       const scheduled = this.schedule.get(actor.key);
       const row = SCHEDULE_PREFIX + encodeURIComponent(actor.key);
@@ -173,8 +248,9 @@ export class LocalRuntime implements ActorBackend {
     try {
       if (puts.length || deletes.length) this.opts.store.write(puts, deletes);
     } catch (cause) {
-      // Memory is now ahead of storage: forget these actors so the next access reloads what is durable.
-      for (const actor of actors) {
+      // Memory is now ahead of storage: forget these actors so the next access rebuilds what is
+      // durable (their rows plus their journal entries). Pending stays as it was: nothing changed durably.
+      for (const actor of touched) {
         this.actors.delete(actor.key);
         this.delivery.backlogged.delete(actor);
       }
@@ -182,14 +258,31 @@ export class LocalRuntime implements ActorBackend {
       for (const w of waiters) w.reject(error);
       return;
     }
+    if (journaled.length) this.journal.append(seq, journaled);
+    this.journal.dropBefore(keepFrom);
+    for (const actor of written) this.pending.delete(actor.key);
+    for (const { key } of journaled) if (!this.pending.has(key)) this.pending.set(key, { since: seq, at: now });
     this.stats.commits++;
+    this.stats.checkpoints += checkpoints;
     this.stats.rowsWritten += puts.length + deletes.length;
     for (const [key, wake] of wakes) this.schedule.set(key, wake);
     for (const key of marks) this.backlogMarked.add(key);
-    for (const actor of actors) this.delivery.committed(actor);
+    for (const actor of touched) this.delivery.committed(actor);
     this.armWakeTimer();
+    this.armCheckpointTimer();
     this.evictIdle();
     for (const w of waiters) w.resolve();
+  }
+
+  private armCheckpointTimer(): void {
+    if (this.closed || this.checkpointTimer !== undefined) return;
+    const oldest = this.pending.values().next().value;
+    if (!oldest) return;
+    const delay = Math.max(0, oldest.at + this.opts.config.checkpointInterval - this.opts.clock.now());
+    this.checkpointTimer = this.opts.timers.setTimeout(() => {
+      this.checkpointTimer = undefined;
+      if (this.flushTimer === undefined && !this.closed) this.flush();
+    }, delay);
   }
 
   /** Runs due wall-clock work (window closing by idle timeout, retention) for every due key. */
@@ -217,7 +310,9 @@ export class LocalRuntime implements ActorBackend {
     if (this.closed) return;
     await this.delivery.stop();
     if (this.flushTimer !== undefined) this.opts.timers.clearTimeout(this.flushTimer);
-    if (this.dirty.size || this.waiters.length || this.backlogUnmark.length) this.flush();
+    if (this.checkpointTimer !== undefined) this.opts.timers.clearTimeout(this.checkpointTimer);
+    // Checkpoints everything, so a clean shutdown leaves no journal to replay.
+    if (this.dirty.size || this.turn.length || this.waiters.length || this.backlogUnmark.length || this.pending.size) this.flush(true);
     if (this.wakeTimer !== undefined) this.opts.timers.clearTimeout(this.wakeTimer);
     this.closed = true;
   }
@@ -243,15 +338,26 @@ export class LocalRuntime implements ActorBackend {
   }
 
   private restore(key: string): Actor {
+    return this.load(key).actor;
+  }
+
+  /** The actor as durable: its own rows, then its journal entries past the seq they include. */
+  private load(key: string): { actor: Actor; replayedFrom?: number } {
     const prefix = actorPrefix(key);
     const rows = this.opts.store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
-    return Actor.restore(key, this.opts.config, rows, this.opts.clock.now());
+    const mark = rows.find(([k]) => k === JOURNAL_MARK);
+    const replay = this.journal.entriesAfter(key, mark ? Number(mark[1]) : 0);
+    // Restored as of the first entry's arrival, so dedupe expiry follows the same clock as the first time.
+    const actor = Actor.restore(key, this.opts.config, rows, replay[0]?.entry.now ?? this.opts.clock.now());
+    for (const { entry } of replay) actor.ingest(entry.events, entry.now, true);
+    this.stats.replayed += replay.length;
+    return { actor, replayedFrom: replay[0]?.seq };
   }
 
   private async readable(key: string): Promise<Actor | null> {
     this.ensureOpen();
     const cached = this.actors.get(key);
-    if (cached && this.dirty.has(cached)) await this.commit();
+    if (cached && (this.dirty.has(cached) || this.turn.some((t) => t.actor === cached))) await this.commit();
     if (this.actors.has(key)) return this.actor(key);
     const actor = this.restore(key);
     if (actor.isNew) return null;
@@ -267,7 +373,7 @@ export class LocalRuntime implements ActorBackend {
     let evicted = 0;
     for (const [key, actor] of this.actors) {
       if (evicted >= excess) break;
-      if (this.dirty.has(actor) || this.delivery.backlogged.has(actor)) continue;
+      if (this.dirty.has(actor) || this.pending.has(key) || this.delivery.backlogged.has(actor)) continue;
       this.actors.delete(key);
       if (this.backlogMarked.delete(key)) this.backlogUnmark.push(key);
       evicted++;

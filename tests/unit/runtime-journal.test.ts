@@ -1,0 +1,158 @@
+import { describe, expect, test } from "bun:test";
+import { Actor } from "../../src/core/actor.ts";
+import { read } from "../../src/core/backend.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
+import { groupByKey, type Event } from "../../src/core/event.ts";
+import { decodeJournal, encodeJournal } from "../../src/core/journal.ts";
+import { LocalRuntime } from "../../src/core/runtime.ts";
+import { MemoryKvStore } from "../../src/core/storage.ts";
+import { parseWindowSpec, type WindowSpec } from "../../src/core/windows.ts";
+import { fakeEnv, SeededRandom } from "../support/fake-env.ts";
+
+const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
+const config: Config = {
+  ...DEFAULT_CONFIG,
+  windows: ["1m", "5m/1m"].map((s) => parseWindowSpec(s) as WindowSpec),
+  allowedLateness: 5_000,
+  // No idle closing within these tests, so the reference actors need no ticks to stay comparable.
+  idleTimeout: 365 * 86_400_000,
+  checkpointInterval: 1_000,
+};
+
+class FlakyStore extends MemoryKvStore {
+  failures = 0;
+  override write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void {
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error("disk I/O error");
+    }
+    super.write(puts, deletes);
+  }
+  journalRows(): number {
+    return this.list("j/").length;
+  }
+}
+
+function open(store: FlakyStore, at: number) {
+  const fake = fakeEnv(at);
+  const runtime = new LocalRuntime({ store, config, clock: fake.clock, random: fake.random, timers: fake.timers });
+  return { runtime, ...fake };
+}
+
+const ev = (key: string, id: string, ts: number, value?: number): Event => ({
+  id,
+  assigned: false,
+  type: "buy",
+  key,
+  ts,
+  ...(value === undefined ? {} : { value }),
+});
+
+describe("commit journal", () => {
+  test("encodes and decodes entries losslessly", () => {
+    const entries = [
+      { key: "k", now: 5, events: [ev("k", "a", 1, 2.5), { ...ev("k", "b", 2), assigned: true, properties: { x: [1, { y: null }] } }] },
+      { key: "k2", now: 6, events: [ev("k2", "c", 3)] },
+    ];
+    expect(decodeJournal(encodeJournal(entries))).toEqual(entries);
+  });
+
+  test("a commit of many keys writes one journal row, not rows per actor; a checkpoint later writes the actors", async () => {
+    const store = new FlakyStore();
+    const { runtime, timers } = open(store, T0);
+    const first = runtime.ingest(Array.from({ length: 100 }, (_, i) => ev(`k${i}`, `a${i}`, T0 + i)));
+    timers.advance(0);
+    await first;
+    const afterFirst = runtime.stats.rowsWritten;
+    const second = runtime.ingest(Array.from({ length: 100 }, (_, i) => ev(`k${i}`, `b${i}`, T0 + i)));
+    timers.advance(0);
+    await second;
+    // Same keys again, schedules unchanged: the whole commit is the journal row.
+    expect(runtime.stats.rowsWritten - afterFirst).toBe(1);
+    expect(store.journalRows()).toBe(2);
+    expect(runtime.stats.checkpoints).toBe(0);
+
+    timers.advance(config.checkpointInterval);
+    expect(runtime.stats.checkpoints).toBe(100);
+    expect(store.journalRows()).toBe(0);
+    expect((await runtime.state("k7"))!.totals.events).toBe(2);
+  });
+
+  test("a crash before any checkpoint loses nothing acknowledged: the next runtime replays the journal", async () => {
+    const store = new FlakyStore();
+    const a = open(store, T0);
+    const p = a.runtime.ingest([ev("k", "a", T0, 5), ev("k", "b", T0 + 70_000, 6), ev("j", "c", T0 + 1_000, 7)]);
+    a.timers.advance(0);
+    await p;
+    const before = [await a.runtime.state("k"), await a.runtime.state("j")];
+    expect(store.journalRows()).toBe(1);
+    // No close(): the process died. Its rows hold nothing of k or j but the schedule.
+    const b = open(store, T0 + 10);
+    expect([await b.runtime.state("k"), await b.runtime.state("j")]).toEqual(before);
+    expect(b.runtime.stats.replayed).toBe(2);
+    const retry = b.runtime.ingest([ev("k", "b", T0 + 70_000, 6)]);
+    b.timers.advance(0);
+    expect(await retry).toEqual([{ status: "duplicate" }]);
+    await b.runtime.close();
+    expect(store.journalRows()).toBe(0);
+  });
+
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    test(`randomized crashes, failed commits and checkpoints match a reference actor per key (seed ${seed})`, async () => {
+      const rng = new SeededRandom(seed);
+      const store = new FlakyStore();
+      let at = T0;
+      let host = open(store, at);
+      const reference = new Map<string, Actor>();
+      const refActor = (key: string) => reference.get(key) ?? reference.set(key, new Actor(key, config)).get(key)!;
+      const randomEvent = () => {
+        const key = `k${rng.int(6)}`;
+        return ev(key, `e${rng.int(80)}`, at - 20_000 + rng.int(40_000), rng.chance(0.8) ? rng.int(100) : undefined);
+      };
+      const compare = async () => {
+        for (const [key, actor] of reference) expect(await host.runtime.state(key)).toEqual(read.state(actor));
+      };
+
+      for (let step = 0; step < 300; step++) {
+        const roll = rng.next();
+        if (roll < 0.55) {
+          // One turn: one or more concurrent requests, maybe a failing commit.
+          const requests = Array.from({ length: 1 + rng.int(3) }, () => Array.from({ length: 1 + rng.int(5) }, randomEvent));
+          const fail = rng.chance(0.1);
+          if (fail) store.failures = 1;
+          const now = host.clock.now();
+          const calls = requests.map((events) => host.runtime.ingest(events).then(() => true, () => false));
+          host.timers.advance(0);
+          const results = await Promise.all(calls);
+          expect(results.every((ok) => ok === !fail)).toBe(true);
+          if (!fail) {
+            for (const events of requests) {
+              for (const [key, indexes] of groupByKey(events)) refActor(key).ingest(indexes.map((i) => events[i]!), now);
+            }
+          }
+          store.failures = 0;
+        } else if (roll < 0.8) {
+          host.timers.advance(rng.int(1_500));
+        } else if (roll < 0.9) {
+          // Crash: the process is gone, its timers with it; a new one opens the same store.
+          at = host.clock.now() + rng.int(100);
+          host = open(store, at);
+        } else {
+          await host.runtime.close();
+          expect(store.journalRows()).toBe(0);
+          at = host.clock.now() + rng.int(100);
+          host = open(store, at);
+        }
+        at = host.clock.now();
+        if (step % 25 === 0) await compare();
+      }
+      await compare();
+      // Quiet for a checkpoint interval: every actor is in its own rows and the journal is empty.
+      host.timers.advance(config.checkpointInterval + 1);
+      expect(store.journalRows()).toBe(0);
+      host = open(store, host.clock.now());
+      expect(host.runtime.stats.replayed).toBe(0);
+      await compare();
+    });
+  }
+});
