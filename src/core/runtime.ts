@@ -63,6 +63,8 @@ export class LocalRuntime implements ActorBackend {
    * to do and the key is rescheduled), and it spares a schedule write on every commit of a busy key.
    */
   private readonly schedule = new WakeSchedule();
+  /** What the schedule rows say, per key. */
+  private readonly savedWakes = new Map<string, number>();
   private readonly backlogMarked = new Set<string>();
   private backlogUnmark: string[] = [];
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
@@ -86,7 +88,9 @@ export class LocalRuntime implements ActorBackend {
       commit: () => this.commit(),
     });
     for (const [row, at] of opts.store.list(SCHEDULE_PREFIX)) {
-      this.schedule.set(decodeURIComponent(row.slice(SCHEDULE_PREFIX.length)), Number(at));
+      const key = decodeURIComponent(row.slice(SCHEDULE_PREFIX.length));
+      this.schedule.set(key, Number(at));
+      this.savedWakes.set(key, Number(at));
     }
     this.recoverJournal();
     for (const [row] of opts.store.list(BACKLOG_PREFIX)) {
@@ -114,6 +118,9 @@ export class LocalRuntime implements ActorBackend {
       this.actors.set(key, actor);
       this.stats.actorsLoaded++;
       if (replayedFrom !== undefined) recovered.push({ key, since: replayedFrom });
+      const wake = actor.nextWake();
+      const scheduled = this.schedule.get(key);
+      if (wake !== null && (scheduled === undefined || wake < scheduled)) this.schedule.set(key, wake);
       this.delivery.committed(actor);
     }
     // Oldest first, as pending must be.
@@ -230,16 +237,25 @@ export class LocalRuntime implements ActorBackend {
 
     const touched = new Set(written);
     for (const { actor } of turn) touched.add(actor);
+    // Schedule rows and backlog marks are for actors at rest in their own rows; a journaled actor
+    // is rebuilt (and rescheduled) by replay on restart, so it gets them when it is checkpointed.
     const wakes: Array<[string, number]> = [];
+    const saved: Array<[string, number | undefined]> = [];
     const marks: string[] = [];
     for (const actor of touched) {
       const wake = actor.nextWake();
-      const scheduled = this.schedule.get(actor.key);
-      const row = SCHEDULE_PREFIX + encodeURIComponent(actor.key);
+      let scheduled = this.schedule.get(actor.key);
       if (wake !== null && (scheduled === undefined || wake < scheduled)) {
         wakes.push([actor.key, wake]);
-        puts.push([row, String(wake)]);
-      } else if (wake === null && scheduled === undefined) deletes.push(row);
+        scheduled = wake;
+      }
+      if (!written.has(actor)) continue;
+      if (scheduled !== this.savedWakes.get(actor.key)) {
+        const row = SCHEDULE_PREFIX + encodeURIComponent(actor.key);
+        if (scheduled === undefined) deletes.push(row);
+        else puts.push([row, String(scheduled)]);
+        saved.push([actor.key, scheduled]);
+      }
       if (actor.outbox.backlog() > 0 && !this.backlogMarked.has(actor.key)) {
         marks.push(actor.key);
         puts.push([BACKLOG_PREFIX + encodeURIComponent(actor.key), "1"]);
@@ -266,6 +282,10 @@ export class LocalRuntime implements ActorBackend {
     this.stats.checkpoints += checkpoints;
     this.stats.rowsWritten += puts.length + deletes.length;
     for (const [key, wake] of wakes) this.schedule.set(key, wake);
+    for (const [key, wake] of saved) {
+      if (wake === undefined) this.savedWakes.delete(key);
+      else this.savedWakes.set(key, wake);
+    }
     for (const key of marks) this.backlogMarked.add(key);
     for (const actor of touched) this.delivery.committed(actor);
     this.armWakeTimer();

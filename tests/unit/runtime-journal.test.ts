@@ -97,6 +97,23 @@ describe("commit journal", () => {
     expect(store.journalRows()).toBe(0);
   });
 
+  test("a quiet key known only from the journal still closes its windows on time after a crash", async () => {
+    const store = new FlakyStore();
+    const quiet = { ...config, idleTimeout: 30_000 };
+    const fake = fakeEnv(T0);
+    const a = new LocalRuntime({ store, config: quiet, clock: fake.clock, random: fake.random, timers: fake.timers });
+    const p = a.ingest([ev("quiet", "q1", T0 - 50_000, 1)]);
+    fake.timers.advance(0);
+    await p;
+    expect(store.list("s/")).toEqual([]);
+    const later = fakeEnv(T0 + 10);
+    const b = new LocalRuntime({ store, config: quiet, clock: later.clock, random: later.random, timers: later.timers });
+    later.timers.advance(60_000);
+    await b.commit();
+    const state = await b.state("quiet");
+    expect(state!.recently_closed_windows.map((w) => [w.size, w.closed_by])).toEqual([["5m/1m", "idle"], ["1m", "idle"]]);
+  });
+
   for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
     test(`randomized crashes, failed commits and checkpoints match a reference actor per key (seed ${seed})`, async () => {
       const rng = new SeededRandom(seed);
