@@ -1,6 +1,5 @@
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { methodNotAllowed } from "hono/method-not-allowed";
+import { TrieRouter } from "hono/router/trie-router";
 import type { ActorBackend } from "./core/backend.ts";
 import { uuidv7, type Env } from "./core/clock.ts";
 import type { Config } from "./core/config.ts";
@@ -9,6 +8,7 @@ import { ApiError, BackpressureError, errorBody, UnavailableError, type ErrorBod
 import { EVENT_TYPE, normalizeEvent, parseIsoTimestamp, type Event } from "./core/event.ts";
 import { parseJson } from "./core/json.ts";
 import { specName } from "./core/windows.ts";
+import { readBodyText } from "./request-body.ts";
 import { VERSION } from "./version.ts";
 
 export interface AppOptions {
@@ -28,53 +28,32 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
   const app = new Hono();
   const startedAt = env.clock.now();
 
-  app.use(
-    methodNotAllowed({
-      app,
-      onMethodNotAllowed: (c, methods) =>
-        c.json(
-          { error: errorBody("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${methods.join(", ")}`) },
-          405,
-          { Allow: methods.join(", ") },
-        ),
-    }),
-  );
-
   app.get("/health", (c) =>
     c.json({ status: "ok", version: VERSION, host, uptime_s: Math.round((env.clock.now() - startedAt) / 1000) }),
   );
 
-  app.post(
-    "/v1/events",
-    bodyLimit({
-      maxSize: config.maxBodyBytes,
-      onError: () => {
-        throw new ApiError(413, "payload_too_large", `request body exceeds ${config.maxBodyBytes} bytes`);
-      },
-    }),
-    async (c) => {
-      const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-      const ndjson = NDJSON.has(contentType);
-      if (!ndjson && contentType !== "application/json") {
-        throw new ApiError(
-          415,
-          "unsupported_media_type",
-          `Content-Type must be application/json or application/x-ndjson, got ${contentType ? `"${contentType}"` : "none"}`,
-        );
-      }
-      const text = await c.req.text();
-      const now = env.clock.now();
-      const newId = () => uuidv7(env);
-      if (!ndjson) {
-        const parsed = parseJson(text);
-        if (!parsed.ok) throw new ApiError(400, "malformed_json", `malformed JSON: ${parsed.error.message}`, parsed.error);
-        if (!Array.isArray(parsed.value)) return ingestOne(c, parsed.value, now, newId);
-        return ingestBatch(c, parsed.value.map((raw) => ({ raw })), now, newId);
-      }
-      const items = ndjsonItems(text);
-      return ingestBatch(c, items, now, newId);
-    },
-  );
+  app.post("/v1/events", async (c) => {
+    const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    const ndjson = NDJSON.has(contentType);
+    if (!ndjson && contentType !== "application/json") {
+      throw new ApiError(
+        415,
+        "unsupported_media_type",
+        `Content-Type must be application/json or application/x-ndjson, got ${contentType ? `"${contentType}"` : "none"}`,
+      );
+    }
+    const text = await readBodyText(c.req.raw, config.maxBodyBytes);
+    const now = env.clock.now();
+    const newId = () => uuidv7(env);
+    if (!ndjson) {
+      const parsed = parseJson(text);
+      if (!parsed.ok) throw new ApiError(400, "malformed_json", `malformed JSON: ${parsed.error.message}`, parsed.error);
+      if (!Array.isArray(parsed.value)) return ingestOne(c, parsed.value, now, newId);
+      return ingestBatch(c, parsed.value.map((raw) => ({ raw })), now, newId);
+    }
+    const items = ndjsonItems(text);
+    return ingestBatch(c, items, now, newId);
+  });
 
   async function ingestOne(c: Context, raw: unknown, now: number, newId: () => string) {
     const result = normalizeEvent(raw, config, now, newId);
@@ -147,7 +126,16 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
     return c.json((await backend.outbox(key)) ?? notFound(key));
   });
 
-  app.notFound((c) => c.json({ error: errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`) }, 404));
+  // 405 is worked out only for requests no route took, so matched requests pay nothing for it.
+  const allowedMethods = routeMethods(app);
+  app.notFound((c) => {
+    const methods = allowedMethods(c.req.path);
+    if (methods.length && !methods.includes(c.req.method)) {
+      const message = `${c.req.method} is not allowed on ${c.req.path}; use ${methods.join(", ")}`;
+      return c.json({ error: errorBody("method_not_allowed", message) }, 405, { Allow: methods.join(", ") });
+    }
+    return c.json({ error: errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`) }, 404);
+  });
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json(err.body(), err.status, err.headers);
@@ -165,6 +153,27 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
   });
 
   return app;
+}
+
+/** The methods routed for a path (GET implies HEAD), from the app's own route table. */
+function routeMethods(app: Hono): (path: string) => string[] {
+  let router: TrieRouter<string[]> | undefined;
+  return (path) => {
+    if (!router) {
+      const byPath = new Map<string, Set<string>>();
+      for (const route of app.routes) {
+        if (route.method === "ALL" || route.method === "HEAD") continue;
+        const methods = byPath.get(route.path) ?? byPath.set(route.path, new Set()).get(route.path)!;
+        methods.add(route.method);
+        if (route.method === "GET") methods.add("HEAD");
+      }
+      router = new TrieRouter();
+      for (const [routePath, methods] of byPath) router.add("ALL", routePath, [...methods]);
+    }
+    const found = new Set<string>();
+    for (const [methods] of router.match("ALL", path)[0]) for (const m of methods as string[]) found.add(m);
+    return [...found];
+  };
 }
 
 type BatchItem = { raw: unknown; error?: undefined } | { raw?: undefined; error: ErrorBody };

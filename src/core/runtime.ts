@@ -14,6 +14,11 @@ import type { WindowQuery } from "./views.ts";
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
+  /**
+   * Runs `fn` once the I/O callbacks already due in this turn of the event loop have run (setImmediate):
+   * the end of a group commit's gathering. Without it, a zero-delay timeout, which Bun clamps to about 1 ms.
+   */
+  defer?(fn: () => void): void;
 }
 
 export interface RuntimeOptions {
@@ -68,7 +73,7 @@ export class LocalRuntime implements ActorBackend {
   private readonly backlogMarked = new Set<string>();
   private backlogUnmark: string[] = [];
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
-  private flushTimer: unknown;
+  private flushQueued = false;
   private wakeTimer: unknown;
   private wakeTimerAt: number | undefined;
   private checkpointTimer: unknown;
@@ -185,7 +190,12 @@ export class LocalRuntime implements ActorBackend {
   /** Resolves when everything changed so far is durable. */
   commit(): Promise<void> {
     if (!this.dirty.size && !this.turn.length && !this.backlogUnmark.length) return Promise.resolve();
-    this.flushTimer ??= this.opts.timers.setTimeout(() => this.flush(), 0);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      const run = () => this.flushQueued && this.flush();
+      if (this.opts.timers.defer) this.opts.timers.defer(run);
+      else this.opts.timers.setTimeout(run, 0);
+    }
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
@@ -194,7 +204,7 @@ export class LocalRuntime implements ActorBackend {
    * and of pending actors due for a checkpoint, and the journal rows no pending actor needs any more.
    */
   flush(force = false): void {
-    this.flushTimer = undefined;
+    this.flushQueued = false;
     const waiters = this.waiters;
     this.waiters = [];
     const seq = this.nextSeq++;
@@ -301,7 +311,7 @@ export class LocalRuntime implements ActorBackend {
     const delay = Math.max(0, oldest.at + this.opts.config.checkpointInterval - this.opts.clock.now());
     this.checkpointTimer = this.opts.timers.setTimeout(() => {
       this.checkpointTimer = undefined;
-      if (this.flushTimer === undefined && !this.closed) this.flush();
+      if (!this.flushQueued && !this.closed) this.flush();
     }, delay);
   }
 
@@ -329,7 +339,6 @@ export class LocalRuntime implements ActorBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     await this.delivery.stop();
-    if (this.flushTimer !== undefined) this.opts.timers.clearTimeout(this.flushTimer);
     if (this.checkpointTimer !== undefined) this.opts.timers.clearTimeout(this.checkpointTimer);
     // Checkpoints everything, so a clean shutdown leaves no journal to replay.
     if (this.dirty.size || this.turn.length || this.waiters.length || this.backlogUnmark.length || this.pending.size) this.flush(true);

@@ -16,4 +16,5 @@ export const systemEnv: Env = {
 export const systemTimers: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  defer: (fn) => void setImmediate(fn),
 };

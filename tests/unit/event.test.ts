@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
-import { normalizeEvent, parseIsoTimestamp, type Event } from "../../src/core/event.ts";
+import { normalizeEvent, parseIsoTimestamp, schemaNormalize, type Event } from "../../src/core/event.ts";
 import type { FieldProblem } from "../../src/core/errors.ts";
 import { fakeEnv } from "../support/fake-env.ts";
 
@@ -578,5 +578,43 @@ describe("normalizeEvent: several problems at once", () => {
   test("a missing key is reported along with other problems", () => {
     const problems = reject({ event_type: "BAD" });
     expect(fields(problems)).toEqual(["event_type", "key"]);
+  });
+});
+
+describe("normalizeEvent: the direct path agrees with the schema", () => {
+  test("on 20,000 random events, valid and invalid, both paths give the same result", () => {
+    const { SeededRandom } = require("../support/fake-env.ts") as typeof import("../support/fake-env.ts");
+    const rng = new SeededRandom(42);
+    const now = Date.UTC(2026, 10, 21, 10, 0, 0);
+    const pick = (items: unknown[]): unknown => items[rng.int(items.length)];
+    // Per field: values the schema accepts, then values it rejects.
+    const pools: Record<string, [unknown[], unknown[]]> = {
+      event_id: [[undefined, null, "e1", "x".repeat(128)], ["x".repeat(129), "", 7, {}]],
+      event_type: [["purchase", "page_view", "a:b.c-d"], [undefined, "Bad", "", "x".repeat(65), 3]],
+      key: [[undefined, null, "user-1", "ü ключ", "k".repeat(256), 42], ["", "a\u0001b", "k".repeat(257), 4.5, true]],
+      user_id: [[undefined, null, "u1", 12], ["", -1.5, [], "line\nbreak"]],
+      timestamp: [[undefined, null, now - 5, now + 299_999, "2026-11-21T09:00:00Z", "2026-11-21", "2026-11-21 09:00:00.123+02:00"], [now + 300_001, -1, 1.5, 2 ** 53, "1960-01-01T00:00:00Z", "nope", "2026-02-30", true]],
+      value: [[undefined, null, 0, -2.5, 1e308], ["3", {}, false]],
+      properties: [[undefined, null, {}, { amount: 12.5 }, { amount: "12" }, { nested: { a: [1, 2] } }], [[], "text", { constructor: 1 }, { big: "x".repeat(40_000) }]],
+      extra: [[undefined, "ignored"], []],
+    };
+    let valid = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const raw: Record<string, unknown> = {};
+      for (const [field, [good, bad]] of Object.entries(pools)) {
+        const v = bad.length && rng.chance(0.05) ? pick(bad) : pick(good);
+        if (v !== undefined || rng.chance(0.3)) raw[field] = v;
+      }
+      let n = 0;
+      const ids = () => `assigned-${n++}`;
+      const fast = normalizeEvent(raw, DEFAULT_CONFIG, now, ids);
+      n = 0;
+      const slow = schemaNormalize(raw, DEFAULT_CONFIG, now, ids);
+      expect({ raw, result: fast }).toEqual({ raw, result: slow });
+      if (fast.ok) valid++;
+    }
+    // Both kinds of input were exercised, and keys are required, so some "valid" picks still fail.
+    expect(valid).toBeGreaterThan(5_000);
+    expect(valid).toBeLessThan(17_000);
   });
 });
