@@ -1,0 +1,208 @@
+// The sections of `bun run bench`, each measured next to a baseline taken in the same run. The
+// benchmark script runs them long; tests/bench runs them short and checks only their ratios.
+import { Database } from "bun:sqlite";
+import { Actor } from "../src/core/actor.ts";
+import { DEFAULT_CONFIG } from "../src/core/config.ts";
+import { DedupeIndex } from "../src/core/dedupe.ts";
+import { BUN_SERVER, spawnServer, tempDir, WORKERD_SERVER } from "../tests/support/targets.ts";
+import { benchEvents, coreRates } from "./bench-core.ts";
+import { percentile, runLoad } from "./bench-load.ts";
+
+export interface Row {
+  /** Stable name, the key of bench/baseline.json. */
+  id: string;
+  section: string;
+  metric: string;
+  value: number;
+  unit: string;
+  baseline?: { name: string; value: number };
+  /** Whether a larger value is better (throughput) or a smaller one (latency, bytes). */
+  better?: "higher" | "lower";
+  target?: string;
+  note?: string;
+}
+
+/** The ratio to the baseline, oriented so that larger is always better; what regression checks use. */
+export function score(row: Row): number | undefined {
+  if (!row.baseline) return undefined;
+  return row.better === "lower" ? row.baseline.value / row.value : row.value / row.baseline.value;
+}
+
+const T0 = Date.now() - 3 * 3_600_000;
+
+export function coreSection(events: number): Row[] {
+  const { baseline, rates } = coreRates(events, 10_000, [100, 10]);
+  return [...rates].map(([per, rate]) => ({
+    id: `core.per_call_${per}`,
+    section: "core",
+    metric: `events/s, ${per} events per actor call`,
+    value: rate,
+    unit: "events/s",
+    baseline: { name: "Set.add per id", value: baseline },
+    target: per === 100 ? ">= 2,000,000" : undefined,
+  }));
+}
+
+export async function httpSection(seconds: number): Promise<Row[]> {
+  const dir = tempDir("bench-http");
+  const bare = await spawnServer(["bun", "scripts/bench-bare-server.ts"], { PORT: "0" });
+  const keyflow = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path });
+  try {
+    let n = 0;
+    const body = () => JSON.stringify({ event_id: `h${n++}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + n, value: 1 });
+    const load = (url: string) => runLoad({ url: `${url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds });
+    // Warm both (JIT, the first SQLite pages), then measure each.
+    await load(bare.url).then(() => load(keyflow.url));
+    const base = await load(bare.url);
+    const kf = await load(keyflow.url);
+    if (kf.errors) throw new Error(`keyflow answered errors: ${JSON.stringify(kf.statuses)}`);
+    const baseP99 = percentile(base.latencies, 99);
+    return [
+      { id: "http.bare_rps", section: "http", metric: "bare Bun.serve (parse JSON, 202): requests/s", value: base.rps, unit: "req/s" },
+      {
+        id: "http.rps", section: "http", metric: "keyflow single event: requests/s", value: kf.rps, unit: "req/s",
+        baseline: { name: "bare", value: base.rps }, target: ">= 0.5x bare",
+      },
+      { id: "http.p50", section: "http", metric: "keyflow single event: p50 latency", value: percentile(kf.latencies, 50), unit: "ms" },
+      {
+        id: "http.p99", section: "http", metric: "keyflow single event: p99 latency", value: percentile(kf.latencies, 99), unit: "ms",
+        baseline: { name: "bare p99", value: baseP99 }, better: "lower", target: "< 5 ms",
+      },
+    ];
+  } finally {
+    await bare.stop();
+    await keyflow.stop();
+    dir.remove();
+  }
+}
+
+export async function batchSection(seconds: number): Promise<Row[]> {
+  const dir = tempDir("bench-batch");
+  const keyflow = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path });
+  try {
+    let n = 0;
+    const body = () => {
+      const lines: string[] = [];
+      for (let i = 0; i < 1000; i++, n++) lines.push(JSON.stringify({ event_id: `b${n}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + Math.floor(n / 1000), value: n % 100 }));
+      return lines.join("\n");
+    };
+    const load = (s: number) => runLoad({ url: `${keyflow.url}/v1/events`, body, contentType: "application/x-ndjson", concurrency: 4, seconds: s });
+    await load(Math.min(1, seconds));
+    const rowRate = sqliteRowRate(dir.path, seconds);
+    const kf = await load(seconds);
+    if (kf.errors) throw new Error(`keyflow answered errors: ${JSON.stringify(kf.statuses)}`);
+    return [
+      {
+        id: "batch.events_per_s", section: "batch", metric: "keyflow batch ingest: events/s", value: kf.rps * 1000, unit: "events/s",
+        baseline: { name: "1 SQLite row/event", value: rowRate }, target: ">= 500,000",
+      },
+      { id: "batch.p99", section: "batch", metric: "keyflow batch ingest: p99 per request", value: percentile(kf.latencies, 99), unit: "ms" },
+    ];
+  } finally {
+    await keyflow.stop();
+    dir.remove();
+  }
+}
+
+/** Baseline of the batch section: one SQLite row per event id, 1,000 rows per transaction, same durability. */
+function sqliteRowRate(dir: string, seconds: number): number {
+  const db = new Database(`${dir}/rows.db`, { create: true });
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; CREATE TABLE seen (k TEXT, id TEXT, PRIMARY KEY (k, id)) WITHOUT ROWID");
+  const insert = db.prepare("INSERT OR IGNORE INTO seen (k, id) VALUES (?, ?)");
+  let rows = 0;
+  const start = performance.now();
+  while (performance.now() - start < seconds * 1000) {
+    db.transaction(() => {
+      for (let i = 0; i < 1000; i++, rows++) insert.run(`u${rows % 1000}`, `r${rows}`);
+    })();
+  }
+  const rate = rows / ((performance.now() - start) / 1000);
+  db.close();
+  return rate;
+}
+
+export async function workerdSection(seconds: number): Promise<Row[]> {
+  const dir = tempDir("bench-workerd");
+  const worker = await spawnServer(WORKERD_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path });
+  const bare = await spawnServer(["bun", "scripts/bench-bare-server.ts"], { PORT: "0" });
+  try {
+    let n = 0;
+    // 32 keys, each Durable Object created before the clock starts: local workerd creates a SQLite
+    // file per new object, which is not what a warm deployment pays per request.
+    const single = () => JSON.stringify({ event_id: `w${n++}`, event_type: "purchase", user_id: `u${n % 32}`, timestamp: T0 + n, value: 1 });
+    for (let i = 0; i < 64; i++) await fetch(`${worker.url}/v1/events`, { method: "POST", headers: { "content-type": "application/json" }, body: single() });
+    const base = await runLoad({ url: `${bare.url}/v1/events`, body: single, contentType: "application/json", concurrency: 32, seconds });
+    const one = await runLoad({ url: `${worker.url}/v1/events`, body: single, contentType: "application/json", concurrency: 32, seconds });
+    const batch = () => {
+      const lines: string[] = [];
+      for (let i = 0; i < 1000; i++, n++) lines.push(JSON.stringify({ event_id: `w${n}`, event_type: "purchase", user_id: `u${n % 32}`, timestamp: T0 + Math.floor(n / 32), value: 1 }));
+      return lines.join("\n");
+    };
+    const many = await runLoad({ url: `${worker.url}/v1/events`, body: batch, contentType: "application/x-ndjson", concurrency: 4, seconds });
+    if (one.errors || many.errors) throw new Error(`workerd answered errors: ${JSON.stringify([one.statuses, many.statuses])}`);
+    return [
+      {
+        id: "workerd.rps", section: "workerd", metric: "single event, 32 warm keys: requests/s", value: one.rps, unit: "req/s",
+        baseline: { name: "bare Bun", value: base.rps },
+      },
+      { id: "workerd.p99", section: "workerd", metric: "single event: p99 latency", value: percentile(one.latencies, 99), unit: "ms" },
+      { id: "workerd.batch", section: "workerd", metric: "1,000-event batches over 32 keys: events/s", value: many.rps * 1000, unit: "events/s" },
+    ];
+  } finally {
+    await worker.stop();
+    await bare.stop();
+    dir.remove();
+  }
+}
+
+/** Null when the local services are not running. */
+export async function sinksSection(samples: number): Promise<Row[] | null> {
+  const { sinkLatency } = await import("./bench-sinks.ts");
+  const result = await sinkLatency(samples);
+  if (!result) return null;
+  const rows: Row[] = [];
+  for (const [sink, { keyflow, direct }] of Object.entries(result)) {
+    const directP50 = percentile(direct, 50);
+    rows.push({
+      id: `sinks.${sink}.p50`, section: "sinks", metric: `${sink}: p50 ingest -> visible`, value: percentile(keyflow, 50), unit: "ms",
+      baseline: { name: "direct write -> visible", value: directP50 }, better: "lower",
+    });
+    rows.push({
+      id: `sinks.${sink}.p99`, section: "sinks", metric: `${sink}: p99 ingest -> visible`, value: percentile(keyflow, 99), unit: "ms",
+      target: sink === "redis" ? "< 50 ms" : undefined,
+    });
+  }
+  return rows;
+}
+
+export function memorySection(ids: number): Row[] {
+  const heap = () => {
+    Bun.gc(true);
+    return process.memoryUsage().heapUsed;
+  };
+  const strings: string[] = JSON.parse(JSON.stringify(Array.from({ length: ids }, (_, i) => `evt-${i}-${(i * 2654435761) % 1e9}`)));
+  let before = heap();
+  const bare = new Set<string>();
+  for (const id of strings) bare.add(id);
+  const perBareId = (heap() - before) / ids;
+  before = heap();
+  const index = new DedupeIndex({ horizon: 7 * 86_400_000, maxIds: ids });
+  for (const id of strings) index.addIfNew(id, 0);
+  const perId = (heap() - before) / ids;
+  if (index.size !== ids || bare.size !== ids) throw new Error("an ID went missing");
+  const list = benchEvents(10_000, 10_000);
+  before = heap();
+  const actors = list.map((e) => {
+    const a = new Actor(e.key, DEFAULT_CONFIG);
+    a.ingest([e], Date.now());
+    return a;
+  });
+  const perActor = (heap() - before) / actors.length;
+  return [
+    {
+      id: "memory.dedupe_id", section: "memory", metric: "dedupe index: bytes per ID (ID strings excluded)", value: perId, unit: "bytes",
+      baseline: { name: "bare Set<string>", value: perBareId }, better: "lower", note: "IDs of ~20 characters",
+    },
+    { id: "memory.actor", section: "memory", metric: "active actor with one event (1m + 1h windows)", value: perActor, unit: "bytes" },
+  ];
+}

@@ -1,0 +1,7 @@
+import { test } from "bun:test";
+import { workerdSection } from "../../scripts/bench-sections.ts";
+import { expectRatiosHold } from "./support.ts";
+
+test("the Worker in local workerd keeps its single-event ratio to a bare Bun.serve", async () => {
+  expectRatiosHold(await workerdSection(1.5), ["workerd.rps"]);
+});
