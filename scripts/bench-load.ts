@@ -4,6 +4,8 @@ export interface LoadResult {
   rps: number;
   latencies: number[];
   errors: number;
+  /** The first transport error, if any. */
+  firstError?: string;
   statuses: Record<number, number>;
 }
 
@@ -17,6 +19,7 @@ export async function runLoad(opts: {
   const latencies: number[] = [];
   const statuses: Record<number, number> = {};
   let errors = 0;
+  let firstError: string | undefined;
   const start = performance.now();
   const deadline = start + opts.seconds * 1000;
   const worker = async () => {
@@ -28,15 +31,16 @@ export async function runLoad(opts: {
         await res.arrayBuffer();
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
         if (res.status >= 300) errors++;
-      } catch {
+      } catch (error) {
         errors++;
+        firstError ??= String(error);
       }
       latencies.push(performance.now() - t);
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const seconds = (performance.now() - start) / 1000;
-  return { requests: latencies.length, rps: latencies.length / seconds, latencies, errors, statuses };
+  return { requests: latencies.length, rps: latencies.length / seconds, latencies, errors, firstError, statuses };
 }
 
 export function percentile(values: number[], p: number): number {

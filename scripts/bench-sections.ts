@@ -6,7 +6,7 @@ import { DEFAULT_CONFIG } from "../src/core/config.ts";
 import { DedupeIndex } from "../src/core/dedupe.ts";
 import { BUN_SERVER, spawnServer, tempDir, WORKERD_SERVER } from "../tests/support/targets.ts";
 import { benchEvents, coreRates } from "./bench-core.ts";
-import { percentile, runLoad } from "./bench-load.ts";
+import { percentile, runLoad, type LoadResult } from "./bench-load.ts";
 
 export interface Row {
   /** Stable name, the key of bench/baseline.json. */
@@ -55,7 +55,7 @@ export async function httpSection(seconds: number): Promise<Row[]> {
     await load(bare.url).then(() => load(keyflow.url));
     const base = await load(bare.url);
     const kf = await load(keyflow.url);
-    if (kf.errors) throw new Error(`keyflow answered errors: ${JSON.stringify(kf.statuses)}`);
+    failOnErrors("keyflow", kf);
     const baseP99 = percentile(base.latencies, 99);
     return [
       { id: "http.bare_rps", section: "http", metric: "bare Bun.serve (parse JSON, 202): requests/s", value: base.rps, unit: "req/s" },
@@ -90,7 +90,7 @@ export async function batchSection(seconds: number): Promise<Row[]> {
     await load(Math.min(1, seconds));
     const rowRate = sqliteRowRate(dir.path, seconds);
     const kf = await load(seconds);
-    if (kf.errors) throw new Error(`keyflow answered errors: ${JSON.stringify(kf.statuses)}`);
+    failOnErrors("keyflow", kf);
     return [
       {
         id: "batch.events_per_s", section: "batch", metric: "keyflow batch ingest: events/s", value: kf.rps * 1000, unit: "events/s",
@@ -101,6 +101,13 @@ export async function batchSection(seconds: number): Promise<Row[]> {
   } finally {
     await keyflow.stop();
     dir.remove();
+  }
+}
+
+/** A measurement over failed requests is no measurement. */
+function failOnErrors(name: string, ...results: LoadResult[]): void {
+  for (const r of results) {
+    if (r.errors) throw new Error(`${name}: ${r.errors} of ${r.requests} requests failed (${r.firstError ?? JSON.stringify(r.statuses)})`);
   }
 }
 
@@ -139,7 +146,7 @@ export async function workerdSection(seconds: number): Promise<Row[]> {
       return lines.join("\n");
     };
     const many = await runLoad({ url: `${worker.url}/v1/events`, body: batch, contentType: "application/x-ndjson", concurrency: 4, seconds });
-    if (one.errors || many.errors) throw new Error(`workerd answered errors: ${JSON.stringify([one.statuses, many.statuses])}`);
+    failOnErrors("workerd", one, many);
     return [
       {
         id: "workerd.rps", section: "workerd", metric: "single event, 32 warm keys: requests/s", value: one.rps, unit: "req/s",
