@@ -41,7 +41,7 @@ const JOURNAL_MARK = "journal";
 /** The highest journal seq handed out, so seqs keep growing across restarts. */
 const SEQ_ROW = "m/journal-seq";
 /** Checkpoints per commit, so one commit never stalls the event loop for long. */
-const MAX_CHECKPOINTS_PER_COMMIT = 256;
+const MAX_CHECKPOINTS_PER_COMMIT = 64;
 
 /**
  * Hosts many actors in one process over one KvStore (the self-hosted server).
