@@ -13,8 +13,11 @@ export const systemEnv: Env = {
   },
 };
 
+// Bun and Deno have setImmediate; the Workers runtime (which also loads this module) does not.
+const setImmediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+
 export const systemTimers: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-  defer: (fn) => void setImmediate(fn),
+  ...(setImmediate ? { defer: (fn: () => void) => void setImmediate(fn) } : {}),
 };

@@ -174,3 +174,16 @@ describe("LocalRuntime", () => {
     expect(windows![0]).toMatchObject({ count: 1, sum: 3 });
   });
 });
+
+describe("system timers", () => {
+  test("a group commit ends with the I/O turn (setImmediate), not behind a zero-delay timer, which Bun clamps to ~1 ms", async () => {
+    const { systemTimers } = await import("../../src/host/system.ts");
+    expect(systemTimers.defer).toBeFunction();
+    const order: string[] = [];
+    await new Promise<void>((resolve) => {
+      setTimeout(() => (order.push("timeout"), resolve()), 0);
+      systemTimers.defer!(() => order.push("defer"));
+    });
+    expect(order).toEqual(["defer", "timeout"]);
+  });
+});
