@@ -43,36 +43,55 @@ export function coreSection(events: number): Row[] {
   }));
 }
 
-export async function httpSection(seconds: number): Promise<Row[]> {
-  const dir = tempDir("bench-http");
+/**
+ * `variants` also measures the same server with weaker durability (SQLite synchronous=normal: survives
+ * a process crash, not a power loss) and with no storage, to show what the fsync of each commit costs.
+ */
+export async function httpSection(seconds: number, variants = false): Promise<Row[]> {
+  let n = 0;
+  const body = () => JSON.stringify({ event_id: `h${n++}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + n, value: 1 });
+  const load = (url: string) => runLoad({ url: `${url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds });
   const bare = await spawnServer(["bun", "scripts/bench-bare-server.ts"], { PORT: "0" });
-  const keyflow = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path });
+  const measureKeyflow = async (env: Record<string, string>) => {
+    const dir = tempDir("bench-http");
+    const keyflow = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...env });
+    try {
+      await load(keyflow.url); // warm: JIT, the first SQLite pages
+      const result = await load(keyflow.url);
+      failOnErrors("keyflow", result);
+      return result;
+    } finally {
+      await keyflow.stop();
+      dir.remove();
+    }
+  };
   try {
-    let n = 0;
-    const body = () => JSON.stringify({ event_id: `h${n++}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + n, value: 1 });
-    const load = (url: string) => runLoad({ url: `${url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds });
-    // Warm both (JIT, the first SQLite pages), then measure each.
-    await load(bare.url).then(() => load(keyflow.url));
+    await load(bare.url);
     const base = await load(bare.url);
-    const kf = await load(keyflow.url);
-    failOnErrors("keyflow", kf);
-    const baseP99 = percentile(base.latencies, 99);
-    return [
+    const kf = await measureKeyflow({});
+    const baseline = { name: "bare", value: base.rps };
+    const rows: Row[] = [
       { id: "http.bare_rps", section: "http", metric: "bare Bun.serve (parse JSON, 202): requests/s", value: base.rps, unit: "req/s" },
-      {
-        id: "http.rps", section: "http", metric: "keyflow single event: requests/s", value: kf.rps, unit: "req/s",
-        baseline: { name: "bare", value: base.rps }, target: ">= 0.5x bare",
-      },
+      { id: "http.rps", section: "http", metric: "keyflow single event: requests/s", value: kf.rps, unit: "req/s", baseline, target: ">= 0.5x bare" },
       { id: "http.p50", section: "http", metric: "keyflow single event: p50 latency", value: percentile(kf.latencies, 50), unit: "ms" },
       {
         id: "http.p99", section: "http", metric: "keyflow single event: p99 latency", value: percentile(kf.latencies, 99), unit: "ms",
-        baseline: { name: "bare p99", value: baseP99 }, better: "lower", target: "< 5 ms",
+        baseline: { name: "bare p99", value: percentile(base.latencies, 99) }, better: "lower", target: "< 5 ms",
       },
     ];
+    if (variants) {
+      for (const [id, label, env] of [
+        ["http.rps_sync_normal", "synchronous=normal", { KEYFLOW_SQLITE_SYNC: "normal" }],
+        ["http.rps_memory", "storage in memory (not durable)", { KEYFLOW_STORAGE: "memory" }],
+      ] as const) {
+        const r = await measureKeyflow(env);
+        rows.push({ id, section: "http", metric: `keyflow single event, ${label}: requests/s`, value: r.rps, unit: "req/s", baseline });
+        rows.push({ id: `${id}_p99`, section: "http", metric: `keyflow single event, ${label}: p99`, value: percentile(r.latencies, 99), unit: "ms" });
+      }
+    }
+    return rows;
   } finally {
     await bare.stop();
-    await keyflow.stop();
-    dir.remove();
   }
 }
 

@@ -3,7 +3,7 @@ import { batchSection, httpSection } from "../../scripts/bench-sections.ts";
 import { bestOf, expectRatiosHold } from "./support.ts";
 
 test("Bun host single-event throughput and p99 keep their ratios to a bare Bun.serve", async () => {
-  const rows = await bestOf(2, () => httpSection(1.5));
+  const rows = await bestOf(3, () => httpSection(1));
   expectRatiosHold(rows, ["http.rps", "http.p99"]);
 });
 
