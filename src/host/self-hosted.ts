@@ -68,7 +68,9 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   const runtime = new LocalRuntime({ store, config, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers, sinks });
   const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName });
   const storage = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
-  const describe = `${storage}, sinks: ${config.sinks.join(", ") || "none"}`;
+  const replayed = runtime.stats.replayed;
+  const recovery = replayed ? `, recovered ${replayed} journal entries of an unclean stop` : "";
+  const describe = `${storage}, sinks: ${config.sinks.join(", ") || "none"}${recovery}`;
   const shutdown = async () => {
     await runtime.close();
     await Promise.all(sinks.map((s) => s.close?.()));
