@@ -171,8 +171,10 @@ export async function workerdSection(seconds: number): Promise<Row[]> {
         id: "workerd.rps", section: "workerd", metric: "single event, 32 warm keys: requests/s", value: one.rps, unit: "req/s",
         baseline: { name: "bare Bun", value: base.rps },
       },
+      { id: "workerd.p50", section: "workerd", metric: "single event: p50 latency", value: percentile(one.latencies, 50), unit: "ms" },
       { id: "workerd.p99", section: "workerd", metric: "single event: p99 latency", value: percentile(one.latencies, 99), unit: "ms" },
       { id: "workerd.batch", section: "workerd", metric: "1,000-event batches over 32 keys: events/s", value: many.rps * 1000, unit: "events/s" },
+      { id: "workerd.batch_p99", section: "workerd", metric: "1,000-event batches: p99 per request", value: percentile(many.latencies, 99), unit: "ms" },
     ];
   } finally {
     await worker.stop();
