@@ -5,8 +5,8 @@ import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
 import { groupByKey, type Event } from "../../src/core/event.ts";
 import { decodeJournal, encodeJournal } from "../../src/core/journal.ts";
 import { LocalRuntime } from "../../src/core/runtime.ts";
-import { MemoryKvStore } from "../../src/core/storage.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/core/windows.ts";
+import { FlakyStore } from "../support/flaky-store.ts";
 import { fakeEnv, SeededRandom } from "../support/fake-env.ts";
 
 const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
@@ -18,20 +18,6 @@ const config: Config = {
   idleTimeout: 365 * 86_400_000,
   checkpointInterval: 1_000,
 };
-
-class FlakyStore extends MemoryKvStore {
-  failures = 0;
-  override write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void {
-    if (this.failures > 0) {
-      this.failures--;
-      throw new Error("disk I/O error");
-    }
-    super.write(puts, deletes);
-  }
-  journalRows(): number {
-    return this.list("j/").length;
-  }
-}
 
 function open(store: FlakyStore, at: number) {
   const fake = fakeEnv(at);

@@ -4,8 +4,8 @@ import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
 import { StorageError } from "../../src/core/errors.ts";
 import type { Event } from "../../src/core/event.ts";
 import { LocalRuntime } from "../../src/core/runtime.ts";
-import { MemoryKvStore } from "../../src/core/storage.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/core/windows.ts";
+import { FlakyStore } from "../support/flaky-store.ts";
 import { fakeEnv } from "../support/fake-env.ts";
 
 const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
@@ -16,17 +16,6 @@ const config: Config = {
   idleTimeout: 30_000,
 };
 
-/** A store whose next writes fail, as a full disk or an I/O error would. */
-class FlakyStore extends MemoryKvStore {
-  failures = 0;
-  override write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void {
-    if (this.failures > 0) {
-      this.failures--;
-      throw new Error("disk I/O error");
-    }
-    super.write(puts, deletes);
-  }
-}
 
 function setup(store = new FlakyStore(), overrides: Partial<Config> = {}) {
   const fake = fakeEnv(T0 + 30_000);
