@@ -3,8 +3,8 @@
 //   bun run simulate --seed N                 one seed, verbose summary
 //   bun run simulate --seeds 10000 [--from F] a sweep, with a progress line every second
 //   overrides: --keys K --events E --steps S; --trace (print the last steps on a violation)
-//   --glue keyactor: run actors/key-actor.ts's glue as it is; keyactor+A, keyactor+A+B: with some of
-//   the simulator's fixes (default: fixed = all of them, see src/sim/host.ts)
+//   --glue unfixed: the Durable Object logic without the three fixes the simulator found; unfixed+A,
+//   unfixed+A+B: with some of them (default: fixed = as deployed, see src/core/actor-object.ts)
 // Exits non-zero when an invariant is violated, printing the seed, the step and the replay command.
 import { Counters, FAULT_KINDS, PATH_KINDS } from "../src/sim/faults.ts";
 import { describeConfig, formatViolation, runSeed, type SimOptions, type SimResult } from "../src/sim/run.ts";
@@ -65,7 +65,7 @@ async function main(): Promise<number> {
   if (steps !== undefined) base.steps = steps;
   if (typeof flags.broken === "string") base.broken = flags.broken as Broken;
   if (flags.glue !== undefined) {
-    if (typeof flags.glue !== "string") throw new Error("--glue needs a value: fixed, keyactor, keyactor+A, ...");
+    if (typeof flags.glue !== "string") throw new Error("--glue needs a value: fixed, unfixed, unfixed+A, ...");
     parseGlue(flags.glue);
     base.glue = flags.glue;
   }

@@ -12,9 +12,9 @@ import type { SimSink } from "./sinks.ts";
 export type Broken = "none" | "sink-drops-record" | "model-count";
 
 /**
- * The Durable Object glue the host runs: "keyactor" is a faithful port of actors/key-actor.ts;
- * "fixed" adds the three fixes found by the simulator (A, B, C: see host.ts); "keyactor+A",
- * "keyactor+A+B", ... add only some of them.
+ * The Durable Object glue the host runs: "fixed" (the default) is src/core/actor-object.ts as
+ * actors/key-actor.ts runs it; "unfixed" takes out the three fixes the simulator found (A, B, C:
+ * see ActorObject's seams), "unfixed+A", "unfixed+A+B", ... keep only those.
  */
 export type Glue = string;
 export interface Fixes {
@@ -30,7 +30,7 @@ export function parseGlue(glue: Glue): Fixes {
   if (glue === "fixed") return { A: true, B: true, C: true };
   const [base, ...fixes] = glue.split("+");
   const known = ["A", "B", "C"];
-  if (base !== "keyactor" || fixes.some((f) => !known.includes(f))) throw new Error(`unknown glue ${JSON.stringify(glue)}: use fixed, keyactor, or keyactor+A+B+C (any of them)`);
+  if (base !== "unfixed" || fixes.some((f) => !known.includes(f))) throw new Error(`unknown glue ${JSON.stringify(glue)}: use fixed, unfixed, or unfixed+A+B+C (any of them)`);
   return { A: fixes.includes("A"), B: fixes.includes("B"), C: fixes.includes("C") };
 }
 

@@ -1,23 +1,15 @@
-import { Actor, type IngestOutcome } from "../core/actor.ts";
-import { assert } from "../core/clock.ts";
+import type { Actor, IngestOutcome } from "../core/actor.ts";
+import { ActorObject, ALARM_MAX_RETRIES, StaleActorError, type ActorObjectOptions, type IngestResult } from "../core/actor-object.ts";
 import { SinkChannel } from "../core/delivery.ts";
-import { BackpressureError } from "../core/errors.ts";
 import type { Event } from "../core/event.ts";
-import { settle } from "../core/local-delivery.ts";
 import type { OutboxRecord } from "../core/outbox.ts";
 import { MemoryKvStore, type KvStore } from "../core/storage.ts";
-import type { SimContext } from "./context.ts";
+import type { Fixes, SimContext } from "./context.ts";
+import type { PathKind } from "./faults.ts";
 import type { SimSink } from "./sinks.ts";
 
-/** The same layout as actors/key-actor.ts. */
-export const ACTOR_ROWS = "a/";
-export const KEY_ROW = "key";
-
-/** Cloudflare's alarm retry policy: a handler that throws is retried with backoff from 2 s, doubling, up to 6 times. */
+/** Cloudflare's alarm retry policy: a handler that throws is retried with backoff from 2 s, doubling, up to 6 times (ALARM_MAX_RETRIES). */
 export const ALARM_RETRY_BASE = 2_000;
-export const ALARM_MAX_RETRIES = 6;
-/** The fixed glue's safety alarm while the last allowed retry of an alarm runs. */
-export const ALARM_FALLBACK = 60_000;
 
 export class SimStorageError extends Error {
   override name = "SimStorageError";
@@ -47,35 +39,64 @@ export class SimStore implements KvStore {
   close(): void {}
 }
 
-/** The fixed glue's alarm gives up on outcomes computed on a dropped actor; the alarm is retried. */
-export class StaleActorError extends Error {
-  override name = "StaleActorError";
+/**
+ * The real glue (src/core/actor-object.ts, which actors/key-actor.ts wraps) with some of the fixes
+ * the simulator found taken out again, to show the bugs they fixed: `--glue unfixed` (none of them),
+ * `unfixed+A`, `unfixed+A+B`, ... (only those).
+ */
+class UnfixedActorObject extends ActorObject {
+  constructor(
+    opts: ActorObjectOptions,
+    private readonly fixes: Fixes,
+  ) {
+    super(opts);
+  }
+  protected override alarmOnBackpressure(actor: Actor): void | Promise<void> {
+    return this.fixes.B ? super.alarmOnBackpressure(actor) : undefined;
+  }
+  protected override armsFallback(retryCount: number): boolean {
+    return this.fixes.C && super.armsFallback(retryCount);
+  }
+  protected override isStale(actor: Actor): boolean {
+    return this.fixes.A && super.isStale(actor);
+  }
 }
 
-export type IngestResult = { outcomes: IngestOutcome[] } | { backpressure: { retryAfterSeconds: number } };
-
 /**
- * One in-memory life of a KeyActor Durable Object: a line-by-line port of actors/key-actor.ts
- * (ingest, alarm, deliver, load, commit, scheduleAlarm) with the simulator's clock, storage,
- * alarm slot and sinks in place of Date.now() and ctx.storage. The observer calls report what
- * committed; they change nothing. A crash abandons the instance: its pending sink responses never arrive.
+ * One in-memory life of a KeyActor Durable Object: the ActorObject that actors/key-actor.ts wraps,
+ * given the simulator's clock, storage, alarm slot and sinks in place of Date.now() and ctx.storage.
+ * The hooks report what committed to the checker; they change nothing. A crash abandons the
+ * instance: its pending sink responses never arrive.
  */
 export class KeyActorInstance {
-  private actor: Actor | undefined;
-  private alarmAt: number | null;
-  readonly channels: SinkChannel[];
+  private readonly object: ActorObject;
   alive = true;
   /** Sink calls in flight (to tell a crash mid-delivery). */
   inflight = 0;
 
   constructor(
     private readonly host: SimDurableObject,
-    private readonly ctx: SimContext,
+    ctx: SimContext,
     sinks: readonly SimSink[],
   ) {
-    this.channels = sinks.map((sink) => new SinkChannel(this.proxy(sink), ctx.config.delivery, ctx.prng));
+    const { observer, counters } = ctx;
+    const opts: ActorObjectOptions = {
+      config: ctx.config,
+      clock: { now: () => ctx.sched.now() },
+      store: host.store,
+      alarms: { setAlarm: (at) => host.setAlarm(at), deleteAlarm: () => host.deleteAlarm() },
+      channels: sinks.map((sink) => new SinkChannel(this.proxy(sink), ctx.config.delivery, ctx.prng)),
+      hooks: {
+        ingestCommitted: (...args) => observer.ingestCommitted(...args),
+        tickCommitted: (...args) => observer.tickCommitted(...args),
+        deliveryCommitted: (...args) => observer.deliveryCommitted(...args),
+        path: (name) => counters.path(name as PathKind),
+      },
+    };
+    const { A, B, C } = ctx.fixes;
+    this.object = A && B && C ? new ActorObject(opts) : new UnfixedActorObject(opts, ctx.fixes);
     // The constructor's blockConcurrencyWhile(getAlarm()).
-    this.alarmAt = host.getAlarm();
+    this.object.knownAlarm(host.getAlarm());
   }
 
   /** The sink as this instance sees it: calls from a dead instance get no answer. */
@@ -98,134 +119,27 @@ export class KeyActorInstance {
     };
   }
 
-  private now(): number {
-    return this.ctx.sched.now();
-  }
-
   /** An RPC: runs synchronously up to its commit (setAlarm is a storage op: no interleaving). */
   ingest(key: string, events: Event[]): IngestResult {
-    const actor = this.load(key);
-    const firstUse = actor.isNew;
-    let outcomes: IngestOutcome[];
-    try {
-      outcomes = actor.ingest(events, this.now());
-    } catch (error) {
-      if (error instanceof BackpressureError) {
-        // FIX B (now in actors/key-actor.ts; `--glue keyactor` runs the glue without it): make sure the records that hold the key back get an alarm.
-        // Without it, a key whose alarm was dropped (6 failed retries) refuses every ingest forever.
-        if (this.ctx.fixes.B) this.scheduleAlarm(actor);
-        return { backpressure: { retryAfterSeconds: error.retryAfterSeconds } };
-      }
-      throw error;
-    }
-    this.commit(actor, firstUse ? [[KEY_ROW, key]] : []);
-    this.ctx.observer.ingestCommitted(key, events, outcomes, this.now(), actor);
-    this.scheduleAlarm(actor, this.now() + this.ctx.config.sinkMaxDelay);
-    return { outcomes };
+    return this.object.ingest(key, events).result;
   }
 
   /** The DLQ replay RPC: dead letters go back to the outbox, for their sink only. */
   replay(key: string, filter: { sink?: string; ids?: number[] }): { replayed: number } | null {
-    const actor = this.load(key);
-    if (actor.isNew) return null;
-    const replayed = actor.outbox.replay(filter);
-    this.commit(actor, []);
-    this.ctx.observer.deliveryCommitted(key, actor);
-    this.scheduleAlarm(actor, this.now());
-    return { replayed };
+    return this.object.replay(key, filter).result;
   }
 
-  /** Alarms are at-least-once: tick() and delivery are idempotent, so a repeated alarm is harmless. */
-  async alarm(info: { retryCount: number; isRetry: boolean }): Promise<void> {
-    this.alarmAt = null;
-    // An alarm wake carries no request and no name: the key comes from storage.
-    const key = this.host.store.list(KEY_ROW).find(([k]) => k === KEY_ROW)?.[1];
-    if (key === undefined) return;
-    // FIX C (now in actors/key-actor.ts; `--glue keyactor` runs the glue without it): Cloudflare gives up on an alarm after 6 failed retries, and
-    // nothing would wake a quiet key again. On the last retry, arm a fallback alarm first, so even a
-    // failing run comes back; when the run succeeds it sets the exact next alarm (or none).
-    const lastChance = this.ctx.fixes.C && info.retryCount >= ALARM_MAX_RETRIES;
-    if (lastChance) {
-      this.ctx.counters.path("alarm_fallback");
-      this.alarmAt = this.now() + ALARM_FALLBACK;
-      this.host.setAlarm(this.alarmAt);
-    }
-    const actor = this.load(key);
-    const now = this.now();
-    actor.tick(now);
-    this.commit(actor, []);
-    this.ctx.observer.tickCommitted(key, now, actor);
-    await Promise.all(this.channels.map((channel) => this.deliver(actor, channel)));
-    if (this.ctx.fixes.A && this.actor !== actor) {
-      // FIX A (now in actors/key-actor.ts; `--glue keyactor` runs the glue without it): a commit failed while this handler awaited the sinks, so memory
-      // was dropped and `actor` is ahead of storage (it holds writes that were drained but never stored).
-      // Committing it would reinstate it. Drop these delivery outcomes (redelivery is idempotent) and retry.
-      this.ctx.counters.path("alarm_stale_actor");
-      throw new StaleActorError("actor memory was reset while the alarm awaited its sinks");
-    }
-    this.commit(actor, []);
-    this.ctx.observer.deliveryCommitted(key, actor);
-    // Records that arrived while the batch was in flight go out at once.
-    this.scheduleAlarm(actor, this.now(), lastChance);
+  alarm(info: { retryCount: number; isRetry: boolean }): Promise<void> {
+    return this.object.alarm(info.retryCount);
   }
 
-  private async deliver(actor: Actor, channel: SinkChannel): Promise<void> {
-    if (this.now() < channel.readyAt()) return;
-    const batch = actor.outbox.pending(channel.name, this.ctx.config.delivery.batchSize);
-    if (!batch.length) return;
-    const outcomes = await channel.deliver(batch, () => this.now());
-    settle(channel.name, batch, batch.map(() => actor), outcomes, this.now(), () => undefined);
-  }
-
-  private load(key: string): Actor {
-    if (this.actor) {
-      assert(this.actor.key === key, "a Durable Object hosts the actor of one key");
-      return this.actor;
-    }
-    const rows = this.host.store.list(ACTOR_ROWS).map(([k, v]): [string, string] => [k.slice(ACTOR_ROWS.length), v]);
-    const actor = Actor.restore(key, this.ctx.config, rows, this.now());
-    // Only a key with durable state is kept; a read of an unknown key must not pin one.
-    if (!actor.isNew) this.actor = actor;
-    return actor;
-  }
-
-  private commit(actor: Actor, extra: Array<[string, string]>): void {
-    const { puts, deletes } = actor.drainWrites();
-    try {
-      this.host.store.write([...extra, ...puts.map(([k, v]): [string, string] => [ACTOR_ROWS + k, v])], deletes.map((k) => ACTOR_ROWS + k));
-    } catch (error) {
-      // Memory is now ahead of storage: drop it, so the next call reloads what is durable.
-      this.actor = undefined;
-      throw error;
-    }
-    this.actor = actor;
-  }
-
-  /** `exact` (fixed glue, end of an alarm's last retry): set the alarm to the computed time, or delete it, replacing the fallback. */
-  private scheduleAlarm(actor: Actor, deliverBy?: number, exact = false): void {
-    const times: number[] = [];
-    const wake = actor.nextWake();
-    if (wake !== null) times.push(wake);
-    for (const channel of this.channels) {
-      if (actor.outbox.backlog(channel.name) === 0) continue;
-      times.push(Math.max(channel.readyAt(), deliverBy ?? this.now() + this.ctx.config.sinkMaxDelay));
-    }
-    if (!times.length) {
-      if (exact && this.alarmAt !== null) {
-        this.alarmAt = null;
-        this.host.deleteAlarm();
-      }
-      return;
-    }
-    const at = Math.min(...times);
-    if (!exact && this.alarmAt !== null && this.alarmAt <= at) return;
-    this.alarmAt = at;
-    this.host.setAlarm(at);
+  get channels(): readonly SinkChannel[] {
+    return this.object.channels;
   }
 
   /** The actor in memory, if any (for the checker's bounds). */
   get loaded(): Actor | undefined {
-    return this.actor;
+    return this.object.loaded;
   }
 }
 

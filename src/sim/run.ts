@@ -10,7 +10,7 @@
  *   workload.ts   clients: keys, events, duplicates, out-of-order / late times, skew, bursts
  *   host.ts       the Durable Object: storage (faulty writes), one alarm slot (at-least-once, 6 retries
  *                 from 2 s), serialized handlers with interleaving at sink awaits, crashes, eviction;
- *                 runs a port of actors/key-actor.ts ("glue"), with or without the simulator's fixes
+ *                 runs the Durable Object logic (src/core/actor-object.ts, "glue"), with or without the simulator's fixes
  *   sinks.ts      idempotent sinks with faults: transient, partial, timeout (unknown outcome), late
  *                 apply, duplicated request, slow, outage, permanent (data-determined poison)
  *   model.ts      the ground truth, written from the spec, fed only what committed
@@ -45,7 +45,7 @@ export interface SimOptions {
   steps?: number;
   /** A deliberate defect (tests of the checker). */
   broken?: Broken;
-  /** The Durable Object glue (default "fixed"; "keyactor" replays actors/key-actor.ts as it is). */
+  /** The Durable Object glue (default "fixed", as deployed; "unfixed" takes out the simulator's fixes). */
   glue?: Glue;
   /** Keep the last N steps for the report (0 = none). */
   traceTail?: number;

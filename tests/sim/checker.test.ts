@@ -21,12 +21,12 @@ test("a wrong ground truth (window counts off by one) is caught at the first com
   expect(formatViolation(r)).toContain("replay: bun run simulate --seed 11 --broken model-count");
 });
 
-test("actors/key-actor.ts's glue as it is: a commit failure during an alarm's delivery reinstates a stale actor", async () => {
-  // Known bug (see src/sim/host.ts, KeyActorInstance.alarm): seed 13 has storage failures and a slow sink.
-  const r = await runSeed({ seed: 13, glue: "keyactor", traceTail: 0 });
+test("without fix A, a commit failure during an alarm's delivery reinstates a stale actor", async () => {
+  // The bug fix A removed (see ActorObject.isStale): seed 13 has storage failures and a slow sink.
+  const r = await runSeed({ seed: 13, glue: "unfixed", traceTail: 0 });
   expect(r.ok).toBe(false);
   expect(r.violation!.message).toContain("after an alarm's delivery commit");
-  expect(r.replay).toBe("bun run simulate --seed 13 --glue keyactor");
+  expect(r.replay).toBe("bun run simulate --seed 13 --glue unfixed");
   // The fixed glue passes the same seed.
   expect((await runSeed({ seed: 13, traceTail: 0 })).ok).toBe(true);
 });
@@ -38,7 +38,7 @@ test("overrides are part of the replay command", async () => {
 });
 
 test("without fix C, a quiet key whose alarm ran out of retries never drains its outbox (liveness)", async () => {
-  const r = await runSeed({ seed: 1381, glue: "keyactor+A+B", traceTail: 0 });
+  const r = await runSeed({ seed: 1381, glue: "unfixed+A+B", traceTail: 0 });
   expect(r.ok).toBe(false);
   expect(r.violation!.message).toMatch(/^liveness: the outbox of .* still holds/);
   expect(r.counters.paths.alarm_dropped).toBeGreaterThan(0);
@@ -46,11 +46,11 @@ test("without fix C, a quiet key whose alarm ran out of retries never drains its
 });
 
 test("without fixes B and C, a backpressured key whose alarm ran out of retries refuses ingest forever", async () => {
-  const r = await runSeed({ seed: 2601, glue: "keyactor+A", traceTail: 0 });
+  const r = await runSeed({ seed: 2601, glue: "unfixed+A", traceTail: 0 });
   expect(r.ok).toBe(false);
   expect(r.violation!.message).toMatch(/^liveness: \d+ client requests never acknowledged.*no alarm is armed/);
-  expect(r.replay).toBe("bun run simulate --seed 2601 --glue keyactor+A");
+  expect(r.replay).toBe("bun run simulate --seed 2601 --glue unfixed+A");
   // Either fix restores liveness: B re-arms the alarm on backpressure, C keeps the alarm from being dropped.
-  expect((await runSeed({ seed: 2601, glue: "keyactor+A+B", traceTail: 0 })).ok).toBe(true);
-  expect((await runSeed({ seed: 2601, glue: "keyactor+A+C", traceTail: 0 })).ok).toBe(true);
+  expect((await runSeed({ seed: 2601, glue: "unfixed+A+B", traceTail: 0 })).ok).toBe(true);
+  expect((await runSeed({ seed: 2601, glue: "unfixed+A+C", traceTail: 0 })).ok).toBe(true);
 });
