@@ -28,9 +28,10 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
   const app = new Hono();
   const startedAt = env.clock.now();
 
-  app.get("/health", (c) =>
-    c.json({ status: "ok", version: VERSION, host, uptime_s: Math.round((env.clock.now() - startedAt) / 1000) }),
-  );
+  app.get("/health", (c) => {
+    const runtime = backend.health?.();
+    return c.json({ status: "ok", version: VERSION, host, uptime_s: Math.round((env.clock.now() - startedAt) / 1000), ...(runtime ? { runtime } : {}) });
+  });
 
   app.post("/v1/events", async (c) => {
     const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();

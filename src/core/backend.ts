@@ -25,6 +25,8 @@ export interface ActorBackend {
   replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null>;
   /** Delivery state: backlog per sink, dead letters, and the sink channels serving this actor. */
   outbox(key: string): Promise<OutboxView | null>;
+  /** Counters of a host that runs its actors in this process (the self-hosted server), for /health. */
+  health?(): Record<string, number>;
 }
 
 /** The read side of one actor, rendered for the API; shared by every host. */

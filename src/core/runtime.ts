@@ -346,6 +346,17 @@ export class LocalRuntime implements ActorBackend {
     this.closed = true;
   }
 
+  health(): Record<string, number> {
+    return {
+      actors_in_memory: this.actors.size,
+      actors_pending_checkpoint: this.pending.size,
+      journal_rows: this.journal.size,
+      commits: this.stats.commits,
+      checkpoints: this.stats.checkpoints,
+      journal_entries_replayed: this.stats.replayed,
+    };
+  }
+
   get loadedActors(): number {
     return this.actors.size;
   }

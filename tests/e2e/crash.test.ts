@@ -41,6 +41,9 @@ for (const [name, cmd] of [
       await server.proc.exited;
       server = await spawnServer(cmd, env);
       expect(server.output()).toContain("recovered");
+      const health = (await (await fetch(`${server.url}/health`)).json()) as { runtime: Record<string, number> };
+      expect(health.runtime.journal_entries_replayed).toBeGreaterThan(0);
+      expect(health.runtime.actors_pending_checkpoint).toBe(keys.length);
       expect(await read()).toEqual(before);
       const retry = await post(events[250]);
       expect(retry.status).toBe(200);

@@ -58,7 +58,9 @@ describe("commit journal", () => {
     expect(store.journalRows()).toBe(2);
     expect(runtime.stats.checkpoints).toBe(0);
 
+    expect(runtime.health()).toMatchObject({ journal_rows: 2, actors_pending_checkpoint: 100, checkpoints: 0 });
     timers.advance(config.checkpointInterval);
+    expect(runtime.health()).toMatchObject({ journal_rows: 0, actors_pending_checkpoint: 0, checkpoints: 100 });
     expect(runtime.stats.checkpoints).toBe(100);
     expect(store.journalRows()).toBe(0);
     expect((await runtime.state("k7"))!.totals.events).toBe(2);
