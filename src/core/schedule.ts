@@ -10,6 +10,16 @@ export class WakeSchedule {
   set(key: string, at: number): void {
     this.due.set(key, at);
     this.push([at, key]);
+    // Replaced entries stay in the heap until they surface; when they are most of it (a key whose
+    // wake keeps moving, as in a backfill where event time runs ahead), rebuild from the live ones.
+    if (this.heap.length > 2 * this.due.size + 1024) {
+      this.heap = [...this.due].map(([k, t]): [number, string] => [t, k]).sort((a, b) => a[0] - b[0]);
+    }
+  }
+
+  /** Entries in the heap, replaced ones included (for tests of its bound). */
+  get heapSize(): number {
+    return this.heap.length;
   }
 
   /** The earliest pending time, or undefined. */
