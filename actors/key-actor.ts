@@ -10,8 +10,6 @@ import { stringVars, type WorkerEnv } from "../src/adapter/workers/env.ts";
 import { systemEnv } from "../src/host/system.ts";
 import { createSinks, sinkSettings } from "../src/sinks/settings.ts";
 
-export type { IngestResult };
-
 /**
  * One key's actor as a SQLite-backed Durable Object: RPC methods over ActorObject
  * (src/core/actor-object.ts), the same logic the simulator runs. Each method runs synchronously up

@@ -54,27 +54,24 @@ export class RetainedJournal {
 
   /** Seqs of the rows dropBefore(seq) would drop. */
   seqsBefore(seq: number): number[] {
-    const found: number[] = [];
-    for (const row of this.rows) {
-      if (row.seq >= seq) break;
-      found.push(row.seq);
-    }
-    return found;
+    return this.rows.slice(0, this.countBefore(seq)).map((row) => row.seq);
   }
 
-  /** Drops rows with seq < `seq`; returns the dropped seqs. */
-  dropBefore(seq: number): number[] {
-    let n = 0;
-    while (n < this.rows.length && this.rows[n]!.seq < seq) n++;
-    const dropped = this.rows.splice(0, n);
-    for (const row of dropped) {
+  /** Drops rows with seq < `seq`. */
+  dropBefore(seq: number): void {
+    for (const row of this.rows.splice(0, this.countBefore(seq))) {
       for (const { key } of row.entries) {
         const left = this.perKey.get(key)! - 1;
         if (left) this.perKey.set(key, left);
         else this.perKey.delete(key);
       }
     }
-    return dropped.map((row) => row.seq);
+  }
+
+  private countBefore(seq: number): number {
+    let n = 0;
+    while (n < this.rows.length && this.rows[n]!.seq < seq) n++;
+    return n;
   }
 
   has(key: string): boolean {

@@ -1,4 +1,5 @@
-import type { IngestResult, KeyActor } from "../../../actors/key-actor.ts";
+import type { KeyActor } from "../../../actors/key-actor.ts";
+import type { IngestResult } from "../../core/actor-object.ts";
 import type { IngestOutcome } from "../../core/actor.ts";
 import type { ActorBackend, ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../core/backend.ts";
 import { BackpressureError, UnavailableError } from "../../core/errors.ts";
