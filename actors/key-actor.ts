@@ -1,13 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
-import { ActorObject, type IngestResult } from "../src/core/actor-object.ts";
-import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../src/core/backend.ts";
-import { configFromEnv } from "../src/core/config.ts";
-import { SinkChannel } from "../src/core/delivery.ts";
-import type { Event } from "../src/core/event.ts";
-import type { WindowQuery } from "../src/core/views.ts";
-import { DurableObjectKvStore } from "../src/adapter/workers/do-store.ts";
-import { stringVars, type WorkerEnv } from "../src/adapter/workers/env.ts";
-import { systemEnv } from "../src/host/system.ts";
+import { ActorObject, type IngestResult } from "../src/hosts/durable/durable-host.ts";
+import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../src/http/gateway.ts";
+import { configFromEnv } from "../src/actor/config.ts";
+import { SinkChannel } from "../src/delivery/channel.ts";
+import type { Event } from "../src/actor/event.ts";
+import type { WindowQuery } from "../src/http/views.ts";
+import { DurableObjectKvStore } from "../src/hosts/durable/do-store.ts";
+import { stringVars, type WorkerEnv } from "../src/hosts/durable/env.ts";
+import { systemEnv } from "../src/ports/system.ts";
 import { createSinks, sinkSettings } from "../src/sinks/settings.ts";
 
 /**

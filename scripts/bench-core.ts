@@ -1,6 +1,6 @@
-import { Actor } from "../src/core/actor.ts";
-import { DEFAULT_CONFIG } from "../src/core/config.ts";
-import type { Event } from "../src/core/event.ts";
+import { Actor } from "../src/actor/actor.ts";
+import { DEFAULT_CONFIG } from "../src/actor/config.ts";
+import type { Event } from "../src/actor/event.ts";
 
 const T0 = Date.now() - 3 * 3_600_000;
 

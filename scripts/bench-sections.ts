@@ -1,9 +1,9 @@
 // The sections of `bun run bench`, each measured next to a baseline taken in the same run. The
 // benchmark script runs them long; tests/bench runs them short and checks only their ratios.
 import { Database } from "bun:sqlite";
-import { Actor } from "../src/core/actor.ts";
-import { DEFAULT_CONFIG } from "../src/core/config.ts";
-import { DedupeIndex } from "../src/core/dedupe.ts";
+import { Actor } from "../src/actor/actor.ts";
+import { DEFAULT_CONFIG } from "../src/actor/config.ts";
+import { DedupeIndex } from "../src/actor/dedupe.ts";
 import { BUN_SERVER, spawnServer, tempDir, WORKERD_SERVER } from "../tests/support/targets.ts";
 import { benchEvents, coreRates } from "./bench-core.ts";
 import { percentile, runLoad, type LoadResult } from "./bench-load.ts";

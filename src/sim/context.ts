@@ -1,7 +1,7 @@
-import type { Actor, IngestOutcome } from "../core/actor.ts";
-import type { Config } from "../core/config.ts";
-import type { Event } from "../core/event.ts";
-import type { OutboxRecord } from "../core/outbox.ts";
+import type { Actor, IngestOutcome } from "../actor/actor.ts";
+import type { Config } from "../actor/config.ts";
+import type { Event } from "../actor/event.ts";
+import type { OutboxRecord } from "../actor/outbox.ts";
 import type { Counters, FaultPlan } from "./faults.ts";
 import type { TraceHash } from "./hash.ts";
 import type { Prng } from "./prng.ts";

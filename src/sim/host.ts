@@ -1,9 +1,9 @@
-import type { Actor, IngestOutcome } from "../core/actor.ts";
-import { ActorObject, ALARM_MAX_RETRIES, StaleActorError, type ActorObjectOptions, type IngestResult } from "../core/actor-object.ts";
-import { SinkChannel } from "../core/delivery.ts";
-import type { Event } from "../core/event.ts";
-import type { OutboxRecord } from "../core/outbox.ts";
-import { MemoryKvStore, type KvStore } from "../core/storage.ts";
+import type { Actor, IngestOutcome } from "../actor/actor.ts";
+import { ActorObject, ALARM_MAX_RETRIES, StaleActorError, type ActorObjectOptions, type IngestResult } from "../hosts/durable/durable-host.ts";
+import { SinkChannel } from "../delivery/channel.ts";
+import type { Event } from "../actor/event.ts";
+import type { OutboxRecord } from "../actor/outbox.ts";
+import { MemoryKvStore, type KvStore } from "../ports/kv-store.ts";
 import type { Fixes, SimContext } from "./context.ts";
 import type { PathKind } from "./faults.ts";
 import type { SimSink } from "./sinks.ts";

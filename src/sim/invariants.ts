@@ -1,9 +1,9 @@
-import { Actor, type IngestOutcome } from "../core/actor.ts";
-import type { Config } from "../core/config.ts";
-import type { Event } from "../core/event.ts";
-import { MIRROR_SINK, type DeadLetter, type OutboxRecord } from "../core/outbox.ts";
+import { Actor, type IngestOutcome } from "../actor/actor.ts";
+import type { Config } from "../actor/config.ts";
+import type { Event } from "../actor/event.ts";
+import { MIRROR_SINK, type DeadLetter, type OutboxRecord } from "../actor/outbox.ts";
 import type { Observer, SimContext } from "./context.ts";
-import { ACTOR_ROWS } from "../core/actor-object.ts";
+import { ACTOR_ROWS } from "../hosts/durable/durable-host.ts";
 import type { SimDurableObject } from "./host.ts";
 import { KeyModel, type MAgg, type ModelConfig } from "./model.ts";
 import { effectId, payload, type SimSink } from "./sinks.ts";

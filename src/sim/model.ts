@@ -18,8 +18,8 @@
  * - an event that misses a closed window is late: counted, logged, applied only to open windows.
  * - emit=updates: each ingest call that changed a window emits its next revision; the final is the last.
  */
-import type { LateEntry } from "../core/actor.ts";
-import type { Config } from "../core/config.ts";
+import type { LateEntry } from "../actor/actor.ts";
+import type { Config } from "../actor/config.ts";
 
 /** The settings the model follows (the shapes are the core's; the rules below are restated, not borrowed). */
 export type ModelConfig = Pick<

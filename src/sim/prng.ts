@@ -1,4 +1,4 @@
-import type { Random } from "../core/clock.ts";
+import type { Random } from "../ports/clock.ts";
 
 /**
  * The simulator's one source of randomness: xorshift32 (as tests/support/fake-env.ts), its state

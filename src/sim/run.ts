@@ -20,7 +20,7 @@
  * advances until everything must have converged) -> full checks -> repair phase, if any record was
  * dead-lettered (the sinks are fixed, every DLQ is replayed; then everything must be everywhere).
  */
-import type { Config } from "../core/config.ts";
+import type { Config } from "../actor/config.ts";
 import { parseGlue, type Broken, type Glue, type SimContext } from "./context.ts";
 import { chooseFaults, Counters, enabledFaults, type FaultPlan } from "./faults.ts";
 import { TraceHash } from "./hash.ts";

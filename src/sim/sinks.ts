@@ -1,5 +1,5 @@
-import { SinkError } from "../core/delivery.ts";
-import type { OutboxRecord } from "../core/outbox.ts";
+import { SinkError } from "../delivery/channel.ts";
+import type { OutboxRecord } from "../actor/outbox.ts";
 import type { SimContext } from "./context.ts";
 import { hash32 } from "./prng.ts";
 

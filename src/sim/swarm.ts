@@ -1,6 +1,6 @@
-import { DEFAULT_CONFIG, type Config } from "../core/config.ts";
-import { MIRROR_SINK } from "../core/outbox.ts";
-import { parseWindowSpec, type WindowSpec } from "../core/windows.ts";
+import { DEFAULT_CONFIG, type Config } from "../actor/config.ts";
+import { MIRROR_SINK } from "../actor/outbox.ts";
+import { parseWindowSpec, type WindowSpec } from "../actor/windows.ts";
 import type { ModelConfig } from "./model.ts";
 import type { Prng } from "./prng.ts";
 

@@ -1,4 +1,4 @@
-import type { Event } from "../core/event.ts";
+import type { Event } from "../actor/event.ts";
 import type { Counters } from "./faults.ts";
 import type { Prng } from "./prng.ts";
 

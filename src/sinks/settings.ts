@@ -1,11 +1,11 @@
 import { z } from "zod";
-import { ConfigError } from "../core/config.ts";
-import type { Sink } from "../core/delivery.ts";
-import { parseDuration } from "../core/duration.ts";
-import { KafkaSink, type KafkaSinkOptions } from "./kafka.ts";
-import { PostgresSink, type PostgresSinkOptions } from "./postgres.ts";
-import { RedisSink, type RedisSinkOptions } from "./redis.ts";
-import { WebhookSink, type WebhookSinkOptions } from "./webhook.ts";
+import { ConfigError } from "../actor/config.ts";
+import type { Sink } from "../delivery/channel.ts";
+import { parseDuration } from "../actor/duration.ts";
+import { KafkaSink, type KafkaSinkOptions } from "./kafka/sink.ts";
+import { PostgresSink, type PostgresSinkOptions } from "./postgres/sink.ts";
+import { RedisSink, type RedisSinkOptions } from "./redis/sink.ts";
+import { WebhookSink, type WebhookSinkOptions } from "./webhook/sink.ts";
 
 export interface SinkSettings {
   redis?: RedisSinkOptions;

@@ -1,5 +1,5 @@
-import { SinkError, type Sink } from "../../src/core/delivery.ts";
-import type { OutboxRecord } from "../../src/core/outbox.ts";
+import { SinkError, type Sink } from "../../src/delivery/channel.ts";
+import type { OutboxRecord } from "../../src/actor/outbox.ts";
 
 /** Identity of a record's effect in a sink: what an idempotent sink dedupes on. */
 export function effectId(r: OutboxRecord): string {

@@ -1,4 +1,4 @@
-import { MemoryKvStore } from "../../src/core/storage.ts";
+import { MemoryKvStore } from "../../src/ports/kv-store.ts";
 
 /** A store whose next `failures` writes fail, as a full disk or an I/O error would. */
 export class FlakyStore extends MemoryKvStore {

@@ -1,5 +1,5 @@
 import { neonConfig, Pool } from "@neondatabase/serverless";
-import { PostgresSink } from "../../src/sinks/postgres.ts";
+import { PostgresSink } from "../../src/sinks/postgres/sink.ts";
 
 /** The PostgreSQL of scripts/services.sh, reached as the sink reaches it: Neon driver through the WebSocket proxy. */
 export const PG_URL = "postgres://postgres@127.0.0.1:5432/test";

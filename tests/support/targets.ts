@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openBunSqlite } from "../../src/adapter/bun/sqlite.ts";
-import { selfHosted, serverSettings } from "../../src/host/self-hosted.ts";
+import { openBunSqlite } from "../../src/runtimes/bun-sqlite.ts";
+import { selfHosted, serverSettings } from "../../src/runtimes/self-hosted.ts";
 import { BIN, ROOT, spawnUntil, type RunningProcess } from "./process.ts";
 
 /** A running keyflow host, driven over its HTTP API. */
@@ -78,7 +78,7 @@ export function processTarget(cmd: string[], extraEnv: Record<string, string> = 
   };
 }
 
-export const BUN_SERVER = [join(BIN, "bun"), "src/adapter/bun/main.ts"];
+export const BUN_SERVER = [join(BIN, "bun"), "src/runtimes/bun.ts"];
 export const WORKERD_SERVER = ["node", join(ROOT, "tests/support/workerd-host.mjs")];
 export const DENO_SERVER = [
   join(BIN, "deno"),
@@ -88,5 +88,5 @@ export const DENO_SERVER = [
   "--allow-read",
   "--allow-write",
   "--allow-ffi",
-  "src/adapter/deno/main.ts",
+  "src/runtimes/deno.ts",
 ];

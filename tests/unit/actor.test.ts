@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { Actor, ROW, type IngestOutcome } from "../../src/core/actor.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
-import type { Event } from "../../src/core/event.ts";
-import { actorView, aggregateView, lateView, selectWindows } from "../../src/core/views.ts";
-import { parseWindowSpec, type Aggregate, type WindowSpec, type WindowState } from "../../src/core/windows.ts";
+import { Actor, ROW, type IngestOutcome } from "../../src/actor/actor.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
+import type { Event } from "../../src/actor/event.ts";
+import { actorView, aggregateView, lateView, selectWindows } from "../../src/http/views.ts";
+import { parseWindowSpec, type Aggregate, type WindowSpec, type WindowState } from "../../src/actor/windows.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 
 const S = 1_000;

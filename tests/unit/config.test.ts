@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { CONFIG_VARIABLES, ConfigError, DEFAULT_CONFIG, configFromEnv, type Config } from "../../src/core/config.ts";
-import { parseWindowSpec } from "../../src/core/windows.ts";
-import { serverSettings } from "../../src/host/self-hosted.ts";
+import { CONFIG_VARIABLES, ConfigError, DEFAULT_CONFIG, configFromEnv, type Config } from "../../src/actor/config.ts";
+import { parseWindowSpec } from "../../src/actor/windows.ts";
+import { serverSettings } from "../../src/runtimes/self-hosted.ts";
 
 /** Runs `fn` and returns the ConfigError it throws (fails the test otherwise). */
 function configError(fn: () => unknown): ConfigError {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { DedupeIndex, type DedupeLimits } from "../../src/core/dedupe.ts";
+import { DedupeIndex, type DedupeLimits } from "../../src/actor/dedupe.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 
 const BIG: DedupeLimits = { horizon: 1e12, maxIds: 1_000_000 };

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { CircuitBreaker, SinkChannel, SinkError, type DeliveryPolicy } from "../../src/core/delivery.ts";
-import type { OutboxRecord } from "../../src/core/outbox.ts";
+import { CircuitBreaker, SinkChannel, SinkError, type DeliveryPolicy } from "../../src/delivery/channel.ts";
+import type { OutboxRecord } from "../../src/actor/outbox.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 import { FakeSink } from "../support/fake-sink.ts";
 

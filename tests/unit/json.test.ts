@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { locateSyntaxError, parseJson, type JsonSyntaxError } from "../../src/core/json.ts";
+import { locateSyntaxError, parseJson, type JsonSyntaxError } from "../../src/http/json.ts";
 
 /** Parses and expects a syntax error; returns it. */
 function syntaxError(text: string): JsonSyntaxError {

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { Actor } from "../../src/core/actor.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
-import type { Event } from "../../src/core/event.ts";
-import { Outbox, type EventRecord, type NewRecord, type WindowRecord } from "../../src/core/outbox.ts";
-import { parseWindowSpec, type WindowSpec } from "../../src/core/windows.ts";
+import { Actor } from "../../src/actor/actor.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
+import type { Event } from "../../src/actor/event.ts";
+import { Outbox, type EventRecord, type NewRecord, type WindowRecord } from "../../src/actor/outbox.ts";
+import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 
 const ev = (n: number, key = "k"): NewRecord => ({ kind: "event", key, id: `e${n}`, type: "t", ts: n, receivedAt: 0, late: false });
 

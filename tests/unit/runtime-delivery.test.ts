@@ -1,11 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { createApp } from "../../src/app.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
-import { BackpressureError } from "../../src/core/errors.ts";
-import type { Event } from "../../src/core/event.ts";
-import { LocalRuntime } from "../../src/core/runtime.ts";
-import { MemoryKvStore } from "../../src/core/storage.ts";
-import { parseWindowSpec, type WindowSpec } from "../../src/core/windows.ts";
+import { createApp } from "../../src/http/app.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
+import { BackpressureError } from "../../src/http/errors.ts";
+import type { Event } from "../../src/actor/event.ts";
+import { LocalRuntime } from "../../src/hosts/process/host.ts";
+import { MemoryKvStore } from "../../src/ports/kv-store.ts";
+import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 import { fakeEnv } from "../support/fake-env.ts";
 import { FakeSink } from "../support/fake-sink.ts";
 

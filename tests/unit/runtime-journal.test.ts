@@ -1,11 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { Actor } from "../../src/core/actor.ts";
-import { read } from "../../src/core/backend.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
-import { groupByKey, type Event } from "../../src/core/event.ts";
-import { decodeJournal, encodeJournal } from "../../src/core/journal.ts";
-import { LocalRuntime } from "../../src/core/runtime.ts";
-import { parseWindowSpec, type WindowSpec } from "../../src/core/windows.ts";
+import { Actor } from "../../src/actor/actor.ts";
+import { read } from "../../src/http/gateway.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
+import { groupByKey, type Event } from "../../src/actor/event.ts";
+import { decodeJournal, encodeJournal } from "../../src/hosts/process/journal.ts";
+import { LocalRuntime } from "../../src/hosts/process/host.ts";
+import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 import { FlakyStore } from "../support/flaky-store.ts";
 import { fakeEnv, SeededRandom } from "../support/fake-env.ts";
 

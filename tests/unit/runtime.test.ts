@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { createApp } from "../../src/app.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/core/config.ts";
-import { StorageError } from "../../src/core/errors.ts";
-import type { Event } from "../../src/core/event.ts";
-import { LocalRuntime } from "../../src/core/runtime.ts";
-import { parseWindowSpec, type WindowSpec } from "../../src/core/windows.ts";
+import { createApp } from "../../src/http/app.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
+import { StorageError } from "../../src/http/errors.ts";
+import type { Event } from "../../src/actor/event.ts";
+import { LocalRuntime } from "../../src/hosts/process/host.ts";
+import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 import { FlakyStore } from "../support/flaky-store.ts";
 import { fakeEnv } from "../support/fake-env.ts";
 
@@ -166,7 +166,7 @@ describe("LocalRuntime", () => {
 
 describe("system timers", () => {
   test("a group commit ends with the I/O turn (setImmediate), not behind a zero-delay timer, which Bun clamps to ~1 ms", async () => {
-    const { systemTimers } = await import("../../src/host/system.ts");
+    const { systemTimers } = await import("../../src/ports/system.ts");
     expect(systemTimers.defer).toBeFunction();
     const order: string[] = [];
     await new Promise<void>((resolve) => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { WakeSchedule } from "../../src/core/schedule.ts";
+import { WakeSchedule } from "../../src/hosts/process/wake-schedule.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 
 describe("WakeSchedule", () => {

@@ -1,11 +1,11 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { ConfigError } from "../../src/core/config.ts";
-import { SinkError } from "../../src/core/delivery.ts";
-import type { OutboxRecord } from "../../src/core/outbox.ts";
-import { KafkaSink, type KafkaSinkOptions } from "../../src/sinks/kafka.ts";
+import { ConfigError } from "../../src/actor/config.ts";
+import { SinkError } from "../../src/delivery/channel.ts";
+import type { OutboxRecord } from "../../src/actor/outbox.ts";
+import { KafkaSink, type KafkaSinkOptions } from "../../src/sinks/kafka/sink.ts";
 import { createSinks, sinkSettings } from "../../src/sinks/settings.ts";
-import { signature, WebhookSink } from "../../src/sinks/webhook.ts";
+import { signature, WebhookSink } from "../../src/sinks/webhook/sink.ts";
 
 const T0 = Date.UTC(2026, 10, 21, 10);
 const event = (n: number, extra: Partial<OutboxRecord> = {}): OutboxRecord =>

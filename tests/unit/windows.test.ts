@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { aggregateView, windowView } from "../../src/core/views.ts";
+import { aggregateView, windowView } from "../../src/http/views.ts";
 import {
   addToAggregate,
   emptyAggregate,
@@ -7,7 +7,7 @@ import {
   specName,
   windowStarts,
   type WindowSpec,
-} from "../../src/core/windows.ts";
+} from "../../src/actor/windows.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 
 const S = 1_000;

@@ -1,0 +1,397 @@
+import { assert } from "../ports/clock.ts";
+import type { Config } from "./config.ts";
+import { DedupeIndex } from "./dedupe.ts";
+import { BackpressureError } from "../http/errors.ts";
+import { Outbox, type NewRecord, type OutboxMeta } from "./outbox.ts";
+import type { Event } from "./event.ts";
+import {
+  addToAggregate,
+    emptyAggregate,
+  type ClosedWindow,
+  type WindowState,
+} from "./windows.ts";
+
+export interface IngestOutcome {
+  status: "accepted" | "duplicate";
+  /** Accepted, but some window it belongs to had already closed; it was applied only to the open ones. */
+  late?: boolean;
+}
+
+export interface LateEntry {
+  id: string;
+  type: string;
+  ts: number;
+  value?: number;
+  receivedAt: number;
+  watermark: number;
+  /** Window specs whose window for this event had already closed; it was applied to the others. */
+  missed: string[];
+}
+
+export interface Totals {
+  events: number;
+  duplicates: number;
+  late: number;
+  byType: Record<string, number>;
+}
+
+/** The scalar facts of an actor, as persisted and as read. */
+interface ActorFacts {
+  key: string;
+  totals: Totals;
+  firstEventAt: number | null;
+  lastEventAt: number | null;
+  lastArrival: number | null;
+  watermark: number | null;
+  open: WindowState[];
+}
+
+/** The persisted scalar state of an actor: one small row, rewritten by each commit that changes it. */
+interface StateRow extends ActorFacts {
+  v: 1;
+  nextClosedSeq: number;
+  outbox?: OutboxMeta;
+}
+
+export interface Writes {
+  puts: Array<[string, string]>;
+  deletes: string[];
+}
+
+// Outcomes are shared, never mutated: one allocation fewer per event on the hot path.
+const ACCEPTED: IngestOutcome = Object.freeze({ status: "accepted" });
+const ACCEPTED_LATE: IngestOutcome = Object.freeze({ status: "accepted", late: true });
+const DUPLICATE: IngestOutcome = Object.freeze({ status: "duplicate" });
+
+/** Storage layout of one actor, relative to its own key space. */
+export const ROW = {
+  state: "state",
+  late: "late",
+  dedupe: (seq: number) => `dd/${String(seq).padStart(12, "0")}`,
+  closed: (seq: number) => `cw/${String(seq).padStart(12, "0")}`,
+};
+
+/**
+ * One key's event actor: dedupe, windowed aggregates, watermark, closing and the late log.
+ * Pure and synchronous: the host supplies time, runs calls one at a time and commits drainWrites().
+ */
+export class Actor {
+  private totals: Totals = { events: 0, duplicates: 0, late: 0, byType: {} };
+  private firstEventAt: number | null = null;
+  private lastEventAt: number | null = null;
+  private lastArrival: number | null = null;
+  private watermark: number | null = null;
+  /** Open windows per configured spec (same index as config.windows), by start time. */
+  private readonly open: Array<Map<number, WindowState>>;
+  /** No open window ends before this: closing can skip its scan until the watermark gets here. */
+  private minOpenEnd = Infinity;
+  private closed: Array<{ seq: number; window: ClosedWindow }> = [];
+  private nextClosedSeq = 0;
+  private late: LateEntry[] = [];
+  private dedupe: DedupeIndex;
+  /** Records for the sinks, committed with the state change that made them. */
+  outbox: Outbox;
+  private outboxMeta: OutboxMeta | undefined;
+  private stateDirty = false;
+  private lateDirty = false;
+  private newClosed: Array<{ seq: number; window: ClosedWindow }> = [];
+  private purgedClosed: number[] = [];
+
+  constructor(
+    readonly key: string,
+    private readonly config: Config,
+  ) {
+    this.dedupe = new DedupeIndex({ horizon: config.dedupeHorizon, maxIds: config.dedupeMaxIds });
+    this.outbox = new Outbox(config.sinks);
+    this.open = config.windows.map(() => new Map());
+  }
+
+  /** True until the actor has seen its first event (it then exists durably). */
+  get isNew(): boolean {
+    return this.lastArrival === null;
+  }
+
+  /** `replay`: re-applying a journaled ingest that was accepted once; it is not refused again. */
+  ingest(events: readonly Event[], now: number, replay = false): IngestOutcome[] {
+    if (!replay && this.outbox.backlog() >= this.config.outboxMax) {
+      throw new BackpressureError(this.key, Math.max(1, Math.ceil(this.config.sinkMaxDelay / 1000)));
+    }
+    // Expire first, so an ID past the horizon is new whether or not this actor stayed in memory.
+    this.dedupe.expire(now);
+    const outcomes: IngestOutcome[] = new Array(events.length);
+    const touched = this.config.emit === "updates" ? new Set<WindowState>() : undefined;
+    let accepted = 0;
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      assert(event.key === this.key, "events reach only the actor of their key");
+      if (!this.dedupe.addIfNew(event.id, now)) {
+        this.totals.duplicates++;
+        outcomes[i] = DUPLICATE;
+        continue;
+      }
+      accepted++;
+      const missed = this.apply(event, touched);
+      if (missed) this.recordLate(event, missed, now);
+      outcomes[i] = missed ? ACCEPTED_LATE : ACCEPTED;
+      if (this.outbox.enabled) this.outbox.append(eventRecord(this.key, event, now, missed !== undefined));
+    }
+    if (events.length) this.stateDirty = true;
+    // Duplicates are retries of what the actor already has: they do not count as activity.
+    if (accepted) {
+      this.lastArrival = now;
+      if (touched) for (const w of touched) this.emitWindow(w, false, now);
+      this.closeWindows(now, "watermark");
+    }
+    return outcomes;
+  }
+
+  private emitWindow(w: WindowState, final: boolean, now: number): void {
+    if (!this.outbox.enabled) return;
+    w.rev = (w.rev ?? 0) + 1;
+    this.outbox.append({
+      kind: "window",
+      key: this.key,
+      spec: w.spec,
+      start: w.start,
+      end: w.end,
+      revision: w.rev,
+      final,
+      all: { ...w.all },
+      types: structuredClone(w.types),
+      ...(final ? { closedAt: now } : {}),
+    });
+  }
+
+  /** Wall-clock housekeeping (run on the host's alarm): idle watermark advance, closing, retention. */
+  tick(now: number): void {
+    if (this.lastArrival !== null && this.lastEventAt !== null && now - this.lastArrival >= this.config.idleTimeout) {
+      const idleWatermark = this.lastEventAt + (now - this.lastArrival);
+      if (this.watermark === null || idleWatermark > this.watermark) {
+        this.watermark = idleWatermark;
+        this.stateDirty = true;
+      }
+    }
+    this.closeWindows(now, "idle");
+    this.purgeClosed(now);
+    this.dedupe.expire(now);
+  }
+
+  /** Earliest wall-clock time at which tick() has work to do, or null. */
+  nextWake(): number | null {
+    let wake = Infinity;
+    if (this.lastArrival !== null && this.lastEventAt !== null) {
+      const minEnd = this.minOpenEnd;
+      if (minEnd !== Infinity) {
+        const idleReach = minEnd + this.config.allowedLateness - this.lastEventAt + this.lastArrival;
+        wake = Math.max(this.lastArrival + this.config.idleTimeout, idleReach);
+      }
+    }
+    const oldest = this.closed[0];
+    if (oldest) wake = Math.min(wake, oldest.window.closedAt + this.config.closedRetention);
+    return wake === Infinity ? null : wake;
+  }
+
+  /**
+   * Adds the event to every window of every spec that is still open; returns the specs whose
+   * window for it has already closed (end + allowed lateness <= watermark): there it is late.
+   */
+  private apply(event: Event, touched: Set<WindowState> | undefined): string[] | undefined {
+    const closedBefore = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLateness;
+    const { ts, type, value } = event;
+    const specs = this.config.windows;
+    let missed: string[] | undefined;
+    for (let s = 0; s < specs.length; s++) {
+      const { size, hop, name } = specs[s]!;
+      const windows = this.open[s]!;
+      // Every window of this spec holding ts, newest first (one, when tumbling).
+      for (let start = Math.floor(ts / hop) * hop; start > ts - size && start >= 0; start -= hop) {
+        if (start + size <= closedBefore) {
+          if (missed?.at(-1) !== name) (missed ??= []).push(name);
+          continue;
+        }
+        let w = windows.get(start);
+        if (!w) {
+          windows.set(start, (w = { spec: name, start, end: start + size, all: emptyAggregate(), types: {} }));
+          if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
+        }
+        addToAggregate(w.all, value);
+        addToAggregate((w.types[type] ??= emptyAggregate()), value);
+        touched?.add(w);
+      }
+    }
+    const totals = this.totals;
+    totals.events++;
+    totals.byType[type] = (totals.byType[type] ?? 0) + 1;
+    if (this.firstEventAt === null || ts < this.firstEventAt) this.firstEventAt = ts;
+    if (this.lastEventAt === null || ts > this.lastEventAt) this.lastEventAt = ts;
+    if (this.watermark === null || ts > this.watermark) this.watermark = ts;
+    return missed;
+  }
+
+  private recordLate(event: Event, missed: string[], now: number): void {
+    this.totals.late++;
+    if (this.config.lateLogSize === 0) return;
+    const entry: LateEntry = { id: event.id, type: event.type, ts: event.ts, receivedAt: now, watermark: this.watermark!, missed };
+    if (event.value !== undefined) entry.value = event.value;
+    this.late.push(entry);
+    if (this.late.length > this.config.lateLogSize) this.late.splice(0, this.late.length - this.config.lateLogSize);
+    this.lateDirty = true;
+  }
+
+  private closeWindows(now: number, by: ClosedWindow["closedBy"]): void {
+    if (this.watermark === null) return;
+    const closedBefore = this.watermark - this.config.allowedLateness;
+    if (this.minOpenEnd > closedBefore) return this.purgeClosed(now);
+    const closing: WindowState[] = [];
+    let minOpenEnd = Infinity;
+    for (const windows of this.open) {
+      for (const w of windows.values()) {
+        if (w.end <= closedBefore) {
+          closing.push(w);
+          windows.delete(w.start);
+        } else if (w.end < minOpenEnd) minOpenEnd = w.end;
+      }
+    }
+    this.minOpenEnd = minOpenEnd;
+    closing.sort((a, b) => a.end - b.end || a.start - b.start || a.spec.localeCompare(b.spec));
+    for (const w of closing) {
+      // Window becomes final: emitted once, as a revision past every update.
+      this.emitWindow(w, true, now);
+      const entry = { seq: this.nextClosedSeq++, window: { ...w, closedAt: now, closedBy: by } };
+      this.closed.push(entry);
+      this.newClosed.push(entry);
+    }
+    if (closing.length) this.stateDirty = true;
+    this.purgeClosed(now);
+  }
+
+  private purgeClosed(now: number): void {
+    const cutoff = now - this.config.closedRetention;
+    let drop = 0;
+    while (
+      drop < this.closed.length &&
+      (this.closed.length - drop > this.config.maxClosedWindows || this.closed[drop]!.window.closedAt <= cutoff)
+    ) {
+      drop++;
+    }
+    if (drop === 0) return;
+    for (const { seq } of this.closed.splice(0, drop)) this.purgedClosed.push(seq);
+  }
+
+  /** Storage rows changed since the last drain; the host commits them atomically. */
+  drainWrites(): Writes {
+    const puts: Array<[string, string]> = [];
+    const deletes: string[] = [];
+    const dd = this.dedupe.drain();
+    for (const [seq, text] of dd.puts) puts.push([ROW.dedupe(seq), text]);
+    for (const seq of dd.deletes) deletes.push(ROW.dedupe(seq));
+    const purged = new Set(this.purgedClosed);
+    for (const { seq, window } of this.newClosed) if (!purged.has(seq)) puts.push([ROW.closed(seq), JSON.stringify(window)]);
+    for (const seq of this.purgedClosed) deletes.push(ROW.closed(seq));
+    this.newClosed = [];
+    this.purgedClosed = [];
+    const ob = this.outbox.drain();
+    puts.push(...ob.puts);
+    deletes.push(...ob.deletes);
+    if (this.lateDirty) puts.push([ROW.late, JSON.stringify(this.late)]);
+    if (this.stateDirty || puts.length || deletes.length) puts.push([ROW.state, JSON.stringify(this.stateRow())]);
+    this.lateDirty = this.stateDirty = false;
+    return { puts, deletes };
+  }
+
+  private stateRow(): StateRow {
+    const open: WindowState[] = [];
+    for (const windows of this.open) open.push(...windows.values());
+    return {
+      v: 1,
+      key: this.key,
+      totals: this.totals,
+      firstEventAt: this.firstEventAt,
+      lastEventAt: this.lastEventAt,
+      lastArrival: this.lastArrival,
+      watermark: this.watermark,
+      nextClosedSeq: this.nextClosedSeq,
+      open,
+      outbox: this.outbox.getMeta(),
+    };
+  }
+
+  /** Rebuilds an actor from its rows (sorted by key), as drainWrites() left them. */
+  static restore(key: string, config: Config, rows: Iterable<[string, string]>, now: number): Actor {
+    const actor = new Actor(key, config);
+    const segments: Array<[number, string]> = [];
+    const outboxRows: Array<[string, string]> = [];
+    for (const [rowKey, text] of rows) {
+      if (rowKey.startsWith("ob/") || rowKey.startsWith("oc/") || rowKey.startsWith("dl/")) outboxRows.push([rowKey, text]);
+      else if (rowKey === ROW.state) actor.loadState(JSON.parse(text) as StateRow);
+      else if (rowKey === ROW.late) actor.late = JSON.parse(text) as LateEntry[];
+      else if (rowKey.startsWith("dd/")) segments.push([Number(rowKey.slice(3)), text]);
+      else if (rowKey.startsWith("cw/")) actor.closed.push({ seq: Number(rowKey.slice(3)), window: JSON.parse(text) });
+    }
+    actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizon, maxIds: config.dedupeMaxIds }, segments, now);
+    actor.outbox = Outbox.restore(config.sinks, actor.outboxMeta, outboxRows);
+    return actor;
+  }
+
+  private loadState(row: StateRow): void {
+    assert(row.v === 1, `unknown actor state version ${row.v}`);
+    this.totals = row.totals;
+    this.firstEventAt = row.firstEventAt;
+    this.lastEventAt = row.lastEventAt;
+    this.lastArrival = row.lastArrival;
+    this.watermark = row.watermark;
+    this.nextClosedSeq = row.nextClosedSeq;
+    this.outboxMeta = row.outbox;
+    for (const w of row.open) {
+      // A window size dropped from the configuration since the checkpoint is not resumed.
+      const s = this.config.windows.findIndex((spec) => spec.name === w.spec);
+      if (s < 0) continue;
+      this.open[s]!.set(w.start, w);
+      if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
+    }
+  }
+
+  // ---- reads (internal shapes; src/core/views.ts renders them for the API) ----
+
+  snapshot(): ActorSnapshot {
+    return {
+      key: this.key,
+      totals: this.totals,
+      firstEventAt: this.firstEventAt,
+      lastEventAt: this.lastEventAt,
+      lastArrival: this.lastArrival,
+      watermark: this.watermark,
+      open: this.openWindows(),
+      closed: this.closed.map((c) => c.window),
+      dedupeIds: this.dedupe.size,
+      lateLogSize: this.late.length,
+    };
+  }
+
+  openWindows(): WindowState[] {
+    const all: WindowState[] = [];
+    for (const windows of this.open) all.push(...windows.values());
+    return all.sort((a, b) => a.start - b.start || a.end - b.end);
+  }
+
+  closedWindows(): ClosedWindow[] {
+    return this.closed.map((c) => c.window);
+  }
+
+  lateLog(): LateEntry[] {
+    return this.late;
+  }
+}
+
+export interface ActorSnapshot extends ActorFacts {
+  closed: ClosedWindow[];
+  dedupeIds: number;
+  lateLogSize: number;
+}
+
+function eventRecord(key: string, event: Event, now: number, late: boolean): NewRecord {
+  const record: NewRecord = { kind: "event", key, id: event.id, type: event.type, ts: event.ts, receivedAt: now, late };
+  if (event.value !== undefined) record.value = event.value;
+  if (event.properties !== undefined) record.properties = event.properties;
+  return record;
+}

@@ -1,0 +1,201 @@
+import { z } from "zod";
+import type { Config } from "./config.ts";
+import type { FieldProblem } from "../http/errors.ts";
+
+/** A validated event, as the actor sees it. */
+export interface Event {
+  id: string;
+  /** True when the client sent no event_id and the server assigned one (such an event cannot be deduped on retry). */
+  assigned: boolean;
+  type: string;
+  key: string;
+  ts: number;
+  value?: number;
+  properties?: Record<string, unknown>;
+}
+
+export const EVENT_TYPE = /^[a-z0-9_.:-]{1,64}$/;
+const PRINTABLE_KEY = /^[^\x00-\x1f\x7f]{1,256}$/u;
+const ISO_8601 =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+const key = z
+  .union([z.string(), z.number().int()], { error: "must be a string or an integer" })
+  .transform(String)
+  .pipe(z.string().regex(PRINTABLE_KEY, "must be 1-256 printable characters"));
+
+const wire = z.object({
+  event_id: z.string({ error: "must be a string" }).min(1, "must not be empty").max(128, "must be at most 128 characters").nullish(),
+  event_type: z.string({ error: "is required and must be a string" }).regex(EVENT_TYPE, "must match [a-z0-9_.:-]{1,64}"),
+  key: key.nullish(),
+  user_id: key.nullish(),
+  timestamp: z.union([z.string(), z.number()], { error: "must be an ISO-8601 string or epoch milliseconds" }).nullish(),
+  value: z.number({ error: "must be a finite number" }).nullish(),
+  properties: z.unknown().optional(),
+});
+
+/** Parses an ISO-8601 date-time (UTC when no offset is given) without relying on engine-specific Date.parse. */
+export function parseIsoTimestamp(text: string): number | undefined {
+  const m = ISO_8601.exec(text);
+  if (!m) return undefined;
+  const [, y, mo, d, h = "0", mi = "0", s = "0", frac = "", zone] = m;
+  const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number) as number[];
+  if (month! < 1 || month! > 12 || day! < 1 || hour! > 23 || minute! > 59 || second! > 59) return undefined;
+  const date = new Date(0);
+  // setUTCFullYear, unlike Date.UTC, does not map years 0-99 to 1900-1999.
+  date.setUTCFullYear(year!, month! - 1, day!);
+  date.setUTCHours(hour!, minute!, second!, Number(frac.padEnd(3, "0").slice(0, 3)));
+  if (date.getUTCDate() !== day) return undefined;
+  let offset = 0;
+  if (zone && zone.toUpperCase() !== "Z") {
+    const digits = zone.slice(1).replace(":", "");
+    const [offsetHours, offsetMinutes] = [Number(digits.slice(0, 2)), Number(digits.slice(2))];
+    if (offsetHours > 23 || offsetMinutes > 59) return undefined;
+    offset = (zone.startsWith("-") ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
+  }
+  return date.getTime() - offset;
+}
+
+/** Checks depth, forbidden keys and encoded size of `properties`; returns the first problem. */
+function checkProperties(value: unknown, config: Config): string | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "must be a JSON object";
+  const walk = (node: unknown, depth: number, path: string): string | undefined => {
+    if (typeof node !== "object" || node === null) return undefined;
+    if (depth > config.maxPropertiesDepth) return `nesting deeper than ${config.maxPropertiesDepth} levels at ${path}`;
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        const problem = walk(node[i], depth + 1, `${path}[${i}]`);
+        if (problem) return problem;
+      }
+      return undefined;
+    }
+    for (const k of Object.keys(node)) {
+      if (FORBIDDEN_KEYS.has(k)) return `key "${k}" is not allowed (at ${path})`;
+      const problem = walk((node as Record<string, unknown>)[k], depth + 1, `${path}.${k}`);
+      if (problem) return problem;
+    }
+    return undefined;
+  };
+  const problem = walk(value, 1, "properties");
+  if (problem) return problem;
+  const text = JSON.stringify(value);
+  const limit = config.maxPropertiesBytes;
+  if (text.length > limit || (text.length * 3 > limit && new TextEncoder().encode(text).length > limit)) {
+    return `encoded size exceeds ${limit} bytes`;
+  }
+  return undefined;
+}
+
+export type Normalized = { ok: true; event: Event } | { ok: false; problems: FieldProblem[] };
+
+/**
+ * Validates one wire event and resolves its defaults: actor key (key, else user_id),
+ * timestamp (arrival time when absent), measure (value, else properties.amount), and an id.
+ * Well-formed events of the usual shape take a direct path; anything else, and every error,
+ * goes through the zod schema, which names each problem. Both give the same answer
+ * (tests/unit/event.test.ts checks this on random inputs).
+ */
+export function normalizeEvent(raw: unknown, config: Config, now: number, newId: () => string): Normalized {
+  const event = directNormalize(raw, config, now, newId);
+  return event ? { ok: true, event } : schemaNormalize(raw, config, now, newId);
+}
+
+const isAbsent = (v: unknown) => v === undefined || v === null;
+const isKeyText = (v: unknown): v is string => typeof v === "string" && PRINTABLE_KEY.test(v);
+
+/** The usual shape only (string ids and keys, numeric or ISO timestamps); undefined means "ask the schema". */
+function directNormalize(raw: unknown, config: Config, now: number, newId: () => string): Event | undefined {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
+  const input = raw as Record<string, unknown>;
+  const { event_id: id, event_type: type, key, user_id: userId, timestamp, value, properties } = input;
+  if (!isAbsent(id) && !(typeof id === "string" && id.length >= 1 && id.length <= 128)) return undefined;
+  if (typeof type !== "string" || !EVENT_TYPE.test(type)) return undefined;
+  if (!isAbsent(key) && !isKeyText(key)) return undefined;
+  if (!isAbsent(userId) && !isKeyText(userId)) return undefined;
+  const actorKey = (isAbsent(key) ? userId : key) as string | null | undefined;
+  if (isAbsent(actorKey)) return undefined;
+  let ts = now;
+  if (typeof timestamp === "number") {
+    if (!Number.isSafeInteger(timestamp) || timestamp < 0) return undefined;
+    ts = timestamp;
+  } else if (typeof timestamp === "string") {
+    const parsed = parseIsoTimestamp(timestamp);
+    if (parsed === undefined || parsed < 0) return undefined;
+    ts = parsed;
+  } else if (!isAbsent(timestamp)) return undefined;
+  if (ts > now + config.maxFutureSkew) return undefined;
+  if (!isAbsent(value) && !(typeof value === "number" && Number.isFinite(value))) return undefined;
+  if (!isAbsent(properties) && checkProperties(properties, config) !== undefined) return undefined;
+  const event: Event = { id: isAbsent(id) ? newId() : (id as string), assigned: isAbsent(id), type, key: actorKey!, ts };
+  const amount = isAbsent(properties) ? undefined : (properties as Record<string, unknown>).amount;
+  if (typeof value === "number") event.value = value;
+  else if (typeof amount === "number" && Number.isFinite(amount)) event.value = amount;
+  if (!isAbsent(properties)) event.properties = properties as Record<string, unknown>;
+  return event;
+}
+
+/** The general path: the zod schema plus the checks it cannot express, every problem named. */
+export function schemaNormalize(raw: unknown, config: Config, now: number, newId: () => string): Normalized {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return { ok: false, problems: [{ field: "(event)", message: "must be a JSON object" }] };
+  }
+  const parsed = wire.safeParse(raw);
+  const problems: FieldProblem[] = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => ({ field: issue.path.join(".") || "(event)", message: issue.message }));
+  const input = raw as Record<string, unknown>;
+
+  let ts = now;
+  const timestamp = input.timestamp;
+  if (typeof timestamp === "string") {
+    const parsedTs = parseIsoTimestamp(timestamp);
+    if (parsedTs === undefined) problems.push({ field: "timestamp", message: `"${timestamp}" is not an ISO-8601 date-time` });
+    else ts = parsedTs;
+  } else if (typeof timestamp === "number") {
+    if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
+      problems.push({ field: "timestamp", message: "epoch milliseconds must be a non-negative integer" });
+    } else ts = timestamp;
+  }
+  if (ts < 0) problems.push({ field: "timestamp", message: "must not be before 1970-01-01" });
+  if (ts > now + config.maxFutureSkew) {
+    problems.push({ field: "timestamp", message: `is more than ${config.maxFutureSkew} ms in the future` });
+  }
+  if (input.properties !== undefined && input.properties !== null) {
+    const problem = checkProperties(input.properties, config);
+    if (problem) problems.push({ field: "properties", message: problem });
+  }
+  const keyGiven = (input.key ?? input.user_id) !== undefined && (input.key ?? input.user_id) !== null;
+  if (!keyGiven) problems.push({ field: "key", message: "is required: give key or user_id" });
+  if (!parsed.success || problems.length) {
+    return { ok: false, problems: dedupeProblems(problems) };
+  }
+  const data = parsed.data;
+  const actorKey = (data.key ?? data.user_id)!;
+  const properties = (input.properties ?? undefined) as Record<string, unknown> | undefined;
+  const amount = properties?.amount;
+  const value = data.value ?? (typeof amount === "number" && Number.isFinite(amount) ? amount : undefined);
+  const event: Event = { id: data.event_id ?? newId(), assigned: !data.event_id, type: data.event_type, key: actorKey, ts };
+  if (value !== undefined) event.value = value;
+  if (properties !== undefined) event.properties = properties;
+  return { ok: true, event };
+}
+
+function dedupeProblems(problems: FieldProblem[]): FieldProblem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const id = `${p.field}\u0000${p.message}`;
+    return seen.has(id) ? false : (seen.add(id), true);
+  });
+}
+
+/** Indexes of `events` per actor key, in first-seen key order and event order. */
+export function groupByKey(events: readonly Event[]): Map<string, number[]> {
+  const byKey = new Map<string, number[]>();
+  events.forEach((e, i) => {
+    const list = byKey.get(e.key);
+    if (list) list.push(i);
+    else byKey.set(e.key, [i]);
+  });
+  return byKey;
+}

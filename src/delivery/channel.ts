@@ -1,0 +1,196 @@
+import type { Random } from "../ports/clock.ts";
+import type { OutboxRecord } from "../actor/outbox.ts";
+
+/** A downstream system. deliver() must be idempotent per record: redelivery leaves no second effect. */
+export interface Sink {
+  readonly name: string;
+  deliver(records: OutboxRecord[]): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/**
+ * A delivery failure. Transient (timeouts, 5xx, 429, connection errors): retried with backoff.
+ * Permanent (the sink rejects the payload): dead-lettered at once. `index`, when known, is the first
+ * record that failed; the records before it were delivered.
+ */
+export class SinkError extends Error {
+  override name = "SinkError";
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+    readonly index?: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface DeliveryPolicy {
+  batchSize: number;
+  /** How long a record may keep failing transiently before it is dead-lettered. */
+  retryBudget: number;
+  backoffBase: number;
+  backoffMax: number;
+  breakerThreshold: number;
+  breakerCooldown: number;
+}
+
+export type Outcome = { status: "delivered" } | { status: "dead"; error: string; attempts: number } | { status: "pending" };
+
+/** Opens after `threshold` consecutive transient failures; after `cooldown` lets one probe through. */
+export class CircuitBreaker {
+  state: "closed" | "open" | "half_open" = "closed";
+  private failures = 0;
+  private openedAt = 0;
+  readonly stats = { opened: 0, closed: 0 };
+
+  constructor(
+    private readonly threshold: number,
+    private readonly cooldown: number,
+  ) {}
+
+  /** Earliest time a delivery may be tried. */
+  readyAt(): number {
+    return this.state === "open" ? this.openedAt + this.cooldown : 0;
+  }
+
+  beforeAttempt(now: number): boolean {
+    if (this.state === "open" && now >= this.openedAt + this.cooldown) this.state = "half_open";
+    return this.state !== "open";
+  }
+
+  success(): void {
+    if (this.state !== "closed") this.stats.closed++;
+    this.state = "closed";
+    this.failures = 0;
+  }
+
+  failure(now: number): void {
+    this.failures++;
+    if (this.state === "half_open" || (this.state === "closed" && this.failures >= this.threshold)) {
+      if (this.state === "closed") this.stats.opened++;
+      this.state = "open";
+      this.openedAt = now;
+    }
+  }
+}
+
+export function classify(error: unknown): SinkError {
+  if (error instanceof SinkError) return error;
+  return new SinkError((error as Error)?.message ?? String(error), false);
+}
+
+/**
+ * One sink's delivery state in one scope (a whole host, or one Durable Object): circuit breaker,
+ * exponential backoff with full jitter, retry budget, and bisection to find the poison record in a
+ * batch the sink rejects as a whole.
+ */
+export class SinkChannel {
+  readonly breaker: CircuitBreaker;
+  private retryAt = 0;
+  private attempts = 0;
+  private failingSince: number | null = null;
+  private lastError = "";
+  readonly stats = { delivered: 0, deadLettered: 0, transientFailures: 0, attempts: 0 };
+
+  constructor(
+    readonly sink: Sink,
+    private readonly policy: DeliveryPolicy,
+    private readonly random: Random,
+  ) {
+    this.breaker = new CircuitBreaker(policy.breakerThreshold, policy.breakerCooldown);
+  }
+
+  get name(): string {
+    return this.sink.name;
+  }
+
+  /** Earliest time the next attempt may run. */
+  readyAt(): number {
+    return Math.max(this.retryAt, this.breaker.readyAt());
+  }
+
+  /** Delivers `records` (in order); returns one outcome per record: a delivered/dead prefix, then pending. */
+  async deliver(records: OutboxRecord[], now: () => number): Promise<Outcome[]> {
+    const outcomes: Outcome[] = records.map(() => ({ status: "pending" }));
+    if (!records.length || now() < this.retryAt || !this.breaker.beforeAttempt(now())) return outcomes;
+    const failure = await this.attempt(records, 0, outcomes);
+    if (!failure) {
+      this.breaker.success();
+      this.attempts = 0;
+      this.failingSince = null;
+      this.retryAt = 0;
+      return outcomes;
+    }
+    const t = now();
+    this.stats.transientFailures++;
+    this.breaker.failure(t);
+    this.attempts++;
+    this.failingSince ??= t;
+    this.lastError = failure.message;
+    if (t - this.failingSince >= this.policy.retryBudget) {
+      // Budget spent: what is still pending goes to the dead-letter queue, and the next batch starts afresh.
+      const error = `retry budget of ${this.policy.retryBudget} ms exhausted after ${this.attempts} attempts: ${this.lastError}`;
+      const attempts = this.attempts;
+      for (let i = 0; i < outcomes.length; i++) if (outcomes[i]!.status === "pending") outcomes[i] = { status: "dead", error, attempts };
+      this.stats.deadLettered += outcomes.filter((o) => o.status === "dead").length;
+      this.failingSince = null;
+      this.attempts = 0;
+      return outcomes;
+    }
+    const ceiling = Math.min(this.policy.backoffMax, this.policy.backoffBase * 2 ** Math.min(this.attempts - 1, 30));
+    this.retryAt = t + Math.floor(this.random.next() * ceiling);
+    return outcomes;
+  }
+
+  /** Fills outcomes[offset…]; returns the transient failure that stopped it, if any. */
+  private async attempt(records: OutboxRecord[], offset: number, outcomes: Outcome[]): Promise<SinkError | undefined> {
+    this.stats.attempts++;
+    let error: SinkError;
+    try {
+      await this.sink.deliver(records);
+      this.mark(outcomes, offset, records.length);
+      return undefined;
+    } catch (e) {
+      error = classify(e);
+    }
+    if (error.index !== undefined && error.index >= 0 && error.index < records.length) {
+      this.mark(outcomes, offset, error.index);
+      if (!error.permanent) return error;
+      this.dead(outcomes, offset + error.index, error.message);
+      const rest = records.slice(error.index + 1);
+      return rest.length ? this.attempt(rest, offset + error.index + 1, outcomes) : undefined;
+    }
+    if (!error.permanent) return error;
+    if (records.length === 1) {
+      this.dead(outcomes, offset, error.message);
+      return undefined;
+    }
+    // The sink refused the batch as a whole: halve it until the poison records stand alone.
+    const half = Math.ceil(records.length / 2);
+    const left = await this.attempt(records.slice(0, half), offset, outcomes);
+    return left ?? this.attempt(records.slice(half), offset + half, outcomes);
+  }
+
+  private mark(outcomes: Outcome[], from: number, count: number): void {
+    for (let i = from; i < from + count; i++) outcomes[i] = { status: "delivered" };
+    this.stats.delivered += count;
+  }
+
+  private dead(outcomes: Outcome[], at: number, error: string): void {
+    outcomes[at] = { status: "dead", error, attempts: 1 };
+    this.stats.deadLettered++;
+  }
+
+  status() {
+    return {
+      sink: this.name,
+      breaker: this.breaker.state,
+      retry_at: this.retryAt || null,
+      consecutive_failures: this.attempts,
+      last_error: this.lastError || null,
+      ...this.stats,
+      breaker_opened: this.breaker.stats.opened,
+      breaker_closed: this.breaker.stats.closed,
+    };
+  }
+}

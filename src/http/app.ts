@@ -1,0 +1,272 @@
+import { Hono, type Context } from "hono";
+import { TrieRouter } from "hono/router/trie-router";
+import type { ActorBackend } from "./gateway.ts";
+import { uuidv7, type Env } from "../ports/clock.ts";
+import type { Config } from "../actor/config.ts";
+import { parseDuration } from "../actor/duration.ts";
+import { ApiError, BackpressureError, errorBody, UnavailableError, type ErrorBody } from "./errors.ts";
+import { EVENT_TYPE, normalizeEvent, parseIsoTimestamp, type Event } from "../actor/event.ts";
+import { parseJson } from "./json.ts";
+import { specName } from "../actor/windows.ts";
+import { readBodyText } from "./body.ts";
+import { VERSION } from "../version.ts";
+
+export interface AppOptions {
+  backend: ActorBackend;
+  config: Config;
+  env: Env;
+  /** Name of the host, reported by /health ("bun", "deno", "workers", "memory"). */
+  host: string;
+}
+
+const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
+const DEFAULT_WINDOW_LIMIT = 1_000;
+const MAX_WINDOW_LIMIT = 10_000;
+
+/** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
+export function createApp({ backend, config, env, host }: AppOptions): Hono {
+  const app = new Hono();
+  const startedAt = env.clock.now();
+
+  app.get("/health", (c) => {
+    const runtime = backend.health?.();
+    return c.json({ status: "ok", version: VERSION, host, uptime_s: Math.round((env.clock.now() - startedAt) / 1000), ...(runtime ? { runtime } : {}) });
+  });
+
+  app.post("/v1/events", async (c) => {
+    const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+    const ndjson = NDJSON.has(contentType);
+    if (!ndjson && contentType !== "application/json") {
+      throw new ApiError(
+        415,
+        "unsupported_media_type",
+        `Content-Type must be application/json or application/x-ndjson, got ${contentType ? `"${contentType}"` : "none"}`,
+      );
+    }
+    const text = await readBodyText(c.req.raw, config.maxBodyBytes);
+    const now = env.clock.now();
+    const newId = () => uuidv7(env);
+    if (!ndjson) {
+      const parsed = parseJson(text);
+      if (!parsed.ok) throw new ApiError(400, "malformed_json", `malformed JSON: ${parsed.error.message}`, parsed.error);
+      if (!Array.isArray(parsed.value)) return ingestOne(c, parsed.value, now, newId);
+      return ingestBatch(c, parsed.value.map((raw) => ({ raw })), now, newId);
+    }
+    const items = ndjsonItems(text);
+    return ingestBatch(c, items, now, newId);
+  });
+
+  async function ingestOne(c: Context, raw: unknown, now: number, newId: () => string) {
+    const result = normalizeEvent(raw, config, now, newId);
+    if (!result.ok) throw invalidEvent(result.problems);
+    const [outcome] = await backend.ingest([result.event]);
+    const body: Record<string, unknown> = { status: outcome!.status, event_id: result.event.id };
+    if (result.event.assigned) body.id_assigned = true;
+    if (outcome!.late) body.late = true;
+    return c.json(body, outcome!.status === "accepted" ? 202 : 200);
+  }
+
+  async function ingestBatch(c: Context, items: BatchItem[], now: number, newId: () => string) {
+    if (items.length === 0) throw new ApiError(400, "empty_batch", "the batch holds no events");
+    if (items.length > config.maxBatchEvents) {
+      throw new ApiError(413, "too_many_events", `a request may carry at most ${config.maxBatchEvents} events, got ${items.length}`);
+    }
+    const rejected: Array<{ index: number; error: ErrorBody }> = [];
+    const events: Event[] = [];
+    const assigned: Array<{ index: number; event_id: string }> = [];
+    items.forEach((item, index) => {
+      if (item.error) return void rejected.push({ index, error: item.error });
+      const result = normalizeEvent(item.raw, config, now, newId);
+      if (!result.ok) return void rejected.push({ index, error: invalidEvent(result.problems).body().error });
+      events.push(result.event);
+      if (result.event.assigned) assigned.push({ index, event_id: result.event.id });
+    });
+    const outcomes = events.length ? await backend.ingest(events) : [];
+    const accepted = outcomes.filter((o) => o.status === "accepted").length;
+    const body: Record<string, unknown> = {
+      accepted,
+      duplicates: outcomes.length - accepted,
+      late: outcomes.filter((o) => o.late).length,
+      rejected,
+    };
+    if (assigned.length) body.assigned_ids = assigned;
+    return c.json(body, 200);
+  }
+
+  app.get("/v1/actors/:key", async (c) => {
+    const key = c.req.param("key");
+    return c.json((await backend.state(key)) ?? notFound(key));
+  });
+
+  app.get("/v1/actors/:key/windows", async (c) => {
+    const key = c.req.param("key");
+    const windows = await backend.windows(key, windowQuery(c, config));
+    return c.json({ key, windows: windows ?? notFound(key) });
+  });
+
+  app.get("/v1/actors/:key/late", async (c) => {
+    const key = c.req.param("key");
+    const late = await backend.late(key);
+    return c.json({ key, late: late ?? notFound(key) });
+  });
+
+  app.get("/v1/actors/:key/dlq", async (c) => {
+    const key = c.req.param("key");
+    const entries = await backend.deadLetters(key);
+    return c.json({ key, dead_letters: entries ?? notFound(key) });
+  });
+
+  app.post("/v1/actors/:key/dlq/replay", async (c) => {
+    const key = c.req.param("key");
+    const result = await backend.replay(key, replayFilter(c, config));
+    return c.json({ key, ...(result ?? notFound(key)) });
+  });
+
+  app.get("/v1/actors/:key/outbox", async (c) => {
+    const key = c.req.param("key");
+    return c.json((await backend.outbox(key)) ?? notFound(key));
+  });
+
+  // 405 is worked out only for requests no route took, so matched requests pay nothing for it.
+  const allowedMethods = routeMethods(app);
+  app.notFound((c) => {
+    const methods = allowedMethods(c.req.path);
+    if (methods.length && !methods.includes(c.req.method)) {
+      const message = `${c.req.method} is not allowed on ${c.req.path}; use ${methods.join(", ")}`;
+      return c.json({ error: errorBody("method_not_allowed", message) }, 405, { Allow: methods.join(", ") });
+    }
+    return c.json({ error: errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`) }, 404);
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(err.body(), err.status, err.headers);
+    if (err instanceof BackpressureError) {
+      return c.json({ error: errorBody("backpressure", err.message, { key: err.key }) }, 429, {
+        "Retry-After": String(err.retryAfterSeconds),
+      });
+    }
+    if (err instanceof UnavailableError) {
+      const message = `${err.message}; nothing in this request was acknowledged: retry it (events already stored answer as duplicates)`;
+      return c.json({ error: errorBody(err.code, message) }, 503, { "Retry-After": "1" });
+    }
+    console.error("keyflow: unhandled error", err);
+    return c.json({ error: errorBody("internal", "internal error") }, 500);
+  });
+
+  return app;
+}
+
+/** The methods routed for a path (GET implies HEAD), from the app's own route table. */
+function routeMethods(app: Hono): (path: string) => string[] {
+  let router: TrieRouter<string[]> | undefined;
+  return (path) => {
+    if (!router) {
+      const byPath = new Map<string, Set<string>>();
+      for (const route of app.routes) {
+        if (route.method === "ALL" || route.method === "HEAD") continue;
+        const methods = byPath.get(route.path) ?? byPath.set(route.path, new Set()).get(route.path)!;
+        methods.add(route.method);
+        if (route.method === "GET") methods.add("HEAD");
+      }
+      router = new TrieRouter();
+      for (const [routePath, methods] of byPath) router.add("ALL", routePath, [...methods]);
+    }
+    const found = new Set<string>();
+    for (const [methods] of router.match("ALL", path)[0]) for (const m of methods as string[]) found.add(m);
+    return [...found];
+  };
+}
+
+type BatchItem = { raw: unknown; error?: undefined } | { raw?: undefined; error: ErrorBody };
+
+/** One item per non-blank line; a malformed line is rejected on its own and does not fail its neighbours. */
+function ndjsonItems(text: string): BatchItem[] {
+  const items: BatchItem[] = [];
+  let lineNo = 0;
+  for (const line of text.split("\n")) {
+    lineNo++;
+    if (!line.trim()) continue;
+    const parsed = parseJson(line);
+    if (parsed.ok) items.push({ raw: parsed.value });
+    else {
+      const detail = { ...parsed.error, line: lineNo };
+      items.push({ error: errorBody("malformed_json", `malformed JSON on line ${lineNo}: ${parsed.error.message}`, detail) });
+    }
+  }
+  return items;
+}
+
+function invalidEvent(problems: Array<{ field: string; message: string }>): ApiError {
+  const message = problems.map((p) => `${p.field} ${p.message}`).join("; ");
+  return new ApiError(400, "invalid_event", message, problems);
+}
+
+function notFound(key: string): never {
+  throw new ApiError(404, "actor_not_found", `no events have been accepted for key ${JSON.stringify(key)}`);
+}
+
+function parseTime(field: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ts = /^\d+$/.test(text) ? Number(text) : parseIsoTimestamp(text);
+  if (ts === undefined) throw new ApiError(400, "invalid_query", `${field} must be ISO-8601 or epoch milliseconds`, [{ field, message: "not a time" }]);
+  return ts;
+}
+
+function windowQuery(c: Context, config: Config) {
+  const size = c.req.query("size");
+  const hop = c.req.query("hop");
+  const type = c.req.query("type");
+  const limitText = c.req.query("limit");
+  let spec: string | undefined;
+  if (size !== undefined) {
+    const [sizeText, hopText = hop] = size.split("/");
+    const sizeMs = parseDuration(sizeText ?? "");
+    const hopMs = hopText === undefined ? sizeMs : parseDuration(hopText);
+    spec = sizeMs && hopMs ? specName(sizeMs, hopMs) : size;
+    if (!config.windows.some((w) => w.name === spec)) {
+      const known = config.windows.map((w) => w.name).join(", ");
+      throw new ApiError(400, "invalid_query", `size ${JSON.stringify(spec)} is not a configured window; configured: ${known}`, [
+        { field: "size", message: `must be one of ${known}` },
+      ]);
+    }
+  }
+  if (type !== undefined && !EVENT_TYPE.test(type)) {
+    throw new ApiError(400, "invalid_query", "type must match [a-z0-9_.:-]{1,64}", [{ field: "type", message: "invalid event type" }]);
+  }
+  let limit = DEFAULT_WINDOW_LIMIT;
+  if (limitText !== undefined) {
+    limit = Number(limitText);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > MAX_WINDOW_LIMIT) {
+      throw new ApiError(400, "invalid_query", `limit must be an integer in 1..${MAX_WINDOW_LIMIT}`, [{ field: "limit", message: "out of range" }]);
+    }
+  }
+  const from = parseTime("from", c.req.query("from"));
+  const to = parseTime("to", c.req.query("to"));
+  if (from !== undefined && to !== undefined && from >= to) {
+    throw new ApiError(400, "invalid_query", "from must be before to", [{ field: "from", message: "must be before to" }]);
+  }
+  return { spec, type, from, to, limit };
+}
+
+/** `?sink=redis` and/or `?ids=1,2,3` select what to replay; nothing selects every dead letter. */
+function replayFilter(c: Context, config: Config): { sink?: string; ids?: number[] } {
+  const sink = c.req.query("sink");
+  const ids = c.req.query("ids");
+  const filter: { sink?: string; ids?: number[] } = {};
+  if (sink !== undefined) {
+    if (!config.sinks.includes(sink)) {
+      const known = config.sinks.join(", ") || "none";
+      throw new ApiError(400, "invalid_query", `sink ${JSON.stringify(sink)} is not enabled; enabled: ${known}`, [
+        { field: "sink", message: `must be one of ${known}` },
+      ]);
+    }
+    filter.sink = sink;
+  }
+  if (ids !== undefined) {
+    if (!/^\d+(,\d+)*$/.test(ids)) {
+      throw new ApiError(400, "invalid_query", "ids must be comma-separated dead-letter ids", [{ field: "ids", message: "not a list of ids" }]);
+    }
+    filter.ids = ids.split(",").map(Number);
+  }
+  return filter;
+}

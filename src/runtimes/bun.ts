@@ -1,0 +1,20 @@
+import { exitOnConfigError, selfHosted, serverSettings } from "./self-hosted.ts";
+import { openBunSqlite } from "./bun-sqlite.ts";
+
+let settings;
+try {
+  settings = serverSettings(process.env);
+} catch (error) {
+  exitOnConfigError(error);
+}
+const host = selfHosted(settings, openBunSqlite, "bun");
+const server = Bun.serve({ hostname: settings.host, port: settings.port, fetch: host.app.fetch });
+console.log(`keyflow ${host.describe} listening on http://${server.hostname}:${server.port}`);
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, async () => {
+    server.stop(true);
+    await host.shutdown();
+    process.exit(0);
+  });
+}

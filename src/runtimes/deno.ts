@@ -1,0 +1,35 @@
+import process from "node:process";
+import { exitOnConfigError, selfHosted, serverSettings } from "./self-hosted.ts";
+import { openNodeSqlite } from "./deno-sqlite.ts";
+
+declare const Deno: {
+  serve(
+    options: { hostname: string; port: number; onListen?: (addr: { hostname: string; port: number }) => void },
+    handler: (request: Request) => Response | Promise<Response>,
+  ): { shutdown(): Promise<void> };
+  addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
+};
+
+let settings;
+try {
+  settings = serverSettings(process.env);
+} catch (error) {
+  exitOnConfigError(error);
+}
+const host = selfHosted(settings, openNodeSqlite, "deno");
+const server = Deno.serve(
+  {
+    hostname: settings.host,
+    port: settings.port,
+    onListen: (addr) => console.log(`keyflow ${host.describe} listening on http://${addr.hostname}:${addr.port}`),
+  },
+  host.app.fetch,
+);
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, async () => {
+    await server.shutdown();
+    await host.shutdown();
+    process.exit(0);
+  });
+}
