@@ -101,7 +101,7 @@ export class Actor {
     readonly key: string,
     private readonly config: Config,
   ) {
-    this.dedupe = new DedupeIndex({ horizon: config.dedupeHorizon, maxIds: config.dedupeMaxIds });
+    this.dedupe = new DedupeIndex({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds });
     this.outbox = new Outbox(config.sinks);
     this.open = config.windows.map(() => new Map());
   }
@@ -114,7 +114,7 @@ export class Actor {
   /** `replay`: re-applying a journaled ingest that was accepted once; it is not refused again. */
   ingest(events: readonly Event[], now: number, replay = false): IngestOutcome[] {
     if (!replay && this.outbox.backlog() >= this.config.outboxMax) {
-      throw new BackpressureError(this.key, Math.max(1, Math.ceil(this.config.sinkMaxDelay / 1000)));
+      throw new BackpressureError(this.key, Math.max(1, Math.ceil(this.config.sinkMaxDelayMs / 1000)));
     }
     // Expire first, so an ID past the horizon is new whether or not this actor stayed in memory.
     this.dedupe.expire(now);
@@ -164,7 +164,7 @@ export class Actor {
 
   /** Wall-clock housekeeping (run on the host's alarm): idle watermark advance, closing, retention. */
   tick(now: number): void {
-    if (this.lastArrival !== null && this.lastEventAt !== null && now - this.lastArrival >= this.config.idleTimeout) {
+    if (this.lastArrival !== null && this.lastEventAt !== null && now - this.lastArrival >= this.config.idleTimeoutMs) {
       const idleWatermark = this.lastEventAt + (now - this.lastArrival);
       if (this.watermark === null || idleWatermark > this.watermark) {
         this.watermark = idleWatermark;
@@ -182,12 +182,12 @@ export class Actor {
     if (this.lastArrival !== null && this.lastEventAt !== null) {
       const minEnd = this.minOpenEnd;
       if (minEnd !== Infinity) {
-        const idleReach = minEnd + this.config.allowedLateness - this.lastEventAt + this.lastArrival;
-        wake = Math.max(this.lastArrival + this.config.idleTimeout, idleReach);
+        const idleReach = minEnd + this.config.allowedLatenessMs - this.lastEventAt + this.lastArrival;
+        wake = Math.max(this.lastArrival + this.config.idleTimeoutMs, idleReach);
       }
     }
     const oldest = this.closed[0];
-    if (oldest) wake = Math.min(wake, oldest.window.closedAt + this.config.closedRetention);
+    if (oldest) wake = Math.min(wake, oldest.window.closedAt + this.config.closedRetentionMs);
     return wake === Infinity ? null : wake;
   }
 
@@ -196,7 +196,7 @@ export class Actor {
    * window for it has already closed (end + allowed lateness <= watermark): there it is late.
    */
   private apply(event: Event, touched: Set<WindowState> | undefined): string[] | undefined {
-    const closedBefore = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLateness;
+    const closedBefore = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLatenessMs;
     const { ts, type, value } = event;
     const specs = this.config.windows;
     let missed: string[] | undefined;
@@ -240,7 +240,7 @@ export class Actor {
 
   private closeWindows(now: number, by: ClosedWindow["closedBy"]): void {
     if (this.watermark === null) return;
-    const closedBefore = this.watermark - this.config.allowedLateness;
+    const closedBefore = this.watermark - this.config.allowedLatenessMs;
     if (this.minOpenEnd > closedBefore) return this.purgeClosed(now);
     const closing: WindowState[] = [];
     let minOpenEnd = Infinity;
@@ -266,7 +266,7 @@ export class Actor {
   }
 
   private purgeClosed(now: number): void {
-    const cutoff = now - this.config.closedRetention;
+    const cutoff = now - this.config.closedRetentionMs;
     let drop = 0;
     while (
       drop < this.closed.length &&
@@ -328,7 +328,7 @@ export class Actor {
       else if (rowKey.startsWith("dd/")) segments.push([Number(rowKey.slice(3)), text]);
       else if (rowKey.startsWith("cw/")) actor.closed.push({ seq: Number(rowKey.slice(3)), window: JSON.parse(text) });
     }
-    actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizon, maxIds: config.dedupeMaxIds }, segments, now);
+    actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }, segments, now);
     actor.outbox = Outbox.restore(config.sinks, actor.outboxMeta, outboxRows);
     return actor;
   }

@@ -5,15 +5,15 @@ import { parseWindowSpec, type WindowSpec } from "./windows.ts";
 
 export interface Config {
   windows: WindowSpec[];
-  allowedLateness: number;
+  allowedLatenessMs: number;
   /** With no event for this long, a key's watermark advances with the wall clock so its windows still close. */
-  idleTimeout: number;
-  closedRetention: number;
+  idleTimeoutMs: number;
+  closedRetentionMs: number;
   maxClosedWindows: number;
-  dedupeHorizon: number;
+  dedupeHorizonMs: number;
   dedupeMaxIds: number;
   lateLogSize: number;
-  maxFutureSkew: number;
+  maxFutureSkewMs: number;
   maxPropertiesDepth: number;
   maxPropertiesBytes: number;
   maxBatchEvents: number;
@@ -23,7 +23,7 @@ export interface Config {
    * Self-hosted: how long an actor's changes may live only in the commit journal before they are
    * checkpointed into its own rows. Longer means fewer writes under load and a longer replay on restart.
    */
-  checkpointInterval: number;
+  checkpointIntervalMs: number;
   /** Names of the sinks this deployment forwards to (the host sets them from its sink settings). */
   sinks: string[];
   /** "final": a window is emitted once, when it closes; "updates": also every revision while open. */
@@ -34,37 +34,37 @@ export interface Config {
    * How long an idle sink lingers before sending a batch that is not full, so that a burst goes out
    * together. A busy sink sends the next batch as soon as the last one lands.
    */
-  sinkMaxDelay: number;
+  sinkMaxDelayMs: number;
   delivery: DeliveryPolicy;
 }
 
 export const DEFAULT_CONFIG: Config = {
   windows: [parseWindowSpec("1m") as WindowSpec, parseWindowSpec("1h") as WindowSpec],
-  allowedLateness: 60_000,
-  idleTimeout: 60_000,
-  closedRetention: 86_400_000,
+  allowedLatenessMs: 60_000,
+  idleTimeoutMs: 60_000,
+  closedRetentionMs: 86_400_000,
   maxClosedWindows: 10_000,
-  dedupeHorizon: 7 * 86_400_000,
+  dedupeHorizonMs: 7 * 86_400_000,
   dedupeMaxIds: 1_000_000,
   lateLogSize: 1_000,
-  maxFutureSkew: 300_000,
+  maxFutureSkewMs: 300_000,
   maxPropertiesDepth: 16,
   maxPropertiesBytes: 32 * 1024,
   maxBatchEvents: 10_000,
   maxBodyBytes: 5 * 1024 * 1024,
   maxActorsInMemory: 10_000,
-  checkpointInterval: 1_000,
+  checkpointIntervalMs: 1_000,
   sinks: [],
   emit: "final",
   outboxMax: 100_000,
-  sinkMaxDelay: 5,
+  sinkMaxDelayMs: 5,
   delivery: {
     batchSize: 500,
-    retryBudget: 3_600_000,
-    backoffBase: 100,
-    backoffMax: 30_000,
+    retryBudgetMs: 3_600_000,
+    backoffBaseMs: 100,
+    backoffMaxMs: 30_000,
     breakerThreshold: 5,
-    breakerCooldown: 5_000,
+    breakerCooldownMs: 5_000,
   },
 };
 
@@ -96,29 +96,29 @@ const windows = z.string().transform((text, ctx) => {
 /** Environment variable -> config field and its parser. */
 const VARIABLES = {
   KEYFLOW_WINDOWS: ["windows", windows],
-  KEYFLOW_ALLOWED_LATENESS: ["allowedLateness", duration],
-  KEYFLOW_IDLE_TIMEOUT: ["idleTimeout", duration],
-  KEYFLOW_CLOSED_RETENTION: ["closedRetention", duration],
+  KEYFLOW_ALLOWED_LATENESS: ["allowedLatenessMs", duration],
+  KEYFLOW_IDLE_TIMEOUT: ["idleTimeoutMs", duration],
+  KEYFLOW_CLOSED_RETENTION: ["closedRetentionMs", duration],
   KEYFLOW_MAX_CLOSED_WINDOWS: ["maxClosedWindows", count(1)],
-  KEYFLOW_DEDUPE_HORIZON: ["dedupeHorizon", duration],
+  KEYFLOW_DEDUPE_HORIZON: ["dedupeHorizonMs", duration],
   KEYFLOW_DEDUPE_MAX_IDS: ["dedupeMaxIds", count(1)],
   KEYFLOW_LATE_LOG_SIZE: ["lateLogSize", count(0)],
-  KEYFLOW_MAX_FUTURE_SKEW: ["maxFutureSkew", duration],
+  KEYFLOW_MAX_FUTURE_SKEW: ["maxFutureSkewMs", duration],
   KEYFLOW_MAX_PROPERTIES_DEPTH: ["maxPropertiesDepth", count(1)],
   KEYFLOW_MAX_PROPERTIES_BYTES: ["maxPropertiesBytes", count(2)],
   KEYFLOW_MAX_BATCH_EVENTS: ["maxBatchEvents", count(1)],
   KEYFLOW_MAX_BODY_BYTES: ["maxBodyBytes", count(1)],
   KEYFLOW_MAX_ACTORS_IN_MEMORY: ["maxActorsInMemory", count(1)],
-  KEYFLOW_CHECKPOINT_INTERVAL: ["checkpointInterval", duration],
+  KEYFLOW_CHECKPOINT_INTERVAL: ["checkpointIntervalMs", duration],
   KEYFLOW_EMIT: ["emit", z.enum(["final", "updates"], { error: 'must be "final" or "updates"' })],
   KEYFLOW_OUTBOX_MAX: ["outboxMax", count(1)],
-  KEYFLOW_SINK_MAX_DELAY: ["sinkMaxDelay", duration],
+  KEYFLOW_SINK_MAX_DELAY: ["sinkMaxDelayMs", duration],
   KEYFLOW_SINK_BATCH_SIZE: ["delivery.batchSize", count(1)],
-  KEYFLOW_SINK_RETRY_BUDGET: ["delivery.retryBudget", duration],
-  KEYFLOW_SINK_BACKOFF_BASE: ["delivery.backoffBase", duration],
-  KEYFLOW_SINK_BACKOFF_MAX: ["delivery.backoffMax", duration],
+  KEYFLOW_SINK_RETRY_BUDGET: ["delivery.retryBudgetMs", duration],
+  KEYFLOW_SINK_BACKOFF_BASE: ["delivery.backoffBaseMs", duration],
+  KEYFLOW_SINK_BACKOFF_MAX: ["delivery.backoffMaxMs", duration],
   KEYFLOW_BREAKER_THRESHOLD: ["delivery.breakerThreshold", count(1)],
-  KEYFLOW_BREAKER_COOLDOWN: ["delivery.breakerCooldown", duration],
+  KEYFLOW_BREAKER_COOLDOWN: ["delivery.breakerCooldownMs", duration],
 } as const satisfies Record<string, readonly [ConfigPath, z.ZodType]>;
 
 type ConfigPath = Exclude<keyof Config, "delivery"> | `delivery.${keyof DeliveryPolicy}`;

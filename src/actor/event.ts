@@ -124,7 +124,7 @@ function directNormalize(raw: unknown, config: Config, now: number, newId: () =>
     if (parsed === undefined || parsed < 0) return undefined;
     ts = parsed;
   } else if (!isAbsent(timestamp)) return undefined;
-  if (ts > now + config.maxFutureSkew) return undefined;
+  if (ts > now + config.maxFutureSkewMs) return undefined;
   if (!isAbsent(value) && !(typeof value === "number" && Number.isFinite(value))) return undefined;
   if (!isAbsent(properties) && checkProperties(properties, config) !== undefined) return undefined;
   const event: Event = { id: isAbsent(id) ? newId() : (id as string), assigned: isAbsent(id), type, key: actorKey!, ts };
@@ -158,8 +158,8 @@ export function schemaNormalize(raw: unknown, config: Config, now: number, newId
     } else ts = timestamp;
   }
   if (ts < 0) problems.push({ field: "timestamp", message: "must not be before 1970-01-01" });
-  if (ts > now + config.maxFutureSkew) {
-    problems.push({ field: "timestamp", message: `is more than ${config.maxFutureSkew} ms in the future` });
+  if (ts > now + config.maxFutureSkewMs) {
+    problems.push({ field: "timestamp", message: `is more than ${config.maxFutureSkewMs} ms in the future` });
   }
   if (input.properties !== undefined && input.properties !== null) {
     const problem = checkProperties(input.properties, config);

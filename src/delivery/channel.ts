@@ -27,11 +27,11 @@ export class SinkError extends Error {
 export interface DeliveryPolicy {
   batchSize: number;
   /** How long a record may keep failing transiently before it is dead-lettered. */
-  retryBudget: number;
-  backoffBase: number;
-  backoffMax: number;
+  retryBudgetMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
   breakerThreshold: number;
-  breakerCooldown: number;
+  breakerCooldownMs: number;
 }
 
 export type Outcome = { status: "delivered" } | { status: "dead"; error: string; attempts: number } | { status: "pending" };
@@ -97,7 +97,7 @@ export class SinkChannel {
     private readonly policy: DeliveryPolicy,
     private readonly random: Random,
   ) {
-    this.breaker = new CircuitBreaker(policy.breakerThreshold, policy.breakerCooldown);
+    this.breaker = new CircuitBreaker(policy.breakerThreshold, policy.breakerCooldownMs);
   }
 
   get name(): string {
@@ -127,9 +127,9 @@ export class SinkChannel {
     this.attempts++;
     this.failingSince ??= t;
     this.lastError = failure.message;
-    if (t - this.failingSince >= this.policy.retryBudget) {
+    if (t - this.failingSince >= this.policy.retryBudgetMs) {
       // Budget spent: what is still pending goes to the dead-letter queue, and the next batch starts afresh.
-      const error = `retry budget of ${this.policy.retryBudget} ms exhausted after ${this.attempts} attempts: ${this.lastError}`;
+      const error = `retry budget of ${this.policy.retryBudgetMs} ms exhausted after ${this.attempts} attempts: ${this.lastError}`;
       const attempts = this.attempts;
       for (let i = 0; i < outcomes.length; i++) if (outcomes[i]!.status === "pending") outcomes[i] = { status: "dead", error, attempts };
       this.stats.deadLettered += outcomes.filter((o) => o.status === "dead").length;
@@ -137,7 +137,7 @@ export class SinkChannel {
       this.attempts = 0;
       return outcomes;
     }
-    const ceiling = Math.min(this.policy.backoffMax, this.policy.backoffBase * 2 ** Math.min(this.attempts - 1, 30));
+    const ceiling = Math.min(this.policy.backoffMaxMs, this.policy.backoffBaseMs * 2 ** Math.min(this.attempts - 1, 30));
     this.retryAt = t + Math.floor(this.random.next() * ceiling);
     return outcomes;
   }

@@ -216,7 +216,7 @@ export class Checker implements Observer {
    */
   private closedDiff(actual: WindowLike[], model: WindowLike[], full: boolean): string | undefined {
     const extra = actual.length - model.length;
-    const cutoff = this.ctx.sched.now() - this.config.closedRetention;
+    const cutoff = this.ctx.sched.now() - this.config.closedRetentionMs;
     const list = (ws: WindowLike[]) => ws.slice(-4).map(win).join("; ");
     const expired = extra >= 0 && actual.slice(0, extra).every((w) => w.closedAt! <= cutoff);
     let same = expired;

@@ -7,14 +7,14 @@
  *
  * Rules:
  * - dedupe: an ID is remembered from its acceptance; the oldest are forgotten first, beyond
- *   `dedupeMaxIds`, or when their commit is older than `dedupeHorizon`. A forgotten ID is new again.
+ *   `dedupeMaxIds`, or when their commit is older than `dedupeHorizonMs`. A forgotten ID is new again.
  * - windows: epoch-aligned [start, start+size) every `hop`; an accepted event adds to every window
- *   containing its time that is not closed. Closed = end + allowedLateness <= watermark.
- * - watermark: the newest event time accepted; on an alarm, a key idle for `idleTimeout` has it
+ *   containing its time that is not closed. Closed = end + allowedLatenessMs <= watermark.
+ * - watermark: the newest event time accepted; on an alarm, a key idle for `idleTimeoutMs` has it
  *   advanced with the wall clock: lastEventTime + (now - lastArrival).
  * - a window closes (final record, kept in the closed list) when the watermark passes it: on ingest
  *   ("watermark") or on an alarm ("idle"). The closed list keeps the newest `maxClosedWindows`,
- *   and drops those closed more than `closedRetention` ago.
+ *   and drops those closed more than `closedRetentionMs` ago.
  * - an event that misses a closed window is late: counted, logged, applied only to open windows.
  * - emit=updates: each ingest call that changed a window emits its next revision; the final is the last.
  */
@@ -24,7 +24,7 @@ import type { Config } from "../actor/config.ts";
 /** The settings the model follows (the shapes are the core's; the rules below are restated, not borrowed). */
 export type ModelConfig = Pick<
   Config,
-  "windows" | "allowedLateness" | "idleTimeout" | "closedRetention" | "maxClosedWindows" | "dedupeHorizon" | "dedupeMaxIds" | "lateLogSize" | "emit"
+  "windows" | "allowedLatenessMs" | "idleTimeoutMs" | "closedRetentionMs" | "maxClosedWindows" | "dedupeHorizonMs" | "dedupeMaxIds" | "lateLogSize" | "emit"
 > & {
   /** Test hook: a deliberately wrong model (proves the checker can fail). */
   brokenCount?: boolean;
@@ -148,7 +148,7 @@ export class KeyModel {
 
   /** How many IDs would remain remembered once those expired as of `now` are forgotten (changes nothing). */
   dedupeSizeAt(now: number): number {
-    const cutoff = now - this.cfg.dedupeHorizon;
+    const cutoff = now - this.cfg.dedupeHorizonMs;
     let size = this.remembered.length - this.head;
     for (let i = this.head; i < this.remembered.length; i++) {
       if (this.remembered[i]!.at >= cutoff && size <= this.cfg.dedupeMaxIds) break;
@@ -158,7 +158,7 @@ export class KeyModel {
   }
 
   private forget(now: number): void {
-    const cutoff = now - this.cfg.dedupeHorizon;
+    const cutoff = now - this.cfg.dedupeHorizonMs;
     while (this.head < this.remembered.length) {
       const oldest = this.remembered[this.head]!;
       if (oldest.at >= cutoff && this.present.size <= this.cfg.dedupeMaxIds) break;
@@ -215,7 +215,7 @@ export class KeyModel {
   }
 
   tick(now: number): void {
-    if (this.lastArrival !== null && this.lastEventAt !== null && now - this.lastArrival >= this.cfg.idleTimeout) {
+    if (this.lastArrival !== null && this.lastEventAt !== null && now - this.lastArrival >= this.cfg.idleTimeoutMs) {
       const advanced = this.lastEventAt + (now - this.lastArrival);
       if (this.watermark === null || advanced > this.watermark) this.watermark = advanced;
     }
@@ -227,7 +227,7 @@ export class KeyModel {
 
   /** Applies an accepted event; returns the window specs it was late for. */
   private apply(e: MEvent, touched: MWindow[]): string[] {
-    const horizon = this.watermark === null ? -Infinity : this.watermark - this.cfg.allowedLateness;
+    const horizon = this.watermark === null ? -Infinity : this.watermark - this.cfg.allowedLatenessMs;
     const missed: string[] = [];
     for (const spec of this.cfg.windows) {
       let late = false;
@@ -264,7 +264,7 @@ export class KeyModel {
 
   private close(now: number, by: "watermark" | "idle"): void {
     if (this.watermark === null) return;
-    const horizon = this.watermark - this.cfg.allowedLateness;
+    const horizon = this.watermark - this.cfg.allowedLatenessMs;
     const closing = [...this.open.values()].filter((w) => w.end <= horizon);
     closing.sort((a, b) => a.end - b.end || a.start - b.start || (a.spec < b.spec ? -1 : a.spec > b.spec ? 1 : 0));
     for (const w of closing) {
@@ -278,7 +278,7 @@ export class KeyModel {
   }
 
   private purge(now: number): void {
-    const cutoff = now - this.cfg.closedRetention;
+    const cutoff = now - this.cfg.closedRetentionMs;
     let drop = 0;
     while (drop < this.closed.length && (this.closed.length - drop > this.cfg.maxClosedWindows || this.closed[drop]!.closedAt <= cutoff)) drop++;
     if (drop) this.closed = this.closed.slice(drop);

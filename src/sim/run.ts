@@ -98,7 +98,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   // Swarm: configuration, faults and workload of this seed.
   const { config, knobs } = chooseConfig(prng);
   const plan = chooseFaults(prng);
-  const wplan = planWorkload(prng, { keys, events: eventCount }, config.windows, config.allowedLateness);
+  const wplan = planWorkload(prng, { keys, events: eventCount }, config.windows, config.allowedLatenessMs);
   const requests = generateWorkload(prng, wplan, T0, counters);
 
   const ctx: SimContext = { sched, prng, counters, faultsOn: true, poisonOn: true, plan, config, trace, observer: undefined!, broken, fixes: parseGlue(opts.glue ?? "fixed") };
@@ -160,7 +160,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   const lastSend = requests.length ? requests[requests.length - 1]!.sendAt : T0;
   const faultEnd = lastSend + 5_000;
   const maxWindow = Math.max(...config.windows.map((w) => w.size));
-  const settleTime = maxWindow + config.allowedLateness + config.idleTimeout + 30 * 60_000;
+  const settleTime = maxWindow + config.allowedLatenessMs + config.idleTimeoutMs + 30 * 60_000;
   let deadline = Infinity;
   let steps = 0;
   const tailSize = opts.traceTail ?? 40;

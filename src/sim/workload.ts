@@ -40,8 +40,8 @@ export function planWorkload(
   prng: Prng,
   opts: { keys: number; events: number },
   windows: ReadonlyArray<{ size: number }>,
-  allowedLateness: number,
-): WorkloadPlan & { allowedLateness: number; maxWindow: number } {
+  allowedLatenessMs: number,
+): WorkloadPlan & { allowedLatenessMs: number; maxWindow: number } {
   const keys = Array.from({ length: opts.keys }, (_, i) => KEY_NAMES(i));
   const zipf = prng.chance(0.5);
   return {
@@ -57,7 +57,7 @@ export function planWorkload(
     lateRate: prng.chance(0.5) ? prng.pick([0.01, 0.05, 0.15]) : 0,
     burstRate: prng.chance(0.4) ? prng.pick([0.02, 0.1]) : 0,
     skewMs: prng.chance(0.3) ? prng.pick([500, 5_000, 30_000]) : 0,
-    allowedLateness,
+    allowedLatenessMs,
     maxWindow: Math.max(...windows.map((w) => w.size)),
   };
 }
@@ -113,10 +113,10 @@ export function generateWorkload(
       seq.set(key, n);
       let delay = prng.range(0, 300);
       if (prng.chance(plan.lateRate)) {
-        delay = plan.allowedLateness + plan.maxWindow + prng.range(1, 600_000);
+        delay = plan.allowedLatenessMs + plan.maxWindow + prng.range(1, 600_000);
         counters.fault("late_event");
       } else if (prng.chance(plan.oooRate)) {
-        delay = prng.range(1, Math.max(1_000, plan.allowedLateness));
+        delay = prng.range(1, Math.max(1_000, plan.allowedLatenessMs));
         counters.fault("out_of_order");
       }
       const offset = skew.get(key)!;

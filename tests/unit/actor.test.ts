@@ -104,7 +104,7 @@ describe("window assignment and aggregates", () => {
   });
 
   test("out-of-order events in open windows are applied; first/last event time track min/max", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 0 }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0 }));
     actor.ingest([ev("a", T0 + 30 * S), ev("b", T0 + 10 * S), ev("c", T0 + 20 * S)], T0 + M);
     const s = actor.snapshot();
     expect(s.firstEventAt).toBe(T0 + 10 * S);
@@ -144,7 +144,7 @@ describe("window assignment and aggregates", () => {
   });
 
   test("hopping windows: one event in size/hop windows", () => {
-    const actor = new Actor(KEY, cfg(["5m/1m"], { allowedLateness: 0 }));
+    const actor = new Actor(KEY, cfg(["5m/1m"], { allowedLatenessMs: 0 }));
     actor.ingest([ev("a", T0 + 2 * M + 30 * S, "click", 7)], T0 + 3 * M);
     const open = actor.openWindows();
     expect(open.map((w) => (w.start - T0) / M)).toEqual([-2, -1, 0, 1, 2]);
@@ -156,7 +156,7 @@ describe("window assignment and aggregates", () => {
   });
 
   test("two specs can overlap exactly (5m and 5m/1m) and are kept apart", () => {
-    const actor = new Actor(KEY, cfg(["5m", "5m/1m"], { allowedLateness: 0 }));
+    const actor = new Actor(KEY, cfg(["5m", "5m/1m"], { allowedLatenessMs: 0 }));
     actor.ingest([ev("a", T0 + 10 * S, "click", 1)], T0 + M);
     const open = actor.openWindows();
     expect(open.filter((w) => w.spec === "5m")).toHaveLength(1);
@@ -168,7 +168,7 @@ describe("window assignment and aggregates", () => {
 
 describe("closing and lateness", () => {
   test("a window closes when the watermark reaches its end (no lateness)", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 0 }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0 }));
     actor.ingest([ev("a", T0 + 10 * S)], T0 + 11 * S);
     actor.ingest([ev("b", T0 + M - 1)], T0 + 61 * S);
     expect(actor.closedWindows()).toEqual([]);
@@ -181,7 +181,7 @@ describe("closing and lateness", () => {
   });
 
   test("with allowed lateness a window closes at end + lateness", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 30 * S }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 30 * S }));
     actor.ingest([ev("a", T0 + 10 * S)], T0 + 11 * S);
     actor.ingest([ev("b", T0 + 90 * S - 1)], T0 + 90 * S);
     expect(actor.closedWindows()).toHaveLength(0);
@@ -190,7 +190,7 @@ describe("closing and lateness", () => {
   });
 
   test("an event for a window still within allowed lateness is applied, not late", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 30 * S }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 30 * S }));
     actor.ingest([ev("a", T0 + 70 * S)], T0 + 71 * S);
     // Watermark 70s; window [0, 60s) closes at 90s.
     const out = actor.ingest([ev("b", T0 + 50 * S, "click", 3)], T0 + 72 * S);
@@ -201,7 +201,7 @@ describe("closing and lateness", () => {
   });
 
   test("an event for a closed window is late: logged, counted, not applied to that window", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 30 * S }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 30 * S }));
     actor.ingest([ev("a", T0 + 50 * S, "click", 1)], T0 + 51 * S);
     actor.ingest([ev("b", T0 + 100 * S, "click", 2)], T0 + 101 * S);
     // Watermark 100s: [0, 60s) closed (60 + 30 <= 100).
@@ -220,7 +220,7 @@ describe("closing and lateness", () => {
   });
 
   test("lateness boundary: end + lateness == watermark is late, one ms less is not", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 30 * S }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 30 * S }));
     actor.ingest([ev("a", T0 + 90 * S - 1)], T0);
     expect(actor.ingest([ev("b", T0 + 59 * S)], T0)).toEqual([ACCEPTED]);
     actor.ingest([ev("c", T0 + 90 * S)], T0);
@@ -228,7 +228,7 @@ describe("closing and lateness", () => {
   });
 
   test("a late event is still applied to its windows that are open (the hour when its minute closed)", () => {
-    const actor = new Actor(KEY, cfg(["1m", "1h"], { allowedLateness: 0 }));
+    const actor = new Actor(KEY, cfg(["1m", "1h"], { allowedLatenessMs: 0 }));
     actor.ingest([ev("a", T0 + 5 * M, "click", 1)], T0 + 5 * M);
     const out = actor.ingest([ev("b", T0 + 90 * S, "click", 4)], T0 + 5 * M + S);
     expect(out).toEqual([LATE]);
@@ -240,18 +240,18 @@ describe("closing and lateness", () => {
   });
 
   test("within one batch the watermark advances per event", () => {
-    const late = new Actor(KEY, cfg(["1m"], { allowedLateness: 0 }));
+    const late = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0 }));
     expect(late.ingest([ev("a", T0 + 2 * M), ev("b", T0 + 10 * S)], T0 + 2 * M)).toEqual([ACCEPTED, LATE]);
     expect(late.closedWindows()).toEqual([]);
 
-    const onTime = new Actor(KEY, cfg(["1m"], { allowedLateness: 0 }));
+    const onTime = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0 }));
     expect(onTime.ingest([ev("b", T0 + 10 * S), ev("a", T0 + 2 * M)], T0 + 2 * M)).toEqual([ACCEPTED, ACCEPTED]);
     // Closing runs at the end of the call: [0, 1m) holds b and is closed.
     expect(onTime.closedWindows().map((w) => [w.start, w.all.count])).toEqual([[T0, 1]]);
   });
 
   test("hopping windows close one hop at a time; a late event still reaches the open ones", () => {
-    const actor = new Actor(KEY, cfg(["5m/1m"], { allowedLateness: 0 }));
+    const actor = new Actor(KEY, cfg(["5m/1m"], { allowedLatenessMs: 0 }));
     actor.ingest([ev("a", T0 + 2 * M + 30 * S)], T0 + 3 * M);
     actor.ingest([ev("b", T0 + 3 * M)], T0 + 3 * M);
     expect(actor.closedWindows().map((w) => (w.start - T0) / M)).toEqual([-2]);
@@ -271,7 +271,7 @@ describe("closing and lateness", () => {
   });
 
   test("windows close in end order and get consecutive sequence numbers", () => {
-    const actor = new Actor(KEY, cfg(["1m", "5m/1m"], { allowedLateness: 0 }));
+    const actor = new Actor(KEY, cfg(["1m", "5m/1m"], { allowedLatenessMs: 0 }));
     const store = new Store();
     actor.ingest([ev("a", T0 + 10 * S), ev("b", T0 + 70 * S)], T0);
     expect(actor.closedWindows().map((w) => [w.spec, (w.start - T0) / M])).toEqual([
@@ -289,7 +289,7 @@ describe("closing and lateness", () => {
   });
 
   test("the late log keeps the newest lateLogSize entries", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 0, lateLogSize: 3 }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0, lateLogSize: 3 }));
     actor.ingest([ev("now", T0 + 10 * M)], T0 + 10 * M);
     const out = actor.ingest(
       [1, 2, 3, 4, 5].map((i) => ev(`late-${i}`, T0 + i * S)),
@@ -304,7 +304,7 @@ describe("closing and lateness", () => {
   });
 
   test("lateLogSize 0 counts late events but logs and writes nothing", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 0, lateLogSize: 0 }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0, lateLogSize: 0 }));
     actor.ingest([ev("now", T0 + 10 * M)], T0 + 10 * M);
     actor.drainWrites();
     expect(actor.ingest([ev("l", T0)], T0 + 10 * M)).toEqual([LATE]);
@@ -340,7 +340,7 @@ describe("duplicates", () => {
   });
 
   test("a late event resent is a duplicate, not late again", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 0 }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0 }));
     actor.ingest([ev("x", T0 + 10 * M)], T0 + 10 * M);
     expect(actor.ingest([ev("l", T0)], T0 + 10 * M)).toEqual([LATE]);
     expect(actor.ingest([ev("l", T0)], T0 + 10 * M)).toEqual([DUP]);
@@ -363,7 +363,7 @@ describe("duplicates", () => {
 
 describe("idle closing, nextWake and retention", () => {
   test("a quiet key closes its windows by idle timeout, exactly at nextWake()", () => {
-    const config = cfg(["1m", "1h"], { allowedLateness: 0, idleTimeout: 60 * S });
+    const config = cfg(["1m", "1h"], { allowedLatenessMs: 0, idleTimeoutMs: 60 * S });
     const actor = new Actor(KEY, config);
     const arrival = T0 + 10 * S;
     actor.ingest([ev("a", T0 + 10 * S)], arrival);
@@ -388,11 +388,11 @@ describe("idle closing, nextWake and retention", () => {
       ["1h", "idle"],
     ]);
     // Only retention remains.
-    expect(actor.nextWake()).toBe(arrival + 60 * S + config.closedRetention);
+    expect(actor.nextWake()).toBe(arrival + 60 * S + config.closedRetentionMs);
   });
 
   test("nextWake never comes before the idle timeout", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 0, idleTimeout: 5 * M }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0, idleTimeoutMs: 5 * M }));
     actor.ingest([ev("a", T0 + 59 * S)], T0 + 59 * S);
     expect(actor.nextWake()).toBe(T0 + 59 * S + 5 * M);
     actor.tick(T0 + 59 * S + 5 * M - 1);
@@ -401,7 +401,7 @@ describe("idle closing, nextWake and retention", () => {
   });
 
   test("an event after an idle advance keeps the watermark monotonic", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 0, idleTimeout: 60 * S }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0, idleTimeoutMs: 60 * S }));
     actor.ingest([ev("a", T0 + 10 * S)], T0 + 10 * S);
     actor.tick(T0 + 5 * M);
     const wm = actor.snapshot().watermark!;
@@ -418,9 +418,9 @@ describe("idle closing, nextWake and retention", () => {
     const rng = new SeededRandom(99);
     for (let round = 0; round < 20; round++) {
       const config = cfg(["1m", "5m/1m", "1h"], {
-        allowedLateness: rng.int(3) * 20 * S,
-        idleTimeout: (1 + rng.int(120)) * S,
-        closedRetention: 365 * 86_400_000,
+        allowedLatenessMs: rng.int(3) * 20 * S,
+        idleTimeoutMs: (1 + rng.int(120)) * S,
+        closedRetentionMs: 365 * 86_400_000,
       });
       const actor = new Actor(KEY, config);
       let now = T0 + rng.int(H);
@@ -448,8 +448,8 @@ describe("idle closing, nextWake and retention", () => {
     }
   });
 
-  test("closed windows are purged after closedRetention", () => {
-    const config = cfg(["1m"], { allowedLateness: 0, closedRetention: 10 * M, idleTimeout: H });
+  test("closed windows are purged after closedRetentionMs", () => {
+    const config = cfg(["1m"], { allowedLatenessMs: 0, closedRetentionMs: 10 * M, idleTimeoutMs: H });
     const actor = new Actor(KEY, config);
     const store = new Store();
     actor.ingest([ev("a", T0), ev("b", T0 + M), ev("c", T0 + 2 * M)], T0 + 2 * M);
@@ -467,7 +467,7 @@ describe("idle closing, nextWake and retention", () => {
   });
 
   test("at most maxClosedWindows are kept, the newest", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { allowedLateness: 0, maxClosedWindows: 2 }));
+    const actor = new Actor(KEY, cfg(["1m"], { allowedLatenessMs: 0, maxClosedWindows: 2 }));
     const store = new Store();
     actor.ingest([0, 1, 2, 3, 4].map((i) => ev(`e${i}`, T0 + i * M)), T0 + 5 * M);
     expect(actor.closedWindows().map((w) => (w.start - T0) / M)).toEqual([2, 3]);
@@ -510,7 +510,7 @@ describe("persistence", () => {
   });
 
   test("a tick that changes nothing writes nothing", () => {
-    const actor = new Actor(KEY, cfg(["1m"], { idleTimeout: M }));
+    const actor = new Actor(KEY, cfg(["1m"], { idleTimeoutMs: M }));
     actor.ingest([ev("a", T0)], T0);
     actor.drainWrites();
     actor.tick(T0 + 30 * S);
@@ -530,10 +530,10 @@ describe("persistence", () => {
 
   test("restore equivalence after a mix of everything, then identical behaviour", () => {
     const config = cfg(["1m", "5m/1m", "1h"], {
-      allowedLateness: 30 * S,
-      idleTimeout: 60 * S,
+      allowedLatenessMs: 30 * S,
+      idleTimeoutMs: 60 * S,
       lateLogSize: 4,
-      closedRetention: 20 * M,
+      closedRetentionMs: 20 * M,
       maxClosedWindows: 30,
     });
     const N0 = T0 + 10 * S;
@@ -589,7 +589,7 @@ describe("persistence", () => {
   });
 
   test("restored actor continues identically to the original that never restarted", () => {
-    const config = cfg(["1m", "5m/1m"], { allowedLateness: 20 * S, idleTimeout: 30 * S, lateLogSize: 3, closedRetention: 10 * M });
+    const config = cfg(["1m", "5m/1m"], { allowedLatenessMs: 20 * S, idleTimeoutMs: 30 * S, lateLogSize: 3, closedRetentionMs: 10 * M });
     const original = new Actor(KEY, config);
     const store = new Store();
     const rng = new SeededRandom(5);
@@ -639,7 +639,7 @@ describe("persistence", () => {
   });
 
   test("dedupe horizon: an in-memory actor and a restored one agree on an ID past the horizon", () => {
-    const config = cfg(["1m"], { dedupeHorizon: H });
+    const config = cfg(["1m"], { dedupeHorizonMs: H });
     const original = new Actor(KEY, config);
     const store = new Store();
     original.ingest([ev("a", T0)], T0);
@@ -652,7 +652,7 @@ describe("persistence", () => {
   });
 
   test("after tick(now) the horizon applies to an in-memory actor too", () => {
-    const config = cfg(["1m"], { dedupeHorizon: H });
+    const config = cfg(["1m"], { dedupeHorizonMs: H });
     const actor = new Actor(KEY, config);
     actor.ingest([ev("a", T0)], T0);
     actor.tick(T0 + H); // exactly at the horizon: still remembered
@@ -712,7 +712,7 @@ class Model {
       this.seen.add(e.id);
       accepted++;
       this.totals.events++;
-      const limit = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLateness;
+      const limit = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLatenessMs;
       let late = false;
       for (const s of this.config.windows) {
         // Every aligned start from well before ts - size up to ts; membership decided below.
@@ -747,7 +747,7 @@ class Model {
   }
 
   tick(now: number): void {
-    if (this.lastArrival !== null && this.lastEventAt !== null && now - this.lastArrival >= this.config.idleTimeout) {
+    if (this.lastArrival !== null && this.lastEventAt !== null && now - this.lastArrival >= this.config.idleTimeoutMs) {
       this.watermark = Math.max(this.watermark!, this.lastEventAt + now - this.lastArrival);
     }
     this.close(now, "idle");
@@ -756,7 +756,7 @@ class Model {
   private close(now: number, by: "watermark" | "idle"): void {
     if (this.watermark === null) return;
     for (const w of this.windows.values()) {
-      if (w.closedBy === undefined && w.end + this.config.allowedLateness <= this.watermark) {
+      if (w.closedBy === undefined && w.end + this.config.allowedLatenessMs <= this.watermark) {
         w.closedBy = by;
         w.closedAt = now;
       }
@@ -773,9 +773,9 @@ describe("randomized against a reference model", () => {
     test(`seed ${seed}: outcomes, totals and every window's aggregates match; restores are invisible`, () => {
       const rng = new SeededRandom(seed * 7919);
       const config = cfg(["1m", "5m/1m", "1h"], {
-        allowedLateness: 30 * S,
-        idleTimeout: 60 * S,
-        closedRetention: 365 * 86_400_000,
+        allowedLatenessMs: 30 * S,
+        idleTimeoutMs: 60 * S,
+        closedRetentionMs: 365 * 86_400_000,
         maxClosedWindows: 1_000_000,
       });
       let actor = new Actor(KEY, config);

@@ -29,31 +29,31 @@ describe("configFromEnv: defaults", () => {
         { name: "1m", size: MINUTE, hop: MINUTE },
         { name: "1h", size: HOUR, hop: HOUR },
       ],
-      allowedLateness: MINUTE,
-      idleTimeout: MINUTE,
-      closedRetention: DAY,
+      allowedLatenessMs: MINUTE,
+      idleTimeoutMs: MINUTE,
+      closedRetentionMs: DAY,
       maxClosedWindows: 10_000,
-      dedupeHorizon: 7 * DAY,
+      dedupeHorizonMs: 7 * DAY,
       dedupeMaxIds: 1_000_000,
       lateLogSize: 1_000,
-      maxFutureSkew: 5 * MINUTE,
+      maxFutureSkewMs: 5 * MINUTE,
       maxPropertiesDepth: 16,
       maxPropertiesBytes: 32 * 1024,
       maxBatchEvents: 10_000,
       maxBodyBytes: 5 * 1024 * 1024,
       maxActorsInMemory: 10_000,
-      checkpointInterval: 1_000,
+      checkpointIntervalMs: 1_000,
       sinks: [],
       emit: "final",
       outboxMax: 100_000,
-      sinkMaxDelay: 5,
+      sinkMaxDelayMs: 5,
       delivery: {
         batchSize: 500,
-        retryBudget: HOUR,
-        backoffBase: 100,
-        backoffMax: 30_000,
+        retryBudgetMs: HOUR,
+        backoffBaseMs: 100,
+        backoffMaxMs: 30_000,
         breakerThreshold: 5,
-        breakerCooldown: 5_000,
+        breakerCooldownMs: 5_000,
       },
     });
   });
@@ -100,30 +100,30 @@ function withDefault(config: Config, path: string): Config {
 
 describe("configFromEnv: each variable", () => {
   const cases: Array<[string, string, string, unknown]> = [
-    ["KEYFLOW_ALLOWED_LATENESS", "30s", "allowedLateness", 30_000],
-    ["KEYFLOW_IDLE_TIMEOUT", "2m", "idleTimeout", 2 * MINUTE],
-    ["KEYFLOW_CLOSED_RETENTION", "3d", "closedRetention", 3 * DAY],
+    ["KEYFLOW_ALLOWED_LATENESS", "30s", "allowedLatenessMs", 30_000],
+    ["KEYFLOW_IDLE_TIMEOUT", "2m", "idleTimeoutMs", 2 * MINUTE],
+    ["KEYFLOW_CLOSED_RETENTION", "3d", "closedRetentionMs", 3 * DAY],
     ["KEYFLOW_MAX_CLOSED_WINDOWS", "50", "maxClosedWindows", 50],
-    ["KEYFLOW_DEDUPE_HORIZON", "12h", "dedupeHorizon", 12 * HOUR],
+    ["KEYFLOW_DEDUPE_HORIZON", "12h", "dedupeHorizonMs", 12 * HOUR],
     ["KEYFLOW_DEDUPE_MAX_IDS", "1000", "dedupeMaxIds", 1000],
     ["KEYFLOW_LATE_LOG_SIZE", "25", "lateLogSize", 25],
-    ["KEYFLOW_MAX_FUTURE_SKEW", "250ms", "maxFutureSkew", 250],
+    ["KEYFLOW_MAX_FUTURE_SKEW", "250ms", "maxFutureSkewMs", 250],
     ["KEYFLOW_MAX_PROPERTIES_DEPTH", "4", "maxPropertiesDepth", 4],
     ["KEYFLOW_MAX_PROPERTIES_BYTES", "1024", "maxPropertiesBytes", 1024],
     ["KEYFLOW_MAX_BATCH_EVENTS", "100", "maxBatchEvents", 100],
     ["KEYFLOW_MAX_BODY_BYTES", "65536", "maxBodyBytes", 65536],
     ["KEYFLOW_MAX_ACTORS_IN_MEMORY", "5", "maxActorsInMemory", 5],
-    ["KEYFLOW_CHECKPOINT_INTERVAL", "250ms", "checkpointInterval", 250],
+    ["KEYFLOW_CHECKPOINT_INTERVAL", "250ms", "checkpointIntervalMs", 250],
     ["KEYFLOW_WINDOWS", "5m", "windows", [{ name: "5m", size: 5 * MINUTE, hop: 5 * MINUTE }]],
     ["KEYFLOW_EMIT", "updates", "emit", "updates"],
     ["KEYFLOW_OUTBOX_MAX", "42", "outboxMax", 42],
-    ["KEYFLOW_SINK_MAX_DELAY", "250ms", "sinkMaxDelay", 250],
+    ["KEYFLOW_SINK_MAX_DELAY", "250ms", "sinkMaxDelayMs", 250],
     ["KEYFLOW_SINK_BATCH_SIZE", "64", "delivery.batchSize", 64],
-    ["KEYFLOW_SINK_RETRY_BUDGET", "10m", "delivery.retryBudget", 10 * MINUTE],
-    ["KEYFLOW_SINK_BACKOFF_BASE", "50ms", "delivery.backoffBase", 50],
-    ["KEYFLOW_SINK_BACKOFF_MAX", "1m", "delivery.backoffMax", MINUTE],
+    ["KEYFLOW_SINK_RETRY_BUDGET", "10m", "delivery.retryBudgetMs", 10 * MINUTE],
+    ["KEYFLOW_SINK_BACKOFF_BASE", "50ms", "delivery.backoffBaseMs", 50],
+    ["KEYFLOW_SINK_BACKOFF_MAX", "1m", "delivery.backoffMaxMs", MINUTE],
     ["KEYFLOW_BREAKER_THRESHOLD", "3", "delivery.breakerThreshold", 3],
-    ["KEYFLOW_BREAKER_COOLDOWN", "2s", "delivery.breakerCooldown", 2_000],
+    ["KEYFLOW_BREAKER_COOLDOWN", "2s", "delivery.breakerCooldownMs", 2_000],
   ];
 
   test("the table covers every variable", () => {
@@ -145,8 +145,8 @@ describe("configFromEnv: each variable", () => {
 
   test("zero is allowed where the minimum is 0, and for durations", () => {
     expect(configFromEnv({ KEYFLOW_LATE_LOG_SIZE: "0" }).lateLogSize).toBe(0);
-    expect(configFromEnv({ KEYFLOW_ALLOWED_LATENESS: "0s" }).allowedLateness).toBe(0);
-    expect(configFromEnv({ KEYFLOW_MAX_FUTURE_SKEW: "0ms" }).maxFutureSkew).toBe(0);
+    expect(configFromEnv({ KEYFLOW_ALLOWED_LATENESS: "0s" }).allowedLatenessMs).toBe(0);
+    expect(configFromEnv({ KEYFLOW_MAX_FUTURE_SKEW: "0ms" }).maxFutureSkewMs).toBe(0);
   });
 
   test("maxPropertiesBytes accepts its minimum of 2", () => {
@@ -161,12 +161,12 @@ describe("configFromEnv: each variable", () => {
   });
 
   test("durations in every unit; surrounding spaces are trimmed", () => {
-    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "1500ms" }).idleTimeout).toBe(1500);
-    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "45s" }).idleTimeout).toBe(45_000);
-    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "90m" }).idleTimeout).toBe(90 * MINUTE);
-    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "36h" }).idleTimeout).toBe(36 * HOUR);
-    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "14d" }).idleTimeout).toBe(14 * DAY);
-    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: " 5m " }).idleTimeout).toBe(5 * MINUTE);
+    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "1500ms" }).idleTimeoutMs).toBe(1500);
+    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "45s" }).idleTimeoutMs).toBe(45_000);
+    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "90m" }).idleTimeoutMs).toBe(90 * MINUTE);
+    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "36h" }).idleTimeoutMs).toBe(36 * HOUR);
+    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: "14d" }).idleTimeoutMs).toBe(14 * DAY);
+    expect(configFromEnv({ KEYFLOW_IDLE_TIMEOUT: " 5m " }).idleTimeoutMs).toBe(5 * MINUTE);
   });
 });
 

@@ -6,11 +6,11 @@ import { FakeSink } from "../support/fake-sink.ts";
 
 const policy: DeliveryPolicy = {
   batchSize: 100,
-  retryBudget: 60_000,
-  backoffBase: 100,
-  backoffMax: 5_000,
+  retryBudgetMs: 60_000,
+  backoffBaseMs: 100,
+  backoffMaxMs: 5_000,
   breakerThreshold: 3,
-  breakerCooldown: 2_000,
+  breakerCooldownMs: 2_000,
 };
 
 const rec = (n: number, key = "k"): OutboxRecord => ({ kind: "event", n, key, id: `e${n}`, type: "t", ts: n, receivedAt: 0, late: false });
@@ -38,7 +38,7 @@ describe("SinkChannel", () => {
       const outcomes = await ch.deliver(recs(2), () => now);
       expect(outcomes.every((o) => o.status === "pending")).toBe(true);
       const delay = ch.readyAt() - now;
-      const ceiling = Math.min(policy.backoffMax, policy.backoffBase * 2 ** (attempt - 1));
+      const ceiling = Math.min(policy.backoffMaxMs, policy.backoffBaseMs * 2 ** (attempt - 1));
       expect(delay).toBeGreaterThanOrEqual(0);
       expect(delay).toBeLessThan(ceiling);
       delays.push(delay);
@@ -52,7 +52,7 @@ describe("SinkChannel", () => {
     }
     // Jitter: not all the same; later ceilings reach the cap.
     expect(new Set(delays).size).toBeGreaterThan(4);
-    expect(Math.max(...delays)).toBeGreaterThan(policy.backoffBase);
+    expect(Math.max(...delays)).toBeGreaterThan(policy.backoffBaseMs);
   });
 
   test("the circuit breaker opens after consecutive failures, probes after the cooldown, and closes", async () => {
@@ -65,7 +65,7 @@ describe("SinkChannel", () => {
       now = Math.max(now, ch.readyAt());
     }
     expect(ch.breaker.state).toBe("open");
-    expect(ch.readyAt()).toBeGreaterThanOrEqual(policy.breakerCooldown);
+    expect(ch.readyAt()).toBeGreaterThanOrEqual(policy.breakerCooldownMs);
     const callsWhileOpen = sink.calls.length;
     await ch.deliver(recs(1), () => 10); // open: not even tried
     expect(sink.calls.length).toBe(callsWhileOpen);
@@ -116,7 +116,7 @@ describe("SinkChannel", () => {
   test("after the retry budget the pending records are dead-lettered, naming the last error", async () => {
     const sink = new FakeSink("s");
     sink.down = 1_000;
-    const ch = channel(sink, { retryBudget: 10_000, breakerThreshold: 1_000 });
+    const ch = channel(sink, { retryBudgetMs: 10_000, breakerThreshold: 1_000 });
     let now = 0;
     let outcomes = await ch.deliver(recs(3), () => now);
     while (outcomes.every((o) => o.status === "pending")) {

@@ -120,7 +120,7 @@ describe("Actor outbox records", () => {
   const config = (emit: Config["emit"]): Config => ({
     ...DEFAULT_CONFIG,
     windows: [parseWindowSpec("1m") as WindowSpec],
-    allowedLateness: 0,
+    allowedLatenessMs: 0,
     sinks: ["s"],
     emit,
   });

@@ -16,9 +16,9 @@ function setup(sinks: FakeSink[], overrides: Partial<Config> = {}, store = new M
   const config: Config = {
     ...DEFAULT_CONFIG,
     windows: [parseWindowSpec("1m") as WindowSpec],
-    allowedLateness: 0,
+    allowedLatenessMs: 0,
     sinks: sinks.map((s) => s.name),
-    delivery: { ...DEFAULT_CONFIG.delivery, batchSize: 50, backoffBase: 50, backoffMax: 1_000, breakerThreshold: 3, breakerCooldown: 500 },
+    delivery: { ...DEFAULT_CONFIG.delivery, batchSize: 50, backoffBaseMs: 50, backoffMaxMs: 1_000, breakerThreshold: 3, breakerCooldownMs: 500 },
     ...overrides,
   };
   const runtime = new LocalRuntime({ store, config, clock: fake.clock, random: fake.random, timers: fake.timers, sinks });

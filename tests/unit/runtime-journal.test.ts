@@ -13,10 +13,10 @@ const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
 const config: Config = {
   ...DEFAULT_CONFIG,
   windows: ["1m", "5m/1m"].map((s) => parseWindowSpec(s) as WindowSpec),
-  allowedLateness: 5_000,
+  allowedLatenessMs: 5_000,
   // No idle closing within these tests, so the reference actors need no ticks to stay comparable.
-  idleTimeout: 365 * 86_400_000,
-  checkpointInterval: 1_000,
+  idleTimeoutMs: 365 * 86_400_000,
+  checkpointIntervalMs: 1_000,
 };
 
 function open(store: FlakyStore, at: number) {
@@ -59,7 +59,7 @@ describe("commit journal", () => {
     expect(runtime.stats.checkpoints).toBe(0);
 
     expect(runtime.health()).toMatchObject({ journal_rows: 2, actors_pending_checkpoint: 100, checkpoints: 0 });
-    timers.advance(config.checkpointInterval);
+    timers.advance(config.checkpointIntervalMs);
     expect(runtime.health()).toMatchObject({ journal_rows: 0, actors_pending_checkpoint: 0, checkpoints: 100 });
     expect(runtime.stats.checkpoints).toBe(100);
     expect(store.journalRows()).toBe(0);
@@ -87,7 +87,7 @@ describe("commit journal", () => {
 
   test("a quiet key known only from the journal still closes its windows on time after a crash", async () => {
     const store = new FlakyStore();
-    const quiet = { ...config, idleTimeout: 30_000 };
+    const quiet = { ...config, idleTimeoutMs: 30_000 };
     const fake = fakeEnv(T0);
     const a = new LocalRuntime({ store, config: quiet, clock: fake.clock, random: fake.random, timers: fake.timers });
     const p = a.ingest([ev("quiet", "q1", T0 - 50_000, 1)]);
@@ -153,7 +153,7 @@ describe("commit journal", () => {
       }
       await compare();
       // Quiet for a checkpoint interval: every actor is in its own rows and the journal is empty.
-      host.timers.advance(config.checkpointInterval + 1);
+      host.timers.advance(config.checkpointIntervalMs + 1);
       expect(store.journalRows()).toBe(0);
       host = open(store, host.clock.now());
       expect(host.runtime.stats.replayed).toBe(0);
@@ -168,7 +168,7 @@ describe("commit journal with delivery", () => {
     ...config,
     windows: [parseWindowSpec("1m") as WindowSpec],
     sinks: ["s"],
-    delivery: { ...DEFAULT_CONFIG.delivery, batchSize: 20, backoffBase: 20, backoffMax: 200, breakerThreshold: 3, breakerCooldown: 100 },
+    delivery: { ...DEFAULT_CONFIG.delivery, batchSize: 20, backoffBaseMs: 20, backoffMaxMs: 200, breakerThreshold: 3, breakerCooldownMs: 100 },
   };
 
   for (const seed of [11, 12, 13, 14, 15, 16]) {
@@ -233,7 +233,7 @@ describe("commit journal with delivery", () => {
       host.timers.advance(0);
       for (const e of last) (acknowledged.get(e.key) ?? acknowledged.set(e.key, []).get(e.key)!).push(e.id);
       expect((await lastResult).every((o) => o.status === "accepted")).toBe(true);
-      await run(seed % 2 ? 100 : withSink.checkpointInterval + 200);
+      await run(seed % 2 ? 100 : withSink.checkpointIntervalMs + 200);
       host = start(host.clock.now() + 1);
       sink.down = 0;
       sink.lieNext = 0;

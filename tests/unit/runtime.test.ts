@@ -12,8 +12,8 @@ const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
 const config: Config = {
   ...DEFAULT_CONFIG,
   windows: ["1m", "1h"].map((s) => parseWindowSpec(s) as WindowSpec),
-  allowedLateness: 10_000,
-  idleTimeout: 30_000,
+  allowedLatenessMs: 10_000,
+  idleTimeoutMs: 30_000,
 };
 
 

@@ -91,7 +91,7 @@ export class ActorObject {
     }
     this.commit(actor, firstUse ? [[KEY_ROW, key]] : []);
     this.opts.hooks?.ingestCommitted?.(key, events, outcomes, now, actor);
-    return { result: { outcomes }, scheduled: this.scheduleAlarm(actor, now + this.opts.config.sinkMaxDelay) };
+    return { result: { outcomes }, scheduled: this.scheduleAlarm(actor, now + this.opts.config.sinkMaxDelayMs) };
   }
 
   /** Puts dead letters back in the outbox for their sink. */
@@ -226,7 +226,7 @@ export class ActorObject {
     if (wake !== null) times.push(wake);
     for (const channel of this.opts.channels) {
       if (actor.outbox.backlog(channel.name) === 0) continue;
-      times.push(Math.max(channel.readyAt(), deliverBy ?? clock.now() + config.sinkMaxDelay));
+      times.push(Math.max(channel.readyAt(), deliverBy ?? clock.now() + config.sinkMaxDelayMs));
     }
     if (!times.length) {
       if (exact && this.alarmAt !== null) {

@@ -49,7 +49,7 @@ const MAX_CHECKPOINTS_PER_COMMIT = 64;
  * comes from group commit: every change made in one turn of the event loop goes into one
  * storage transaction, and responses are released only after it commits. Ingests go into that
  * transaction as one journal row (src/core/journal.ts); each actor's own rows are rewritten only
- * when it is checkpointed, at most checkpointInterval later, or at once for changes that are not
+ * when it is checkpointed, at most checkpointIntervalMs later, or at once for changes that are not
  * ingests (delivery, ticks, replays).
  */
 export class LocalRuntime implements ActorBackend {
@@ -87,7 +87,7 @@ export class LocalRuntime implements ActorBackend {
     this.delivery = new LocalDelivery(channels, {
       clock: opts.clock,
       timers: opts.timers,
-      maxDelay: opts.config.sinkMaxDelay,
+      maxDelay: opts.config.sinkMaxDelayMs,
       batchSize: opts.config.delivery.batchSize,
       touched: (actor) => this.dirty.add(actor),
       commit: () => this.commit(),
@@ -138,7 +138,7 @@ export class LocalRuntime implements ActorBackend {
     const actors = [...byKey.keys()].map((key) => this.actor(key));
     // Refuse the whole request before applying any of it when one of its keys is over its bound.
     const behind = actors.find((a) => a.outbox.backlog() >= this.opts.config.outboxMax);
-    if (behind) throw new BackpressureError(behind.key, Math.max(1, Math.ceil(this.opts.config.sinkMaxDelay / 1000)));
+    if (behind) throw new BackpressureError(behind.key, Math.max(1, Math.ceil(this.opts.config.sinkMaxDelayMs / 1000)));
     const outcomes = new Array<IngestOutcome>(events.length);
     const now = this.opts.clock.now();
     let k = 0;
@@ -216,7 +216,7 @@ export class LocalRuntime implements ActorBackend {
     const checkpointAll = force || this.closed || this.actors.size > this.opts.config.maxActorsInMemory;
     let checkpoints = 0;
     for (const [key, { at }] of this.pending) {
-      if (!checkpointAll && (now - at < this.opts.config.checkpointInterval || checkpoints >= MAX_CHECKPOINTS_PER_COMMIT)) break;
+      if (!checkpointAll && (now - at < this.opts.config.checkpointIntervalMs || checkpoints >= MAX_CHECKPOINTS_PER_COMMIT)) break;
       written.add(this.actor(key));
       checkpoints++;
     }
@@ -308,7 +308,7 @@ export class LocalRuntime implements ActorBackend {
     if (this.closed || this.checkpointTimer !== undefined) return;
     const oldest = this.pending.values().next().value;
     if (!oldest) return;
-    const delay = Math.max(0, oldest.at + this.opts.config.checkpointInterval - this.opts.clock.now());
+    const delay = Math.max(0, oldest.at + this.opts.config.checkpointIntervalMs - this.opts.clock.now());
     this.checkpointTimer = this.opts.timers.setTimeout(() => {
       this.checkpointTimer = undefined;
       if (!this.flushQueued && !this.closed) this.flush();
