@@ -1,30 +1,29 @@
 import { DurableObject } from "cloudflare:workers";
-import { ActorObject, type IngestResult } from "../src/hosts/durable/durable-host.ts";
-import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../src/http/gateway.ts";
-import { configFromEnv } from "../src/actor/config.ts";
+import { DurableHost, type IngestResult } from "../src/hosts/durable/durable-host.ts";
+import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../src/http/views.ts";
+import { readSettings } from "../src/settings/env.ts";
 import { SinkChannel } from "../src/delivery/channel.ts";
 import type { Event } from "../src/actor/event.ts";
-import type { WindowQuery } from "../src/http/views.ts";
+import type { WindowQuery } from "../src/actor/windows.ts";
 import { DurableObjectKvStore } from "../src/hosts/durable/do-store.ts";
 import { stringVars, type WorkerEnv } from "../src/hosts/durable/env.ts";
 import { systemEnv } from "../src/ports/system.ts";
-import { createSinks, sinkSettings } from "../src/sinks/settings.ts";
+import { createSinks } from "../src/sinks/index.ts";
 
 /**
- * One key's actor as a SQLite-backed Durable Object: RPC methods over ActorObject
+ * One key's actor as a SQLite-backed Durable Object: RPC methods over DurableHost
  * (src/core/actor-object.ts), the same logic the simulator runs. Each method runs synchronously up
  * to its storage commit, so calls never interleave; the output gate releases the reply only once
  * the commit (dedupe IDs, aggregates, outbox, key) is durable.
  */
 export class KeyActor extends DurableObject<WorkerEnv> {
-  private readonly object: ActorObject;
+  private readonly object: DurableHost;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
-    const vars = stringVars(env);
-    const sinks = createSinks(sinkSettings(vars), { poolPerDelivery: true });
-    const config = { ...configFromEnv(vars), sinks: sinks.map((s) => s.name) };
-    this.object = new ActorObject({
+    const { config, sinks: sinkSettings } = readSettings(stringVars(env));
+    const sinks = createSinks(sinkSettings, { poolPerDelivery: true });
+    this.object = new DurableHost({
       config,
       clock: systemEnv.clock,
       store: new DurableObjectKvStore(ctx.storage),

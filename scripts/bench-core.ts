@@ -1,5 +1,5 @@
 import { Actor } from "../src/actor/actor.ts";
-import { DEFAULT_CONFIG } from "../src/actor/config.ts";
+import { DEFAULT_CONFIG } from "../src/settings/config.ts";
 import type { Event } from "../src/actor/event.ts";
 
 const T0 = Date.now() - 3 * 3_600_000;

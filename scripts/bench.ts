@@ -6,16 +6,7 @@
 // Writes bench/results/latest.json and latest.md (git-ignored) and prints the table.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import {
-  batchSection,
-  coreSection,
-  httpSection,
-  memorySection,
-  score,
-  sinksSection,
-  workerdSection,
-  type Row,
-} from "./bench-sections.ts";
+import { batchSection, coreSection, httpSection, memorySection, score, sinksSection, workerdSection, type Row } from "./bench-sections.ts";
 
 const { values } = parseArgs({
   options: { quick: { type: "boolean", default: false }, only: { type: "string" }, record: { type: "boolean", default: false } },

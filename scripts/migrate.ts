@@ -1,8 +1,8 @@
 // Creates the Postgres sink's tables (idempotent): bun scripts/migrate.ts, or npm run migrate.
 // Reads KEYFLOW_POSTGRES_URL (or DATABASE_URL) and KEYFLOW_NEON_WSPROXY like the server does.
-import { ConfigError } from "../src/actor/config.ts";
+import { ConfigError } from "../src/settings/config.ts";
 import { PostgresSink } from "../src/sinks/postgres/sink.ts";
-import { sinkSettings } from "../src/sinks/settings.ts";
+import { sinkSettings } from "../src/settings/env.ts";
 
 try {
   const settings = sinkSettings(process.env);

@@ -1,15 +1,10 @@
-import { assert } from "../ports/clock.ts";
-import type { Config } from "./config.ts";
+import { assert } from "../ports/assert.ts";
+import type { ActorConfig } from "./config.ts";
 import { DedupeIndex } from "./dedupe.ts";
-import { BackpressureError } from "../http/errors.ts";
+import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts";
 import { Outbox, type NewRecord, type OutboxMeta } from "./outbox.ts";
 import type { Event } from "./event.ts";
-import {
-  addToAggregate,
-    emptyAggregate,
-  type ClosedWindow,
-  type WindowState,
-} from "./windows.ts";
+import { addToAggregate, emptyAggregate, selectWindows, type ClosedWindow, type WindowQuery, type WindowState } from "./windows.ts";
 
 export interface IngestOutcome {
   status: "accepted" | "duplicate";
@@ -99,10 +94,10 @@ export class Actor {
 
   constructor(
     readonly key: string,
-    private readonly config: Config,
+    private readonly config: ActorConfig,
   ) {
     this.dedupe = new DedupeIndex({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds });
-    this.outbox = new Outbox(config.sinks);
+    this.outbox = new Outbox(config.sinks, config.deadLetterMirror);
     this.open = config.windows.map(() => new Map());
   }
 
@@ -114,7 +109,7 @@ export class Actor {
   /** `replay`: re-applying a journaled ingest that was accepted once; it is not refused again. */
   ingest(events: readonly Event[], now: number, replay = false): IngestOutcome[] {
     if (!replay && this.outbox.backlog() >= this.config.outboxMax) {
-      throw new BackpressureError(this.key, Math.max(1, Math.ceil(this.config.sinkMaxDelayMs / 1000)));
+      throw new BackpressureError(this.key, BACKPRESSURE_RETRY_AFTER_SECONDS);
     }
     // Expire first, so an ID past the horizon is new whether or not this actor stayed in memory.
     this.dedupe.expire(now);
@@ -317,7 +312,7 @@ export class Actor {
   }
 
   /** Rebuilds an actor from its rows (sorted by key), as drainWrites() left them. */
-  static restore(key: string, config: Config, rows: Iterable<[string, string]>, now: number): Actor {
+  static restore(key: string, config: ActorConfig, rows: Iterable<[string, string]>, now: number): Actor {
     const actor = new Actor(key, config);
     const segments: Array<[number, string]> = [];
     const outboxRows: Array<[string, string]> = [];
@@ -329,7 +324,7 @@ export class Actor {
       else if (rowKey.startsWith("cw/")) actor.closed.push({ seq: Number(rowKey.slice(3)), window: JSON.parse(text) });
     }
     actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }, segments, now);
-    actor.outbox = Outbox.restore(config.sinks, actor.outboxMeta, outboxRows);
+    actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, actor.outboxMeta, outboxRows);
     return actor;
   }
 
@@ -351,7 +346,7 @@ export class Actor {
     }
   }
 
-  // ---- reads (internal shapes; src/core/views.ts renders them for the API) ----
+  // ---- reads (internal shapes; src/http/views.ts renders them for the API) ----
 
   snapshot(): ActorSnapshot {
     return {
@@ -372,6 +367,11 @@ export class Actor {
     const all: WindowState[] = [];
     for (const windows of this.open) all.push(...windows.values());
     return all.sort((a, b) => a.start - b.start || a.end - b.end);
+  }
+
+  /** Closed and open windows that match the query (see selectWindows). */
+  selectWindows(query: WindowQuery): Array<WindowState | ClosedWindow> {
+    return selectWindows<WindowState | ClosedWindow>([...this.closedWindows(), ...this.openWindows()], query);
   }
 
   closedWindows(): ClosedWindow[] {

@@ -1,4 +1,4 @@
-import { assert } from "../ports/clock.ts";
+import { assert } from "../ports/assert.ts";
 
 /** IDs recorded together; persisted as one storage row, so a batch costs one write, not one per event. */
 interface Segment {

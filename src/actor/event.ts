@@ -1,6 +1,5 @@
 import { z } from "zod";
-import type { Config } from "./config.ts";
-import type { FieldProblem } from "../http/errors.ts";
+import type { ActorConfig } from "./config.ts";
 
 /** A validated event, as the actor sees it. */
 export interface Event {
@@ -58,7 +57,7 @@ export function parseIsoTimestamp(text: string): number | undefined {
 }
 
 /** Checks depth, forbidden keys and encoded size of `properties`; returns the first problem. */
-function checkProperties(value: unknown, config: Config): string | undefined {
+function checkProperties(value: unknown, config: ActorConfig): string | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "must be a JSON object";
   const walk = (node: unknown, depth: number, path: string): string | undefined => {
     if (typeof node !== "object" || node === null) return undefined;
@@ -87,6 +86,12 @@ function checkProperties(value: unknown, config: Config): string | undefined {
   return undefined;
 }
 
+/** One problem with one field of an event, for the 400 response that names it. */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
 export type Normalized = { ok: true; event: Event } | { ok: false; problems: FieldProblem[] };
 
 /**
@@ -96,7 +101,7 @@ export type Normalized = { ok: true; event: Event } | { ok: false; problems: Fie
  * goes through the zod schema, which names each problem. Both give the same answer
  * (tests/unit/event.test.ts checks this on random inputs).
  */
-export function normalizeEvent(raw: unknown, config: Config, now: number, newId: () => string): Normalized {
+export function normalizeEvent(raw: unknown, config: ActorConfig, now: number, newId: () => string): Normalized {
   const event = directNormalize(raw, config, now, newId);
   return event ? { ok: true, event } : schemaNormalize(raw, config, now, newId);
 }
@@ -105,7 +110,7 @@ const isAbsent = (v: unknown) => v === undefined || v === null;
 const isKeyText = (v: unknown): v is string => typeof v === "string" && PRINTABLE_KEY.test(v);
 
 /** The usual shape only (string ids and keys, numeric or ISO timestamps); undefined means "ask the schema". */
-function directNormalize(raw: unknown, config: Config, now: number, newId: () => string): Event | undefined {
+function directNormalize(raw: unknown, config: ActorConfig, now: number, newId: () => string): Event | undefined {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
   const input = raw as Record<string, unknown>;
   const { event_id: id, event_type: type, key, user_id: userId, timestamp, value, properties } = input;
@@ -136,7 +141,7 @@ function directNormalize(raw: unknown, config: Config, now: number, newId: () =>
 }
 
 /** The general path: the zod schema plus the checks it cannot express, every problem named. */
-export function schemaNormalize(raw: unknown, config: Config, now: number, newId: () => string): Normalized {
+export function schemaNormalize(raw: unknown, config: ActorConfig, now: number, newId: () => string): Normalized {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     return { ok: false, problems: [{ field: "(event)", message: "must be a JSON object" }] };
   }

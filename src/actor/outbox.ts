@@ -1,4 +1,4 @@
-import { assert } from "../ports/clock.ts";
+import { assert } from "../ports/assert.ts";
 import type { Aggregate } from "./windows.ts";
 
 /** An accepted event, as forwarded to sinks. */
@@ -72,8 +72,6 @@ export const OUTBOX_ROW = {
 };
 
 const SEGMENT_MAX_CHARS = 512 * 1024;
-/** The sink that mirrors the dead-letter queue into its failed_events table. */
-export const MIRROR_SINK = "postgres";
 
 /**
  * An actor's transactional outbox: records appended in the same commit as the state change that made
@@ -92,7 +90,11 @@ export class Outbox {
   private deadDeletes: number[] = [];
   private segmentDeletes: number[] = [];
 
-  constructor(readonly sinks: readonly string[]) {
+  /** `mirror`: the sink that also receives a copy of each dead letter (Postgres' failed_events table). */
+  constructor(
+    readonly sinks: readonly string[],
+    readonly mirror?: string,
+  ) {
     for (const sink of sinks) {
       this.cursors.set(sink, 0);
       this.dirtyCursors.add(sink);
@@ -151,8 +153,8 @@ export class Outbox {
     const { only: _only, ...original } = record;
     this.dead.set(id, { id, sink, record: original, error, attempts, failedAt: now });
     this.deadPuts.add(id);
-    if (this.sinks.includes(MIRROR_SINK)) {
-      this.append({ kind: "dead_letter", key: record.key, sink, record: original, error, failedAt: now, only: MIRROR_SINK });
+    if (this.mirror !== undefined && this.sinks.includes(this.mirror)) {
+      this.append({ kind: "dead_letter", key: record.key, sink, record: original, error, failedAt: now, only: this.mirror });
     }
   }
 
@@ -227,8 +229,8 @@ export class Outbox {
   }
 
   /** Rebuilds from rows: `ob/` segments, `oc/` cursors, `dl/` dead letters, in key order. */
-  static restore(sinks: readonly string[], meta: OutboxMeta | undefined, rows: Iterable<[string, string]>): Outbox {
-    const outbox = new Outbox(sinks);
+  static restore(sinks: readonly string[], mirror: string | undefined, meta: OutboxMeta | undefined, rows: Iterable<[string, string]>): Outbox {
+    const outbox = new Outbox(sinks, mirror);
     if (meta) outbox.meta = { ...meta };
     const stored = new Set<string>();
     for (const [key, text] of rows) {

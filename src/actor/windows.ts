@@ -67,3 +67,25 @@ export interface ClosedWindow extends WindowState {
   closedAt: number;
   closedBy: "watermark" | "idle";
 }
+
+/** A read of an actor's windows: one spec and/or event type, those overlapping [from, to), the newest `limit`. */
+export interface WindowQuery {
+  spec?: string;
+  type?: string;
+  from?: number;
+  to?: number;
+  limit: number;
+}
+
+/** Windows that match the query, oldest first, the newest `limit` of them. */
+export function selectWindows<W extends WindowState>(windows: W[], q: WindowQuery): W[] {
+  const picked = windows.filter(
+    (w) =>
+      (q.spec === undefined || w.spec === q.spec) &&
+      (q.type === undefined || w.types[q.type] !== undefined) &&
+      (q.from === undefined || w.end > q.from) &&
+      (q.to === undefined || w.start < q.to),
+  );
+  picked.sort((a, b) => a.start - b.start || a.end - b.end || a.spec.localeCompare(b.spec));
+  return picked.slice(Math.max(0, picked.length - q.limit));
+}

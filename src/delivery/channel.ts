@@ -1,42 +1,11 @@
 import type { Random } from "../ports/clock.ts";
 import type { OutboxRecord } from "../actor/outbox.ts";
-
-/** A downstream system. deliver() must be idempotent per record: redelivery leaves no second effect. */
-export interface Sink {
-  readonly name: string;
-  deliver(records: OutboxRecord[]): Promise<void>;
-  close?(): Promise<void>;
-}
-
-/**
- * A delivery failure. Transient (timeouts, 5xx, 429, connection errors): retried with backoff.
- * Permanent (the sink rejects the payload): dead-lettered at once. `index`, when known, is the first
- * record that failed; the records before it were delivered.
- */
-export class SinkError extends Error {
-  override name = "SinkError";
-  constructor(
-    message: string,
-    readonly permanent: boolean,
-    readonly index?: number,
-  ) {
-    super(message);
-  }
-}
-
-export interface DeliveryPolicy {
-  batchSize: number;
-  /** How long a record may keep failing transiently before it is dead-lettered. */
-  retryBudgetMs: number;
-  backoffBaseMs: number;
-  backoffMaxMs: number;
-  breakerThreshold: number;
-  breakerCooldownMs: number;
-}
+import type { DeliveryPolicy } from "./policy.ts";
+import { classify, type Sink, type SinkError } from "./sink.ts";
 
 export type Outcome = { status: "delivered" } | { status: "dead"; error: string; attempts: number } | { status: "pending" };
 
-/** Opens after `threshold` consecutive transient failures; after `cooldown` lets one probe through. */
+/** Opens after `threshold` consecutive transient failures; after `cooldownMs` lets one probe through. */
 export class CircuitBreaker {
   state: "closed" | "open" | "half_open" = "closed";
   private failures = 0;
@@ -45,16 +14,16 @@ export class CircuitBreaker {
 
   constructor(
     private readonly threshold: number,
-    private readonly cooldown: number,
+    private readonly cooldownMs: number,
   ) {}
 
   /** Earliest time a delivery may be tried. */
   readyAt(): number {
-    return this.state === "open" ? this.openedAt + this.cooldown : 0;
+    return this.state === "open" ? this.openedAt + this.cooldownMs : 0;
   }
 
   beforeAttempt(now: number): boolean {
-    if (this.state === "open" && now >= this.openedAt + this.cooldown) this.state = "half_open";
+    if (this.state === "open" && now >= this.openedAt + this.cooldownMs) this.state = "half_open";
     return this.state !== "open";
   }
 
@@ -72,11 +41,6 @@ export class CircuitBreaker {
       this.openedAt = now;
     }
   }
-}
-
-export function classify(error: unknown): SinkError {
-  if (error instanceof SinkError) return error;
-  return new SinkError((error as Error)?.message ?? String(error), false);
 }
 
 /**
@@ -181,16 +145,31 @@ export class SinkChannel {
     this.stats.deadLettered++;
   }
 
-  status() {
+  status(): ChannelStatus {
     return {
       sink: this.name,
       breaker: this.breaker.state,
-      retry_at: this.retryAt || null,
-      consecutive_failures: this.attempts,
-      last_error: this.lastError || null,
+      retryAt: this.retryAt || null,
+      consecutiveFailures: this.attempts,
+      lastError: this.lastError || null,
       ...this.stats,
-      breaker_opened: this.breaker.stats.opened,
-      breaker_closed: this.breaker.stats.closed,
+      breakerOpened: this.breaker.stats.opened,
+      breakerClosed: this.breaker.stats.closed,
     };
   }
+}
+
+/** A channel's state for the outbox view. */
+export interface ChannelStatus {
+  sink: string;
+  breaker: CircuitBreaker["state"];
+  retryAt: number | null;
+  consecutiveFailures: number;
+  lastError: string | null;
+  delivered: number;
+  deadLettered: number;
+  transientFailures: number;
+  attempts: number;
+  breakerOpened: number;
+  breakerClosed: number;
 }

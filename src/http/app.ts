@@ -1,10 +1,13 @@
 import { Hono, type Context } from "hono";
 import { TrieRouter } from "hono/router/trie-router";
-import type { ActorBackend } from "./gateway.ts";
-import { uuidv7, type Env } from "../ports/clock.ts";
-import type { Config } from "../actor/config.ts";
+import type { Gateway } from "./gateway.ts";
+import { uuidv7 } from "../ports/uuid.ts";
+import type { Env } from "../ports/clock.ts";
+import type { Config } from "../settings/config.ts";
 import { parseDuration } from "../actor/duration.ts";
-import { ApiError, BackpressureError, errorBody, UnavailableError, type ErrorBody } from "./errors.ts";
+import { ApiError, errorBody, type ErrorBody } from "./errors.ts";
+import { BackpressureError } from "../actor/errors.ts";
+import { UnavailableError } from "./gateway.ts";
 import { EVENT_TYPE, normalizeEvent, parseIsoTimestamp, type Event } from "../actor/event.ts";
 import { parseJson } from "./json.ts";
 import { specName } from "../actor/windows.ts";
@@ -12,7 +15,7 @@ import { readBodyText } from "./body.ts";
 import { VERSION } from "../version.ts";
 
 export interface AppOptions {
-  backend: ActorBackend;
+  backend: Gateway;
   config: Config;
   env: Env;
   /** Name of the host, reported by /health ("bun", "deno", "workers", "memory"). */

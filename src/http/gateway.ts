@@ -1,20 +1,13 @@
 import type { IngestOutcome } from "../actor/actor.ts";
 import type { Event } from "../actor/event.ts";
-import type { Actor } from "../actor/actor.ts";
-import type { SinkChannel } from "../delivery/channel.ts";
-import { actorView, deadLetterView, lateView, selectWindows, type WindowQuery } from "./views.ts";
-
-export type ActorView = ReturnType<typeof actorView>;
-export type WindowView = ReturnType<typeof selectWindows>[number];
-export type LateView = ReturnType<typeof lateView>;
-export type DeadLetterView = ReturnType<typeof deadLetterView>;
-export type OutboxView = ReturnType<typeof read.outbox>;
+import type { WindowQuery } from "../actor/windows.ts";
+import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "./views.ts";
 
 /**
- * What the HTTP app needs from a host: route events to their keys' actors and read actors back.
- * Reads return null for a key that has never accepted an event.
+ * What the HTTP app needs from a host, and every host implements: route events to their keys'
+ * actors and read actors back. Reads return null for a key that has never accepted an event.
  */
-export interface ActorBackend {
+export interface Gateway {
   /** Outcomes in the order of `events`; resolves only once every accepted event is durable. */
   ingest(events: Event[]): Promise<IngestOutcome[]>;
   state(key: string): Promise<ActorView | null>;
@@ -22,24 +15,34 @@ export interface ActorBackend {
   late(key: string): Promise<LateView[] | null>;
   deadLetters(key: string): Promise<DeadLetterView[] | null>;
   /** Puts dead letters back in the outbox for their sink; returns how many. */
-  replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null>;
+  replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null>;
   /** Delivery state: backlog per sink, dead letters, and the sink channels serving this actor. */
   outbox(key: string): Promise<OutboxView | null>;
   /** Counters of a host that runs its actors in this process (the self-hosted server), for /health. */
   health?(): Record<string, number>;
 }
 
-/** The read side of one actor, rendered for the API; shared by every host. */
-export const read = {
-  state: (actor: Actor): ActorView => actorView(actor.snapshot()),
-  windows: (actor: Actor, query: WindowQuery): WindowView[] =>
-    selectWindows([...actor.closedWindows(), ...actor.openWindows()], query),
-  late: (actor: Actor): LateView[] => actor.lateLog().map(lateView),
-  deadLetters: (actor: Actor): DeadLetterView[] => actor.outbox.deadLetters().map(deadLetterView),
-  outbox: (actor: Actor, channels: readonly SinkChannel[]) => ({
-    key: actor.key,
-    backlog: Object.fromEntries(actor.outbox.sinks.map((sink) => [sink, actor.outbox.backlog(sink)])),
-    dead_letters: actor.outbox.deadLetters().length,
-    sinks: channels.map((c) => c.status()),
-  }),
-};
+/** Which dead letters a replay takes: all, one sink's, and/or these ids. */
+export interface ReplayFilter {
+  sink?: string;
+  ids?: number[];
+}
+
+/** A host could not do its part (storage, an actor); the response says what is known of the request. */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Storage could not commit: nothing of the request was acknowledged. */
+export class StorageError extends UnavailableError {
+  override name = "StorageError";
+  constructor(message: string) {
+    super("storage_unavailable", message);
+  }
+}

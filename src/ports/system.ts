@@ -1,5 +1,5 @@
 import type { Env } from "./clock.ts";
-import type { Timers } from "../hosts/process/host.ts";
+import type { Timers } from "./timers.ts";
 
 /** The real clock, entropy and timers, for hosts outside the simulator. */
 export const systemEnv: Env = {

@@ -1,4 +1,5 @@
-import { exitOnConfigError, selfHosted, serverSettings } from "./self-hosted.ts";
+import { exitOnConfigError, selfHosted } from "./self-hosted.ts";
+import { serverSettings } from "../settings/env.ts";
 import { openBunSqlite } from "./bun-sqlite.ts";
 
 let settings;

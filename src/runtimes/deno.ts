@@ -1,5 +1,6 @@
 import process from "node:process";
-import { exitOnConfigError, selfHosted, serverSettings } from "./self-hosted.ts";
+import { exitOnConfigError, selfHosted } from "./self-hosted.ts";
+import { serverSettings } from "../settings/env.ts";
 import { openNodeSqlite } from "./deno-sqlite.ts";
 
 declare const Deno: {

@@ -1,10 +1,11 @@
 import type { Hono } from "hono";
+import { DurableGateway } from "../hosts/durable/gateway.ts";
+import { stringVars, type WorkerEnv } from "../hosts/durable/env.ts";
 import { createApp } from "../http/app.ts";
-import { configFromEnv, ConfigError } from "../actor/config.ts";
 import { errorBody } from "../http/errors.ts";
 import { systemEnv } from "../ports/system.ts";
-import { DurableObjectBackend } from "../hosts/durable/gateway.ts";
-import { stringVars, type WorkerEnv } from "../hosts/durable/env.ts";
+import { ConfigError } from "../settings/config.ts";
+import { readSettings } from "../settings/env.ts";
 
 export { KeyActor } from "../../actors/key-actor.ts";
 
@@ -15,8 +16,8 @@ export default {
   fetch(request, env, ctx) {
     try {
       app ??= createApp({
-        backend: new DurableObjectBackend(env.ACTORS),
-        config: configFromEnv(stringVars(env)),
+        backend: new DurableGateway(env.ACTORS),
+        config: readSettings(stringVars(env)).config,
         env: systemEnv,
         host: "workers",
       });

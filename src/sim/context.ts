@@ -1,5 +1,5 @@
 import type { Actor, IngestOutcome } from "../actor/actor.ts";
-import type { Config } from "../actor/config.ts";
+import type { Config } from "../settings/config.ts";
 import type { Event } from "../actor/event.ts";
 import type { OutboxRecord } from "../actor/outbox.ts";
 import type { Counters, FaultPlan } from "./faults.ts";
@@ -14,7 +14,7 @@ export type Broken = "none" | "sink-drops-record" | "model-count";
 /**
  * The Durable Object glue the host runs: "fixed" (the default) is src/core/actor-object.ts as
  * actors/key-actor.ts runs it; "unfixed" takes out the three fixes the simulator found (A, B, C:
- * see ActorObject's seams), "unfixed+A", "unfixed+A+B", ... keep only those.
+ * see DurableHost's seams), "unfixed+A", "unfixed+A+B", ... keep only those.
  */
 export type Glue = string;
 export interface Fixes {

@@ -1,5 +1,5 @@
 import type { Actor, IngestOutcome } from "../actor/actor.ts";
-import { ActorObject, ALARM_MAX_RETRIES, StaleActorError, type ActorObjectOptions, type IngestResult } from "../hosts/durable/durable-host.ts";
+import { DurableHost, ALARM_MAX_RETRIES, StaleActorError, type DurableHostOptions, type IngestResult } from "../hosts/durable/durable-host.ts";
 import { SinkChannel } from "../delivery/channel.ts";
 import type { Event } from "../actor/event.ts";
 import type { OutboxRecord } from "../actor/outbox.ts";
@@ -44,9 +44,9 @@ export class SimStore implements KvStore {
  * the simulator found taken out again, to show the bugs they fixed: `--glue unfixed` (none of them),
  * `unfixed+A`, `unfixed+A+B`, ... (only those).
  */
-class UnfixedActorObject extends ActorObject {
+class UnfixedDurableHost extends DurableHost {
   constructor(
-    opts: ActorObjectOptions,
+    opts: DurableHostOptions,
     private readonly fixes: Fixes,
   ) {
     super(opts);
@@ -63,24 +63,24 @@ class UnfixedActorObject extends ActorObject {
 }
 
 /**
- * One in-memory life of a KeyActor Durable Object: the ActorObject that actors/key-actor.ts wraps,
+ * One in-memory life of a KeyActor Durable Object: the DurableHost that actors/key-actor.ts wraps,
  * given the simulator's clock, storage, alarm slot and sinks in place of Date.now() and ctx.storage.
  * The hooks report what committed to the checker; they change nothing. A crash abandons the
  * instance: its pending sink responses never arrive.
  */
-export class KeyActorInstance {
-  private readonly object: ActorObject;
+export class SimKeyActor {
+  private readonly object: DurableHost;
   alive = true;
   /** Sink calls in flight (to tell a crash mid-delivery). */
   inflight = 0;
 
   constructor(
-    private readonly host: SimDurableObject,
+    private readonly host: SimDurableRuntime,
     ctx: SimContext,
     sinks: readonly SimSink[],
   ) {
     const { observer, counters } = ctx;
-    const opts: ActorObjectOptions = {
+    const opts: DurableHostOptions = {
       config: ctx.config,
       clock: { now: () => ctx.sched.now() },
       store: host.store,
@@ -94,7 +94,7 @@ export class KeyActorInstance {
       },
     };
     const { A, B, C } = ctx.fixes;
-    this.object = A && B && C ? new ActorObject(opts) : new UnfixedActorObject(opts, ctx.fixes);
+    this.object = A && B && C ? new DurableHost(opts) : new UnfixedDurableHost(opts, ctx.fixes);
     // The constructor's blockConcurrencyWhile(getAlarm()).
     this.object.knownAlarm(host.getAlarm());
   }
@@ -158,13 +158,13 @@ export type RequestResult = { ok: IngestOutcome[] } | { error: "storage" | "cras
  * an alarm handler may await sink I/O, and other events (RPCs, crashes) run at those await points.
  * Two alarm handlers never overlap; an alarm due meanwhile fires once the running one is done.
  */
-export class SimDurableObject {
+export class SimDurableRuntime {
   readonly store: SimStore;
-  instance: KeyActorInstance | undefined;
+  instance: SimKeyActor | undefined;
   private slot: AlarmSlot | null = null;
   private nextVersion = 0;
   /** The alarm handler in progress: its instance and how many times this alarm had failed. */
-  private running: { instance: KeyActorInstance; retries: number; slotSet: boolean } | undefined;
+  private running: { instance: SimKeyActor; retries: number; slotSet: boolean } | undefined;
   coldStarts = 0;
 
   constructor(
@@ -201,10 +201,10 @@ export class SimDurableObject {
     this.ctx.sched.at(slot.at, "alarm", this.id, () => this.fire(slot.version));
   }
 
-  private coldStart(): KeyActorInstance {
+  private coldStart(): SimKeyActor {
     this.coldStarts++;
     this.ctx.counters.path("cold_start");
-    this.instance = new KeyActorInstance(this, this.ctx, this.sinks);
+    this.instance = new SimKeyActor(this, this.ctx, this.sinks);
     return this.instance;
   }
 
@@ -262,7 +262,7 @@ export class SimDurableObject {
     );
   }
 
-  private alarmDone(run: { instance: KeyActorInstance; retries: number; slotSet: boolean }, error: unknown): void {
+  private alarmDone(run: { instance: SimKeyActor; retries: number; slotSet: boolean }, error: unknown): void {
     if (this.running !== run) return; // the instance crashed meanwhile: handled by crash()
     this.running = undefined;
     if (error !== undefined) {
@@ -313,7 +313,7 @@ export class SimDurableObject {
   }
 
   /** A sink call went out from `instance`: maybe crash inside its latency (fault). */
-  sinkCallSent(instance: KeyActorInstance, latency: number): void {
+  sinkCallSent(instance: SimKeyActor, latency: number): void {
     const { ctx } = this;
     if (!ctx.faultsOn || !ctx.prng.chance(ctx.plan.crashMidDelivery)) return;
     ctx.sched.after(ctx.prng.int(latency), "crash.mid", this.id, () => {

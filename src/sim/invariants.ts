@@ -1,10 +1,11 @@
 import { Actor, type IngestOutcome } from "../actor/actor.ts";
-import type { Config } from "../actor/config.ts";
+import type { Config } from "../settings/config.ts";
 import type { Event } from "../actor/event.ts";
-import { MIRROR_SINK, type DeadLetter, type OutboxRecord } from "../actor/outbox.ts";
+import type { DeadLetter, OutboxRecord } from "../actor/outbox.ts";
+import { MIRROR_SINK } from "./swarm.ts";
 import type { Observer, SimContext } from "./context.ts";
 import { ACTOR_ROWS } from "../hosts/durable/durable-host.ts";
-import type { SimDurableObject } from "./host.ts";
+import type { SimDurableRuntime } from "./host.ts";
 import { KeyModel, type MAgg, type ModelConfig } from "./model.ts";
 import { effectId, payload, type SimSink } from "./sinks.ts";
 import type { ClientRequest } from "./workload.ts";
@@ -226,7 +227,7 @@ export class Checker implements Observer {
   }
 
   /** The full checks, after the liveness phase. */
-  finish(objects: ReadonlyMap<string, SimDurableObject>, sinks: readonly SimSink[], requests: readonly ClientRequest[], shortBudget: boolean): void {
+  finish(objects: ReadonlyMap<string, SimDurableRuntime>, sinks: readonly SimSink[], requests: readonly ClientRequest[], shortBudget: boolean): void {
     this.phase = "final";
     this.task = "end of run";
     const now = this.ctx.sched.now();
@@ -298,7 +299,7 @@ export class Checker implements Observer {
   }
 
   /** After the repair phase (sinks fixed, every DLQ replayed): every record is at every sink, every DLQ is empty. */
-  finishRepair(objects: ReadonlyMap<string, SimDurableObject>, sinks: readonly SimSink[], mirrorsBefore: number): void {
+  finishRepair(objects: ReadonlyMap<string, SimDurableRuntime>, sinks: readonly SimSink[], mirrorsBefore: number): void {
     this.phase = "repair";
     this.task = "end of the repair phase";
     const now = this.ctx.sched.now();

@@ -19,7 +19,7 @@
  * - emit=updates: each ingest call that changed a window emits its next revision; the final is the last.
  */
 import type { LateEntry } from "../actor/actor.ts";
-import type { Config } from "../actor/config.ts";
+import type { Config } from "../settings/config.ts";
 
 /** The settings the model follows (the shapes are the core's; the rules below are restated, not borrowed). */
 export type ModelConfig = Pick<

@@ -20,11 +20,11 @@
  * advances until everything must have converged) -> full checks -> repair phase, if any record was
  * dead-lettered (the sinks are fixed, every DLQ is replayed; then everything must be everywhere).
  */
-import type { Config } from "../actor/config.ts";
+import type { Config } from "../settings/config.ts";
 import { parseGlue, type Broken, type Glue, type SimContext } from "./context.ts";
 import { chooseFaults, Counters, enabledFaults, type FaultPlan } from "./faults.ts";
 import { TraceHash } from "./hash.ts";
-import { SimDurableObject } from "./host.ts";
+import { SimDurableRuntime } from "./host.ts";
 import { Checker, type Violation } from "./invariants.ts";
 import { hash32, Prng } from "./prng.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -105,7 +105,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   const checker = new Checker(ctx, T0, modelConfig(config, broken === "model-count"));
   ctx.observer = checker;
   const sinks = config.sinks.map((name) => new SimSink(name, ctx, hash32(name, opts.seed >>> 0)));
-  const objects = new Map(wplan.keys.map((key) => [key, new SimDurableObject(key, ctx, sinks)]));
+  const objects = new Map(wplan.keys.map((key) => [key, new SimDurableRuntime(key, ctx, sinks)]));
 
   // Clients: send, and retry until acknowledged (a lost reply is retried too).
   const attempt = (req: ClientRequest) => {
@@ -207,7 +207,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
     checker.phase = "repair";
     const pg = sinks.find((s) => s.name === "postgres");
     const mirrorsBefore = pg ? [...pg.effects.values()].filter((e) => e.record.kind === "dead_letter").length : 0;
-    const replay = (obj: SimDurableObject) => {
+    const replay = (obj: SimDurableRuntime) => {
       const n = obj.replayDeadLetters();
       if (n === "storage") sched.after(1_000, "replay", obj.id, () => replay(obj));
       else if (n) counters.path("dlq_replayed", n);

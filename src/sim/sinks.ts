@@ -1,4 +1,4 @@
-import { SinkError } from "../delivery/channel.ts";
+import { SinkError } from "../delivery/sink.ts";
 import type { OutboxRecord } from "../actor/outbox.ts";
 import type { SimContext } from "./context.ts";
 import { hash32 } from "./prng.ts";

@@ -1,5 +1,4 @@
-import { DEFAULT_CONFIG, type Config } from "../actor/config.ts";
-import { MIRROR_SINK } from "../actor/outbox.ts";
+import { DEFAULT_CONFIG, type Config } from "../settings/config.ts";
 import { parseWindowSpec, type WindowSpec } from "../actor/windows.ts";
 import type { ModelConfig } from "./model.ts";
 import type { Prng } from "./prng.ts";
@@ -10,6 +9,8 @@ const H = 3_600_000;
 const D = 86_400_000;
 
 const WINDOWS = ["10s", "30s", "1m", "30s/10s", "5m/1m", "1h"];
+/** The sink that mirrors dead letters, as Postgres does in production. */
+export const MIRROR_SINK = "postgres";
 const SINKS = [MIRROR_SINK, "redis", "webhook"];
 
 export interface Knobs {
@@ -32,6 +33,7 @@ export function chooseConfig(prng: Prng): { config: Config; knobs: Knobs } {
     dedupeMaxIds: prng.chance(0.2) ? prng.range(3, 40) : 1_000_000,
     lateLogSize: prng.pick([0, 5, 1_000]),
     sinks: prng.subset(SINKS, 0.5),
+    deadLetterMirror: MIRROR_SINK,
     emit: prng.chance(0.4) ? "updates" : "final",
     outboxMax: prng.chance(0.3) ? prng.range(5, 60) : 100_000,
     sinkMaxDelayMs: prng.pick([0, 100, 1_000]),

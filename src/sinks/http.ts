@@ -1,4 +1,4 @@
-import { SinkError } from "../delivery/channel.ts";
+import { SinkError } from "../delivery/sink.ts";
 
 /** fetch with a timeout; network failures and timeouts become transient SinkErrors. */
 export async function post(url: string, init: RequestInit, timeoutMs: number, what: string): Promise<Response> {

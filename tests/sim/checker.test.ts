@@ -22,7 +22,7 @@ test("a wrong ground truth (window counts off by one) is caught at the first com
 });
 
 test("without fix A, a commit failure during an alarm's delivery reinstates a stale actor", async () => {
-  // The bug fix A removed (see ActorObject.isStale): seed 13 has storage failures and a slow sink.
+  // The bug fix A removed (see DurableHost.isStale): seed 13 has storage failures and a slow sink.
   const r = await runSeed({ seed: 13, glue: "unfixed", traceTail: 0 });
   expect(r.ok).toBe(false);
   expect(r.violation!.message).toContain("after an alarm's delivery commit");

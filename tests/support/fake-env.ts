@@ -1,5 +1,5 @@
 import type { Env } from "../../src/ports/clock.ts";
-import type { Timers } from "../../src/hosts/process/host.ts";
+import type { Timers } from "../../src/ports/timers.ts";
 import { Prng as SeededRandom } from "../../src/sim/prng.ts";
 
 /** One seed drives every random choice of a test: the simulator's PRNG. */

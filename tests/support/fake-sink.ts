@@ -1,4 +1,4 @@
-import { SinkError, type Sink } from "../../src/delivery/channel.ts";
+import { SinkError, type Sink } from "../../src/delivery/sink.ts";
 import type { OutboxRecord } from "../../src/actor/outbox.ts";
 
 /** Identity of a record's effect in a sink: what an idempotent sink dedupes on. */

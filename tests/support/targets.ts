@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openBunSqlite } from "../../src/runtimes/bun-sqlite.ts";
-import { selfHosted, serverSettings } from "../../src/runtimes/self-hosted.ts";
+import { selfHosted } from "../../src/runtimes/self-hosted.ts";
+import { serverSettings } from "../../src/settings/env.ts";
 import { BIN, ROOT, spawnUntil, type RunningProcess } from "./process.ts";
 
 /** A running keyflow host, driven over its HTTP API. */

@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { Actor, ROW, type IngestOutcome } from "../../src/actor/actor.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import type { Event } from "../../src/actor/event.ts";
-import { actorView, aggregateView, lateView, selectWindows } from "../../src/http/views.ts";
+import { actorView, lateView, render } from "../../src/http/views.ts";
+import { aggregateView } from "../../src/delivery/records.ts";
 import { parseWindowSpec, type Aggregate, type WindowSpec, type WindowState } from "../../src/actor/windows.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 
@@ -139,7 +140,7 @@ describe("window assignment and aggregates", () => {
     expect(aggregateView(w!.types.buy!).avg).toBe(12);
     expect(aggregateView(w!.types.click!).avg).toBeNull();
     expect(actor.snapshot().totals.byType).toEqual({ click: 2, buy: 3, view: 1 });
-    const [typed] = selectWindows(actor.openWindows(), { type: "buy", limit: 10 });
+    const [typed] = render.windows(actor, { type: "buy", limit: 10 });
     expect(typed).toMatchObject({ type: "buy", count: 3, sum: 36, min: -4, max: 30, avg: 12 });
   });
 

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { CONFIG_VARIABLES, ConfigError, DEFAULT_CONFIG, configFromEnv, type Config } from "../../src/actor/config.ts";
+import { CONFIG_VARIABLES, configFromEnv } from "../../src/settings/env.ts";
+import { ConfigError, DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { parseWindowSpec } from "../../src/actor/windows.ts";
-import { serverSettings } from "../../src/runtimes/self-hosted.ts";
+import { serverSettings } from "../../src/settings/env.ts";
 
 /** Runs `fn` and returns the ConfigError it throws (fails the test otherwise). */
 function configError(fn: () => unknown): ConfigError {

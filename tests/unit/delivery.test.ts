@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { CircuitBreaker, SinkChannel, SinkError, type DeliveryPolicy } from "../../src/delivery/channel.ts";
+import { CircuitBreaker, SinkChannel } from "../../src/delivery/channel.ts";
+import { SinkError } from "../../src/delivery/sink.ts";
+import { type DeliveryPolicy } from "../../src/delivery/policy.ts";
 import type { OutboxRecord } from "../../src/actor/outbox.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 import { FakeSink } from "../support/fake-sink.ts";
@@ -78,7 +80,7 @@ describe("SinkChannel", () => {
     expect(outcomes[0]!.status).toBe("delivered");
     expect(ch.breaker.state).toBe("closed");
     expect(ch.breaker.stats).toEqual({ opened: 1, closed: 1 });
-    expect(ch.status()).toMatchObject({ breaker: "closed", breaker_opened: 1, breaker_closed: 1 });
+    expect(ch.status()).toMatchObject({ breaker: "closed", breakerOpened: 1, breakerClosed: 1 });
   });
 
   test("a batch refused as a whole is bisected until the poison records stand alone", async () => {
@@ -137,7 +139,7 @@ describe("SinkChannel", () => {
     };
     const outcomes = await channel(sink).deliver(recs(2), () => 0);
     expect(outcomes.map((o) => o.status)).toEqual(["pending", "pending"]);
-    expect(channel(sink).status().last_error).toBeNull();
+    expect(channel(sink).status().lastError).toBeNull();
   });
 });
 

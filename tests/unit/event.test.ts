@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { normalizeEvent, parseIsoTimestamp, schemaNormalize, type Event } from "../../src/actor/event.ts";
-import type { FieldProblem } from "../../src/http/errors.ts";
+import type { FieldProblem } from "../../src/actor/event.ts";
 import { fakeEnv } from "../support/fake-env.ts";
 
 const NOW = fakeEnv().clock.now(); // 2026-11-21T10:00:00Z

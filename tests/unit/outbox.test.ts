@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Actor } from "../../src/actor/actor.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import type { Event } from "../../src/actor/event.ts";
 import { Outbox, type EventRecord, type NewRecord, type WindowRecord } from "../../src/actor/outbox.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
@@ -60,7 +60,7 @@ describe("Outbox", () => {
     ob.deadLetter("b", ob.pending("b", 1)[0]!, "refused", 1, 1_000);
     ob.ack("b", 1);
     rows.commit(ob);
-    const back = Outbox.restore(["a", "b"], ob.getMeta(), rows.rows());
+    const back = Outbox.restore(["a", "b"], undefined, ob.getMeta(), rows.rows());
     expect(back.pending("a", 100).map((r) => r.n)).toEqual([7, 8, 9]);
     expect(back.pending("b", 100).map((r) => r.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(back.deadLetters()).toEqual(ob.deadLetters());
@@ -73,7 +73,7 @@ describe("Outbox", () => {
     const rows = new Rows();
     for (let n = 0; n < 3; n++) ob.append(ev(n));
     rows.commit(ob);
-    const back = Outbox.restore(["a", "new"], ob.getMeta(), rows.rows());
+    const back = Outbox.restore(["a", "new"], undefined, ob.getMeta(), rows.rows());
     expect(back.pending("new", 10)).toEqual([]);
     back.append(ev(3));
     expect(back.pending("new", 10).map((r) => r.n)).toEqual([3]);
@@ -81,7 +81,7 @@ describe("Outbox", () => {
   });
 
   test("dead letters are mirrored to postgres only, listed, and replayed to their own sink", () => {
-    const ob = new Outbox(["redis", "postgres"]);
+    const ob = new Outbox(["redis", "postgres"], "postgres");
     ob.append(ev(0));
     ob.append(ev(1));
     const [first] = ob.pending("redis", 1);

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../src/http/app.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
-import { BackpressureError } from "../../src/http/errors.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
+import { BackpressureError } from "../../src/actor/errors.ts";
 import type { Event } from "../../src/actor/event.ts";
-import { LocalRuntime } from "../../src/hosts/process/host.ts";
+import { ProcessHost } from "../../src/hosts/process/host.ts";
 import { MemoryKvStore } from "../../src/ports/kv-store.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 import { fakeEnv } from "../support/fake-env.ts";
@@ -21,7 +21,7 @@ function setup(sinks: FakeSink[], overrides: Partial<Config> = {}, store = new M
     delivery: { ...DEFAULT_CONFIG.delivery, batchSize: 50, backoffBaseMs: 50, backoffMaxMs: 1_000, breakerThreshold: 3, breakerCooldownMs: 500 },
     ...overrides,
   };
-  const runtime = new LocalRuntime({ store, config, clock: fake.clock, random: fake.random, timers: fake.timers, sinks });
+  const runtime = new ProcessHost({ store, config, clock: fake.clock, random: fake.random, timers: fake.timers, sinks });
   /** Moves virtual time in small steps, letting promises settle between them. */
   const run = async (ms: number, step = 10) => {
     for (let t = 0; t < ms; t += step) {
@@ -42,7 +42,7 @@ const keys = ["a", "b", "c", "d"];
 const batch = (from: number, to: number) => keys.flatMap((k) => Array.from({ length: to - from }, (_, j) => ev(k, from + j)));
 const expectedIds = (k: string, count: number) => Array.from({ length: count }, (_, i) => `${k}-${i}`);
 
-describe("LocalRuntime delivery", () => {
+describe("ProcessHost delivery", () => {
   test("accepted events reach every sink once, in per-key order, within the max delay", async () => {
     const sinks = [new FakeSink("one"), new FakeSink("two")];
     const { ingest, run } = setup(sinks);

@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { Actor } from "../../src/actor/actor.ts";
-import { read } from "../../src/http/gateway.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
+import { render } from "../../src/http/views.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { groupByKey, type Event } from "../../src/actor/event.ts";
 import { decodeJournal, encodeJournal } from "../../src/hosts/process/journal.ts";
-import { LocalRuntime } from "../../src/hosts/process/host.ts";
+import { ProcessHost } from "../../src/hosts/process/host.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 import { FlakyStore } from "../support/flaky-store.ts";
 import { fakeEnv, SeededRandom } from "../support/fake-env.ts";
@@ -21,7 +21,7 @@ const config: Config = {
 
 function open(store: FlakyStore, at: number) {
   const fake = fakeEnv(at);
-  const runtime = new LocalRuntime({ store, config, clock: fake.clock, random: fake.random, timers: fake.timers });
+  const runtime = new ProcessHost({ store, config, clock: fake.clock, random: fake.random, timers: fake.timers });
   return { runtime, ...fake };
 }
 
@@ -89,13 +89,13 @@ describe("commit journal", () => {
     const store = new FlakyStore();
     const quiet = { ...config, idleTimeoutMs: 30_000 };
     const fake = fakeEnv(T0);
-    const a = new LocalRuntime({ store, config: quiet, clock: fake.clock, random: fake.random, timers: fake.timers });
+    const a = new ProcessHost({ store, config: quiet, clock: fake.clock, random: fake.random, timers: fake.timers });
     const p = a.ingest([ev("quiet", "q1", T0 - 50_000, 1)]);
     fake.timers.advance(0);
     await p;
     expect(store.list("s/")).toEqual([]);
     const later = fakeEnv(T0 + 10);
-    const b = new LocalRuntime({ store, config: quiet, clock: later.clock, random: later.random, timers: later.timers });
+    const b = new ProcessHost({ store, config: quiet, clock: later.clock, random: later.random, timers: later.timers });
     later.timers.advance(60_000);
     await b.commit();
     const state = await b.state("quiet");
@@ -115,7 +115,7 @@ describe("commit journal", () => {
         return ev(key, `e${rng.int(80)}`, at - 20_000 + rng.int(40_000), rng.chance(0.8) ? rng.int(100) : undefined);
       };
       const compare = async () => {
-        for (const [key, actor] of reference) expect(await host.runtime.state(key)).toEqual(read.state(actor));
+        for (const [key, actor] of reference) expect(await host.runtime.state(key)).toEqual(render.state(actor));
       };
 
       for (let step = 0; step < 300; step++) {
@@ -178,7 +178,7 @@ describe("commit journal with delivery", () => {
       const sink = new FakeSink("s");
       const start = (at: number) => {
         const fake = fakeEnv(at, seed);
-        const runtime = new LocalRuntime({ store, config: withSink, clock: fake.clock, random: fake.random, timers: fake.timers, sinks: [sink] });
+        const runtime = new ProcessHost({ store, config: withSink, clock: fake.clock, random: fake.random, timers: fake.timers, sinks: [sink] });
         return { runtime, ...fake };
       };
       let host = start(T0);

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../src/http/app.ts";
-import { DEFAULT_CONFIG, type Config } from "../../src/actor/config.ts";
-import { StorageError } from "../../src/http/errors.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
+import { StorageError } from "../../src/http/gateway.ts";
 import type { Event } from "../../src/actor/event.ts";
-import { LocalRuntime } from "../../src/hosts/process/host.ts";
+import { ProcessHost } from "../../src/hosts/process/host.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 import { FlakyStore } from "../support/flaky-store.ts";
 import { fakeEnv } from "../support/fake-env.ts";
@@ -19,7 +19,7 @@ const config: Config = {
 
 function setup(store = new FlakyStore(), overrides: Partial<Config> = {}) {
   const fake = fakeEnv(T0 + 30_000);
-  const runtime = new LocalRuntime({ store, config: { ...config, ...overrides }, clock: fake.clock, random: fake.random, timers: fake.timers });
+  const runtime = new ProcessHost({ store, config: { ...config, ...overrides }, clock: fake.clock, random: fake.random, timers: fake.timers });
   return { ...fake, store, runtime };
 }
 
@@ -32,7 +32,7 @@ const ev = (key: string, id: string, ts: number, value?: number): Event => ({
   ...(value === undefined ? {} : { value }),
 });
 
-describe("LocalRuntime", () => {
+describe("ProcessHost", () => {
   test("group commit: concurrent ingests across keys share one storage transaction, acked only after it", async () => {
     const { runtime, timers } = setup();
     let acked = 0;
@@ -83,7 +83,7 @@ describe("LocalRuntime", () => {
     const fake = fakeEnv(T0);
     const store = new FlakyStore();
     store.failures = 1;
-    const runtime = new LocalRuntime({
+    const runtime = new ProcessHost({
       store,
       config,
       clock: fake.clock,

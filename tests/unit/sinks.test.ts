@@ -1,10 +1,11 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { ConfigError } from "../../src/actor/config.ts";
-import { SinkError } from "../../src/delivery/channel.ts";
+import { ConfigError } from "../../src/settings/config.ts";
+import { SinkError } from "../../src/delivery/sink.ts";
 import type { OutboxRecord } from "../../src/actor/outbox.ts";
 import { KafkaSink, type KafkaSinkOptions } from "../../src/sinks/kafka/sink.ts";
-import { createSinks, sinkSettings } from "../../src/sinks/settings.ts";
+import { createSinks } from "../../src/sinks/index.ts";
+import { sinkSettings } from "../../src/settings/env.ts";
 import { signature, WebhookSink } from "../../src/sinks/webhook/sink.ts";
 
 const T0 = Date.UTC(2026, 10, 21, 10);

@@ -1,13 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { aggregateView, windowView } from "../../src/http/views.ts";
-import {
-  addToAggregate,
-  emptyAggregate,
-  parseWindowSpec,
-  specName,
-  windowStarts,
-  type WindowSpec,
-} from "../../src/actor/windows.ts";
+import { aggregateView } from "../../src/delivery/records.ts";
+import { windowView } from "../../src/http/views.ts";
+import { addToAggregate, emptyAggregate, parseWindowSpec, specName, windowStarts, type WindowSpec } from "../../src/actor/windows.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 
 const S = 1_000;

@@ -1,13 +1,15 @@
 import { Actor, type IngestOutcome } from "../../actor/actor.ts";
-import { read, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../../http/gateway.ts";
-import { assert, type Clock } from "../../ports/clock.ts";
-import type { Config } from "../../actor/config.ts";
+import { render, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../../http/views.ts";
+import { assert } from "../../ports/assert.ts";
+import type { Clock } from "../../ports/clock.ts";
+import type { Config } from "../../settings/config.ts";
 import type { SinkChannel } from "../../delivery/channel.ts";
-import { BackpressureError } from "../../http/errors.ts";
+import { BackpressureError } from "../../actor/errors.ts";
 import type { Event } from "../../actor/event.ts";
-import { settle } from "../process/delivery-loops.ts";
+import { settle } from "../../delivery/settle.ts";
 import type { KvStore } from "../../ports/kv-store.ts";
-import type { WindowQuery } from "../../http/views.ts";
+import type { AlarmStorage } from "../../ports/alarms.ts";
+import type { WindowQuery } from "../../actor/windows.ts";
 
 /** Storage layout of a key's object: the actor's rows under `a/`, and the key itself. */
 export const ACTOR_ROWS = "a/";
@@ -18,14 +20,8 @@ export const ALARM_FALLBACK_MS = 60_000;
 
 export type IngestResult = { outcomes: IngestOutcome[] } | { backpressure: { retryAfterSeconds: number } };
 
-/** The object's one alarm. Durable Object storage answers with promises; the simulator at once. */
-export interface AlarmStorage {
-  setAlarm(at: number): void | Promise<void>;
-  deleteAlarm(): void | Promise<void>;
-}
-
 /** What the simulator's checker is told; it changes nothing. */
-export interface ActorObjectHooks {
+export interface DurableHostHooks {
   ingestCommitted?(key: string, events: readonly Event[], outcomes: readonly IngestOutcome[], now: number, actor: Actor): void;
   tickCommitted?(key: string, now: number, actor: Actor): void;
   deliveryCommitted?(key: string, actor: Actor): void;
@@ -33,7 +29,7 @@ export interface ActorObjectHooks {
   path?(name: string): void;
 }
 
-export interface ActorObjectOptions {
+export interface DurableHostOptions {
   config: Config;
   clock: Clock;
   /** The object's own storage (one SQLite database per object on Cloudflare). */
@@ -41,7 +37,7 @@ export interface ActorObjectOptions {
   alarms: AlarmStorage;
   /** One channel per sink: its breaker and backoff belong to this object. */
   channels: SinkChannel[];
-  hooks?: ActorObjectHooks;
+  hooks?: DurableHostHooks;
 }
 
 /** An alarm gave up on outcomes computed on an actor that was dropped meanwhile; the alarm is retried. */
@@ -56,11 +52,11 @@ export class StaleActorError extends Error {
  * returns that step as `scheduled`, for the caller to await. The single alarm is set to the
  * earliest time any part of the actor has work: a window to close, or records to deliver to a sink.
  */
-export class ActorObject {
+export class DurableHost {
   private actor: Actor | undefined;
   private alarmAt: number | null = null;
 
-  constructor(private readonly opts: ActorObjectOptions) {}
+  constructor(private readonly opts: DurableHostOptions) {}
 
   /** The alarm found in storage when the object starts. */
   knownAlarm(at: number | null): void {
@@ -106,27 +102,27 @@ export class ActorObject {
 
   state(key: string): ActorView | null {
     const actor = this.load(key);
-    return actor.isNew ? null : read.state(actor);
+    return actor.isNew ? null : render.state(actor);
   }
 
   windows(key: string, query: WindowQuery): WindowView[] | null {
     const actor = this.load(key);
-    return actor.isNew ? null : read.windows(actor, query);
+    return actor.isNew ? null : render.windows(actor, query);
   }
 
   late(key: string): LateView[] | null {
     const actor = this.load(key);
-    return actor.isNew ? null : read.late(actor);
+    return actor.isNew ? null : render.late(actor);
   }
 
   deadLetters(key: string): DeadLetterView[] | null {
     const actor = this.load(key);
-    return actor.isNew ? null : read.deadLetters(actor);
+    return actor.isNew ? null : render.deadLetters(actor);
   }
 
   outbox(key: string): OutboxView | null {
     const actor = this.load(key);
-    return actor.isNew ? null : read.outbox(actor, this.opts.channels);
+    return actor.isNew ? null : render.outbox(actor, this.opts.channels);
   }
 
   /** Alarms are at-least-once: tick() and delivery are idempotent, so a repeated alarm is harmless. */

@@ -1,14 +1,16 @@
 import type { KeyActor } from "../../../actors/key-actor.ts";
 import type { IngestResult } from "./durable-host.ts";
 import type { IngestOutcome } from "../../actor/actor.ts";
-import type { ActorBackend, ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../http/gateway.ts";
-import { BackpressureError, UnavailableError } from "../../http/errors.ts";
+import type { Gateway } from "../../http/gateway.ts";
+import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../http/views.ts";
+import { BackpressureError } from "../../actor/errors.ts";
+import { UnavailableError } from "../../http/gateway.ts";
 import { groupByKey, type Event } from "../../actor/event.ts";
-import type { WindowQuery } from "../../http/views.ts";
+import type { WindowQuery } from "../../actor/windows.ts";
 import type { WorkerEnv } from "./env.ts";
 
 /** Routes each key to its Durable Object: a batch is split by key and sent to all its actors at once. */
-export class DurableObjectBackend implements ActorBackend {
+export class DurableGateway implements Gateway {
   constructor(private readonly actors: WorkerEnv["ACTORS"]) {}
 
   async ingest(events: Event[]): Promise<IngestOutcome[]> {

@@ -1,8 +1,9 @@
 import type { Actor } from "../../actor/actor.ts";
 import type { Clock } from "../../ports/clock.ts";
-import type { Outcome, SinkChannel } from "../../delivery/channel.ts";
+import type { SinkChannel } from "../../delivery/channel.ts";
+import { settle } from "../../delivery/settle.ts";
 import type { OutboxRecord } from "../../actor/outbox.ts";
-import type { Timers } from "./host.ts";
+import type { Timers } from "../../ports/timers.ts";
 
 export interface DeliveryHost {
   clock: Clock;
@@ -19,7 +20,7 @@ export interface DeliveryHost {
  * breaker guards a sink and each request to it carries records of many actors. Each actor's
  * records go out in order, one batch per sink in flight, which keeps per-key order.
  */
-export class LocalDelivery {
+export class DeliveryLoops {
   /** Actors with records some sink has not taken yet. */
   readonly backlogged = new Set<Actor>();
   private readonly loops: SinkLoop[];
@@ -104,28 +105,4 @@ interface SinkLoop {
   timer: unknown;
   timerAt: number;
   running: Promise<void> | undefined;
-}
-
-/** Applies a channel's outcomes to the actors that own the records: advance cursors, dead-letter. */
-export function settle(
-  sink: string,
-  batch: OutboxRecord[],
-  owners: Actor[],
-  outcomes: Outcome[],
-  now: number,
-  touched: (actor: Actor) => void,
-): void {
-  const stopped = new Set<Actor>();
-  outcomes.forEach((outcome, i) => {
-    const actor = owners[i]!;
-    const record = batch[i]!;
-    if (stopped.has(actor)) return;
-    if (outcome.status === "pending") {
-      stopped.add(actor);
-      return;
-    }
-    if (outcome.status === "dead") actor.outbox.deadLetter(sink, record, outcome.error, outcome.attempts, now);
-    actor.outbox.ack(sink, record.n + 1);
-    touched(actor);
-  });
 }

@@ -1,25 +1,19 @@
 import { Actor, type IngestOutcome } from "../../actor/actor.ts";
-import { read, type ActorBackend, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../../http/gateway.ts";
+import { render, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../../http/views.ts";
+import { type Gateway } from "../../http/gateway.ts";
 import type { Clock, Random } from "../../ports/clock.ts";
-import type { Config } from "../../actor/config.ts";
-import { SinkChannel, type Sink } from "../../delivery/channel.ts";
-import { BackpressureError, StorageError } from "../../http/errors.ts";
+import type { Config } from "../../settings/config.ts";
+import { SinkChannel } from "../../delivery/channel.ts";
+import { type Sink } from "../../delivery/sink.ts";
+import { BackpressureError } from "../../actor/errors.ts";
+import { StorageError } from "../../http/gateway.ts";
 import { groupByKey, type Event } from "../../actor/event.ts";
 import { decodeJournal, encodeJournal, JOURNAL_PREFIX, journalRow, RetainedJournal, type JournalEntry } from "./journal.ts";
-import { LocalDelivery } from "./delivery-loops.ts";
+import { DeliveryLoops } from "./delivery-loops.ts";
 import { WakeSchedule } from "./wake-schedule.ts";
 import type { KvStore } from "../../ports/kv-store.ts";
-import type { WindowQuery } from "../../http/views.ts";
-
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  /**
-   * Runs `fn` once the I/O callbacks already due in this turn of the event loop have run (setImmediate):
-   * the end of a group commit's gathering. Without it, a zero-delay timeout, which Bun clamps to about 1 ms.
-   */
-  defer?(fn: () => void): void;
-}
+import type { Timers } from "../../ports/timers.ts";
+import type { WindowQuery } from "../../actor/windows.ts";
 
 export interface RuntimeOptions {
   store: KvStore;
@@ -52,7 +46,7 @@ const MAX_CHECKPOINTS_PER_COMMIT = 64;
  * when it is checkpointed, at most checkpointIntervalMs later, or at once for changes that are not
  * ingests (delivery, ticks, replays).
  */
-export class LocalRuntime implements ActorBackend {
+export class ProcessHost implements Gateway {
   private readonly actors = new Map<string, Actor>();
   /** Actors whose own rows must be rewritten in the next commit. */
   private readonly dirty = new Set<Actor>();
@@ -78,13 +72,13 @@ export class LocalRuntime implements ActorBackend {
   private wakeTimerAt: number | undefined;
   private checkpointTimer: unknown;
   private closed = false;
-  readonly delivery: LocalDelivery;
+  readonly delivery: DeliveryLoops;
   /** Counters for progress output and benchmarks. */
   readonly stats = { commits: 0, rowsWritten: 0, checkpoints: 0, replayed: 0, actorsLoaded: 0, actorsEvicted: 0 };
 
   constructor(private readonly opts: RuntimeOptions) {
     const channels = (opts.sinks ?? []).map((sink) => new SinkChannel(sink, opts.config.delivery, opts.random));
-    this.delivery = new LocalDelivery(channels, {
+    this.delivery = new DeliveryLoops(channels, {
       clock: opts.clock,
       timers: opts.timers,
       maxDelay: opts.config.sinkMaxDelayMs,
@@ -155,22 +149,22 @@ export class LocalRuntime implements ActorBackend {
 
   async state(key: string): Promise<ActorView | null> {
     const actor = await this.readable(key);
-    return actor && read.state(actor);
+    return actor && render.state(actor);
   }
 
   async windows(key: string, query: WindowQuery): Promise<WindowView[] | null> {
     const actor = await this.readable(key);
-    return actor && read.windows(actor, query);
+    return actor && render.windows(actor, query);
   }
 
   async late(key: string): Promise<LateView[] | null> {
     const actor = await this.readable(key);
-    return actor && read.late(actor);
+    return actor && render.late(actor);
   }
 
   async deadLetters(key: string): Promise<DeadLetterView[] | null> {
     const actor = await this.readable(key);
-    return actor && read.deadLetters(actor);
+    return actor && render.deadLetters(actor);
   }
 
   async replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null> {
@@ -184,7 +178,7 @@ export class LocalRuntime implements ActorBackend {
 
   async outbox(key: string): Promise<OutboxView | null> {
     const actor = await this.readable(key);
-    return actor && read.outbox(actor, this.delivery.channels);
+    return actor && render.outbox(actor, this.delivery.channels);
   }
 
   /** Resolves when everything changed so far is durable. */

@@ -1,7 +1,7 @@
 import { Kafka } from "@upstash/kafka";
-import { SinkError, type Sink } from "../../delivery/channel.ts";
+import { SinkError, type Sink } from "../../delivery/sink.ts";
 import type { EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
-import { recordView } from "../../http/views.ts";
+import { recordView } from "../../delivery/records.ts";
 import { base64, isTransientStatus, post, statusError } from "../http.ts";
 
 export type KafkaDialect = "v2" | "v3" | "upstash";

@@ -1,7 +1,7 @@
 import { neonConfig, Pool } from "@neondatabase/serverless";
-import { SinkError, type Sink } from "../../delivery/channel.ts";
+import { SinkError, type Sink } from "../../delivery/sink.ts";
 import type { DeadLetterRecord, EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
-import { aggregateView, recordView } from "../../http/views.ts";
+import { aggregateView, recordView } from "../../delivery/records.ts";
 import { POSTGRES_SCHEMA } from "./schema.ts";
 
 export interface PostgresSinkOptions {

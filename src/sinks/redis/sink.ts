@@ -1,7 +1,7 @@
 import { Redis } from "@upstash/redis";
-import { SinkError, type Sink } from "../../delivery/channel.ts";
+import { SinkError, type Sink } from "../../delivery/sink.ts";
 import type { OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
-import { aggregateView } from "../../http/views.ts";
+import { aggregateView } from "../../delivery/records.ts";
 
 export interface RedisSinkOptions {
   url: string;

@@ -1,6 +1,6 @@
-import type { Sink } from "../../delivery/channel.ts";
+import type { Sink } from "../../delivery/sink.ts";
 import type { OutboxRecord } from "../../actor/outbox.ts";
-import { recordView } from "../../http/views.ts";
+import { idempotencyKey, recordView } from "../../delivery/records.ts";
 import { post, statusError } from "../http.ts";
 
 export interface WebhookSinkOptions {
@@ -50,8 +50,4 @@ export class WebhookSink implements Sink {
     );
     if (!res.ok) throw await statusError(res, "webhook");
   }
-}
-
-function idempotencyKey(r: Exclude<OutboxRecord, { kind: "dead_letter" }>): string {
-  return r.kind === "event" ? r.id : `${r.key}|${r.spec}|${r.start}|${r.revision}`;
 }

@@ -1,0 +1,81 @@
+import type { EventRecord, OutboxRecord, WindowRecord } from "../actor/outbox.ts";
+import type { Aggregate } from "../actor/windows.ts";
+
+/** The record wire format: what every sink writes and the API shows, in snake_case with ISO-8601 times. */
+
+export const iso = (ms: number) => new Date(ms).toISOString();
+
+export interface AggregateView {
+  count: number;
+  sum: number;
+  min: number | null;
+  max: number | null;
+  avg: number | null;
+}
+
+export function aggregateView(agg: Aggregate): AggregateView {
+  return { count: agg.count, sum: agg.sum, min: agg.min, max: agg.max, avg: agg.valued ? agg.sum / agg.valued : null };
+}
+
+export interface EventRecordView {
+  kind: "event";
+  event_id: string;
+  event_type: string;
+  key: string;
+  timestamp: string;
+  received_at: string;
+  late: boolean;
+  value?: number;
+  properties?: Record<string, unknown>;
+}
+
+export interface WindowRecordView extends AggregateView {
+  kind: "window";
+  key: string;
+  size: string;
+  start: string;
+  end: string;
+  revision: number;
+  final: boolean;
+  by_type: Record<string, AggregateView>;
+}
+
+export type RecordView = EventRecordView | WindowRecordView;
+
+export function eventRecordView(record: EventRecord): EventRecordView {
+  const view: EventRecordView = {
+    kind: "event",
+    event_id: record.id,
+    event_type: record.type,
+    key: record.key,
+    timestamp: iso(record.ts),
+    received_at: iso(record.receivedAt),
+    late: record.late,
+  };
+  if (record.value !== undefined) view.value = record.value;
+  if (record.properties !== undefined) view.properties = record.properties;
+  return view;
+}
+
+export function windowRecordView(record: WindowRecord): WindowRecordView {
+  return {
+    kind: "window",
+    key: record.key,
+    size: record.spec,
+    start: iso(record.start),
+    end: iso(record.end),
+    revision: record.revision,
+    final: record.final,
+    ...aggregateView(record.all),
+    by_type: Object.fromEntries(Object.entries(record.types).map(([t, a]) => [t, aggregateView(a)])),
+  };
+}
+
+export function recordView(record: EventRecord | WindowRecord): RecordView {
+  return record.kind === "event" ? eventRecordView(record) : windowRecordView(record);
+}
+
+/** What an idempotent receiver dedupes a record on: the event id, or the window and its revision. */
+export function idempotencyKey(record: Exclude<OutboxRecord, { kind: "dead_letter" }>): string {
+  return record.kind === "event" ? record.id : `${record.key}|${record.spec}|${record.start}|${record.revision}`;
+}

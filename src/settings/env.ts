@@ -1,0 +1,143 @@
+import { z } from "zod";
+import { parseDuration } from "../actor/duration.ts";
+import { parseWindowSpec, type WindowSpec } from "../actor/windows.ts";
+import type { DeliveryPolicy } from "../delivery/policy.ts";
+import type { SqliteSync } from "../hosts/process/sqlite-store.ts";
+import { deadLetterMirror, enabledSinks, readSinkSettings, type SinkSettings } from "../sinks/settings.ts";
+import { ConfigError, DEFAULT_CONFIG, type Config } from "./config.ts";
+import { EnvReader, type EnvVars } from "./reader.ts";
+
+const duration = z.string().transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined) ctx.addIssue({ code: "custom", message: `"${text}" is not a duration like 500ms, 30s, 1m, 1h, 7d` });
+  return ms ?? 0;
+});
+const count = (min: number) =>
+  z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().int().min(min).max(Number.MAX_SAFE_INTEGER));
+const windows = z.string().transform((text, ctx) => {
+  const specs: WindowSpec[] = [];
+  for (const part of text.split(",").filter((p) => p.trim())) {
+    const spec = parseWindowSpec(part);
+    if (typeof spec === "string") ctx.addIssue({ code: "custom", message: spec });
+    else if (!specs.some((s) => s.name === spec.name)) specs.push(spec);
+  }
+  if (specs.length === 0) ctx.addIssue({ code: "custom", message: "at least one window is required, e.g. 1m,1h,5m/1m" });
+  return specs;
+});
+
+/** The KEYFLOW_* variables of the actors, their hosts and the HTTP layer: variable -> config field and its parser. */
+const VARIABLES = {
+  KEYFLOW_WINDOWS: ["windows", windows],
+  KEYFLOW_ALLOWED_LATENESS: ["allowedLatenessMs", duration],
+  KEYFLOW_IDLE_TIMEOUT: ["idleTimeoutMs", duration],
+  KEYFLOW_CLOSED_RETENTION: ["closedRetentionMs", duration],
+  KEYFLOW_MAX_CLOSED_WINDOWS: ["maxClosedWindows", count(1)],
+  KEYFLOW_DEDUPE_HORIZON: ["dedupeHorizonMs", duration],
+  KEYFLOW_DEDUPE_MAX_IDS: ["dedupeMaxIds", count(1)],
+  KEYFLOW_LATE_LOG_SIZE: ["lateLogSize", count(0)],
+  KEYFLOW_MAX_FUTURE_SKEW: ["maxFutureSkewMs", duration],
+  KEYFLOW_MAX_PROPERTIES_DEPTH: ["maxPropertiesDepth", count(1)],
+  KEYFLOW_MAX_PROPERTIES_BYTES: ["maxPropertiesBytes", count(2)],
+  KEYFLOW_MAX_BATCH_EVENTS: ["maxBatchEvents", count(1)],
+  KEYFLOW_MAX_BODY_BYTES: ["maxBodyBytes", count(1)],
+  KEYFLOW_MAX_ACTORS_IN_MEMORY: ["maxActorsInMemory", count(1)],
+  KEYFLOW_CHECKPOINT_INTERVAL: ["checkpointIntervalMs", duration],
+  KEYFLOW_EMIT: ["emit", z.enum(["final", "updates"], { error: 'must be "final" or "updates"' })],
+  KEYFLOW_OUTBOX_MAX: ["outboxMax", count(1)],
+  KEYFLOW_SINK_MAX_DELAY: ["sinkMaxDelayMs", duration],
+  KEYFLOW_SINK_BATCH_SIZE: ["delivery.batchSize", count(1)],
+  KEYFLOW_SINK_RETRY_BUDGET: ["delivery.retryBudgetMs", duration],
+  KEYFLOW_SINK_BACKOFF_BASE: ["delivery.backoffBaseMs", duration],
+  KEYFLOW_SINK_BACKOFF_MAX: ["delivery.backoffMaxMs", duration],
+  KEYFLOW_BREAKER_THRESHOLD: ["delivery.breakerThreshold", count(1)],
+  KEYFLOW_BREAKER_COOLDOWN: ["delivery.breakerCooldownMs", duration],
+} as const satisfies Record<string, readonly [ConfigPath, z.ZodType]>;
+
+type ConfigPath = Exclude<keyof Config, "delivery" | "sinks" | "deadLetterMirror"> | `delivery.${keyof DeliveryPolicy}`;
+
+export const CONFIG_VARIABLES = Object.keys(VARIABLES);
+
+/** Reads the KEYFLOW_* config variables over the defaults; throws ConfigError naming every bad variable. */
+export function configFromEnv(env: EnvVars, base: Config = DEFAULT_CONFIG): Config {
+  const r = new EnvReader(env);
+  const config = readConfig(r, base);
+  if (r.problems.length) throw new ConfigError(r.problems);
+  return config;
+}
+
+function readConfig(r: EnvReader, base: Config): Config {
+  const config: Config = { ...base, delivery: { ...base.delivery } };
+  for (const [name, [field, parser]] of Object.entries(VARIABLES)) {
+    const raw = r.env[name];
+    if (raw === undefined || raw === "") continue;
+    const parsed = (parser as z.ZodType).safeParse(raw);
+    if (!parsed.success) {
+      r.problem(name, raw, parsed.error.issues.map((i) => i.message).join("; "));
+      continue;
+    }
+    const [head, tail] = field.split(".") as [string, string | undefined];
+    const target = (tail ? (config as unknown as Record<string, object>)[head] : config) as Record<string, unknown>;
+    target[tail ?? head] = parsed.data;
+  }
+  return config;
+}
+
+/** The settings of one deployment: actors and delivery, the sinks that are on, and (self-hosted) the server. */
+export interface Settings {
+  /** config.sinks and config.deadLetterMirror follow the sink settings. */
+  config: Config;
+  sinks: SinkSettings;
+}
+
+export interface ServerSettings extends Settings {
+  host: string;
+  port: number;
+  storage: "sqlite" | "memory";
+  dataDir: string;
+  sqliteSync: SqliteSync;
+}
+
+/** Every entry point's settings (Worker, Durable Object, Bun, Deno); throws ConfigError naming each bad variable. */
+export function readSettings(env: EnvVars): Settings {
+  const r = new EnvReader(env);
+  const settings = collectSettings(r);
+  if (r.problems.length) throw new ConfigError(r.problems);
+  return settings;
+}
+
+function collectSettings(r: EnvReader): Settings {
+  const sinks = readSinkSettings(r);
+  const config = readConfig(r, DEFAULT_CONFIG);
+  config.sinks = enabledSinks(sinks);
+  const mirror = deadLetterMirror(sinks);
+  if (mirror) config.deadLetterMirror = mirror;
+  return { config, sinks };
+}
+
+const SERVER_VARIABLES = z.object({
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: z.string().regex(/^\d+$/, "must be a port number").transform(Number).pipe(z.number().int().min(0).max(65535)).default(8787),
+  KEYFLOW_STORAGE: z.enum(["sqlite", "memory"]).default("sqlite"),
+  KEYFLOW_DATA_DIR: z.string().min(1).default(".keyflow"),
+  KEYFLOW_SQLITE_SYNC: z.enum(["full", "normal", "off"]).default("full"),
+});
+
+/** The self-hosted server's settings (Bun, Deno); throws ConfigError naming each bad variable. */
+export function serverSettings(env: EnvVars): ServerSettings {
+  const r = new EnvReader(env);
+  const settings = collectSettings(r);
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = SERVER_VARIABLES.safeParse(present);
+  if (!parsed.success) for (const i of parsed.error.issues) r.problem(String(i.path[0]), String(env[String(i.path[0])]), i.message);
+  if (r.problems.length || !parsed.success) throw new ConfigError(r.problems);
+  const s = parsed.data;
+  return { ...settings, host: s.HOST, port: s.PORT, storage: s.KEYFLOW_STORAGE, dataDir: s.KEYFLOW_DATA_DIR, sqliteSync: s.KEYFLOW_SQLITE_SYNC };
+}
+
+/** The sink settings alone (npm run migrate, tests); throws ConfigError naming each bad variable. */
+export function sinkSettings(env: EnvVars): SinkSettings {
+  const r = new EnvReader(env);
+  const sinks = readSinkSettings(r);
+  if (r.problems.length) throw new ConfigError(r.problems);
+  return sinks;
+}

@@ -1,0 +1,42 @@
+import { z } from "zod";
+import type { EnvReader } from "../../settings/reader.ts";
+import { httpUrl } from "../urls.ts";
+import type { KafkaSinkOptions } from "./sink.ts";
+
+const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
+
+/** KEYFLOW_KAFKA_REST_URL (or UPSTASH_KAFKA_REST_URL) turns the Kafka sink on. */
+export function kafkaSettings(r: EnvReader, timeoutMs: number): KafkaSinkOptions | undefined {
+  const found = r.get("KEYFLOW_KAFKA_REST_URL", "UPSTASH_KAFKA_REST_URL");
+  if (!found) return undefined;
+  const url = r.check(httpUrl, found.name, found.value);
+  const dialect = r.check(
+    z.enum(["v2", "v3", "upstash"], { error: 'must be "v2", "v3" or "upstash"' }),
+    "KEYFLOW_KAFKA_DIALECT",
+    r.text("KEYFLOW_KAFKA_DIALECT", found.name === "UPSTASH_KAFKA_REST_URL" ? "upstash" : "v2"),
+  );
+  const clusterId = dialect === "v3" ? r.required("KEYFLOW_KAFKA_DIALECT=v3", "KEYFLOW_KAFKA_CLUSTER_ID") : r.env.KEYFLOW_KAFKA_CLUSTER_ID;
+  const upstash = dialect === "upstash";
+  const username = upstash
+    ? r.required("KEYFLOW_KAFKA_DIALECT=upstash", "KEYFLOW_KAFKA_USERNAME", "UPSTASH_KAFKA_REST_USERNAME")
+    : r.get("KEYFLOW_KAFKA_USERNAME")?.value;
+  const password = upstash
+    ? r.required("KEYFLOW_KAFKA_DIALECT=upstash", "KEYFLOW_KAFKA_PASSWORD", "UPSTASH_KAFKA_REST_PASSWORD")
+    : r.get("KEYFLOW_KAFKA_PASSWORD")?.value;
+  const topic = r.text("KEYFLOW_KAFKA_TOPIC", "keyflow.events");
+  const windowsTopic = r.text("KEYFLOW_KAFKA_WINDOWS_TOPIC", "keyflow.windows");
+  if (!TOPIC.test(topic.replace("{type}", "t"))) r.problem("KEYFLOW_KAFKA_TOPIC", topic, "a Kafka topic name uses [a-zA-Z0-9._-] (and {type})");
+  if (!TOPIC.test(windowsTopic)) r.problem("KEYFLOW_KAFKA_WINDOWS_TOPIC", windowsTopic, "a Kafka topic name uses [a-zA-Z0-9._-]");
+  if (!url || !dialect) return undefined;
+  return {
+    dialect,
+    url: url.replace(/\/+$/, ""),
+    clusterId,
+    username,
+    password,
+    topic,
+    windowsTopic,
+    headers: r.env.KEYFLOW_KAFKA_HEADERS !== "false",
+    timeoutMs,
+  };
+}
