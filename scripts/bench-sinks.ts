@@ -1,9 +1,90 @@
+// The `sinks` section of `bun run bench`: what turning the sinks on costs the Bun host, and how fast
+// and how soon what it accepts reaches Redis, Postgres and Kafka, each next to a baseline measured
+// in the same run (issue 9). Every phase uses names of its own (a unique run prefix), so the keys,
+// streams, rows and topics it counts are new; they are removed at the end.
+//
+//  1. ingest: the same load (1,000-event NDJSON requests over 1,000 keys, 4 clients) against a fresh
+//     durable Bun host with the sinks off, then against another with Redis + Postgres + Kafka on.
+//  2. disk: /proc/<server pid>/io write_bytes per accepted event, from the start of the timed ingest
+//     until the server has written nothing for 2 s after it (with sinks: after every sink has every
+//     event), so checkpoints and delivery-driven commits are counted.
+//  3. drain: per sink, events accepted in the sinks-on ingest / time from the ingest start until the
+//     last of them is visible (polled every 100 ms).
+//  4. direct: the same rows written by this process with the same client (Neon Pool, @upstash/redis
+//     pipelines, REST v2 binary produce), batches of 500, 4 in flight: the drain rows' baselines.
+//  5. latency: ingest -> visible at an offered 1,000 events/s (open loop, 100 requests/s of 10
+//     events over 50 keys) through a fresh host with all three sinks, then the same schedule written
+//     straight to the sinks (the baseline), watched by the same probes: Redis XREAD BLOCK, a kafkajs
+//     consumer, Postgres polled every 2 ms.
+import { neonConfig, Pool } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
+import type { Admin, Consumer } from "kafkajs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { connect } from "node:net";
-import { bridgeProduce, createTopic, kafkaClient, uniqueTopic } from "../tests/support/kafka.ts";
-import { preparePostgres } from "../tests/support/postgres.ts";
+import { BRIDGE_URL, createTopic, kafkaClient, uniqueTopic } from "../tests/support/kafka.ts";
 import { localSinkEnv, REDIS_FRONT } from "../tests/support/sink-env.ts";
-import { BUN_SERVER, spawnServer, tempDir } from "../tests/support/targets.ts";
+import { BUN_SERVER, spawnServer, tempDir, type ServerProcess } from "../tests/support/targets.ts";
+import { percentile, runLoad, type LoadResult } from "./bench-load.ts";
+import { parseRedisUrl, RespConnection, RespError, type Reply } from "./fronts/resp.ts";
+
+export type SinkName = "redis" | "postgres" | "kafka";
+export const SINK_NAMES: SinkName[] = ["redis", "postgres", "kafka"];
+
+export interface SinksBenchOptions {
+  /** Timed ingest per server (sinks off, sinks on). */
+  ingestSeconds: number;
+  /** Untimed ingest before it (JIT, actors, sink connections); with sinks, drained before the clock starts. */
+  warmSeconds: number;
+  /** Events each direct baseline writes. */
+  directEvents: number;
+  /** Measured seconds of each latency pass (after `latencyWarmSeconds` not measured). */
+  latencySeconds: number;
+  latencyWarmSeconds: number;
+  /** How long the sinks get to take everything before the drain is reported as it stands. */
+  drainTimeoutMs: number;
+  log: (line: string) => void;
+}
+
+export const SINKS_PRESETS = {
+  quick: { ingestSeconds: 2, warmSeconds: 0.5, directEvents: 20_000, latencySeconds: 3, latencyWarmSeconds: 1, drainTimeoutMs: 120_000 },
+  full: { ingestSeconds: 5, warmSeconds: 1, directEvents: 60_000, latencySeconds: 10, latencyWarmSeconds: 1, drainTimeoutMs: 120_000 },
+} satisfies Record<string, Omit<SinksBenchOptions, "log">>;
+
+export interface IngestPhase {
+  eventsPerS: number;
+  accepted: number;
+  p99Ms: number;
+  bytesWritten: number;
+  bytesPerEvent: number;
+  /** Seconds from the ingest start to the end of the disk window. */
+  diskWindowS: number;
+}
+
+export interface Drain {
+  expected: number;
+  landed: number;
+  /** From the ingest start to the poll that saw the last event (or to the timeout). */
+  seconds: number;
+  eventsPerS: number;
+  timedOut: boolean;
+}
+
+export interface SinksBenchResult {
+  off: IngestPhase;
+  on: IngestPhase;
+  drain: Record<SinkName, Drain>;
+  direct: Record<SinkName, { events: number; seconds: number; eventsPerS: number }>;
+  latency: { offeredPerS: number; keyflow: Record<SinkName, number[]>; direct: Record<SinkName, number[]> };
+  /** Where the CPU went during the sinks-on ingest and drain (diagnostic lines). */
+  cpu: string[];
+}
+
+const SERVICES = [6379, 5432, 8079, 6543, 8082, 9092];
+const KEYS = 1000;
+const EVENTS_PER_REQUEST = 1000;
+const REDIS_TTL_S = 7 * 86_400; // the sink's default KEYFLOW_REDIS_TTL
+const REDIS_MAXLEN = 10_000; // the sink's default KEYFLOW_REDIS_STREAM_MAXLEN
+const T0 = Date.now() - 3 * 3_600_000;
 
 const portOpen = (port: number) =>
   new Promise<boolean>((resolve) => {
@@ -12,86 +93,732 @@ const portOpen = (port: number) =>
     socket.once("error", () => resolve(false));
   });
 
-/**
- * Ingest-to-visible latency per sink, in ms: events are sent one at a time to a Bun host wired to
- * the local services, and each sink is watched (Redis and Postgres polled every 2 ms with the
- * production clients, Kafka through a consumer) until the event is there. The baseline ("direct")
- * is the same probe after writing a record to the sink straight from this process with the same
- * client (Redis XADD, a Postgres INSERT, a REST produce), so the ratio is what keyflow adds.
- * Null when services are down.
- */
-export async function sinkLatency(samples: number): Promise<Record<string, { keyflow: number[]; direct: number[] }> | null> {
-  for (const port of [8079, 6543, 8082, 9092]) if (!(await portOpen(port))) return null;
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** Null when the local services are not running. */
+export async function sinksBench(options: SinksBenchOptions): Promise<SinksBenchResult | null> {
+  for (const port of SERVICES) if (!(await portOpen(port))) return null;
+  const opts = options;
+  const { preparePostgres, PG_URL } = await import("../tests/support/postgres.ts");
   const pool = await preparePostgres();
-  const run = uniqueTopic("bench");
-  const dir = tempDir("bench-sinks");
-  const server = await spawnServer(BUN_SERVER, {
-    PORT: "0",
-    KEYFLOW_DATA_DIR: dir.path,
-    ...localSinkEnv(run),
-  });
-  const redis = new Redis({ ...REDIS_FRONT, enableTelemetry: false });
-  await createTopic(`${run}.events`);
-  const kafkaSeen = new Map<string, number>();
-  const consumer = kafkaClient("keyflow-bench").consumer({ groupId: `${run}-g`, maxWaitTimeInMs: 5 });
-  await consumer.connect();
-  await consumer.subscribe({ topic: `${run}.events`, fromBeginning: true });
-  await consumer.run({ eachMessage: async ({ message }) => void kafkaSeen.set(message.headers!.event_id!.toString(), performance.now()) });
-  const latency: Record<string, number[]> = { redis: [], postgres: [], kafka: [] };
-  const direct: Record<string, number[]> = { redis: [], postgres: [], kafka: [] };
-  const table = `bench_direct_${run.replace(/\W/g, "_")}`;
-  await pool.query(`CREATE TABLE ${table} (event_id text PRIMARY KEY)`);
-  const visible = async (probe: () => Promise<boolean>, since: number, limitMs = 5_000) => {
-    while (performance.now() - since < limitMs) {
-      if (await probe()) return performance.now() - since;
+  const redisConn = await RespConnection.open(parseRedisUrl("redis://127.0.0.1:6379"));
+  const admin = kafkaClient("keyflow-bench-admin").admin();
+  await admin.connect();
+  const base = uniqueTopic("bench-sinks");
+  const topics: string[] = [];
+  const ctx: Ctx = { opts, pool, pgUrl: PG_URL, redisConn, admin, topics };
+  try {
+    opts.log(`run prefix ${base}; ingest ${opts.ingestSeconds}s per server, 1,000-event NDJSON over ${KEYS} keys, 4 clients`);
+    const off = await ingestPhase(ctx, `${base}-off`, false);
+    opts.log(`sinks off: ${fmt(off.phase.eventsPerS)} events/s, ${off.phase.bytesPerEvent.toFixed(0)} bytes written/event`);
+    const on = await ingestPhase(ctx, `${base}-on`, true);
+    opts.log(`sinks on: ${fmt(on.phase.eventsPerS)} events/s, ${on.phase.bytesPerEvent.toFixed(0)} bytes written/event`);
+    const direct = {} as SinksBenchResult["direct"];
+    for (const sink of SINK_NAMES) {
+      direct[sink] = await directDrain(ctx, `${base}-d${sink[0]}`, sink);
+      opts.log(`direct ${sink}: ${fmt(direct[sink].eventsPerS)} events/s (${fmt(direct[sink].events)} events, batches of 500, 4 in flight)`);
+    }
+    const latency = await latencyPhase(ctx, `${base}-lat`);
+    return { off: off.phase, on: on.phase, drain: on.drain!, direct, latency, cpu: [...off.cpu, ...on.cpu] };
+  } finally {
+    await cleanUp(ctx, base).catch((error) => opts.log(`clean-up failed: ${(error as Error).message}`));
+    redisConn.close();
+    await admin.disconnect();
+    await pool.end();
+  }
+}
+
+interface Ctx {
+  opts: SinksBenchOptions;
+  pool: Pool;
+  pgUrl: string;
+  redisConn: RespConnection;
+  admin: Admin;
+  topics: string[];
+}
+
+// ------------------------------------------------------------------ ingest, disk, drain
+
+/** 1,000-event NDJSON bodies; each request carries one event for every key, ids unique to the run. */
+function ndjsonBodies(run: string) {
+  let n = 0;
+  return {
+    body() {
+      const lines: string[] = [];
+      for (let i = 0; i < EVENTS_PER_REQUEST; i++, n++) {
+        lines.push(
+          JSON.stringify({ event_id: `${run}-${n}`, event_type: "purchase", user_id: `${run}-u${n % KEYS}`, timestamp: T0 + Math.floor(n / KEYS), value: n % 100 }),
+        );
+      }
+      return lines.join("\n");
+    },
+    get sent() {
+      return n;
+    },
+  };
+}
+
+/** A measurement over failed requests is no measurement. */
+function failOnErrors(name: string, r: LoadResult): void {
+  if (r.errors) throw new Error(`${name}: ${r.errors} of ${r.requests} requests failed (${r.firstError ?? JSON.stringify(r.statuses)})`);
+}
+
+async function ingestPhase(ctx: Ctx, run: string, sinks: boolean): Promise<{ phase: IngestPhase; drain?: Record<SinkName, Drain>; cpu: string[] }> {
+  const { opts } = ctx;
+  const label = sinks ? "sinks on" : "sinks off";
+  if (sinks) await createTopics(ctx, `${run}.events`, `${run}.windows`);
+  const dir = tempDir(sinks ? "bench-sinks-on" : "bench-sinks-off");
+  const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...(sinks ? localSinkEnv(run) : {}) });
+  try {
+    const pid = serverPid(server);
+    const gen = ndjsonBodies(run);
+    const load = (seconds: number) =>
+      runLoad({ url: `${server.url}/v1/events`, body: gen.body, contentType: "application/x-ndjson", concurrency: 4, seconds });
+    failOnErrors(`${label} warm-up`, await load(opts.warmSeconds));
+    const counter = sinks ? drainCounter(ctx, run) : undefined;
+    if (counter) {
+      const warm = await counter.until(gen.sent, performance.now(), opts.drainTimeoutMs, "the warm-up");
+      const short = SINK_NAMES.filter((s) => warm[s].timedOut);
+      if (short.length) throw new Error(`${label}: the warm-up's ${fmt(gen.sent)} events did not reach ${short.join(", ")}`);
+    }
+    await diskIdle(pid, opts, `${label}: waiting for the server's disk writes to stop before the timed ingest`);
+    const before = readIo(pid);
+    const warmSent = gen.sent;
+    const cpu0 = cpuTicks(pid);
+    const start = performance.now();
+    const result = await load(opts.ingestSeconds);
+    failOnErrors(label, result);
+    const accepted = gen.sent - warmSent;
+    if (accepted !== result.requests * EVENTS_PER_REQUEST) throw new Error(`${label}: sent ${accepted} events in ${result.requests} requests`);
+    const cpu1 = cpuTicks(pid);
+    const cpu = [`CPU during the ${label} ingest (${secs(cpu1.at - start)}): ${cpuLine(cpu0, cpu1)}`];
+    let drain: Record<SinkName, Drain> | undefined;
+    if (counter) {
+      drain = await counter.until(gen.sent, start, opts.drainTimeoutMs, `the ${fmt(accepted)} events of the timed ingest`, warmSent);
+      const cpu2 = cpuTicks(pid);
+      cpu.push(`CPU during the drain after the ingest (${secs(cpu2.at - cpu1.at)}): ${cpuLine(cpu1, cpu2)}`);
+    }
+    for (const line of cpu) opts.log(line);
+    await diskIdle(pid, opts, `${label}: waiting for the server's disk writes to stop (checkpoints, cursor commits)`);
+    const after = readIo(pid);
+    const bytesWritten = after.write_bytes - before.write_bytes;
+    if (counter) {
+      // The completion check above relies on per-key order (the last event of every key); count them all once.
+      const exact = await counter.exactPostgres();
+      if (exact !== gen.sent) opts.log(`postgres holds ${fmt(exact)} of the ${fmt(gen.sent)} events sent (warm-up included)`);
+      drain!.postgres.landed = Math.min(drain!.postgres.landed, exact - warmSent);
+    }
+    return {
+      phase: {
+        eventsPerS: result.rps * EVENTS_PER_REQUEST,
+        accepted,
+        p99Ms: percentile(result.latencies, 99),
+        bytesWritten,
+        bytesPerEvent: bytesWritten / accepted,
+        diskWindowS: (performance.now() - start) / 1000,
+      },
+      drain,
+      cpu,
+    };
+  } finally {
+    await server.stop();
+    dir.remove();
+  }
+}
+
+/** The pid whose /proc/<pid>/io is read: spawnServer's process must be bun itself, not a wrapper. */
+function serverPid(server: ServerProcess): number {
+  const pid = server.proc.pid;
+  const exe = readlinkSync(`/proc/${pid}/exe`);
+  if (!/\bbun(\.exe)?$/.test(exe)) throw new Error(`server pid ${pid} runs ${exe}, not bun: its /proc io would not be the server's`);
+  return pid;
+}
+
+function readIo(pid: number): { write_bytes: number; cancelled_write_bytes: number } {
+  const io: Record<string, number> = {};
+  for (const line of readFileSync(`/proc/${pid}/io`, "utf8").split("\n")) {
+    const [k, v] = line.split(": ");
+    if (k && v) io[k] = Number(v);
+  }
+  if (io.write_bytes === undefined) throw new Error(`/proc/${pid}/io has no write_bytes`);
+  return { write_bytes: io.write_bytes, cancelled_write_bytes: io.cancelled_write_bytes ?? 0 };
+}
+
+/** Waits until the process's write_bytes stood still for 2 s (checked every 200 ms, at most 30 s). */
+async function diskIdle(pid: number, opts: SinksBenchOptions, what: string): Promise<void> {
+  const quietMs = 2000;
+  const start = performance.now();
+  let last = readIo(pid).write_bytes;
+  let since = start;
+  let told = start;
+  while (performance.now() - since < quietMs) {
+    await Bun.sleep(200);
+    const now = performance.now();
+    const bytes = readIo(pid).write_bytes;
+    if (bytes !== last) [last, since] = [bytes, now];
+    if (now - start > 30_000) {
+      opts.log(`${what}: still writing after 30 s, measuring as it stands`);
+      return;
+    }
+    if (now - told > 5000) {
+      opts.log(`${what} (${secs(now - start)})`);
+      told = now;
+    }
+  }
+}
+
+/** Counts what of a run reached each sink, cheaply enough to poll every 100 ms. */
+function drainCounter(ctx: Ctx, run: string) {
+  const streams = Array.from({ length: KEYS }, (_, k) => `${run}:events:${run}-u${k}`);
+  const topic = `${run}.events`;
+  const count = {
+    redis: async () => {
+      const replies = await ctx.redisConn.send(streams.map((s) => ["XLEN", s]));
+      return replies.reduce<number>((sum, r) => sum + (typeof r === "number" ? r : 0), 0);
+    },
+    kafka: async () => (await ctx.admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0),
+    // Postgres: a count(*) over a growing run would cost the database more than the sink's writes, so
+    // the last event of every key (the final request's 1,000 ids) says when it is done: per-key order
+    // puts the rest before them (exactPostgres checks it). Progress: a sample of 1,000 ids.
+    postgres: async (sent: number) => {
+      const last = Array.from({ length: KEYS }, (_, k) => `${run}-${sent - KEYS + k}`);
+      const sample = Array.from({ length: 1000 }, (_, i) => `${run}-${Math.floor((i * sent) / 1000)}`);
+      const { rows } = await ctx.pool.query(
+        "SELECT (SELECT count(*) FROM processed_events WHERE event_id = ANY($1::text[]))::int AS last, (SELECT count(*) FROM processed_events WHERE event_id = ANY($2::text[]))::int AS sample",
+        [last, sample],
+      );
+      const row = rows[0] as { last: number; sample: number };
+      return row.last === KEYS ? sent : Math.min(sent - 1, Math.round((row.sample / 1000) * sent));
+    },
+  };
+  return {
+    /**
+     * Polls until every sink holds `total` events, timing each from `start`; progress every 2 s.
+     * Rates count the events after `from` (the warm-up's are already there).
+     */
+    async until(total: number, start: number, timeoutMs: number, what: string, from = 0): Promise<Record<SinkName, Drain>> {
+      const result = {} as Record<SinkName, Drain>;
+      const landed: Record<SinkName, number> = { redis: 0, postgres: 0, kafka: 0 };
+      let told = performance.now();
+      ctx.opts.log(`waiting for ${what} to reach Redis, Postgres and Kafka`);
+      while (SINK_NAMES.some((s) => !result[s])) {
+        const open = SINK_NAMES.filter((s) => !result[s]);
+        await Promise.all(
+          open.map(async (sink) => {
+            landed[sink] = sink === "postgres" ? await count.postgres(total) : await count[sink]();
+            if (landed[sink] >= total) {
+              const ms = performance.now() - start;
+              result[sink] = { expected: total - from, landed: total - from, seconds: ms / 1000, eventsPerS: ((total - from) * 1000) / ms, timedOut: false };
+            }
+          }),
+        );
+        const now = performance.now();
+        if (now - start > timeoutMs) {
+          for (const sink of SINK_NAMES.filter((s) => !result[s])) {
+            const got = Math.max(0, landed[sink] - from);
+            result[sink] = { expected: total - from, landed: got, seconds: (now - start) / 1000, eventsPerS: (got * 1000) / (now - start), timedOut: true };
+          }
+          ctx.opts.log(`gave up after ${secs(now - start)}: ${SINK_NAMES.map((s) => `${s} ${fmt(result[s].landed)} of ${fmt(total - from)}`).join(", ")}`);
+          break;
+        }
+        if (now - told >= 2000) {
+          told = now;
+          const state = SINK_NAMES.map((s) =>
+            result[s] ? `${s} done at ${secs(result[s].seconds * 1000)}` : `${s} ${s === "postgres" ? "~" : ""}${fmt(Math.max(0, landed[s] - from))}`,
+          );
+          ctx.opts.log(`  ${secs(now - start)}: ${state.join(", ")} of ${fmt(total - from)}`);
+        }
+        if (SINK_NAMES.some((s) => !result[s])) await Bun.sleep(100);
+      }
+      return result;
+    },
+    async exactPostgres(): Promise<number> {
+      const { rows } = await ctx.pool.query("SELECT count(*)::int AS n FROM processed_events WHERE actor_key LIKE $1", [`${run}-u%`]);
+      return (rows[0] as { n: number }).n;
+    },
+  };
+}
+
+// ------------------------------------------------------------------ CPU per process
+
+interface Ticks {
+  at: number;
+  byLabel: Map<string, number>;
+  busy: number;
+  total: number;
+}
+
+const CLK_TCK = 100;
+
+/** utime + stime of every process, summed by what it is (keyflow, postgres, the fronts, ...), and the machine's busy time. */
+function cpuTicks(serverPid: number): Ticks {
+  const byLabel = new Map<string, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const ticks = Number(fields[11]) + Number(fields[12]);
+      if (!ticks) continue;
+      const label = processLabel(Number(entry), serverPid, stat, () => readFileSync(`/proc/${entry}/cmdline`, "utf8"));
+      byLabel.set(label, (byLabel.get(label) ?? 0) + ticks);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.split(/\s+/).slice(1).map(Number);
+  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return { at: performance.now(), byLabel, busy: total - idle, total };
+}
+
+function processLabel(pid: number, serverPid: number, stat: string, cmdline: () => string): string {
+  if (pid === serverPid) return "keyflow";
+  if (pid === process.pid) return "bench client";
+  const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+  if (comm.startsWith("postgres")) return "postgres";
+  if (comm.startsWith("redis-server")) return "redis";
+  const cmd = cmdline();
+  if (cmd.includes("upstash-redis.ts")) return "upstash front";
+  if (cmd.includes("neon-wsproxy.ts")) return "neon ws proxy";
+  if (cmd.includes("kafka-rest.ts") || cmd.includes("kafka-bridge")) return "kafka REST front";
+  if (cmd.includes("kafka.Kafka")) return "kafka broker";
+  if (cmd.includes("bun test")) return "other: bun test";
+  if (comm.startsWith("kworker") || comm.startsWith("kdamond") || comm.startsWith("jbd2")) return "other: kernel";
+  return `other: ${comm}`;
+}
+
+function cpuLine(a: Ticks, b: Ticks): string {
+  const seconds = (b.at - a.at) / 1000;
+  const used = [...b.byLabel].map(([label, t]) => [label, (t - (a.byLabel.get(label) ?? 0)) / CLK_TCK / seconds] as const);
+  used.sort((x, y) => y[1] - x[1]);
+  const cores = readFileSync("/proc/cpuinfo", "utf8").match(/^processor\s*:/gm)?.length ?? 0;
+  const busy = ((b.busy - a.busy) / (b.total - a.total)) * cores;
+  return `${used.filter(([, c]) => c >= 0.01).map(([l, c]) => `${l} ${c.toFixed(2)}`).join(", ")} (cores busy: ${busy.toFixed(2)} of ${cores})`;
+}
+
+// ------------------------------------------------------------------ writing the sinks directly
+
+/** One event as the sinks write it (what the host's outbox record holds). */
+interface Rec {
+  key: string;
+  id: string;
+  type: string;
+  ts: number;
+  value: number;
+  receivedAt: number;
+  /** Increases per key: the Redis entry id is `${seq}-0`, as the sink's outbox position + 1. */
+  seq: number;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const floorTo = (ms: number, size: number) => iso(Math.floor(ms / size) * size);
+const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
+
+/** The record as the sinks render it (recordView in the host: Kafka values, Postgres raw_events payload). */
+function recordView(r: Rec) {
+  return { kind: "event", event_id: r.id, event_type: r.type, key: r.key, timestamp: iso(r.ts), received_at: iso(r.receivedAt), late: false, value: r.value };
+}
+
+type Writer = (batch: Rec[]) => Promise<void>;
+
+/** The Postgres sink's transaction: the same two multi-row statements, one transaction per batch. */
+function postgresWriter(pool: Pool): Writer {
+  return async (batch) => {
+    const rows = batch.map((e) => ({
+      actor_key: e.key,
+      event_id: e.id,
+      payload: recordView(e),
+      event_type: e.type,
+      event_time: iso(e.ts),
+      value: e.value,
+      properties: null,
+      received_at: iso(e.receivedAt),
+      late: false,
+      minute: floorTo(e.ts, 60_000),
+      hour: floorTo(e.ts, 3_600_000),
+    }));
+    const json = JSON.stringify(rows);
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query(
+        `INSERT INTO raw_events (actor_key, event_id, payload, received_at)
+         SELECT actor_key, event_id, payload, received_at
+         FROM jsonb_to_recordset($1::jsonb) AS r(actor_key text, event_id text, payload jsonb, received_at timestamptz)
+         ON CONFLICT DO NOTHING`,
+        [json],
+      );
+      await client.query(
+        `INSERT INTO processed_events (event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
+         SELECT event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour
+         FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, actor_key text, event_type text, event_time timestamptz,
+           value double precision, properties jsonb, received_at timestamptz, late boolean, minute timestamptz, hour timestamptz)
+         ON CONFLICT (event_id) DO NOTHING`,
+        [json],
+      );
+      await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  };
+}
+
+/** The Redis sink's pipeline: XADD with an explicit id, the same fields, MAXLEN ~, then EXPIRE, per event. */
+function redisWriter(prefix: string): Writer {
+  const redis = new Redis({ ...REDIS_FRONT, retry: false, enableTelemetry: false, enableAutoPipelining: false, readYourWrites: false });
+  return async (batch) => {
+    const pipeline = redis.pipeline();
+    for (const r of batch) {
+      const stream = `${prefix}events:${r.key}`;
+      const fields: Record<string, string> = {
+        event_id: r.id,
+        event_type: r.type,
+        timestamp: String(r.ts),
+        late: "0",
+        data: JSON.stringify({ value: r.value, properties: null, received_at: r.receivedAt }),
+        value: String(r.value),
+      };
+      pipeline.xadd(stream, `${r.seq}-0`, fields, { trim: { type: "MAXLEN", threshold: REDIS_MAXLEN, comparison: "~" } });
+      pipeline.expire(stream, REDIS_TTL_S);
+    }
+    const results = (await pipeline.exec({ keepErrors: true })) as Array<{ error?: string }>;
+    const failed = results.find((r) => r?.error);
+    if (failed) throw new Error(`direct redis: ${failed.error}`);
+  };
+}
+
+/** The Kafka sink's REST v2 binary produce: key = actor key, value = the record as JSON, headers event_id and event_type. */
+function kafkaWriter(topic: string): Writer {
+  return async (batch) => {
+    const body = {
+      records: batch.map((r) => ({
+        key: b64(r.key),
+        value: b64(JSON.stringify(recordView(r))),
+        headers: [
+          { key: "event_id", value: b64(r.id) },
+          { key: "event_type", value: b64(r.type) },
+        ],
+      })),
+    };
+    const res = await fetch(`${BRIDGE_URL}/topics/${encodeURIComponent(topic)}`, {
+      method: "POST",
+      headers: { "content-type": "application/vnd.kafka.binary.v2+json", accept: "application/vnd.kafka.v2+json" },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`direct kafka: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
+    const { offsets } = (await res.json()) as { offsets: Array<{ error_code?: number; message?: string }> };
+    const failed = offsets.find((o) => o.error_code);
+    if (failed) throw new Error(`direct kafka: ${failed.error_code} ${failed.message ?? ""}`);
+  };
+}
+
+/**
+ * One write in flight; what arrives meanwhile goes out together as soon as it lands (up to 500
+ * records), as the host's delivery loop sends, without its linger.
+ */
+function gathering(write: Writer): Writer {
+  const queue: Array<{ recs: Rec[]; resolve(): void; reject(error: unknown): void }> = [];
+  let busy = false;
+  const kick = () => {
+    if (busy || !queue.length) return;
+    const taken: typeof queue = [];
+    let size = 0;
+    while (queue.length && (size === 0 || size + queue[0]!.recs.length <= 500)) {
+      size += queue[0]!.recs.length;
+      taken.push(queue.shift()!);
+    }
+    busy = true;
+    write(taken.flatMap((t) => t.recs)).then(
+      () => taken.forEach((t) => t.resolve()),
+      (error) => taken.forEach((t) => t.reject(error)),
+    ).finally(() => {
+      busy = false;
+      kick();
+    });
+  };
+  return (recs) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ recs, resolve, reject });
+      kick();
+    });
+}
+
+function records(run: string, from: number, count: number, keys: number, keyName: (k: number) => string): Rec[] {
+  const out: Rec[] = [];
+  const now = Date.now();
+  for (let n = from; n < from + count; n++) {
+    out.push({ key: keyName(n % keys), id: `${run}-${n}`, type: "purchase", ts: T0 + Math.floor(n / keys), value: n % 100, receivedAt: now, seq: n + 1 });
+  }
+  return out;
+}
+
+/**
+ * Writes `events` rows over 1,000 keys straight to one sink with its client, in batches of 500, four
+ * in flight. Each of the four writers owns a quarter of the keys and sends its batches in order, as
+ * the host sends one key's records in order.
+ */
+async function directDrain(ctx: Ctx, run: string, sink: SinkName): Promise<{ events: number; seconds: number; eventsPerS: number }> {
+  const { opts } = ctx;
+  let pool: Pool | undefined;
+  let write: Writer;
+  if (sink === "postgres") write = postgresWriter((pool = new Pool({ connectionString: ctx.pgUrl, max: 4 })));
+  else if (sink === "redis") write = redisWriter(`${run}:`);
+  else {
+    await createTopics(ctx, `${run}.events`);
+    write = kafkaWriter(`${run}.events`);
+  }
+  const writeAll = async (recs: Rec[]) => {
+    const lanes = Array.from({ length: 4 }, (_, w) => recs.filter((r) => ((r.seq - 1) % KEYS) % 4 === w));
+    await Promise.all(
+      lanes.map(async (lane) => {
+        for (let i = 0; i < lane.length; i += 500) await write(lane.slice(i, i + 500));
+      }),
+    );
+  };
+  try {
+    const warm = 4000;
+    await writeAll(records(run, 0, warm, KEYS, (k) => `${run}-u${k}`));
+    const recs = records(run, warm, opts.directEvents, KEYS, (k) => `${run}-u${k}`);
+    const cpu0 = cpuTicks(-1);
+    const start = performance.now();
+    await writeAll(recs);
+    const seconds = (performance.now() - start) / 1000;
+    opts.log(`CPU during the direct ${sink} writes (${seconds.toFixed(1)} s): ${cpuLine(cpu0, cpuTicks(-1))}`);
+    return { events: opts.directEvents, seconds, eventsPerS: opts.directEvents / seconds };
+  } finally {
+    await pool?.end();
+  }
+}
+
+// ------------------------------------------------------------------ ingest -> visible latency
+
+const LATENCY_KEYS = 50;
+const LATENCY_EVENTS_PER_REQUEST = 10;
+const LATENCY_REQUESTS_PER_S = 100;
+
+/** When each event was sent and when each sink first showed it. */
+class Visibility {
+  readonly sent = new Map<string, number>();
+  readonly seen: Record<SinkName, Map<string, number>> = { redis: new Map(), postgres: new Map(), kafka: new Map() };
+  /** Ids Postgres has not shown yet (the poll asks only for these). */
+  readonly pgPending = new Set<string>();
+
+  track(id: string, at: number): void {
+    this.sent.set(id, at);
+    this.pgPending.add(id);
+  }
+
+  see(sink: SinkName, id: string, at: number): void {
+    if (!this.seen[sink].has(id)) this.seen[sink].set(id, at);
+  }
+
+  missing(ids: string[]): Record<SinkName, number> {
+    return Object.fromEntries(SINK_NAMES.map((s) => [s, ids.filter((id) => !this.seen[s].has(id)).length])) as Record<SinkName, number>;
+  }
+
+  latencies(ids: string[]): Record<SinkName, number[]> {
+    return Object.fromEntries(
+      SINK_NAMES.map((s) => [s, ids.map((id) => (this.seen[s].get(id) ?? Infinity) - this.sent.get(id)!)]),
+    ) as Record<SinkName, number[]>;
+  }
+}
+
+/**
+ * Probes: Redis by XREAD BLOCK on the run's streams (answers the moment an entry lands), Kafka by a
+ * consumer (each message's arrival time, by its event_id header), Postgres by asking every 2 ms
+ * which pending ids are in processed_events (the error is the poll interval plus a round trip).
+ */
+async function startProbes(ctx: Ctx, run: string, vis: Visibility, streams: string[], topics: string[]) {
+  let stopped = false;
+  const redisConn = await RespConnection.open(parseRedisUrl("redis://127.0.0.1:6379"));
+  const lastIds = streams.map(() => "0-0");
+  const text = (r: Reply) => (r instanceof Uint8Array ? Buffer.from(r).toString("utf8") : String(r));
+  const redisLoop = (async () => {
+    while (!stopped) {
+      const [reply] = await redisConn.send([["XREAD", "COUNT", "10000", "BLOCK", "100", "STREAMS", ...streams, ...lastIds]]);
+      const at = performance.now();
+      if (reply instanceof RespError) throw new Error(`XREAD: ${reply.message}`);
+      if (!Array.isArray(reply)) continue;
+      for (const stream of reply as Reply[][]) {
+        const index = streams.indexOf(text(stream[0]!));
+        for (const entry of stream[1] as Reply[][]) {
+          lastIds[index] = text(entry[0]!);
+          const fields = entry[1] as Reply[];
+          for (let f = 0; f < fields.length; f += 2) if (text(fields[f]!) === "event_id") vis.see("redis", text(fields[f + 1]!), at);
+        }
+      }
+    }
+  })().catch((error) => ctx.opts.log(`the Redis probe failed: ${(error as Error).message}`));
+  const pgLoop = (async () => {
+    while (!stopped) {
+      if (vis.pgPending.size) {
+        const ids = [...vis.pgPending].slice(0, 2000);
+        const { rows } = await ctx.pool.query("SELECT event_id FROM processed_events WHERE event_id = ANY($1::text[])", [ids]);
+        const at = performance.now();
+        for (const { event_id } of rows as Array<{ event_id: string }>) {
+          vis.see("postgres", event_id, at);
+          vis.pgPending.delete(event_id);
+        }
+      }
       await Bun.sleep(2);
     }
-    return NaN;
+  })().catch((error) => ctx.opts.log(`the Postgres probe failed: ${(error as Error).message}`));
+  const consumer: Consumer = kafkaClient("keyflow-bench-probe").consumer({ groupId: `${run}-probe`, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+  await consumer.connect();
+  const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+  await consumer.subscribe({ topics, fromBeginning: true });
+  // No offset commits: kafkajs would commit after every batch, before its next fetch (+15 ms here).
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      const at = performance.now();
+      for (const message of batch.messages) {
+        const id = message.headers?.event_id;
+        if (id) vis.see("kafka", id.toString(), at);
+      }
+    },
+  });
+  await joined;
+  await Bun.sleep(500); // partitions assigned, first fetches in flight
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all([redisLoop, pgLoop]);
+      redisConn.close();
+      await consumer.disconnect();
+    },
   };
-  for (let i = 0; i < samples; i++) {
-    const id = `${run}-${i}`;
-    const key = `bench-${i % 10}`;
-    const sent = performance.now();
-    const res = await fetch(`${server.url}/v1/events`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ event_id: id, event_type: "purchase", user_id: key, value: i }),
-    });
-    if (res.status !== 202) throw new Error(`ingest answered ${res.status}`);
-    const [r, p] = await Promise.all([
-      visible(async () => {
-        const last = (await redis.xrevrange(`${run}:events:${key}`, "+", "-", 1)) as Record<string, { event_id: unknown }>;
-        return Object.values(last).some((e) => String(e.event_id) === id);
-      }, sent),
-      visible(async () => (await pool.query("SELECT 1 FROM processed_events WHERE event_id = $1", [id])).rows.length > 0, sent),
-    ]);
-    latency.redis!.push(r);
-    latency.postgres!.push(p);
-    const k = await visible(async () => kafkaSeen.has(id), sent);
-    latency.kafka!.push(Number.isNaN(k) ? k : kafkaSeen.get(id)! - sent);
+}
 
-    const directId = `${id}-direct`;
-    let at = performance.now();
-    await redis.xadd(`${run}:direct:${key}`, "*", { event_id: directId });
-    direct.redis!.push(
-      await visible(async () => {
-        const last = (await redis.xrevrange(`${run}:direct:${key}`, "+", "-", 1)) as Record<string, { event_id: unknown }>;
-        return Object.values(last).some((e) => String(e.event_id) === directId);
-      }, at),
-    );
-    at = performance.now();
-    await pool.query(`INSERT INTO ${table} (event_id) VALUES ($1)`, [directId]);
-    direct.postgres!.push(await visible(async () => (await pool.query(`SELECT 1 FROM ${table} WHERE event_id = $1`, [directId])).rows.length > 0, at));
-    at = performance.now();
-    const produced = await bridgeProduce(`${run}.events`, [{ key: btoa(key), value: btoa(directId), headers: [{ key: "event_id", value: btoa(directId) }] }], "binary");
-    if (produced.status !== 200) throw new Error(`direct produce answered ${produced.status}`);
-    const d = await visible(async () => kafkaSeen.has(directId), at);
-    direct.kafka!.push(Number.isNaN(d) ? d : kafkaSeen.get(directId)! - at);
+/**
+ * Open loop: request i goes out at start + i x 10 ms whether or not earlier ones were answered.
+ * Returns the ids sent after the warm-up (the measured ones).
+ */
+async function openLoop(
+  run: string,
+  vis: Visibility,
+  warmSeconds: number,
+  seconds: number,
+  send: (batch: Rec[]) => Promise<void>,
+): Promise<string[]> {
+  const measured: string[] = [];
+  const inFlight: Promise<void>[] = [];
+  let firstError: unknown;
+  const interval = 1000 / LATENCY_REQUESTS_PER_S;
+  const total = Math.round((warmSeconds + seconds) * LATENCY_REQUESTS_PER_S);
+  const warmRequests = Math.round(warmSeconds * LATENCY_REQUESTS_PER_S);
+  const start = performance.now();
+  for (let i = 0; i < total && firstError === undefined; i++) {
+    const due = start + i * interval;
+    const wait = due - performance.now();
+    if (wait > 0) await Bun.sleep(wait);
+    const batch = records(run, i * LATENCY_EVENTS_PER_REQUEST, LATENCY_EVENTS_PER_REQUEST, LATENCY_KEYS, (k) => `${run}-k${k}`);
+    const at = performance.now();
+    if (i >= warmRequests) {
+      for (const r of batch) {
+        vis.track(r.id, at);
+        measured.push(r.id);
+      }
+    }
+    inFlight.push(send(batch).catch((error) => void (firstError ??= error)));
   }
-  await consumer.disconnect();
-  await server.stop();
-  await pool.query(`DROP TABLE ${table}`);
-  await pool.end();
-  dir.remove();
-  return Object.fromEntries(Object.keys(latency).map((sink) => [sink, { keyflow: latency[sink]!, direct: direct[sink]! }]));
+  await Promise.all(inFlight);
+  if (firstError !== undefined) throw firstError instanceof Error ? firstError : new Error(String(firstError));
+  return measured;
+}
+
+async function waitVisible(ctx: Ctx, vis: Visibility, ids: string[], what: string): Promise<void> {
+  const start = performance.now();
+  for (;;) {
+    const missing = vis.missing(ids);
+    if (SINK_NAMES.every((s) => missing[s] === 0)) return;
+    if (performance.now() - start > 15_000) {
+      ctx.opts.log(`${what}: not visible after 15 s: ${SINK_NAMES.map((s) => `${s} ${missing[s]}`).join(", ")} of ${ids.length} (counted as infinite latency)`);
+      return;
+    }
+    await Bun.sleep(50);
+  }
+}
+
+async function latencyPhase(ctx: Ctx, run: string): Promise<SinksBenchResult["latency"]> {
+  const { opts } = ctx;
+  const directRun = `${run}-d`;
+  await createTopics(ctx, `${run}.events`, `${run}.windows`, `${directRun}.events`);
+  const streams = [run, directRun].flatMap((r) => Array.from({ length: LATENCY_KEYS }, (_, k) => `${r}:events:${r}-k${k}`));
+  const vis = new Visibility();
+  const probes = await startProbes(ctx, run, vis, streams, [`${run}.events`, `${directRun}.events`]);
+  try {
+    const rate = LATENCY_REQUESTS_PER_S * LATENCY_EVENTS_PER_REQUEST;
+    opts.log(`latency: ${fmt(rate)} events/s offered (${LATENCY_REQUESTS_PER_S} requests/s of ${LATENCY_EVENTS_PER_REQUEST} over ${LATENCY_KEYS} keys), ${opts.latencyWarmSeconds}s warm-up + ${opts.latencySeconds}s, through keyflow`);
+    const dir = tempDir("bench-sinks-latency");
+    const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...localSinkEnv(run) });
+    let keyflowIds: string[];
+    try {
+      const url = `${server.url}/v1/events`;
+      keyflowIds = await openLoop(run, vis, opts.latencyWarmSeconds, opts.latencySeconds, async (batch) => {
+        const body = batch.map((r) => JSON.stringify({ event_id: r.id, event_type: r.type, user_id: r.key, timestamp: r.ts, value: r.value })).join("\n");
+        const res = await fetch(url, { method: "POST", headers: { "content-type": "application/x-ndjson" }, body });
+        await res.arrayBuffer();
+        if (res.status >= 300) throw new Error(`latency: keyflow answered ${res.status}`);
+      });
+      await waitVisible(ctx, vis, keyflowIds, "keyflow");
+    } finally {
+      await server.stop();
+      dir.remove();
+    }
+    opts.log(`latency: the same schedule written straight to the three sinks (one write in flight per sink, the next takes all that gathered meanwhile)`);
+    const writers: Record<SinkName, Writer> = {
+      redis: gathering(redisWriter(`${directRun}:`)),
+      postgres: gathering(postgresWriter(ctx.pool)),
+      kafka: gathering(kafkaWriter(`${directRun}.events`)),
+    };
+    // When each write was acknowledged: visible minus acknowledged is what the probes add.
+    const acked: Record<SinkName, number[]> = { redis: [], postgres: [], kafka: [] };
+    const directIds = await openLoop(directRun, vis, opts.latencyWarmSeconds, opts.latencySeconds, (batch) => {
+      const at = performance.now();
+      return Promise.all(SINK_NAMES.map((s) => writers[s](batch).then(() => void acked[s].push(performance.now() - at)))).then(() => undefined);
+    });
+    await waitVisible(ctx, vis, directIds, "direct");
+    const warm = opts.latencyWarmSeconds * LATENCY_REQUESTS_PER_S;
+    opts.log(
+      `direct writes acknowledged after (p50/p99): ${SINK_NAMES.map((s) => `${s} ${percentile(acked[s].slice(warm), 50).toFixed(1)}/${percentile(acked[s].slice(warm), 99).toFixed(1)} ms`).join(", ")}`,
+    );
+    return { offeredPerS: rate, keyflow: vis.latencies(keyflowIds), direct: vis.latencies(directIds) };
+  } finally {
+    await probes.stop();
+  }
+}
+
+// ------------------------------------------------------------------ topics, clean-up
+
+async function createTopics(ctx: Ctx, ...names: string[]): Promise<void> {
+  for (const name of names) {
+    await createTopic(name);
+    ctx.topics.push(name);
+  }
+}
+
+/** Removes what the run wrote: its Postgres rows, Redis keys and Kafka topics. */
+async function cleanUp(ctx: Ctx, base: string): Promise<void> {
+  const start = performance.now();
+  const like = `${base}%`;
+  for (const table of ["raw_events", "processed_events", "window_aggregates"]) {
+    await ctx.pool.query(`DELETE FROM ${table} WHERE actor_key LIKE $1`, [like]);
+  }
+  let cursor = "0";
+  let keys = 0;
+  do {
+    const [reply] = await ctx.redisConn.send([["SCAN", cursor, "MATCH", `${base}*`, "COUNT", "1000"]]);
+    const [next, found] = reply as [Uint8Array, Uint8Array[]];
+    cursor = Buffer.from(next).toString();
+    if (found.length) await ctx.redisConn.send([["UNLINK", ...found.map((k) => Buffer.from(k).toString())]]);
+    keys += found.length;
+  } while (cursor !== "0");
+  await ctx.admin.deleteTopics({ topics: ctx.topics }).catch(() => undefined);
+  ctx.opts.log(`removed the run's rows, ${fmt(keys)} Redis keys and ${ctx.topics.length} topics (${secs(performance.now() - start)})`);
 }
