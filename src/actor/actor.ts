@@ -4,7 +4,17 @@ import { DedupeIndex } from "./dedupe.ts";
 import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts";
 import { Outbox, type NewRecord, type OutboxMeta } from "./outbox.ts";
 import type { Event } from "./event.ts";
-import { addToAggregate, emptyAggregate, selectWindows, type ClosedWindow, type WindowQuery, type WindowState } from "./windows.ts";
+import {
+  addToAggregate,
+  emptyAggregate,
+  selectWindows,
+  windowFromRow,
+  windowRow,
+  type ClosedWindow,
+  type WindowQuery,
+  type WindowRow,
+  type WindowState,
+} from "./windows.ts";
 
 export interface IngestOutcome {
   status: "accepted" | "duplicate";
@@ -27,7 +37,8 @@ export interface Totals {
   events: number;
   duplicates: number;
   late: number;
-  byType: Record<string, number>;
+  /** Accepted events per event type. A Map: event types are client data, never property names. */
+  byType: Map<string, number>;
 }
 
 /** The scalar facts of an actor, as persisted and as read. */
@@ -41,9 +52,14 @@ interface ActorFacts {
   open: WindowState[];
 }
 
-/** The persisted scalar state of an actor: one small row, rewritten by each commit that changes it. */
-interface StateRow extends ActorFacts {
-  v: 1;
+/**
+ * The persisted scalar state of an actor: one small row, rewritten by each commit that changes it.
+ * Version 2 keeps maps keyed by client data as [key, value] pairs; version 1 kept them as objects.
+ */
+interface StateRow extends Omit<ActorFacts, "totals" | "open"> {
+  v: 1 | 2;
+  totals: Omit<Totals, "byType"> & { byType: Array<[string, number]> | Record<string, number> };
+  open: Array<WindowRow | Parameters<typeof windowFromRow>[0]>;
   nextClosedSeq: number;
   outbox?: OutboxMeta;
 }
@@ -71,7 +87,7 @@ export const ROW = {
  * Pure and synchronous: the host supplies time, runs calls one at a time and commits drainWrites().
  */
 export class Actor {
-  private totals: Totals = { events: 0, duplicates: 0, late: 0, byType: {} };
+  private totals: Totals = { events: 0, duplicates: 0, late: 0, byType: new Map() };
   private firstEventAt: number | null = null;
   private lastEventAt: number | null = null;
   private lastArrival: number | null = null;
@@ -152,7 +168,7 @@ export class Actor {
       revision: w.rev,
       final,
       all: { ...w.all },
-      types: structuredClone(w.types),
+      types: Object.fromEntries([...w.types].map(([type, agg]) => [type, { ...agg }])),
       ...(final ? { closedAt: now } : {}),
     });
   }
@@ -206,17 +222,19 @@ export class Actor {
         }
         let w = windows.get(start);
         if (!w) {
-          windows.set(start, (w = { spec: name, start, end: start + size, all: emptyAggregate(), types: {} }));
+          windows.set(start, (w = { spec: name, start, end: start + size, all: emptyAggregate(), types: new Map() }));
           if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
         }
         addToAggregate(w.all, value);
-        addToAggregate((w.types[type] ??= emptyAggregate()), value);
+        let typed = w.types.get(type);
+        if (!typed) w.types.set(type, (typed = emptyAggregate()));
+        addToAggregate(typed, value);
         touched?.add(w);
       }
     }
     const totals = this.totals;
     totals.events++;
-    totals.byType[type] = (totals.byType[type] ?? 0) + 1;
+    totals.byType.set(type, (totals.byType.get(type) ?? 0) + 1);
     if (this.firstEventAt === null || ts < this.firstEventAt) this.firstEventAt = ts;
     if (this.lastEventAt === null || ts > this.lastEventAt) this.lastEventAt = ts;
     if (this.watermark === null || ts > this.watermark) this.watermark = ts;
@@ -281,7 +299,7 @@ export class Actor {
     for (const [seq, text] of dd.puts) puts.push([ROW.dedupe(seq), text]);
     for (const seq of dd.deletes) deletes.push(ROW.dedupe(seq));
     const purged = new Set(this.purgedClosed);
-    for (const { seq, window } of this.newClosed) if (!purged.has(seq)) puts.push([ROW.closed(seq), JSON.stringify(window)]);
+    for (const { seq, window } of this.newClosed) if (!purged.has(seq)) puts.push([ROW.closed(seq), JSON.stringify(windowRow(window))]);
     for (const seq of this.purgedClosed) deletes.push(ROW.closed(seq));
     this.newClosed = [];
     this.purgedClosed = [];
@@ -295,12 +313,12 @@ export class Actor {
   }
 
   private stateRow(): StateRow {
-    const open: WindowState[] = [];
-    for (const windows of this.open) open.push(...windows.values());
+    const open: WindowRow[] = [];
+    for (const windows of this.open) for (const w of windows.values()) open.push(windowRow(w));
     return {
-      v: 1,
+      v: 2,
       key: this.key,
-      totals: this.totals,
+      totals: { ...this.totals, byType: [...this.totals.byType] },
       firstEventAt: this.firstEventAt,
       lastEventAt: this.lastEventAt,
       lastArrival: this.lastArrival,
@@ -321,7 +339,7 @@ export class Actor {
       else if (rowKey === ROW.state) actor.loadState(JSON.parse(text) as StateRow);
       else if (rowKey === ROW.late) actor.late = JSON.parse(text) as LateEntry[];
       else if (rowKey.startsWith("dd/")) segments.push([Number(rowKey.slice(3)), text]);
-      else if (rowKey.startsWith("cw/")) actor.closed.push({ seq: Number(rowKey.slice(3)), window: JSON.parse(text) });
+      else if (rowKey.startsWith("cw/")) actor.closed.push({ seq: Number(rowKey.slice(3)), window: windowFromRow<ClosedWindow>(JSON.parse(text)) });
     }
     actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }, segments, now);
     actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, actor.outboxMeta, outboxRows);
@@ -329,15 +347,17 @@ export class Actor {
   }
 
   private loadState(row: StateRow): void {
-    assert(row.v === 1, `unknown actor state version ${row.v}`);
-    this.totals = row.totals;
+    assert(row.v === 1 || row.v === 2, `unknown actor state version ${row.v}`);
+    const byType = row.totals.byType;
+    this.totals = { ...row.totals, byType: new Map(Array.isArray(byType) ? byType : Object.entries(byType)) };
     this.firstEventAt = row.firstEventAt;
     this.lastEventAt = row.lastEventAt;
     this.lastArrival = row.lastArrival;
     this.watermark = row.watermark;
     this.nextClosedSeq = row.nextClosedSeq;
     this.outboxMeta = row.outbox;
-    for (const w of row.open) {
+    for (const stored of row.open) {
+      const w = windowFromRow(stored);
       // A window size dropped from the configuration since the checkpoint is not resumed.
       const s = this.config.windows.findIndex((spec) => spec.name === w.spec);
       if (s < 0) continue;

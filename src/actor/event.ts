@@ -14,18 +14,42 @@ export interface Event {
 }
 
 export const EVENT_TYPE = /^[a-z0-9_.:-]{1,64}$/;
-const PRINTABLE_KEY = /^[^\x00-\x1f\x7f]{1,256}$/u;
+const PRINTABLE = /^[^\x00-\x1f\x7f]*$/;
+/** A UTF-16 surrogate without its partner: not Unicode text, refused by PostgreSQL's jsonb and by encodeURIComponent. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const ISO_8601 =
   /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
+/** What is wrong with a client-chosen identifier (actor key or event id), if anything. */
+function identifierProblem(text: string, maxLength: number): string | undefined {
+  if (text.length < 1 || text.length > maxLength) return `must be 1-${maxLength} characters`;
+  if (!PRINTABLE.test(text)) return "must not contain control characters";
+  if (LONE_SURROGATE.test(text)) return "must be well-formed Unicode (it holds a lone surrogate)";
+  return undefined;
+}
+
+/** An actor key is also a path segment of the API: "." and ".." would be normalised away there. */
+function keyProblem(text: string): string | undefined {
+  if (text === "." || text === "..") return `must not be "${text}": it could not be read back at /v1/actors/{key}`;
+  return identifierProblem(text, 256);
+}
+
+const isKeyText = (v: unknown): v is string => typeof v === "string" && keyProblem(v) === undefined;
+const isEventId = (v: unknown): v is string => typeof v === "string" && identifierProblem(v, 128) === undefined;
+
+const refined = (problem: (text: string) => string | undefined) => (text: string, ctx: z.RefinementCtx) => {
+  const message = problem(text);
+  if (message) ctx.addIssue({ code: "custom", message });
+};
+
 const key = z
   .union([z.string(), z.number().int()], { error: "must be a string or an integer" })
   .transform(String)
-  .pipe(z.string().regex(PRINTABLE_KEY, "must be 1-256 printable characters"));
+  .superRefine(refined(keyProblem));
 
 const wire = z.object({
-  event_id: z.string({ error: "must be a string" }).min(1, "must not be empty").max(128, "must be at most 128 characters").nullish(),
+  event_id: z.string({ error: "must be a string" }).superRefine(refined((id) => identifierProblem(id, 128))).nullish(),
   event_type: z.string({ error: "is required and must be a string" }).regex(EVENT_TYPE, "must match [a-z0-9_.:-]{1,64}"),
   key: key.nullish(),
   user_id: key.nullish(),
@@ -56,10 +80,28 @@ export function parseIsoTimestamp(text: string): number | undefined {
   return date.getTime() - offset;
 }
 
-/** Checks depth, forbidden keys and encoded size of `properties`; returns the first problem. */
+const NUL = "\u0000";
+const PLAIN_NAME = /^[A-Za-z_$][\w$]*$/;
+const member = (path: string, name: string) => (PLAIN_NAME.test(name) ? `${path}.${name}` : `${path}[${JSON.stringify(name)}]`);
+
+/**
+ * What keeps a string of `properties` from reaching every sink: a lone surrogate (not Unicode text)
+ * or NUL (PostgreSQL's text and jsonb cannot store it).
+ */
+function textProblem(text: string): string | undefined {
+  if (text.includes(NUL)) return "holds the NUL character (\\u0000), which PostgreSQL cannot store";
+  if (LONE_SURROGATE.test(text)) return "holds a lone surrogate (not well-formed Unicode)";
+  return undefined;
+}
+
+/** Checks depth, forbidden keys, strings and encoded size of `properties`; returns the first problem. */
 function checkProperties(value: unknown, config: ActorConfig): string | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "must be a JSON object";
   const walk = (node: unknown, depth: number, path: string): string | undefined => {
+    if (typeof node === "string") {
+      const problem = textProblem(node);
+      return problem && `the string at ${path} ${problem}`;
+    }
     if (typeof node !== "object" || node === null) return undefined;
     if (depth > config.maxPropertiesDepth) return `nesting deeper than ${config.maxPropertiesDepth} levels at ${path}`;
     if (Array.isArray(node)) {
@@ -71,7 +113,9 @@ function checkProperties(value: unknown, config: ActorConfig): string | undefine
     }
     for (const k of Object.keys(node)) {
       if (FORBIDDEN_KEYS.has(k)) return `key "${k}" is not allowed (at ${path})`;
-      const problem = walk((node as Record<string, unknown>)[k], depth + 1, `${path}.${k}`);
+      const nameProblem = textProblem(k);
+      if (nameProblem) return `a property name at ${path} ${nameProblem}`;
+      const problem = walk((node as Record<string, unknown>)[k], depth + 1, member(path, k));
       if (problem) return problem;
     }
     return undefined;
@@ -107,14 +151,13 @@ export function normalizeEvent(raw: unknown, config: ActorConfig, now: number, n
 }
 
 const isAbsent = (v: unknown) => v === undefined || v === null;
-const isKeyText = (v: unknown): v is string => typeof v === "string" && PRINTABLE_KEY.test(v);
 
 /** The usual shape only (string ids and keys, numeric or ISO timestamps); undefined means "ask the schema". */
 function directNormalize(raw: unknown, config: ActorConfig, now: number, newId: () => string): Event | undefined {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
   const input = raw as Record<string, unknown>;
   const { event_id: id, event_type: type, key, user_id: userId, timestamp, value, properties } = input;
-  if (!isAbsent(id) && !(typeof id === "string" && id.length >= 1 && id.length <= 128)) return undefined;
+  if (!isAbsent(id) && !isEventId(id)) return undefined;
   if (typeof type !== "string" || !EVENT_TYPE.test(type)) return undefined;
   if (!isAbsent(key) && !isKeyText(key)) return undefined;
   if (!isAbsent(userId) && !isKeyText(userId)) return undefined;

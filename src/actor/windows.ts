@@ -53,12 +53,15 @@ export function addToAggregate(agg: Aggregate, value: number | undefined): void 
   agg.max = agg.max === null || value > agg.max ? value : agg.max;
 }
 
+/** Aggregates per event type. A Map: event types are client data, never property names. */
+export type TypeAggregates = Map<string, Aggregate>;
+
 export interface WindowState {
   spec: string;
   start: number;
   end: number;
   all: Aggregate;
-  types: Record<string, Aggregate>;
+  types: TypeAggregates;
   /** Revisions emitted to sinks so far (emit=updates); the final emission is revision rev + 1. */
   rev?: number;
 }
@@ -82,10 +85,26 @@ export function selectWindows<W extends WindowState>(windows: W[], q: WindowQuer
   const picked = windows.filter(
     (w) =>
       (q.spec === undefined || w.spec === q.spec) &&
-      (q.type === undefined || w.types[q.type] !== undefined) &&
+      (q.type === undefined || w.types.has(q.type)) &&
       (q.from === undefined || w.end > q.from) &&
       (q.to === undefined || w.start < q.to),
   );
   picked.sort((a, b) => a.start - b.start || a.end - b.end || a.spec.localeCompare(b.spec));
   return picked.slice(Math.max(0, picked.length - q.limit));
+}
+
+/** A window as persisted: its per-type aggregates as [type, aggregate] pairs (JSON has no Map). */
+export type WindowRow<W extends WindowState = WindowState> = Omit<W, "types"> & { types: Array<[string, Aggregate]> };
+
+export function windowRow<W extends WindowState>(w: W): WindowRow<W> {
+  return { ...w, types: [...w.types] };
+}
+
+/**
+ * The window a row holds. Rows written before version 2 kept types as an object: its own entries are
+ * read with Object.entries, which never consults the prototype.
+ */
+export function windowFromRow<W extends WindowState>(row: WindowRow<W> | (Omit<W, "types"> & { types: Record<string, Aggregate> })): W {
+  const types = Array.isArray(row.types) ? row.types : Object.entries(row.types);
+  return { ...row, types: new Map(types) } as W;
 }

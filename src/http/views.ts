@@ -81,10 +81,10 @@ function isClosed(w: WindowState | ClosedWindow): w is ClosedWindow {
 }
 
 export function windowView(w: WindowState | ClosedWindow, type?: string): WindowView {
-  const agg = type === undefined ? w.all : w.types[type];
+  const agg = type === undefined ? w.all : w.types.get(type);
   const view: WindowView = { size: w.spec, start: iso(w.start), end: iso(w.end), ...aggregateView(agg ?? EMPTY), closed: isClosed(w) };
   if (type !== undefined) view.type = type;
-  else view.by_type = Object.fromEntries(Object.entries(w.types).map(([t, a]) => [t, aggregateView(a)]));
+  else view.by_type = Object.fromEntries([...w.types].map(([t, a]) => [t, aggregateView(a)]));
   if (isClosed(w)) {
     view.closed_at = iso(w.closedAt);
     view.closed_by = w.closedBy;
@@ -97,7 +97,7 @@ export const RECENT_CLOSED = 20;
 export function actorView(s: ActorSnapshot): ActorView {
   return {
     key: s.key,
-    totals: { events: s.totals.events, duplicates: s.totals.duplicates, late: s.totals.late, by_type: { ...s.totals.byType } },
+    totals: { events: s.totals.events, duplicates: s.totals.duplicates, late: s.totals.late, by_type: Object.fromEntries(s.totals.byType) },
     first_event_at: isoOrNull(s.firstEventAt),
     last_event_at: isoOrNull(s.lastEventAt),
     last_arrival_at: isoOrNull(s.lastArrival),

@@ -1,6 +1,7 @@
 import { exitOnConfigError, selfHosted } from "./self-hosted.ts";
 import { serverSettings } from "../settings/env.ts";
 import { openBunSqlite } from "./bun-sqlite.ts";
+import { bunServeOptions } from "./bun-serve.ts";
 
 let settings;
 try {
@@ -9,7 +10,7 @@ try {
   exitOnConfigError(error);
 }
 const host = selfHosted(settings, openBunSqlite, "bun");
-const server = Bun.serve({ hostname: settings.host, port: settings.port, fetch: host.app.fetch });
+const server = Bun.serve(bunServeOptions(settings.host, settings.port, host.app.fetch));
 console.log(`keyflow ${host.describe} listening on http://${server.hostname}:${server.port}`);
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -2,10 +2,16 @@ import process from "node:process";
 import { exitOnConfigError, selfHosted } from "./self-hosted.ts";
 import { serverSettings } from "../settings/env.ts";
 import { openNodeSqlite } from "./deno-sqlite.ts";
+import { internalErrorResponse } from "./internal-error.ts";
 
 declare const Deno: {
   serve(
-    options: { hostname: string; port: number; onListen?: (addr: { hostname: string; port: number }) => void },
+    options: {
+      hostname: string;
+      port: number;
+      onListen?: (addr: { hostname: string; port: number }) => void;
+      onError?: (error: unknown) => Response | Promise<Response>;
+    },
     handler: (request: Request) => Response | Promise<Response>,
   ): { shutdown(): Promise<void> };
   addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
@@ -23,6 +29,7 @@ const server = Deno.serve(
     hostname: settings.host,
     port: settings.port,
     onListen: (addr) => console.log(`keyflow ${host.describe} listening on http://${addr.hostname}:${addr.port}`),
+    onError: internalErrorResponse,
   },
   host.app.fetch,
 );

@@ -24,10 +24,13 @@ export interface Violation {
 function agg(a: MAgg): string {
   return `${a.count}/${a.valued}/${a.sum}/${a.min}/${a.max}`;
 }
-function types(t: Record<string, MAgg>): string {
-  return Object.keys(t)
-    .sort()
-    .map((k) => `${k}:${agg(t[k]!)}`)
+/** Per-type aggregates of a window (a Map in the actor and the model, an object in a sink record). */
+type TypesLike = Map<string, MAgg> | Record<string, MAgg>;
+function types(t: TypesLike): string {
+  const entries = t instanceof Map ? [...t] : Object.entries(t);
+  return entries
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, a]) => `${k}:${agg(a)}`)
     .join(",");
 }
 interface WindowLike {
@@ -35,7 +38,7 @@ interface WindowLike {
   start: number;
   end: number;
   all: MAgg;
-  types: Record<string, MAgg>;
+  types: TypesLike;
   rev?: number;
   closedAt?: number;
   closedBy?: string;
@@ -184,7 +187,7 @@ export class Checker implements Observer {
     const s = actor.snapshot();
     const problems: string[] = [];
     const t = s.totals;
-    const byType = (o: Record<string, number>) => JSON.stringify(Object.entries(o).sort());
+    const byType = (o: Map<string, number>) => JSON.stringify([...o].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     if (t.events !== m.totals.events || t.duplicates !== m.totals.duplicates || t.late !== m.totals.late || byType(t.byType) !== byType(m.totals.byType)) {
       problems.push(`totals ${JSON.stringify(t)} vs model ${JSON.stringify(m.totals)}`);
     }

@@ -68,7 +68,7 @@ export interface Emission {
   revision: number;
   final: boolean;
   all: MAgg;
-  types: Record<string, MAgg>;
+  types: Map<string, MAgg>;
   closedAt?: number;
 }
 
@@ -77,7 +77,7 @@ interface MWindow {
   start: number;
   end: number;
   all: MAgg;
-  types: Record<string, MAgg>;
+  types: Map<string, MAgg>;
   rev: number;
 }
 
@@ -100,7 +100,7 @@ function addValue(agg: MAgg, value: number | undefined, broken: boolean): void {
 }
 
 const copyAgg = (a: MAgg): MAgg => ({ ...a });
-const copyTypes = (t: Record<string, MAgg>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, copyAgg(v)]));
+const copyTypes = (t: Map<string, MAgg>) => new Map([...t].map(([k, v]) => [k, copyAgg(v)]));
 
 /** Every [start, start+size) of the spec, aligned to multiples of hop, that holds ts (and starts at or after 0). */
 export function windowsOf(spec: { size: number; hop: number }, ts: number): number[] {
@@ -115,7 +115,7 @@ export function windowsOf(spec: { size: number; hop: number }, ts: number): numb
 }
 
 export class KeyModel {
-  totals = { events: 0, duplicates: 0, late: 0, byType: {} as Record<string, number> };
+  totals = { events: 0, duplicates: 0, late: 0, byType: new Map<string, number>() };
   firstEventAt: number | null = null;
   lastEventAt: number | null = null;
   lastArrival: number | null = null;
@@ -239,15 +239,17 @@ export class KeyModel {
         }
         const id = `${spec.name}|${start}`;
         let w = this.open.get(id);
-        if (!w) this.open.set(id, (w = { spec: spec.name, start, end, all: zero(), types: {}, rev: 0 }));
+        if (!w) this.open.set(id, (w = { spec: spec.name, start, end, all: zero(), types: new Map(), rev: 0 }));
         addValue(w.all, e.value, this.cfg.brokenCount === true);
-        addValue((w.types[e.type] ??= zero()), e.value, false);
+        let typed = w.types.get(e.type);
+        if (!typed) w.types.set(e.type, (typed = zero()));
+        addValue(typed, e.value, false);
         if (!touched.includes(w)) touched.push(w);
       }
       if (late) missed.push(spec.name);
     }
     this.totals.events++;
-    this.totals.byType[e.type] = (this.totals.byType[e.type] ?? 0) + 1;
+    this.totals.byType.set(e.type, (this.totals.byType.get(e.type) ?? 0) + 1);
     this.firstEventAt = this.firstEventAt === null ? e.ts : Math.min(this.firstEventAt, e.ts);
     this.lastEventAt = this.lastEventAt === null ? e.ts : Math.max(this.lastEventAt, e.ts);
     this.watermark = this.watermark === null ? e.ts : Math.max(this.watermark, e.ts);

@@ -70,7 +70,7 @@ describe("window assignment and aggregates", () => {
     expect(actor.isNew).toBe(true);
     expect(actor.snapshot()).toEqual({
       key: KEY,
-      totals: { events: 0, duplicates: 0, late: 0, byType: {} },
+      totals: { events: 0, duplicates: 0, late: 0, byType: new Map() },
       firstEventAt: null,
       lastEventAt: null,
       lastArrival: null,
@@ -96,7 +96,7 @@ describe("window assignment and aggregates", () => {
       ["1m", M, 2 * M, 1],
     ]);
     const s = actor.snapshot();
-    expect(s.totals).toEqual({ events: 3, duplicates: 0, late: 0, byType: { click: 3 } });
+    expect(s.totals).toEqual({ events: 3, duplicates: 0, late: 0, byType: new Map(Object.entries({ click: 3 })) });
     expect(s.firstEventAt).toBe(T0 + S);
     expect(s.lastEventAt).toBe(T0 + M);
     expect(s.watermark).toBe(T0 + M);
@@ -131,15 +131,15 @@ describe("window assignment and aggregates", () => {
     );
     const [w] = actor.openWindows();
     expect(w!.all).toEqual({ count: 6, valued: 4, sum: 41, min: -4, max: 30 });
-    expect(w!.types).toEqual({
+    expect(Object.fromEntries(w!.types)).toEqual({
       click: { count: 2, valued: 0, sum: 0, min: null, max: null },
       buy: { count: 3, valued: 3, sum: 36, min: -4, max: 30 },
       view: { count: 1, valued: 1, sum: 5, min: 5, max: 5 },
     });
     expect(aggregateView(w!.all).avg).toBeCloseTo(41 / 4, 10);
-    expect(aggregateView(w!.types.buy!).avg).toBe(12);
-    expect(aggregateView(w!.types.click!).avg).toBeNull();
-    expect(actor.snapshot().totals.byType).toEqual({ click: 2, buy: 3, view: 1 });
+    expect(aggregateView(w!.types.get("buy")!).avg).toBe(12);
+    expect(aggregateView(w!.types.get("click")!).avg).toBeNull();
+    expect(Object.fromEntries(actor.snapshot().totals.byType)).toEqual({ click: 2, buy: 3, view: 1 });
     const [typed] = render.windows(actor, { type: "buy", limit: 10 });
     expect(typed).toMatchObject({ type: "buy", count: 3, sum: 36, min: -4, max: 30, avg: 12 });
   });
@@ -213,7 +213,7 @@ describe("closing and lateness", () => {
     expect(JSON.stringify(actor.closedWindows())).toBe(before);
     expect(find(actor.openWindows(), "1m", T0)).toBeUndefined();
     const s = actor.snapshot();
-    expect(s.totals).toEqual({ events: 3, duplicates: 0, late: 1, byType: { click: 2, buy: 1 } });
+    expect(s.totals).toEqual({ events: 3, duplicates: 0, late: 1, byType: new Map(Object.entries({ click: 2, buy: 1 })) });
     expect(actor.lateLog()).toEqual([
       { id: "late-1", type: "buy", ts: T0 + 55 * S, receivedAt: T0 + 102 * S, watermark: T0 + 100 * S, missed: ["1m"], value: 9 },
     ]);
@@ -323,7 +323,7 @@ describe("duplicates", () => {
     const out = actor.ingest([ev("a", T0, "click", 1), ev("b", T0, "click", 2), ev("a", T0 + S, "click", 100)], T0);
     expect(out).toEqual([ACCEPTED, ACCEPTED, DUP]);
     const s = actor.snapshot();
-    expect(s.totals).toEqual({ events: 2, duplicates: 1, late: 0, byType: { click: 2 } });
+    expect(s.totals).toEqual({ events: 2, duplicates: 1, late: 0, byType: new Map(Object.entries({ click: 2 })) });
     expect(s.open[0]!.all).toEqual({ count: 2, valued: 2, sum: 3, min: 1, max: 2 });
     expect(s.dedupeIds).toBe(2);
   });
@@ -335,7 +335,7 @@ describe("duplicates", () => {
     expect(actor.ingest([ev("a", T0 + 5 * S, "buy", 7)], T0 + 10 * S)).toEqual([DUP]);
     expect(JSON.stringify(actor.openWindows())).toBe(before);
     const s = actor.snapshot();
-    expect(s.totals).toEqual({ events: 1, duplicates: 1, late: 0, byType: { click: 1 } });
+    expect(s.totals).toEqual({ events: 1, duplicates: 1, late: 0, byType: new Map(Object.entries({ click: 1 })) });
     // A batch of retries is not activity: the arrival time stays.
     expect(s.lastArrival).toBe(T0);
   });
@@ -674,7 +674,7 @@ interface ModelWindow {
   start: number;
   end: number;
   all: Aggregate;
-  types: Record<string, Aggregate>;
+  types: Map<string, Aggregate>;
   closedBy?: "watermark" | "idle";
   closedAt?: number;
 }
@@ -726,13 +726,13 @@ class Model {
           }
           let w = this.windows.get(key);
           if (!w) {
-            w = { spec: s.name, start, end: start + s.size, all: { count: 0, valued: 0, sum: 0, min: null, max: null }, types: {} };
+            w = { spec: s.name, start, end: start + s.size, all: { count: 0, valued: 0, sum: 0, min: null, max: null }, types: new Map() };
             this.windows.set(key, w);
           }
           // A closed window never receives another event.
           expect(w.closedBy).toBeUndefined();
           add(w.all, e.value);
-          w.types[e.type] = add(w.types[e.type], e.value);
+          w.types.set(e.type, add(w.types.get(e.type), e.value));
         }
       }
       if (late) this.totals.late++;
@@ -766,7 +766,8 @@ class Model {
 }
 
 function strip(w: WindowState & { closedAt?: number; closedBy?: string }) {
-  return { spec: w.spec, start: w.start, end: w.end, all: w.all, types: w.types, closedBy: w.closedBy, closedAt: w.closedAt };
+  const types = Object.fromEntries([...w.types].sort(([a], [b]) => (a < b ? -1 : 1)));
+  return { spec: w.spec, start: w.start, end: w.end, all: w.all, types, closedBy: w.closedBy, closedAt: w.closedAt };
 }
 
 describe("randomized against a reference model", () => {

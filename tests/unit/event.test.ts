@@ -589,13 +589,16 @@ describe("normalizeEvent: the direct path agrees with the schema", () => {
     const pick = (items: unknown[]): unknown => items[rng.int(items.length)];
     // Per field: values the schema accepts, then values it rejects.
     const pools: Record<string, [unknown[], unknown[]]> = {
-      event_id: [[undefined, null, "e1", "x".repeat(128)], ["x".repeat(129), "", 7, {}]],
-      event_type: [["purchase", "page_view", "a:b.c-d"], [undefined, "Bad", "", "x".repeat(65), 3]],
-      key: [[undefined, null, "user-1", "ü ключ", "k".repeat(256), 42], ["", "a\u0001b", "k".repeat(257), 4.5, true]],
-      user_id: [[undefined, null, "u1", 12], ["", -1.5, [], "line\nbreak"]],
+      event_id: [[undefined, null, "e1", "x".repeat(128), "__proto__", "😀"], ["x".repeat(129), "", 7, {}, "a\ud800", "a\u0000", "\udc00"]],
+      event_type: [["purchase", "page_view", "a:b.c-d", "__proto__", "constructor"], [undefined, "Bad", "", "x".repeat(65), 3, "toString"]],
+      key: [[undefined, null, "user-1", "ü ключ", "k".repeat(256), 42, "__proto__", "%2F", "...", "😀"], ["", "a\u0001b", "k".repeat(257), 4.5, true, ".", "..", "x\ud800", "\u0000"]],
+      user_id: [[undefined, null, "u1", 12, "constructor"], ["", -1.5, [], "line\nbreak", "..", "\udfff"]],
       timestamp: [[undefined, null, now - 5, now + 299_999, "2026-11-21T09:00:00Z", "2026-11-21", "2026-11-21 09:00:00.123+02:00"], [now + 300_001, -1, 1.5, 2 ** 53, "1960-01-01T00:00:00Z", "nope", "2026-02-30", true]],
       value: [[undefined, null, 0, -2.5, 1e308], ["3", {}, false]],
-      properties: [[undefined, null, {}, { amount: 12.5 }, { amount: "12" }, { nested: { a: [1, 2] } }], [[], "text", { constructor: 1 }, { big: "x".repeat(40_000) }]],
+      properties: [
+        [undefined, null, {}, { amount: 12.5 }, { amount: "12" }, { nested: { a: [1, 2] } }, { "😀": ["ok"] }, { toString: "x" }],
+        [[], "text", { constructor: 1 }, { big: "x".repeat(40_000) }, { note: "a\u0000" }, { ["k\ud800"]: 1 }, { deep: [["\udc00"]] }],
+      ],
       extra: [[undefined, "ignored"], []],
     };
     let valid = 0;

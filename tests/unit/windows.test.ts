@@ -221,7 +221,7 @@ describe("aggregates", () => {
     addToAggregate(buy, 8);
     addToAggregate(all, 2);
     addToAggregate(buy, 2);
-    const w = { spec: "1m", start: 0, end: M, all, types: { click, buy } };
+    const w = { spec: "1m", start: 0, end: M, all, types: new Map([["click", click], ["buy", buy]]) };
     const view = windowView(w);
     expect(view).toMatchObject({ size: "1m", start: "1970-01-01T00:00:00.000Z", end: "1970-01-01T00:01:00.000Z" });
     expect(view).toMatchObject({ count: 3, sum: 10, min: 2, max: 8, avg: 5, closed: false });

@@ -5,7 +5,7 @@ import type { Clock, Random } from "../../ports/clock.ts";
 import type { Config } from "../../settings/config.ts";
 import { SinkChannel } from "../../delivery/channel.ts";
 import { type Sink } from "../../delivery/sink.ts";
-import { BackpressureError } from "../../actor/errors.ts";
+import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "../../actor/errors.ts";
 import { StorageError } from "../../http/gateway.ts";
 import { groupByKey, type Event } from "../../actor/event.ts";
 import { decodeJournal, encodeJournal, JOURNAL_PREFIX, journalRow, RetainedJournal, type JournalEntry } from "./journal.ts";
@@ -132,7 +132,11 @@ export class ProcessHost implements Gateway {
     const actors = [...byKey.keys()].map((key) => this.actor(key));
     // Refuse the whole request before applying any of it when one of its keys is over its bound.
     const behind = actors.find((a) => a.outbox.backlog() >= this.opts.config.outboxMax);
-    if (behind) throw new BackpressureError(behind.key, Math.max(1, Math.ceil(this.opts.config.sinkMaxDelayMs / 1000)));
+    if (behind) {
+      // Nothing of the request is applied: keys it named for the first time stay unknown.
+      for (const actor of actors) if (actor.isNew) this.actors.delete(actor.key);
+      throw new BackpressureError(behind.key, BACKPRESSURE_RETRY_AFTER_SECONDS);
+    }
     const outcomes = new Array<IngestOutcome>(events.length);
     const now = this.opts.clock.now();
     let k = 0;
@@ -392,7 +396,10 @@ export class ProcessHost implements Gateway {
     this.ensureOpen();
     const cached = this.actors.get(key);
     if (cached && (this.dirty.has(cached) || this.turn.some((t) => t.actor === cached))) await this.commit();
-    if (this.actors.has(key)) return this.actor(key);
+    if (this.actors.has(key)) {
+      const actor = this.actor(key);
+      return actor.isNew ? null : actor;
+    }
     const actor = this.restore(key);
     if (actor.isNew) return null;
     this.actors.set(key, actor);
