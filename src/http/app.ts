@@ -7,7 +7,7 @@ import type { Config } from "../settings/config.ts";
 import { parseDuration } from "../actor/duration.ts";
 import { ApiError, errorBody, type ErrorBody } from "./errors.ts";
 import { BackpressureError } from "../actor/errors.ts";
-import { UnavailableError } from "./gateway.ts";
+import { UnavailableError, type IngestFailure } from "./gateway.ts";
 import { EVENT_TYPE, normalizeEvent, parseIsoTimestamp, type Event } from "../actor/event.ts";
 import { parseJson } from "./json.ts";
 import { specName } from "../actor/windows.ts";
@@ -63,7 +63,8 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
     const result = normalizeEvent(raw, config, now, newId);
     if (!result.ok) throw invalidEvent(result.problems);
     const [outcome] = await backend.ingest([result.event]);
-    const body: Record<string, unknown> = { status: outcome!.status, event_id: result.event.id };
+    if (outcome!.status === "failed") throw outcome!.error;
+    const body: IngestOneBody = { status: outcome!.status, event_id: result.event.id };
     if (result.event.assigned) body.id_assigned = true;
     if (outcome!.late) body.late = true;
     return c.json(body, outcome!.status === "accepted" ? 202 : 200);
@@ -76,22 +77,33 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
     }
     const rejected: Array<{ index: number; error: ErrorBody }> = [];
     const events: Event[] = [];
-    const assigned: Array<{ index: number; event_id: string }> = [];
+    /** The batch index of each event in `events`. */
+    const positions: number[] = [];
     items.forEach((item, index) => {
       if (item.error) return void rejected.push({ index, error: item.error });
       const result = normalizeEvent(item.raw, config, now, newId);
       if (!result.ok) return void rejected.push({ index, error: invalidEvent(result.problems).body().error });
       events.push(result.event);
-      if (result.event.assigned) assigned.push({ index, event_id: result.event.id });
+      positions.push(index);
     });
     const outcomes = events.length ? await backend.ingest(events) : [];
-    const accepted = outcomes.filter((o) => o.status === "accepted").length;
-    const body: Record<string, unknown> = {
-      accepted,
-      duplicates: outcomes.length - accepted,
-      late: outcomes.filter((o) => o.late).length,
-      rejected,
-    };
+    const body: IngestBatchBody = { accepted: 0, duplicates: 0, late: 0, rejected };
+    const assigned: Array<{ index: number; event_id: string }> = [];
+    let failed: IngestFailure | undefined;
+    outcomes.forEach((outcome, n) => {
+      const index = positions[n]!;
+      if (outcome.status === "failed") {
+        failed = outcome;
+        return void rejected.push({ index, error: failureBody(outcome) });
+      }
+      if (outcome.status === "accepted") body.accepted++;
+      else body.duplicates++;
+      if (outcome.late) body.late++;
+      if (events[n]!.assigned) assigned.push({ index, event_id: events[n]!.id });
+    });
+    // Every event the host was given failed: the whole request answers as its failure did.
+    if (failed && outcomes.every((o) => o.status === "failed")) throw failed.error;
+    rejected.sort((a, b) => a.index - b.index);
     if (assigned.length) body.assigned_ids = assigned;
     return c.json(body, 200);
   }
@@ -148,10 +160,7 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
         "Retry-After": String(err.retryAfterSeconds),
       });
     }
-    if (err instanceof UnavailableError) {
-      const message = `${err.message}; nothing in this request was acknowledged: retry it (events already stored answer as duplicates)`;
-      return c.json({ error: errorBody(err.code, message) }, 503, { "Retry-After": "1" });
-    }
+    if (err instanceof UnavailableError) return c.json({ error: errorBody(err.code, err.advice()) }, 503, { "Retry-After": "1" });
     console.error("keyflow: unhandled error", err);
     return c.json({ error: errorBody("internal", "internal error") }, 500);
   });
@@ -178,6 +187,29 @@ function routeMethods(app: Hono): (path: string) => string[] {
     for (const [methods] of router.match("ALL", path)[0]) for (const m of methods as string[]) found.add(m);
     return [...found];
   };
+}
+
+/** The body of a single event's answer. */
+interface IngestOneBody {
+  status: "accepted" | "duplicate";
+  event_id: string;
+  id_assigned?: true;
+  late?: true;
+}
+
+/** The body of a batch's answer: what happened to each event, by its index in the batch. */
+interface IngestBatchBody {
+  accepted: number;
+  duplicates: number;
+  late: number;
+  rejected: Array<{ index: number; error: ErrorBody }>;
+  assigned_ids?: Array<{ index: number; event_id: string }>;
+}
+
+/** A batch event the host could not take, as its entry in `rejected`. */
+function failureBody({ error }: IngestFailure): ErrorBody {
+  if (error instanceof BackpressureError) return errorBody("backpressure", error.message, { key: error.key, retry_after_s: error.retryAfterSeconds });
+  return errorBody(error.code, error.advice(), { retryable: true });
 }
 
 type BatchItem = { raw: unknown; error?: undefined } | { raw?: undefined; error: ErrorBody };

@@ -1,4 +1,5 @@
 import type { IngestOutcome } from "../actor/actor.ts";
+import type { BackpressureError } from "../actor/errors.ts";
 import type { Event } from "../actor/event.ts";
 import type { WindowQuery } from "../actor/windows.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "./views.ts";
@@ -8,8 +9,11 @@ import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from
  * actors and read actors back. Reads return null for a key that has never accepted an event.
  */
 export interface Gateway {
-  /** Outcomes in the order of `events`; resolves only once every accepted event is durable. */
-  ingest(events: Event[]): Promise<IngestOutcome[]>;
+  /**
+   * Outcomes in the order of `events`; resolves only once every accepted event is durable. A host
+   * that fails a whole request throws; one whose keys fail apart (Durable Objects) fails them per event.
+   */
+  ingest(events: Event[]): Promise<GatewayOutcome[]>;
   state(key: string): Promise<ActorView | null>;
   windows(key: string, query: WindowQuery): Promise<WindowView[] | null>;
   late(key: string): Promise<LateView[] | null>;
@@ -22,27 +26,49 @@ export interface Gateway {
   health?(): Record<string, number>;
 }
 
+/** An event the host could not take: its key's actor is behind its sinks, or failed. */
+export interface IngestFailure {
+  status: "failed";
+  error: BackpressureError | UnavailableError;
+}
+
+export type GatewayOutcome = IngestOutcome | IngestFailure;
+
 /** Which dead letters a replay takes: all, one sink's, and/or these ids. */
 export interface ReplayFilter {
   sink?: string;
   ids?: number[];
 }
 
-/** A host could not do its part (storage, an actor); the response says what is known of the request. */
+/**
+ * A host could not do its part (storage, an actor). `stored` says what is known of the events:
+ * "none" were stored, or "unknown" (the failure may have come after they were stored). Either way
+ * a retry is safe: a stored event answers as a duplicate.
+ */
 export class UnavailableError extends Error {
   override name = "UnavailableError";
   constructor(
     readonly code: string,
     message: string,
+    readonly stored: "none" | "unknown",
   ) {
     super(message);
   }
+
+  /** The message for the client: the failure, what was stored, and what to do. */
+  advice(): string {
+    const stored =
+      this.stored === "none"
+        ? "nothing of it was stored"
+        : "some or all of these events may have been stored before the failure";
+    return `${this.message}; ${stored}: retry them (an event already stored answers as a duplicate)`;
+  }
 }
 
-/** Storage could not commit: nothing of the request was acknowledged. */
+/** Storage could not commit: nothing of the request was stored. */
 export class StorageError extends UnavailableError {
   override name = "StorageError";
   constructor(message: string) {
-    super("storage_unavailable", message);
+    super("storage_unavailable", message, "none");
   }
 }

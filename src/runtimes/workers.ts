@@ -1,5 +1,5 @@
 import type { Hono } from "hono";
-import { DurableGateway } from "../hosts/durable/gateway.ts";
+import { DurableGateway, type ActorNamespace } from "../hosts/durable/gateway.ts";
 import { stringVars, type WorkerEnv } from "../hosts/durable/env.ts";
 import { createApp } from "../http/app.ts";
 import { errorBody } from "../http/errors.ts";
@@ -16,7 +16,8 @@ export default {
   fetch(request, env, ctx) {
     try {
       app ??= createApp({
-        backend: new DurableGateway(env.ACTORS),
+        // RPC stubs type their results as RPC promises; the calls are the ActorStub methods.
+        backend: new DurableGateway(env.ACTORS as unknown as ActorNamespace),
         config: readSettings(stringVars(env)).config,
         env: systemEnv,
         host: "workers",

@@ -1,31 +1,51 @@
-import type { KeyActor } from "../../../actors/key-actor.ts";
-import type { IngestResult } from "./durable-host.ts";
-import type { IngestOutcome } from "../../actor/actor.ts";
-import type { Gateway } from "../../http/gateway.ts";
-import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../http/views.ts";
 import { BackpressureError } from "../../actor/errors.ts";
-import { UnavailableError } from "../../http/gateway.ts";
 import { groupByKey, type Event } from "../../actor/event.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
-import type { WorkerEnv } from "./env.ts";
+import { UnavailableError, type Gateway, type GatewayOutcome, type ReplayFilter } from "../../http/gateway.ts";
+import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../http/views.ts";
+import type { IngestResult } from "./durable-host.ts";
 
-/** Routes each key to its Durable Object: a batch is split by key and sent to all its actors at once. */
+/** What the gateway calls on a key's Durable Object (the RPC methods of actors/key-actor.ts). */
+export interface ActorStub {
+  ingest(key: string, events: Event[]): Promise<IngestResult>;
+  state(key: string): Promise<ActorView | null>;
+  windows(key: string, query: WindowQuery): Promise<WindowView[] | null>;
+  late(key: string): Promise<LateView[] | null>;
+  deadLetters(key: string): Promise<DeadLetterView[] | null>;
+  replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null>;
+  outbox(key: string): Promise<OutboxView | null>;
+}
+
+/** The Durable Object namespace, as the gateway uses it: one object per key name. */
+export interface ActorNamespace {
+  getByName(name: string): ActorStub;
+}
+
+/**
+ * Routes each key to its Durable Object: a batch is split by key and sent to all its actors at
+ * once. Each key's outcome is its own: one key behind or failing does not hide what the others did.
+ */
 export class DurableGateway implements Gateway {
-  constructor(private readonly actors: WorkerEnv["ACTORS"]) {}
+  constructor(private readonly actors: ActorNamespace) {}
 
-  async ingest(events: Event[]): Promise<IngestOutcome[]> {
-    const outcomes = new Array<IngestOutcome>(events.length);
-    let behind: BackpressureError | undefined;
+  async ingest(events: Event[]): Promise<GatewayOutcome[]> {
+    const outcomes = new Array<GatewayOutcome>(events.length);
     await Promise.all(
       [...groupByKey(events)].map(async ([key, indexes]) => {
-        // RPC stubs type a union result awkwardly; the value is the actor's IngestResult.
-        const result = await this.call(key, (stub) => stub.ingest(key, indexes.map((i) => events[i]!)) as unknown as Promise<IngestResult>);
-        if ("backpressure" in result) behind = new BackpressureError(key, result.backpressure.retryAfterSeconds);
-        else indexes.forEach((i, n) => (outcomes[i] = result.outcomes[n]!));
+        let result: IngestResult;
+        try {
+          result = await this.call(key, (stub) => stub.ingest(key, indexes.map((i) => events[i]!)));
+        } catch (error) {
+          if (!(error instanceof UnavailableError)) throw error;
+          for (const i of indexes) outcomes[i] = { status: "failed", error };
+          return;
+        }
+        if ("backpressure" in result) {
+          const error = new BackpressureError(key, result.backpressure.retryAfterSeconds);
+          for (const i of indexes) outcomes[i] = { status: "failed", error };
+        } else indexes.forEach((i, n) => (outcomes[i] = result.outcomes[n]!));
       }),
     );
-    // The keys that were not behind have their events durably; a retry of the request is safe.
-    if (behind) throw behind;
     return outcomes;
   }
 
@@ -45,7 +65,7 @@ export class DurableGateway implements Gateway {
     return this.call(key, (stub) => stub.deadLetters(key));
   }
 
-  replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null> {
+  replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null> {
     return this.call(key, (stub) => stub.replay(key, filter));
   }
 
@@ -53,11 +73,13 @@ export class DurableGateway implements Gateway {
     return this.call(key, (stub) => stub.outbox(key));
   }
 
-  private async call<T>(key: string, fn: (stub: DurableObjectStub<KeyActor>) => Promise<T>): Promise<T> {
+  /** A failed call may have been carried out before it failed (its reply is what was lost). */
+  private async call<T>(key: string, fn: (stub: ActorStub) => Promise<T>): Promise<T> {
     try {
       return await fn(this.actors.getByName(key));
     } catch (error) {
-      throw new UnavailableError("actor_unavailable", `the actor for key ${JSON.stringify(key)} failed: ${(error as Error)?.message ?? error}`);
+      const reason = (error as Error)?.message ?? String(error);
+      throw new UnavailableError("actor_unavailable", `the actor for key ${JSON.stringify(key)} failed: ${reason}`, "unknown");
     }
   }
 }
