@@ -1,4 +1,4 @@
 import { contractSuite } from "./contract.ts";
 import { inProcessTarget } from "../support/targets.ts";
 
-contractSuite("in-process app (SQLite)", async () => inProcessTarget());
+contractSuite("in-process app (SQLite)", async (env) => inProcessTarget(env));
