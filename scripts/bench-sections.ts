@@ -215,6 +215,12 @@ export async function sinksSection(size: number | Partial<Omit<import("./bench-s
     });
   }
   for (const sink of SINK_NAMES) {
+    rows.push({
+      id: `sinks.${sink}.direct_serial`, section: "sinks", metric: `${sink}: direct writes, one batch of 500 in flight`,
+      value: r.directSerial[sink].eventsPerS, unit: "events/s", note: "what one batch in flight per sink allows",
+    });
+  }
+  for (const sink of SINK_NAMES) {
     for (const p of [50, 99]) {
       rows.push({
         id: `sinks.${sink}.p${p}`, section: "sinks", metric: `${sink}: p${p} ingest -> visible at ${r.latency.offeredPerS.toLocaleString("en-US")} events/s`,

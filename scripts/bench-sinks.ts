@@ -69,11 +69,20 @@ export interface Drain {
   timedOut: boolean;
 }
 
+export interface DirectRate {
+  events: number;
+  seconds: number;
+  eventsPerS: number;
+}
+
 export interface SinksBenchResult {
   off: IngestPhase;
   on: IngestPhase;
   drain: Record<SinkName, Drain>;
-  direct: Record<SinkName, { events: number; seconds: number; eventsPerS: number }>;
+  /** Batches of 500, four in flight: the drain rows' baselines. */
+  direct: Record<SinkName, DirectRate>;
+  /** One batch of 500 in flight, as the host's delivery loop sends. */
+  directSerial: Record<SinkName, DirectRate>;
   latency: { offeredPerS: number; keyflow: Record<SinkName, number[]>; direct: Record<SinkName, number[]> };
   /** Where the CPU went during the sinks-on ingest and drain (diagnostic lines). */
   cpu: string[];
@@ -115,12 +124,13 @@ export async function sinksBench(options: SinksBenchOptions): Promise<SinksBench
     const on = await ingestPhase(ctx, `${base}-on`, true);
     opts.log(`sinks on: ${fmt(on.phase.eventsPerS)} events/s, ${on.phase.bytesPerEvent.toFixed(0)} bytes written/event`);
     const direct = {} as SinksBenchResult["direct"];
+    const directSerial = {} as SinksBenchResult["directSerial"];
     for (const sink of SINK_NAMES) {
-      direct[sink] = await directDrain(ctx, `${base}-d${sink[0]}`, sink);
-      opts.log(`direct ${sink}: ${fmt(direct[sink].eventsPerS)} events/s (${fmt(direct[sink].events)} events, batches of 500, 4 in flight)`);
+      direct[sink] = await directDrain(ctx, `${base}-d${sink[0]}`, sink, opts.directEvents, 4);
+      directSerial[sink] = await directDrain(ctx, `${base}-s${sink[0]}`, sink, Math.round(opts.directEvents / 2), 1);
     }
     const latency = await latencyPhase(ctx, `${base}-lat`);
-    return { off: off.phase, on: on.phase, drain: on.drain!, direct, latency, cpu: [...off.cpu, ...on.cpu] };
+    return { off: off.phase, on: on.phase, drain: on.drain!, direct, directSerial, latency, cpu: [...off.cpu, ...on.cpu] };
   } finally {
     await cleanUp(ctx, base).catch((error) => opts.log(`clean-up failed: ${(error as Error).message}`));
     redisConn.close();
@@ -192,17 +202,25 @@ async function ingestPhase(ctx: Ctx, run: string, sinks: boolean): Promise<{ pha
     const accepted = gen.sent - warmSent;
     if (accepted !== result.requests * EVENTS_PER_REQUEST) throw new Error(`${label}: sent ${accepted} events in ${result.requests} requests`);
     const cpu1 = cpuTicks(pid);
+    const ingested = readIo(pid);
     const cpu = [`CPU during the ${label} ingest (${secs(cpu1.at - start)}): ${cpuLine(cpu0, cpu1)}`];
     let drain: Record<SinkName, Drain> | undefined;
+    let drained = ingested;
     if (counter) {
       drain = await counter.until(gen.sent, start, opts.drainTimeoutMs, `the ${fmt(accepted)} events of the timed ingest`, warmSent);
       const cpu2 = cpuTicks(pid);
+      drained = readIo(pid);
       cpu.push(`CPU during the drain after the ingest (${secs(cpu2.at - cpu1.at)}): ${cpuLine(cpu1, cpu2)}`);
     }
     for (const line of cpu) opts.log(line);
     await diskIdle(pid, opts, `${label}: waiting for the server's disk writes to stop (checkpoints, cursor commits)`);
     const after = readIo(pid);
     const bytesWritten = after.write_bytes - before.write_bytes;
+    const perEvent = (a: { write_bytes: number }, b: { write_bytes: number }) => `${((b.write_bytes - a.write_bytes) / accepted).toFixed(0)}`;
+    opts.log(
+      `${label}: disk bytes per event written during the ingest ${perEvent(before, ingested)}${counter ? `, during the drain after it ${perEvent(ingested, drained)}` : ""}, until 2 s idle ${perEvent(drained, after)}` +
+        (after.cancelled_write_bytes > before.cancelled_write_bytes ? ` (cancelled: ${perEvent({ write_bytes: before.cancelled_write_bytes }, { write_bytes: after.cancelled_write_bytes })})` : ""),
+    );
     if (counter) {
       // The completion check above relies on per-key order (the last event of every key); count them all once.
       const exact = await counter.exactPostgres();
@@ -268,6 +286,12 @@ async function diskIdle(pid: number, opts: SinksBenchOptions, what: string): Pro
   }
 }
 
+/**
+ * How many of the (actor_key $1[i], event_id $2[i]) pairs processed_events holds: a lookup by key and
+ * id, which an index serves whether the table's key is event_id alone or (actor_key, event_id).
+ */
+const PRESENT = "SELECT count(*) FROM processed_events p JOIN unnest($1::text[], $2::text[]) AS u(k, id) ON p.actor_key = u.k AND p.event_id = u.id";
+
 /** Counts what of a run reached each sink, cheaply enough to poll every 100 ms. */
 function drainCounter(ctx: Ctx, run: string) {
   const streams = Array.from({ length: KEYS }, (_, k) => `${run}:events:${run}-u${k}`);
@@ -282,11 +306,13 @@ function drainCounter(ctx: Ctx, run: string) {
     // the last event of every key (the final request's 1,000 ids) says when it is done: per-key order
     // puts the rest before them (exactPostgres checks it). Progress: a sample of 1,000 ids.
     postgres: async (sent: number) => {
-      const last = Array.from({ length: KEYS }, (_, k) => `${run}-${sent - KEYS + k}`);
-      const sample = Array.from({ length: 1000 }, (_, i) => `${run}-${Math.floor((i * sent) / 1000)}`);
+      const last = Array.from({ length: KEYS }, (_, k) => sent - KEYS + k);
+      const sample = Array.from({ length: 1000 }, (_, i) => Math.floor((i * sent) / 1000));
+      const keysOf = (ns: number[]) => ns.map((n) => `${run}-u${n % KEYS}`);
+      const idsOf = (ns: number[]) => ns.map((n) => `${run}-${n}`);
       const { rows } = await ctx.pool.query(
-        "SELECT (SELECT count(*) FROM processed_events WHERE event_id = ANY($1::text[]))::int AS last, (SELECT count(*) FROM processed_events WHERE event_id = ANY($2::text[]))::int AS sample",
-        [last, sample],
+        `SELECT (${PRESENT})::int AS last, (${PRESENT.replace("$1", "$3").replace("$2", "$4")})::int AS sample`,
+        [keysOf(last), idsOf(last), keysOf(sample), idsOf(sample)],
       );
       const row = rows[0] as { last: number; sample: number };
       return row.last === KEYS ? sent : Math.min(sent - 1, Math.round((row.sample / 1000) * sent));
@@ -301,6 +327,8 @@ function drainCounter(ctx: Ctx, run: string) {
       const result = {} as Record<SinkName, Drain>;
       const landed: Record<SinkName, number> = { redis: 0, postgres: 0, kafka: 0 };
       let told = performance.now();
+      // When a sink finishes, where the others stood: the rate of the last one alone.
+      let lastFinish: { ms: number; landed: Record<SinkName, number>; sinks: SinkName[] } | undefined;
       ctx.opts.log(`waiting for ${what} to reach Redis, Postgres and Kafka`);
       while (SINK_NAMES.some((s) => !result[s])) {
         const open = SINK_NAMES.filter((s) => !result[s]);
@@ -313,6 +341,18 @@ function drainCounter(ctx: Ctx, run: string) {
             }
           }),
         );
+        const finished = open.filter((s) => result[s]);
+        const left = SINK_NAMES.filter((s) => !result[s]);
+        if (finished.length && left.length) {
+          lastFinish = { ms: performance.now() - start, landed: { ...landed }, sinks: SINK_NAMES.filter((s) => result[s]) };
+        } else if (finished.length && lastFinish && open.length === 1) {
+          const sink = open[0]!;
+          const alone = ((total - lastFinish.landed[sink]) * 1000) / (result[sink].seconds * 1000 - lastFinish.ms);
+          const shared = ((lastFinish.landed[sink] - from) * 1000) / lastFinish.ms;
+          ctx.opts.log(
+            `  ${sink}: ~${fmt(shared)} events/s until ${lastFinish.sinks.join(" and ")} finished at ${secs(lastFinish.ms)}, ~${fmt(alone)} events/s alone after`,
+          );
+        }
         const now = performance.now();
         if (now - start > timeoutMs) {
           for (const sink of SINK_NAMES.filter((s) => !result[s])) {
@@ -423,7 +463,10 @@ function recordView(r: Rec) {
 
 type Writer = (batch: Rec[]) => Promise<void>;
 
-/** The Postgres sink's transaction: the same two multi-row statements, one transaction per batch. */
+/**
+ * The Postgres sink's transaction: the same two multi-row statements, one transaction per batch
+ * (ON CONFLICT without a target: the same work whichever unique key processed_events has).
+ */
 function postgresWriter(pool: Pool): Writer {
   return async (batch) => {
     const rows = batch.map((e) => ({
@@ -455,7 +498,7 @@ function postgresWriter(pool: Pool): Writer {
          SELECT event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour
          FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, actor_key text, event_type text, event_time timestamptz,
            value double precision, properties jsonb, received_at timestamptz, late boolean, minute timestamptz, hour timestamptz)
-         ON CONFLICT (event_id) DO NOTHING`,
+         ON CONFLICT DO NOTHING`,
         [json],
       );
       await client.query("COMMIT");
@@ -558,22 +601,22 @@ function records(run: string, from: number, count: number, keys: number, keyName
 }
 
 /**
- * Writes `events` rows over 1,000 keys straight to one sink with its client, in batches of 500, four
- * in flight. Each of the four writers owns a quarter of the keys and sends its batches in order, as
+ * Writes `events` rows over 1,000 keys straight to one sink with its client, in batches of 500,
+ * `inFlight` at a time. Each writer owns its share of the keys and sends its batches in order, as
  * the host sends one key's records in order.
  */
-async function directDrain(ctx: Ctx, run: string, sink: SinkName): Promise<{ events: number; seconds: number; eventsPerS: number }> {
+async function directDrain(ctx: Ctx, run: string, sink: SinkName, events: number, inFlight: number): Promise<DirectRate> {
   const { opts } = ctx;
   let pool: Pool | undefined;
   let write: Writer;
-  if (sink === "postgres") write = postgresWriter((pool = new Pool({ connectionString: ctx.pgUrl, max: 4 })));
+  if (sink === "postgres") write = postgresWriter((pool = new Pool({ connectionString: ctx.pgUrl, max: inFlight })));
   else if (sink === "redis") write = redisWriter(`${run}:`);
   else {
     await createTopics(ctx, `${run}.events`);
     write = kafkaWriter(`${run}.events`);
   }
   const writeAll = async (recs: Rec[]) => {
-    const lanes = Array.from({ length: 4 }, (_, w) => recs.filter((r) => ((r.seq - 1) % KEYS) % 4 === w));
+    const lanes = Array.from({ length: inFlight }, (_, w) => recs.filter((r) => ((r.seq - 1) % KEYS) % inFlight === w));
     await Promise.all(
       lanes.map(async (lane) => {
         for (let i = 0; i < lane.length; i += 500) await write(lane.slice(i, i + 500));
@@ -583,13 +626,15 @@ async function directDrain(ctx: Ctx, run: string, sink: SinkName): Promise<{ eve
   try {
     const warm = 4000;
     await writeAll(records(run, 0, warm, KEYS, (k) => `${run}-u${k}`));
-    const recs = records(run, warm, opts.directEvents, KEYS, (k) => `${run}-u${k}`);
+    const recs = records(run, warm, events, KEYS, (k) => `${run}-u${k}`);
     const cpu0 = cpuTicks(-1);
     const start = performance.now();
     await writeAll(recs);
     const seconds = (performance.now() - start) / 1000;
-    opts.log(`CPU during the direct ${sink} writes (${seconds.toFixed(1)} s): ${cpuLine(cpu0, cpuTicks(-1))}`);
-    return { events: opts.directEvents, seconds, eventsPerS: opts.directEvents / seconds };
+    const rate = { events, seconds, eventsPerS: events / seconds };
+    opts.log(`direct ${sink}, ${inFlight} batch${inFlight > 1 ? "es" : ""} of 500 in flight: ${fmt(rate.eventsPerS)} events/s (${fmt(events)} events)`);
+    opts.log(`  CPU meanwhile (${seconds.toFixed(1)} s): ${cpuLine(cpu0, cpuTicks(-1))}`);
+    return rate;
   } finally {
     await pool?.end();
   }
@@ -605,12 +650,12 @@ const LATENCY_REQUESTS_PER_S = 100;
 class Visibility {
   readonly sent = new Map<string, number>();
   readonly seen: Record<SinkName, Map<string, number>> = { redis: new Map(), postgres: new Map(), kafka: new Map() };
-  /** Ids Postgres has not shown yet (the poll asks only for these). */
-  readonly pgPending = new Set<string>();
+  /** Ids Postgres has not shown yet, with their keys (the poll asks only for these). */
+  readonly pgPending = new Map<string, string>();
 
-  track(id: string, at: number): void {
+  track(id: string, key: string, at: number): void {
     this.sent.set(id, at);
-    this.pgPending.add(id);
+    this.pgPending.set(id, key);
   }
 
   see(sink: SinkName, id: string, at: number): void {
@@ -657,8 +702,8 @@ async function startProbes(ctx: Ctx, run: string, vis: Visibility, streams: stri
   const pgLoop = (async () => {
     while (!stopped) {
       if (vis.pgPending.size) {
-        const ids = [...vis.pgPending].slice(0, 2000);
-        const { rows } = await ctx.pool.query("SELECT event_id FROM processed_events WHERE event_id = ANY($1::text[])", [ids]);
+        const pending = [...vis.pgPending].slice(0, 2000);
+        const { rows } = await ctx.pool.query(PRESENT.replace("count(*)", "p.event_id"), [pending.map(([, key]) => key), pending.map(([id]) => id)]);
         const at = performance.now();
         for (const { event_id } of rows as Array<{ event_id: string }>) {
           vis.see("postgres", event_id, at);
@@ -721,7 +766,7 @@ async function openLoop(
     const at = performance.now();
     if (i >= warmRequests) {
       for (const r of batch) {
-        vis.track(r.id, at);
+        vis.track(r.id, r.key, at);
         measured.push(r.id);
       }
     }
