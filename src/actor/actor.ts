@@ -2,7 +2,8 @@ import { assert } from "../ports/assert.ts";
 import type { ActorConfig } from "./config.ts";
 import { DedupeIndex } from "./dedupe.ts";
 import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts";
-import { Outbox, type NewRecord, type OutboxMeta } from "./outbox.ts";
+import { ACTOR_ROW, rowNumber } from "./layout.ts";
+import { Outbox, type NewRecord, type OutboxMeta, type ResolveRef } from "./outbox.ts";
 import type { Event } from "./event.ts";
 import {
   addToAggregate,
@@ -73,14 +74,6 @@ export interface Writes {
 const ACCEPTED: IngestOutcome = Object.freeze({ status: "accepted" });
 const ACCEPTED_LATE: IngestOutcome = Object.freeze({ status: "accepted", late: true });
 const DUPLICATE: IngestOutcome = Object.freeze({ status: "duplicate" });
-
-/** Storage layout of one actor, relative to its own key space. */
-export const ROW = {
-  state: "state",
-  late: "late",
-  dedupe: (seq: number) => `dd/${String(seq).padStart(12, "0")}`,
-  closed: (seq: number) => `cw/${String(seq).padStart(12, "0")}`,
-};
 
 /**
  * One key's event actor: dedupe, windowed aggregates, watermark, closing and the late log.
@@ -291,23 +284,26 @@ export class Actor {
     for (const { seq } of this.closed.splice(0, drop)) this.purgedClosed.push(seq);
   }
 
-  /** Storage rows changed since the last drain; the host commits them atomically. */
-  drainWrites(): Writes {
+  /**
+   * Storage rows changed since the last drain (relative to the actor's prefix, see ACTOR_ROW); the
+   * host commits them atomically. `inlineRefs`: store outbox records in full, not as journal references.
+   */
+  drainWrites(inlineRefs = false): Writes {
     const puts: Array<[string, string]> = [];
     const deletes: string[] = [];
     const dd = this.dedupe.drain();
-    for (const [seq, text] of dd.puts) puts.push([ROW.dedupe(seq), text]);
-    for (const seq of dd.deletes) deletes.push(ROW.dedupe(seq));
+    for (const [seq, text] of dd.puts) puts.push([ACTOR_ROW.dedupe(seq), text]);
+    for (const seq of dd.deletes) deletes.push(ACTOR_ROW.dedupe(seq));
     const purged = new Set(this.purgedClosed);
-    for (const { seq, window } of this.newClosed) if (!purged.has(seq)) puts.push([ROW.closed(seq), JSON.stringify(windowRow(window))]);
-    for (const seq of this.purgedClosed) deletes.push(ROW.closed(seq));
+    for (const { seq, window } of this.newClosed) if (!purged.has(seq)) puts.push([ACTOR_ROW.closed(seq), JSON.stringify(windowRow(window))]);
+    for (const seq of this.purgedClosed) deletes.push(ACTOR_ROW.closed(seq));
     this.newClosed = [];
     this.purgedClosed = [];
-    const ob = this.outbox.drain();
+    const ob = this.outbox.drain(inlineRefs);
     puts.push(...ob.puts);
     deletes.push(...ob.deletes);
-    if (this.lateDirty) puts.push([ROW.late, JSON.stringify(this.late)]);
-    if (this.stateDirty || puts.length || deletes.length) puts.push([ROW.state, JSON.stringify(this.stateRow())]);
+    if (this.lateDirty) puts.push([ACTOR_ROW.late, JSON.stringify(this.late)]);
+    if (this.stateDirty || ob.metaChanged || puts.length || deletes.length) puts.push([ACTOR_ROW.state, JSON.stringify(this.stateRow())]);
     this.lateDirty = this.stateDirty = false;
     return { puts, deletes };
   }
@@ -329,20 +325,24 @@ export class Actor {
     };
   }
 
-  /** Rebuilds an actor from its rows (sorted by key), as drainWrites() left them. */
-  static restore(key: string, config: ActorConfig, rows: Iterable<[string, string]>, now: number): Actor {
+  /**
+   * Rebuilds an actor from its rows (sorted by key), as drainWrites() left them. `resolve` turns
+   * outbox records stored as journal references back into records (the process host's journal).
+   */
+  static restore(key: string, config: ActorConfig, rows: Iterable<[string, string]>, now: number, resolve?: ResolveRef): Actor {
     const actor = new Actor(key, config);
     const segments: Array<[number, string]> = [];
     const outboxRows: Array<[string, string]> = [];
     for (const [rowKey, text] of rows) {
-      if (rowKey.startsWith("ob/") || rowKey.startsWith("oc/") || rowKey.startsWith("dl/")) outboxRows.push([rowKey, text]);
-      else if (rowKey === ROW.state) actor.loadState(JSON.parse(text) as StateRow);
-      else if (rowKey === ROW.late) actor.late = JSON.parse(text) as LateEntry[];
-      else if (rowKey.startsWith("dd/")) segments.push([Number(rowKey.slice(3)), text]);
-      else if (rowKey.startsWith("cw/")) actor.closed.push({ seq: Number(rowKey.slice(3)), window: windowFromRow<ClosedWindow>(JSON.parse(text)) });
+      if (rowKey === ACTOR_ROW.state) actor.loadState(JSON.parse(text) as StateRow);
+      else if (rowKey === ACTOR_ROW.late) actor.late = JSON.parse(text) as LateEntry[];
+      else if (rowKey.startsWith(ACTOR_ROW.dedupePrefix)) segments.push([rowNumber(rowKey, ACTOR_ROW.dedupePrefix), text]);
+      else if (rowKey.startsWith(ACTOR_ROW.closedPrefix)) {
+        actor.closed.push({ seq: rowNumber(rowKey, ACTOR_ROW.closedPrefix), window: windowFromRow<ClosedWindow>(JSON.parse(text)) });
+      } else outboxRows.push([rowKey, text]);
     }
     actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }, segments, now);
-    actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, actor.outboxMeta, outboxRows);
+    actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, actor.outboxMeta, outboxRows, resolve);
     return actor;
   }
 

@@ -1,4 +1,5 @@
 import { assert } from "../ports/assert.ts";
+import { ACTOR_ROW, rowNumber } from "./layout.ts";
 import type { Aggregate } from "./windows.ts";
 
 /** An accepted event, as forwarded to sinks. */
@@ -16,7 +17,19 @@ export interface EventRecord {
   late: boolean;
   /** Deliver to this sink only (DLQ replays and mirrors). */
   only?: string;
+  /**
+   * Where the event already lies in the host's journal (the process host sets it): a checkpoint then
+   * stores the record as this reference, not as a second copy of the event.
+   */
+  ref?: RecordRef;
 }
+
+/** An event's place in the process host's journal: [journal row seq, entry in the row, event in the entry]. */
+export type RecordRef = [seq: number, entry: number, event: number];
+
+/** The event fields a journal reference resolves to. */
+export type RecordBody = Pick<EventRecord, "key" | "id" | "type" | "ts" | "value" | "properties" | "receivedAt">;
+export type ResolveRef = (ref: RecordRef) => RecordBody | undefined;
 
 /** A window's aggregates: every revision under emit=updates, and once as final when it closes. */
 export interface WindowRecord {
@@ -53,6 +66,7 @@ type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : n
 export interface DeadLetter {
   id: number;
   sink: string;
+  /** The record in full (never a journal reference: the journal does not keep it). */
   record: EventRecord | WindowRecord;
   error: string;
   attempts: number;
@@ -63,67 +77,89 @@ export interface OutboxMeta {
   nextN: number;
   nextSeq: number;
   nextDeadId: number;
+  /** Each sink's cursor: it has taken every record before it (older rows kept these as oc/ rows). */
+  cursors?: Array<[string, number]>;
 }
 
-export const OUTBOX_ROW = {
-  segment: (seq: number) => `ob/${String(seq).padStart(12, "0")}`,
-  cursor: (sink: string) => `oc/${sink}`,
-  dead: (id: number) => `dl/${String(id).padStart(12, "0")}`,
-};
+/** A record stored as a reference to the journal: its position, lateness and routing. */
+interface StoredRef {
+  n: number;
+  ref: RecordRef;
+  late: boolean;
+  only?: string;
+}
 
 const SEGMENT_MAX_CHARS = 512 * 1024;
 
 /**
- * An actor's transactional outbox: records appended in the same commit as the state change that made
- * them, one cursor per sink (a slow sink never blocks the others), and a dead-letter queue.
- * Records are persisted in segments (one row per commit), dropped once every sink is past them.
+ * An actor's transactional outbox: records appended with the state change that made them, one
+ * cursor per sink (a slow sink never blocks the others), and a dead-letter queue. A record goes to
+ * sinks only once the commit that made it is durable (markDurable). Records no sink has taken yet
+ * are persisted in segments (one row per commit), dropped once every sink is past them.
  */
 export class Outbox {
   private records: OutboxRecord[] = [];
-  private segments: Array<{ seq: number; last: number }> = [];
+  /** Stored segments: their last record, and the oldest journal row their references need, if any. */
+  private segments: Array<{ seq: number; last: number; minRef?: number }> = [];
   private readonly cursors = new Map<string, number>();
   private readonly dead = new Map<number, DeadLetter>();
-  private meta: OutboxMeta = { nextN: 0, nextSeq: 0, nextDeadId: 0 };
+  private meta: Omit<OutboxMeta, "cursors"> = { nextN: 0, nextSeq: 0, nextDeadId: 0 };
+  /** Records from here on were appended after the last durable commit: no sink gets them yet. */
+  private durableN = 0;
   private unsaved: OutboxRecord[] = [];
-  private dirtyCursors = new Set<string>();
   private deadPuts = new Set<number>();
   private deadDeletes: number[] = [];
   private segmentDeletes: number[] = [];
+  private legacyRows: string[] = [];
+  /** The cursors or counters (kept in the actor's state row) changed since the last drain. */
+  private metaChanged = false;
+  /** Segments read by restore, rebuilt once the cursors are known. */
+  private storedRows: Array<Array<OutboxRecord | StoredRef>> = [];
 
   /** `mirror`: the sink that also receives a copy of each dead letter (Postgres' failed_events table). */
   constructor(
     readonly sinks: readonly string[],
     readonly mirror?: string,
   ) {
-    for (const sink of sinks) {
-      this.cursors.set(sink, 0);
-      this.dirtyCursors.add(sink);
-    }
+    for (const sink of sinks) this.cursors.set(sink, 0);
   }
 
   get enabled(): boolean {
     return this.sinks.length > 0;
   }
 
-  append(record: NewRecord): void {
-    if (!this.enabled) return;
+  /** The position the next record gets. */
+  get nextN(): number {
+    return this.meta.nextN;
+  }
+
+  append(record: NewRecord): OutboxRecord | undefined {
+    if (!this.enabled) return undefined;
     const full = { ...record, n: this.meta.nextN++ } as OutboxRecord;
+    this.metaChanged = true;
     this.records.push(full);
     this.unsaved.push(full);
+    return full;
+  }
+
+  /** Everything appended so far is durable: sinks may have it. */
+  markDurable(): void {
+    this.durableN = this.meta.nextN;
   }
 
   /**
-   * Records not yet delivered to `sink`, oldest first, at most `max`. Records meant only for other
-   * sinks are passed over, and the cursor moves past those ahead of the first one returned.
+   * Durable records not yet delivered to `sink`, oldest first, at most `max`. Records meant only for
+   * other sinks are passed over, and the cursor moves past those ahead of the first one returned.
    */
   pending(sink: string, max: number): OutboxRecord[] {
     const first = this.records[0]?.n ?? this.meta.nextN;
+    const end = Math.min(this.records.length, this.durableN - first);
     const foreign = (r: OutboxRecord) => r.only !== undefined && r.only !== sink;
     let i = Math.max(0, this.cursor(sink) - first);
-    while (i < this.records.length && foreign(this.records[i]!)) i++;
+    while (i < end && foreign(this.records[i]!)) i++;
     const skipTo = first + i;
     const out: OutboxRecord[] = [];
-    for (; i < this.records.length && out.length < max; i++) if (!foreign(this.records[i]!)) out.push(this.records[i]!);
+    for (; i < end && out.length < max; i++) if (!foreign(this.records[i]!)) out.push(this.records[i]!);
     if (skipTo > this.cursor(sink)) this.ack(sink, skipTo);
     return out;
   }
@@ -136,25 +172,37 @@ export class Outbox {
     return most;
   }
 
+  /** The record at position `n`, while some sink has still to take it. */
+  record(n: number): OutboxRecord | undefined {
+    const first = this.records[0]?.n;
+    return first === undefined ? undefined : this.records[n - first];
+  }
+
+  /** The first record some sink has still to take. */
+  oldest(): OutboxRecord | undefined {
+    return this.records[0];
+  }
+
   /** `sink` has taken every record before `next`. */
   ack(sink: string, next: number): void {
     const cursor = this.cursor(sink);
     if (next <= cursor) return;
     assert(next <= this.meta.nextN, "outbox: a sink cannot be acked past the last record");
     this.cursors.set(sink, next);
-    this.dirtyCursors.add(sink);
+    this.metaChanged = true;
     this.collect();
   }
 
-  /** Moves a record that `sink` cannot take to the dead-letter queue; mirrors it to failed_events. */
+  /** Moves a record that `sink` cannot take to the dead-letter queue, and mirrors it. */
   deadLetter(sink: string, record: OutboxRecord, error: string, attempts: number, now: number): void {
     if (record.kind === "dead_letter") return; // a mirror that failed stays where it is: no mirror of a mirror
     const id = this.meta.nextDeadId++;
-    const { only: _only, ...original } = record;
-    this.dead.set(id, { id, sink, record: original, error, attempts, failedAt: now });
+    const { only: _only, ref: _ref, ...original } = record as EventRecord;
+    const copy = original as EventRecord | WindowRecord;
+    this.dead.set(id, { id, sink, record: copy, error, attempts, failedAt: now });
     this.deadPuts.add(id);
     if (this.mirror !== undefined && this.sinks.includes(this.mirror)) {
-      this.append({ kind: "dead_letter", key: record.key, sink, record: original, error, failedAt: now, only: this.mirror });
+      this.append({ kind: "dead_letter", key: record.key, sink, record: copy, error, failedAt: now, only: this.mirror });
     }
   }
 
@@ -179,14 +227,25 @@ export class Outbox {
     return count;
   }
 
+  /** `sink`'s cursor: it has taken every record before this position. */
+  position(sink: string): number {
+    return this.cursor(sink);
+  }
+
   private cursor(sink: string): number {
     return this.cursors.get(sink) ?? this.meta.nextN;
   }
 
+  /** The lowest cursor: every sink has taken the records before it. */
+  private low(): number {
+    let low = this.meta.nextN;
+    for (const sink of this.sinks) low = Math.min(low, this.cursor(sink));
+    return low;
+  }
+
   /** Drops records and segments every sink is past. */
   private collect(): void {
-    let low = Infinity;
-    for (const sink of this.sinks) low = Math.min(low, this.cursor(sink));
+    const low = this.low();
     let drop = 0;
     while (drop < this.records.length && this.records[drop]!.n < low) drop++;
     if (drop) this.records.splice(0, drop);
@@ -194,64 +253,121 @@ export class Outbox {
   }
 
   getMeta(): OutboxMeta {
-    return { ...this.meta };
+    return { ...this.meta, cursors: [...this.cursors] };
   }
 
-  /** Rows to write since the last drain (the actor's state row carries getMeta()). */
-  drain(): { puts: Array<[string, string]>; deletes: string[] } {
+  /**
+   * Rows to write since the last drain (the actor's state row carries getMeta()): a segment of the
+   * records appended since that no sink has taken yet, dead-letter changes, and rows to delete.
+   * `inlineRefs`: store journal-referenced records in full (the journal is about to go).
+   */
+  drain(inlineRefs = false): { puts: Array<[string, string]>; deletes: string[]; metaChanged: boolean } {
     const puts: Array<[string, string]> = [];
-    const deletes: string[] = [];
+    const deletes: string[] = this.legacyRows.splice(0);
+    const seqBefore = this.meta.nextSeq;
+    const low = this.low();
     let parts: string[] = [];
     let chars = 0;
+    let waiting = this.unsaved.filter((r) => r.n >= low);
+    this.unsaved = [];
+    if (inlineRefs && this.minStoredRef() !== undefined) {
+      // Stored references are about to lose their journal rows: store what is left of them in full.
+      for (const { seq } of this.segments.splice(0)) this.segmentDeletes.push(seq);
+      waiting = [...this.records];
+    }
+    let minRef: number | undefined;
     const flushSegment = (last: number) => {
       const seq = this.meta.nextSeq++;
-      puts.push([OUTBOX_ROW.segment(seq), `[${parts.join(",")}]`]);
-      this.segments.push({ seq, last });
+      puts.push([ACTOR_ROW.outboxSegment(seq), `[${parts.join(",")}]`]);
+      this.segments.push(minRef === undefined ? { seq, last } : { seq, last, minRef });
       parts = [];
       chars = 0;
+      minRef = undefined;
     };
-    this.unsaved.forEach((record, i) => {
-      const text = JSON.stringify(record);
+    waiting.forEach((record, i) => {
+      const stored = storedForm(record, inlineRefs);
+      if (!("kind" in stored) && (minRef === undefined || stored.ref[0] < minRef)) minRef = stored.ref[0];
+      const text = JSON.stringify(stored);
       parts.push(text);
       chars += text.length + 1;
-      if (chars >= SEGMENT_MAX_CHARS || i === this.unsaved.length - 1) flushSegment(record.n);
+      if (chars >= SEGMENT_MAX_CHARS || i === waiting.length - 1) flushSegment(record.n);
     });
-    this.unsaved = [];
-    // Segments written and already passed by every sink in this same drain go at once.
-    this.collect();
-    for (const sink of this.dirtyCursors) puts.push([OUTBOX_ROW.cursor(sink), String(this.cursor(sink))]);
-    this.dirtyCursors.clear();
-    for (const id of this.deadPuts) puts.push([OUTBOX_ROW.dead(id), JSON.stringify(this.dead.get(id))]);
+    for (const id of this.deadPuts) puts.push([ACTOR_ROW.deadLetter(id), JSON.stringify(this.dead.get(id))]);
     this.deadPuts.clear();
-    for (const id of this.deadDeletes.splice(0)) deletes.push(OUTBOX_ROW.dead(id));
-    for (const seq of this.segmentDeletes.splice(0)) deletes.push(OUTBOX_ROW.segment(seq));
-    return { puts, deletes };
+    for (const id of this.deadDeletes.splice(0)) deletes.push(ACTOR_ROW.deadLetter(id));
+    for (const seq of this.segmentDeletes.splice(0)) deletes.push(ACTOR_ROW.outboxSegment(seq));
+    const metaChanged = this.metaChanged || this.meta.nextSeq !== seqBefore || deletes.length > 0;
+    this.metaChanged = false;
+    return { puts, deletes, metaChanged };
   }
 
-  /** Rebuilds from rows: `ob/` segments, `oc/` cursors, `dl/` dead letters, in key order. */
-  static restore(sinks: readonly string[], mirror: string | undefined, meta: OutboxMeta | undefined, rows: Iterable<[string, string]>): Outbox {
+  /** The oldest journal row that this outbox's stored segments refer to (the host keeps it), if any. */
+  minStoredRef(): number | undefined {
+    let min: number | undefined;
+    for (const { minRef } of this.segments) if (minRef !== undefined && (min === undefined || minRef < min)) min = minRef;
+    return min;
+  }
+
+  /**
+   * Rebuilds from rows in key order: `ob/` segments, `dl/` dead letters, and `oc/` cursors of older
+   * rows. `resolve` turns a record stored as a journal reference back into the record.
+   */
+  static restore(
+    sinks: readonly string[],
+    mirror: string | undefined,
+    meta: OutboxMeta | undefined,
+    rows: Iterable<[string, string]>,
+    resolve?: ResolveRef,
+  ): Outbox {
     const outbox = new Outbox(sinks, mirror);
-    if (meta) outbox.meta = { ...meta };
-    const stored = new Set<string>();
+    const stored = new Map<string, number>(meta?.cursors ?? []);
+    if (meta) outbox.meta = { nextN: meta.nextN, nextSeq: meta.nextSeq, nextDeadId: meta.nextDeadId };
     for (const [key, text] of rows) {
-      if (key.startsWith("ob/")) {
-        const records = JSON.parse(text) as OutboxRecord[];
-        outbox.records.push(...records);
-        outbox.segments.push({ seq: Number(key.slice(3)), last: records[records.length - 1]!.n });
-      } else if (key.startsWith("oc/")) {
-        const sink = key.slice(3);
-        if (!outbox.cursors.has(sink)) continue;
-        outbox.cursors.set(sink, Number(text));
-        outbox.dirtyCursors.delete(sink);
-        stored.add(sink);
-      } else if (key.startsWith("dl/")) {
+      if (key.startsWith(ACTOR_ROW.outboxPrefix)) {
+        const stored = JSON.parse(text) as Array<OutboxRecord | StoredRef>;
+        let minRef: number | undefined;
+        for (const r of stored) if ("ref" in r && !("kind" in r) && (minRef === undefined || r.ref[0] < minRef)) minRef = r.ref[0];
+        const seq = rowNumber(key, ACTOR_ROW.outboxPrefix);
+        const last = stored[stored.length - 1]!.n;
+        outbox.segments.push(minRef === undefined ? { seq, last } : { seq, last, minRef });
+        outbox.storedRows.push(stored);
+      } else if (key.startsWith(ACTOR_ROW.legacyCursorPrefix)) {
+        const sink = key.slice(ACTOR_ROW.legacyCursorPrefix.length);
+        if (!stored.has(sink)) stored.set(sink, Number(text));
+        outbox.legacyRows.push(key);
+      } else if (key.startsWith(ACTOR_ROW.deadLetterPrefix)) {
         const entry = JSON.parse(text) as DeadLetter;
         outbox.dead.set(entry.id, entry);
       }
     }
     // A sink enabled since the last run starts at the end: it receives what comes from now on.
-    for (const sink of sinks) if (!stored.has(sink)) outbox.cursors.set(sink, outbox.meta.nextN);
+    for (const sink of sinks) outbox.cursors.set(sink, stored.get(sink) ?? outbox.meta.nextN);
+    // A segment may still list records every sink has taken since (it goes at the next drain): only
+    // the others are rebuilt, so only theirs need their journal rows.
+    const low = outbox.low();
+    for (const row of outbox.storedRows.splice(0)) for (const r of row) if (r.n >= low) outbox.records.push(fromStored(r, resolve));
     outbox.collect();
+    outbox.durableN = outbox.meta.nextN;
     return outbox;
   }
+}
+
+function storedForm(record: OutboxRecord, inlineRefs: boolean): OutboxRecord | StoredRef {
+  if (record.kind !== "event" || record.ref === undefined) return record;
+  if (inlineRefs) {
+    const { ref: _ref, ...full } = record;
+    return full;
+  }
+  const stored: StoredRef = { n: record.n, ref: record.ref, late: record.late };
+  if (record.only !== undefined) stored.only = record.only;
+  return stored;
+}
+
+function fromStored(row: OutboxRecord | StoredRef, resolve: ResolveRef | undefined): OutboxRecord {
+  if ("kind" in row) return row;
+  const body = resolve?.(row.ref);
+  assert(body !== undefined, `outbox: the journal row of record ${row.n} (${row.ref.join("/")}) must be kept while a sink needs it`);
+  const record: EventRecord = { kind: "event", n: row.n, ...body, late: row.late, ref: row.ref };
+  if (row.only !== undefined) record.only = row.only;
+  return record;
 }

@@ -46,6 +46,8 @@ const VARIABLES = {
   KEYFLOW_OUTBOX_MAX: ["outboxMax", count(1)],
   KEYFLOW_SINK_MAX_DELAY: ["sinkMaxDelayMs", duration],
   KEYFLOW_SINK_BATCH_SIZE: ["delivery.batchSize", count(1)],
+  KEYFLOW_SINK_MAX_BATCH_SIZE: ["delivery.maxBatchSize", count(1)],
+  KEYFLOW_SINK_MAX_IN_FLIGHT: ["delivery.maxInFlight", count(1)],
   KEYFLOW_SINK_RETRY_BUDGET: ["delivery.retryBudgetMs", duration],
   KEYFLOW_SINK_BACKOFF_BASE: ["delivery.backoffBaseMs", duration],
   KEYFLOW_SINK_BACKOFF_MAX: ["delivery.backoffMaxMs", duration],

@@ -4,7 +4,7 @@ import type { Event } from "../actor/event.ts";
 import type { DeadLetter, OutboxRecord } from "../actor/outbox.ts";
 import { MIRROR_SINK } from "./swarm.ts";
 import type { Observer, SimContext } from "./context.ts";
-import { ACTOR_ROWS } from "../hosts/durable/durable-host.ts";
+import { DURABLE_ROW } from "../actor/layout.ts";
 import type { SimDurableRuntime } from "./host.ts";
 import { KeyModel, type MAgg, type ModelConfig } from "./model.ts";
 import { effectId, payload, type SimSink } from "./sinks.ts";
@@ -239,7 +239,7 @@ export class Checker implements Observer {
     if (pending.length) {
       const first = pending[0]!;
       const obj = objects.get(first.key)!;
-      const rows = obj.store.list(ACTOR_ROWS).map(([k, v]): [string, string] => [k.slice(ACTOR_ROWS.length), v]);
+      const rows = obj.store.list(DURABLE_ROW.actorPrefix).map(([k, v]): [string, string] => [k.slice(DURABLE_ROW.actorPrefix.length), v]);
       const backlog = Actor.restore(first.key, config, rows, now).outbox.backlog();
       this.violation(
         `liveness: ${pending.length} client requests never acknowledged (first: #${first.id} for ${JSON.stringify(first.key)}, ${first.attempts} attempts; ` +
@@ -249,7 +249,7 @@ export class Checker implements Observer {
     const deadAll: Array<{ key: string; entry: DeadLetter }> = [];
     for (const [key, obj] of objects) {
       const m = this.models.get(key);
-      const rows = obj.store.list(ACTOR_ROWS).map(([k, v]): [string, string] => [k.slice(ACTOR_ROWS.length), v]);
+      const rows = obj.store.list(DURABLE_ROW.actorPrefix).map(([k, v]): [string, string] => [k.slice(DURABLE_ROW.actorPrefix.length), v]);
       if (!m) {
         if (rows.length) this.violation(`${JSON.stringify(key)} has ${rows.length} rows in storage but never committed an ingest`);
         continue;
@@ -309,7 +309,7 @@ export class Checker implements Observer {
     for (const [key, obj] of objects) {
       const m = this.models.get(key);
       if (!m) continue;
-      const rows = obj.store.list(ACTOR_ROWS).map(([k, v]): [string, string] => [k.slice(ACTOR_ROWS.length), v]);
+      const rows = obj.store.list(DURABLE_ROW.actorPrefix).map(([k, v]): [string, string] => [k.slice(DURABLE_ROW.actorPrefix.length), v]);
       const actor = Actor.restore(key, this.config, rows, now);
       const dead = actor.outbox.deadLetters();
       if (dead.length) this.violation(`after the DLQ replay, ${JSON.stringify(key)} still has ${dead.length} dead letters (first: ${dead[0]!.sink} ${effectId(dead[0]!.record)}: ${dead[0]!.error})`);

@@ -2,6 +2,7 @@ import { DEFAULT_CONFIG, type Config } from "../settings/config.ts";
 import { parseWindowSpec, type WindowSpec } from "../actor/windows.ts";
 import type { ModelConfig } from "./model.ts";
 import type { Prng } from "./prng.ts";
+import type { DeliveryPolicy } from "../delivery/policy.ts";
 
 const S = 1_000;
 const M = 60_000;
@@ -37,16 +38,27 @@ export function chooseConfig(prng: Prng): { config: Config; knobs: Knobs } {
     emit: prng.chance(0.4) ? "updates" : "final",
     outboxMax: prng.chance(0.3) ? prng.range(5, 60) : 100_000,
     sinkMaxDelayMs: prng.pick([0, 100, 1_000]),
-    delivery: {
-      batchSize: prng.pick([1, 2, 7, 50, 500]),
-      retryBudgetMs: shortBudget ? prng.pick([2 * S, 10 * S, 30 * S]) : H,
-      backoffBaseMs: prng.pick([10, 100, 500]),
-      backoffMaxMs: prng.pick([1 * S, 5 * S, 30 * S]),
-      breakerThreshold: prng.pick([1, 3, 5]),
-      breakerCooldownMs: prng.pick([500, 5 * S, 20 * S]),
-    },
+    delivery: deliveryPolicy(prng, shortBudget),
   };
   return { config, knobs: { shortBudget } };
+}
+
+/**
+ * One sink batch in flight, of a fixed size (the Durable Object host's way); the process host's run
+ * draws its own in-flight and growth knobs later, so these draws keep their order for every seed.
+ */
+function deliveryPolicy(prng: Prng, shortBudget: boolean): DeliveryPolicy {
+  const batchSize = prng.pick([1, 2, 7, 50, 500]);
+  return {
+    batchSize,
+    maxBatchSize: batchSize,
+    maxInFlight: 1,
+    retryBudgetMs: shortBudget ? prng.pick([2 * S, 10 * S, 30 * S]) : H,
+    backoffBaseMs: prng.pick([10, 100, 500]),
+    backoffMaxMs: prng.pick([1 * S, 5 * S, 30 * S]),
+    breakerThreshold: prng.pick([1, 3, 5]),
+    breakerCooldownMs: prng.pick([500, 5 * S, 20 * S]),
+  };
 }
 
 export function modelConfig(config: Config, brokenCount: boolean): ModelConfig {

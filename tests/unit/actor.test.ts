@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { Actor, ROW, type IngestOutcome } from "../../src/actor/actor.ts";
+import { Actor, type IngestOutcome } from "../../src/actor/actor.ts";
+import { ACTOR_ROW as ROW } from "../../src/actor/layout.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import type { Event } from "../../src/actor/event.ts";
 import { actorView, lateView, render } from "../../src/http/views.ts";

@@ -8,6 +8,8 @@ import { FakeSink } from "../support/fake-sink.ts";
 
 const policy: DeliveryPolicy = {
   batchSize: 100,
+  maxBatchSize: 100,
+  maxInFlight: 1,
   retryBudgetMs: 60_000,
   backoffBaseMs: 100,
   backoffMaxMs: 5_000,

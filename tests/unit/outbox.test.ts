@@ -2,10 +2,15 @@ import { describe, expect, test } from "bun:test";
 import { Actor } from "../../src/actor/actor.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import type { Event } from "../../src/actor/event.ts";
-import { Outbox, type EventRecord, type NewRecord, type WindowRecord } from "../../src/actor/outbox.ts";
+import { Outbox, type EventRecord, type NewRecord, type RecordBody, type WindowRecord } from "../../src/actor/outbox.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 
 const ev = (n: number, key = "k"): NewRecord => ({ kind: "event", key, id: `e${n}`, type: "t", ts: n, receivedAt: 0, late: false });
+/** Appends, then marks everything durable (the host does so once its commit succeeded). */
+const add = (ob: Outbox, ...records: NewRecord[]) => {
+  for (const r of records) ob.append(r);
+  ob.markDurable();
+};
 
 /** Applies drain() rows to a map, as storage would; rows() is what restore reads. */
 class Rows {
@@ -24,7 +29,7 @@ class Rows {
 describe("Outbox", () => {
   test("each sink has its own cursor; a slow sink does not hold back the others", () => {
     const ob = new Outbox(["fast", "slow"]);
-    for (let n = 0; n < 5; n++) ob.append(ev(n));
+    add(ob, ...Array.from({ length: 5 - 0 }, (_, i) => ev(0 + i)));
     expect(ob.pending("fast", 10).map((r) => r.n)).toEqual([0, 1, 2, 3, 4]);
     ob.ack("fast", 5);
     expect(ob.pending("fast", 10)).toEqual([]);
@@ -37,10 +42,11 @@ describe("Outbox", () => {
   test("one row per commit; a segment is deleted once every sink is past it", () => {
     const ob = new Outbox(["a", "b"]);
     const rows = new Rows();
-    for (let n = 0; n < 100; n++) ob.append(ev(n));
+    add(ob, ...Array.from({ length: 100 - 0 }, (_, i) => ev(0 + i)));
     const first = rows.commit(ob);
     expect(first.puts.filter(([k]) => k.startsWith("ob/"))).toHaveLength(1);
-    for (let n = 100; n < 150; n++) ob.append(ev(n));
+    expect(first.puts.some(([k]) => k.startsWith("oc/"))).toBe(false); // cursors live in the state row
+    add(ob, ...Array.from({ length: 150 - 100 }, (_, i) => ev(100 + i)));
     rows.commit(ob);
     ob.ack("a", 150);
     ob.ack("b", 120);
@@ -54,7 +60,7 @@ describe("Outbox", () => {
   test("restore resumes cursors, records and dead letters", () => {
     const ob = new Outbox(["a", "b"]);
     const rows = new Rows();
-    for (let n = 0; n < 10; n++) ob.append(ev(n));
+    add(ob, ...Array.from({ length: 10 - 0 }, (_, i) => ev(0 + i)));
     rows.commit(ob);
     ob.ack("a", 7);
     ob.deadLetter("b", ob.pending("b", 1)[0]!, "refused", 1, 1_000);
@@ -64,28 +70,28 @@ describe("Outbox", () => {
     expect(back.pending("a", 100).map((r) => r.n)).toEqual([7, 8, 9]);
     expect(back.pending("b", 100).map((r) => r.n)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(back.deadLetters()).toEqual(ob.deadLetters());
-    back.append(ev(10));
+    add(back, ev(10));
     expect(back.pending("a", 100).map((r) => r.n)).toEqual([7, 8, 9, 10]);
   });
 
   test("a sink enabled later receives what comes from then on", () => {
     const ob = new Outbox(["a"]);
     const rows = new Rows();
-    for (let n = 0; n < 3; n++) ob.append(ev(n));
+    add(ob, ...Array.from({ length: 3 - 0 }, (_, i) => ev(0 + i)));
     rows.commit(ob);
     const back = Outbox.restore(["a", "new"], undefined, ob.getMeta(), rows.rows());
     expect(back.pending("new", 10)).toEqual([]);
-    back.append(ev(3));
+    add(back, ev(3));
     expect(back.pending("new", 10).map((r) => r.n)).toEqual([3]);
     expect(back.pending("a", 10).map((r) => r.n)).toEqual([0, 1, 2, 3]);
   });
 
   test("dead letters are mirrored to postgres only, listed, and replayed to their own sink", () => {
     const ob = new Outbox(["redis", "postgres"], "postgres");
-    ob.append(ev(0));
-    ob.append(ev(1));
+    add(ob, ev(0), ev(1));
     const [first] = ob.pending("redis", 1);
     ob.deadLetter("redis", first!, "WRONGTYPE", 1, 5);
+    ob.markDurable();
     ob.ack("redis", 1);
     expect(ob.deadLetters()).toEqual([{ id: 0, sink: "redis", record: { ...(first as EventRecord) }, error: "WRONGTYPE", attempts: 1, failedAt: 5 }]);
     // postgres sees the two events and the mirror; redis never sees the mirror
@@ -97,6 +103,7 @@ describe("Outbox", () => {
     expect(ob.backlog("redis")).toBe(0);
 
     expect(ob.replay({ sink: "redis" })).toBe(1);
+    ob.markDurable();
     expect(ob.deadLetters()).toEqual([]);
     const replayed = ob.pending("redis", 10);
     expect(replayed.map((r) => [r.kind, (r as EventRecord).id, r.only])).toEqual([["event", "e0", "redis"]]);
@@ -104,6 +111,77 @@ describe("Outbox", () => {
     const mirror = ob.pending("postgres", 10).find((r) => r.kind === "dead_letter")!;
     ob.deadLetter("postgres", mirror, "down", 9, 9);
     expect(ob.deadLetters()).toEqual([]);
+  });
+
+  test("a record goes to sinks only once its commit is durable", () => {
+    const ob = new Outbox(["a"]);
+    ob.append(ev(0));
+    expect(ob.pending("a", 10)).toEqual([]);
+    expect(ob.backlog("a")).toBe(1);
+    ob.markDurable();
+    ob.append(ev(1));
+    expect(ob.pending("a", 10).map((r) => r.n)).toEqual([0]);
+  });
+
+  test("a checkpoint stores only the records some sink has still to take", () => {
+    const ob = new Outbox(["a", "b"]);
+    const rows = new Rows();
+    add(ob, ev(0), ev(1), ev(2));
+    ob.ack("a", 3);
+    ob.ack("b", 2);
+    const { puts } = rows.commit(ob);
+    const segment = puts.find(([k]) => k.startsWith("ob/"))!;
+    expect(JSON.parse(segment[1]).map((r: { n: number }) => r.n)).toEqual([2]);
+    add(ob, ev(3));
+    ob.ack("a", 4);
+    ob.ack("b", 4);
+    expect(rows.commit(ob).puts.filter(([k]) => k.startsWith("ob/"))).toEqual([]);
+    expect([...rows.map.keys()].filter((k) => k.startsWith("ob/"))).toEqual([]);
+  });
+
+  test("records whose event is in the host's journal are stored as references and resolved on restore", () => {
+    const journal = new Map<string, RecordBody>();
+    const ob = new Outbox(["a"]);
+    const rows = new Rows();
+    for (let n = 0; n < 3; n++) {
+      const record = ob.append({ ...(ev(n) as EventRecord), properties: { n } }) as EventRecord;
+      record.ref = [7, 0, n];
+      journal.set(record.ref.join("/"), { key: "k", id: `e${n}`, type: "t", ts: n, receivedAt: 0, properties: { n } });
+    }
+    ob.markDurable();
+    const { puts } = rows.commit(ob);
+    const stored = JSON.parse(puts.find(([k]) => k.startsWith("ob/"))![1]);
+    expect(stored[0]).toEqual({ n: 0, ref: [7, 0, 0], late: false });
+    expect(ob.minStoredRef()).toBe(7);
+    const back = Outbox.restore(["a"], undefined, ob.getMeta(), rows.rows(), (ref) => journal.get(ref.join("/")));
+    expect(back.pending("a", 10).map((r) => [(r as EventRecord).id, (r as EventRecord).properties])).toEqual([
+      ["e0", { n: 0 }],
+      ["e1", { n: 1 }],
+      ["e2", { n: 2 }],
+    ]);
+    // Before the journal goes, what is left is stored in full.
+    ob.ack("a", 1);
+    const inline = ob.drain(true);
+    expect(inline.deletes).toEqual(["ob/000000000000"]);
+    expect(JSON.parse(inline.puts.find(([k]) => k.startsWith("ob/"))![1]).map((r: EventRecord) => [r.kind, r.id, r.ref])).toEqual([
+      ["event", "e1", undefined],
+      ["event", "e2", undefined],
+    ]);
+    expect(ob.minStoredRef()).toBeUndefined();
+  });
+
+  test("a restore needs only the references of records some sink has still to take", () => {
+    const ob = new Outbox(["a"]);
+    const rows = new Rows();
+    const record = ob.append(ev(0)) as EventRecord;
+    record.ref = [3, 0, 0];
+    ob.markDurable();
+    rows.commit(ob);
+    ob.ack("a", 1);
+    // The segment is stale (its record was taken); the cursor moved in the same state: nothing to resolve.
+    const back = Outbox.restore(["a"], undefined, ob.getMeta(), rows.rows(), () => undefined);
+    expect(back.backlog("a")).toBe(0);
+    expect(() => Outbox.restore(["a"], undefined, { ...ob.getMeta(), cursors: [["a", 0]] }, rows.rows(), () => undefined)).toThrow(/journal row/);
   });
 
   test("with no sinks nothing is recorded", () => {
@@ -130,6 +208,7 @@ describe("Actor outbox records", () => {
     const actor = new Actor("k", config("final"));
     actor.ingest([event("a", T0, 1), event("b", T0 + 1_000, 2), event("a", T0, 1)], T0);
     actor.ingest([event("c", T0 + 60_000, 4)], T0);
+    actor.outbox.markDurable();
     const records = actor.outbox.pending("s", 100);
     expect(records.map((r) => r.kind)).toEqual(["event", "event", "event", "window"]);
     const w = records[3] as WindowRecord;
@@ -141,6 +220,7 @@ describe("Actor outbox records", () => {
     actor.ingest([event("a", T0, 1), event("b", T0 + 1, 2)], T0);
     actor.ingest([event("c", T0 + 2, 3)], T0);
     actor.ingest([event("d", T0 + 60_000, 4)], T0);
+    actor.outbox.markDurable();
     const windows = actor.outbox.pending("s", 100).filter((r): r is WindowRecord => r.kind === "window" && r.start === T0);
     expect(windows.map((w) => [w.revision, w.final, w.all.count])).toEqual([
       [1, false, 2],

@@ -3,7 +3,7 @@ import { Actor } from "../../src/actor/actor.ts";
 import { render } from "../../src/http/views.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { groupByKey, type Event } from "../../src/actor/event.ts";
-import { decodeJournal, encodeJournal } from "../../src/hosts/process/journal.ts";
+import { decodeJournal, encodeJournal, type Command } from "../../src/hosts/process/journal.ts";
 import { ProcessHost } from "../../src/hosts/process/host.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 import { FlakyStore } from "../support/flaky-store.ts";
@@ -35,12 +35,21 @@ const ev = (key: string, id: string, ts: number, value?: number): Event => ({
 });
 
 describe("commit journal", () => {
-  test("encodes and decodes entries losslessly", () => {
-    const entries = [
-      { key: "k", now: 5, events: [ev("k", "a", 1, 2.5), { ...ev("k", "b", 2), assigned: true, properties: { x: [1, { y: null }] } }] },
-      { key: "k2", now: 6, events: [ev("k2", "c", 3)] },
+  test("encodes and decodes every command losslessly", () => {
+    const commands: Command[] = [
+      { kind: "ingest", key: "k", now: 5, events: [ev("k", "a", 1, 2.5), { ...ev("k", "b", 2), assigned: true, properties: { x: [1, { y: null }] } }] },
+      { kind: "ingest", key: "k2", now: 6, events: [ev("k2", "c", 3)] },
+      { kind: "tick", key: "k", now: 7 },
+      { kind: "settle", sink: "redis", now: 8, settlements: [{ key: "k", upTo: 3, dead: [] }, { key: "k2", upTo: 1, dead: [{ n: 0, error: "WRONGTYPE", attempts: 1 }] }] },
+      { kind: "replay", key: "k2", now: 9, sink: "redis", ids: [0] },
+      { kind: "replay", key: "k", now: 10 },
     ];
-    expect(decodeJournal(encodeJournal(entries))).toEqual(entries);
+    expect(decodeJournal(encodeJournal(commands))).toEqual(commands);
+  });
+
+  test("journal rows written before commands were journaled (ingests only) still decode", () => {
+    const legacy = JSON.stringify([["k", 5, [["a", "buy", 1, 2.5, null, 0]]]]);
+    expect(decodeJournal(legacy)).toEqual([{ kind: "ingest", key: "k", now: 5, events: [ev("k", "a", 1, 2.5)] }]);
   });
 
   test("a commit of many keys writes one journal row, not rows per actor; a checkpoint later writes the actors", async () => {

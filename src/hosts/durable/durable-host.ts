@@ -6,14 +6,12 @@ import type { Config } from "../../settings/config.ts";
 import type { SinkChannel } from "../../delivery/channel.ts";
 import { BackpressureError } from "../../actor/errors.ts";
 import type { Event } from "../../actor/event.ts";
-import { settle } from "../../delivery/settle.ts";
+import { applySettlement, settlements } from "../../delivery/settle.ts";
+import { DURABLE_ROW } from "../../actor/layout.ts";
 import type { KvStore } from "../../ports/kv-store.ts";
 import type { AlarmStorage } from "../../ports/alarms.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
 
-/** Storage layout of a key's object: the actor's rows under `a/`, and the key itself. */
-export const ACTOR_ROWS = "a/";
-export const KEY_ROW = "key";
 /** Cloudflare stops retrying a failing alarm after 6 retries; the last one arms a fallback first. */
 export const ALARM_MAX_RETRIES = 6;
 export const ALARM_FALLBACK_MS = 60_000;
@@ -85,7 +83,7 @@ export class DurableHost {
       }
       throw error;
     }
-    this.commit(actor, firstUse ? [[KEY_ROW, key]] : []);
+    this.commit(actor, firstUse ? [[DURABLE_ROW.key, key]] : []);
     this.opts.hooks?.ingestCommitted?.(key, events, outcomes, now, actor);
     return { result: { outcomes }, scheduled: this.scheduleAlarm(actor, now + this.opts.config.sinkMaxDelayMs) };
   }
@@ -130,7 +128,7 @@ export class DurableHost {
     const { clock, hooks } = this.opts;
     this.alarmAt = null;
     // An alarm wake carries no request and no name: the key comes from storage.
-    const key = this.opts.store.list(KEY_ROW).find(([k]) => k === KEY_ROW)?.[1];
+    const key = this.opts.store.list(DURABLE_ROW.key).find(([k]) => k === DURABLE_ROW.key)?.[1];
     if (key === undefined) return;
     // After its last retry Cloudflare drops a failing alarm, and nothing would wake a quiet key
     // again: arm a fallback first; a run that succeeds replaces it with the exact next time.
@@ -183,7 +181,7 @@ export class DurableHost {
     const batch = actor.outbox.pending(channel.name, config.delivery.batchSize);
     if (!batch.length) return;
     const outcomes = await channel.deliver(batch, () => clock.now());
-    settle(channel.name, batch, batch.map(() => actor), outcomes, clock.now(), () => undefined);
+    for (const settlement of settlements(batch, outcomes)) applySettlement(actor.outbox, channel.name, settlement, clock.now());
   }
 
   private load(key: string): Actor {
@@ -191,7 +189,7 @@ export class DurableHost {
       assert(this.actor.key === key, "a Durable Object hosts the actor of one key");
       return this.actor;
     }
-    const rows = this.opts.store.list(ACTOR_ROWS).map(([k, v]): [string, string] => [k.slice(ACTOR_ROWS.length), v]);
+    const rows = this.opts.store.list(DURABLE_ROW.actorPrefix).map(([k, v]): [string, string] => [k.slice(DURABLE_ROW.actorPrefix.length), v]);
     const actor = Actor.restore(key, this.opts.config, rows, this.opts.clock.now());
     // Only a key with durable state is kept; a read of an unknown key must not pin one.
     if (!actor.isNew) this.actor = actor;
@@ -201,12 +199,13 @@ export class DurableHost {
   private commit(actor: Actor, extra: Array<[string, string]>): void {
     const { puts, deletes } = actor.drainWrites();
     try {
-      this.opts.store.write([...extra, ...puts.map(([k, v]): [string, string] => [ACTOR_ROWS + k, v])], deletes.map((k) => ACTOR_ROWS + k));
+      this.opts.store.write([...extra, ...puts.map(([k, v]): [string, string] => [DURABLE_ROW.actorPrefix + k, v])], deletes.map((k) => DURABLE_ROW.actorPrefix + k));
     } catch (error) {
       // Memory is now ahead of storage: drop it, so the next call reloads what is durable.
       this.actor = undefined;
       throw error;
     }
+    actor.outbox.markDurable();
     this.actor = actor;
   }
 

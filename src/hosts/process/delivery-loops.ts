@@ -1,28 +1,44 @@
 import type { Actor } from "../../actor/actor.ts";
-import type { Clock } from "../../ports/clock.ts";
-import type { SinkChannel } from "../../delivery/channel.ts";
-import { settle } from "../../delivery/settle.ts";
 import type { OutboxRecord } from "../../actor/outbox.ts";
+import type { SinkChannel } from "../../delivery/channel.ts";
+import type { DeliveryPolicy } from "../../delivery/policy.ts";
+import { settlements, type Settlement } from "../../delivery/settle.ts";
+import type { Clock } from "../../ports/clock.ts";
 import type { Timers } from "../../ports/timers.ts";
 
 export interface DeliveryHost {
   clock: Clock;
   timers: Timers;
-  maxDelay: number;
+  /** How long an idle sink lingers before sending a batch that is not full. */
+  maxDelayMs: number;
+  policy: DeliveryPolicy;
+  /** The actor of `key`, loaded if it is not in memory. */
+  actor(key: string): Actor;
+  /** Applies what a batch settled to the actors and journals it (committed with the next group commit). */
+  settle(sink: string, settled: Settlement[], now: number): void;
+}
+
+interface SinkLoop {
+  channel: SinkChannel;
+  /** Keys with records in a batch in flight: each key is in at most one, which keeps per-key order. */
+  readonly busy: Set<string>;
+  inFlight: Set<Promise<void>>;
+  /** Grows while batches go out full (a backlog), back to the policy's size when one is not. */
   batchSize: number;
-  /** The actor changed (cursors, dead letters): commit it with the next group commit. */
-  touched(actor: Actor): void;
-  commit(): Promise<void>;
+  timer: unknown;
+  timerAt: number;
 }
 
 /**
  * Delivery for a host of many actors: one channel per sink for the whole process, so one circuit
- * breaker guards a sink and each request to it carries records of many actors. Each actor's
- * records go out in order, one batch per sink in flight, which keeps per-key order.
+ * breaker guards a sink and each request carries records of many actors. Each sink runs its own
+ * loop (a slow sink never holds back another) with up to `maxInFlight` batches at once; a key's
+ * records are in one batch at a time, in order. An idle sink lingers `maxDelayMs` so a burst goes
+ * out together; a busy one sends the next batch as soon as one lands, larger while a backlog lasts.
  */
 export class DeliveryLoops {
-  /** Actors with records some sink has not taken yet. */
-  readonly backlogged = new Set<Actor>();
+  /** Keys with records some sink has not taken yet, oldest first. */
+  readonly backlogged = new Set<string>();
   private readonly loops: SinkLoop[];
   private stopped = false;
 
@@ -30,56 +46,99 @@ export class DeliveryLoops {
     readonly channels: SinkChannel[],
     private readonly host: DeliveryHost,
   ) {
-    this.loops = channels.map((channel) => ({ channel, timer: undefined, timerAt: Infinity, running: undefined }));
+    this.loops = channels.map((channel) => ({
+      channel,
+      busy: new Set(),
+      inFlight: new Set(),
+      batchSize: host.policy.batchSize,
+      timer: undefined,
+      timerAt: Infinity,
+    }));
   }
 
-  /** Called after a commit: an idle sink starts on the new records after `maxDelay` (linger). */
+  /** After a commit: the actor's new records may go out; an idle sink starts on them after its linger. */
   committed(actor: Actor): void {
     if (!this.loops.length || actor.outbox.backlog() === 0) return;
-    this.backlogged.add(actor);
-    const at = this.host.clock.now() + this.host.maxDelay;
-    for (const loop of this.loops) if (!loop.running) this.schedule(loop, Math.max(at, loop.channel.readyAt()));
+    this.backlogged.add(actor.key);
+    const at = this.host.clock.now() + this.host.maxDelayMs;
+    for (const loop of this.loops) if (!loop.inFlight.size) this.schedule(loop, Math.max(at, loop.channel.readyAt()));
   }
 
-  /** One delivery pass of every sink; resolves when their results are committed. */
+  /** Whether a batch holding records of `key` is in flight to some sink. */
+  inFlight(key: string): boolean {
+    return this.loops.some((loop) => loop.busy.has(key));
+  }
+
+  /** Sends what every sink can take now and resolves when those batches have landed (tests, the simulator). */
   async pass(): Promise<void> {
-    await Promise.all(this.loops.map((loop) => this.run(loop)));
+    for (const loop of this.loops) this.fill(loop);
+    await Promise.all(this.loops.flatMap((loop) => [...loop.inFlight]));
   }
 
-  /**
-   * Each sink runs its own loop, so a slow sink never holds back the others. While a batch is in
-   * flight new records wait; when it lands, the loop goes again at once with what gathered meanwhile
-   * (batches grow with load, latency stays low when idle).
-   */
-  private run(loop: SinkLoop): Promise<void> {
-    loop.running ??= (async () => {
-      await this.deliverTo(loop.channel);
-      for (const actor of [...this.backlogged]) if (actor.outbox.backlog() === 0) this.backlogged.delete(actor);
-      await this.host.commit().catch(() => undefined);
-    })().finally(() => {
-      loop.running = undefined;
-      if (this.stopped) return;
-      const waiting = [...this.backlogged].some((a) => a.outbox.backlog(loop.channel.name) > 0);
-      if (waiting) this.schedule(loop, Math.max(loop.channel.readyAt(), this.host.clock.now()));
-    });
-    return loop.running;
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const loop of this.loops) if (loop.timer !== undefined) this.host.timers.clearTimeout(loop.timer);
+    await Promise.all(this.loops.flatMap((loop) => [...loop.inFlight]));
   }
 
-  private async deliverTo(channel: SinkChannel): Promise<void> {
-    if (this.host.clock.now() < channel.readyAt()) return;
-    const batch: OutboxRecord[] = [];
-    const owners: Actor[] = [];
-    for (const actor of this.backlogged) {
-      const records = actor.outbox.pending(channel.name, this.host.batchSize - batch.length);
-      for (const r of records) {
-        batch.push(r);
-        owners.push(actor);
-      }
-      if (batch.length >= this.host.batchSize) break;
+  /** Starts batches until the sink's in-flight limit, or until no key has records ready for it. */
+  private fill(loop: SinkLoop): void {
+    const { channel } = loop;
+    while (!this.stopped && loop.inFlight.size < this.host.policy.maxInFlight) {
+      if (this.host.clock.now() < channel.readyAt()) return this.schedule(loop, channel.readyAt());
+      const { batch, keys } = this.gather(loop);
+      if (!batch.length) return;
+      const full = batch.length >= loop.batchSize;
+      loop.batchSize = full ? Math.min(this.host.policy.maxBatchSize, loop.batchSize * 2) : this.host.policy.batchSize;
+      const sending: Promise<void> = this.send(loop, batch, keys).finally(() => {
+        loop.inFlight.delete(sending);
+        for (const key of keys) loop.busy.delete(key);
+        this.afterBatch(loop);
+      });
+      loop.inFlight.add(sending);
     }
-    if (!batch.length) return;
-    const outcomes = await channel.deliver(batch, () => this.host.clock.now());
-    settle(channel.name, batch, owners, outcomes, this.host.clock.now(), (actor) => this.host.touched(actor));
+  }
+
+  /** Records for one batch: from the keys that wait longest, skipping keys already in flight. */
+  private gather(loop: SinkLoop): { batch: OutboxRecord[]; keys: string[] } {
+    const batch: OutboxRecord[] = [];
+    const keys: string[] = [];
+    const sink = loop.channel.name;
+    for (const key of this.backlogged) {
+      if (batch.length >= loop.batchSize) break;
+      if (loop.busy.has(key)) continue;
+      const records = this.host.actor(key).outbox.pending(sink, loop.batchSize - batch.length);
+      if (!records.length) continue;
+      for (const r of records) batch.push(r);
+      keys.push(key);
+      loop.busy.add(key);
+    }
+    return { batch, keys };
+  }
+
+  private async send(loop: SinkLoop, batch: OutboxRecord[], keys: string[]): Promise<void> {
+    const outcomes = await loop.channel.deliver(batch, () => this.host.clock.now());
+    const settled = settlements(batch, outcomes);
+    if (settled.length) this.host.settle(loop.channel.name, settled, this.host.clock.now());
+    // Keys whose records every sink has taken leave the backlog; the others go to its end, so the
+    // next batches start with keys that waited longer.
+    for (const key of keys) {
+      if (!this.backlogged.delete(key)) continue;
+      if (this.host.actor(key).outbox.backlog() > 0) this.backlogged.add(key);
+    }
+  }
+
+  private afterBatch(loop: SinkLoop): void {
+    if (this.stopped) return;
+    const sink = loop.channel.name;
+    let waiting = false;
+    for (const key of this.backlogged) {
+      if (!loop.busy.has(key) && this.host.actor(key).outbox.backlog(sink) > 0) {
+        waiting = true;
+        break;
+      }
+    }
+    if (waiting) this.schedule(loop, Math.max(loop.channel.readyAt(), this.host.clock.now()));
   }
 
   private schedule(loop: SinkLoop, at: number): void {
@@ -89,20 +148,7 @@ export class DeliveryLoops {
     loop.timer = this.host.timers.setTimeout(() => {
       loop.timer = undefined;
       loop.timerAt = Infinity;
-      void this.run(loop);
+      this.fill(loop);
     }, Math.max(0, at - this.host.clock.now()));
   }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    for (const loop of this.loops) if (loop.timer !== undefined) this.host.timers.clearTimeout(loop.timer);
-    await Promise.all(this.loops.map((loop) => loop.running));
-  }
-}
-
-interface SinkLoop {
-  channel: SinkChannel;
-  timer: unknown;
-  timerAt: number;
-  running: Promise<void> | undefined;
 }

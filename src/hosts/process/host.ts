@@ -1,21 +1,30 @@
 import { Actor, type IngestOutcome } from "../../actor/actor.ts";
-import { render, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../../http/views.ts";
-import { type Gateway } from "../../http/gateway.ts";
-import type { Clock, Random } from "../../ports/clock.ts";
-import type { Config } from "../../settings/config.ts";
-import { SinkChannel } from "../../delivery/channel.ts";
-import { type Sink } from "../../delivery/sink.ts";
 import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "../../actor/errors.ts";
-import { StorageError } from "../../http/gateway.ts";
 import { groupByKey, type Event } from "../../actor/event.ts";
-import { decodeJournal, encodeJournal, JOURNAL_PREFIX, journalRow, RetainedJournal, type JournalEntry } from "./journal.ts";
-import { DeliveryLoops } from "./delivery-loops.ts";
-import { WakeSchedule } from "./wake-schedule.ts";
+import { ACTOR_ROW, decodeKey, PROCESS_ROW, rowNumber } from "../../actor/layout.ts";
+import type { EventRecord } from "../../actor/outbox.ts";
+import type { WindowQuery } from "../../actor/windows.ts";
+import { SinkChannel } from "../../delivery/channel.ts";
+import { applySettlement, type Settlement } from "../../delivery/settle.ts";
+import type { Sink } from "../../delivery/sink.ts";
+import { StorageError, type Gateway, type ReplayFilter } from "../../http/gateway.ts";
+import { render, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../../http/views.ts";
+import { assert } from "../../ports/assert.ts";
+import type { Clock, Random } from "../../ports/clock.ts";
 import type { KvStore } from "../../ports/kv-store.ts";
 import type { Timers } from "../../ports/timers.ts";
-import type { WindowQuery } from "../../actor/windows.ts";
+import type { Config } from "../../settings/config.ts";
+import { DeliveryLoops } from "./delivery-loops.ts";
+import { commandFor, commandKeys, decodeJournal, encodeJournal, RetainedJournal, type Command, type CommittedCommand } from "./journal.ts";
+import { WakeSchedule } from "./wake-schedule.ts";
 
-export interface RuntimeOptions {
+/** What the simulator's checker is told; it changes nothing. */
+export interface ProcessHostHooks {
+  /** A group commit succeeded: these commands, in the order they ran, are durable. */
+  committed?(commands: readonly CommittedCommand[], actorOf: (key: string) => Actor | undefined): void;
+}
+
+export interface ProcessHostOptions {
   store: KvStore;
   /** config.sinks must name exactly the `sinks` given here. */
   config: Config;
@@ -23,49 +32,53 @@ export interface RuntimeOptions {
   random: Random;
   timers: Timers;
   sinks?: Sink[];
+  hooks?: ProcessHostHooks;
 }
 
-const MAX_TIMER_DELAY = 3_600_000;
-const actorPrefix = (key: string) => `a/${encodeURIComponent(key)}/`;
-const SCHEDULE_PREFIX = "s/";
-/** Marks keys that may hold undelivered outbox records, so a restarted host resumes their delivery. */
-const BACKLOG_PREFIX = "b/";
-/** Per actor: the journal seq its own rows include everything up to. */
-const JOURNAL_MARK = "journal";
-/** The highest journal seq handed out, so seqs keep growing across restarts. */
-const SEQ_ROW = "m/journal-seq";
+const MAX_TIMER_DELAY_MS = 3_600_000;
 /** Checkpoints per commit, so one commit never stalls the event loop for long. */
 const MAX_CHECKPOINTS_PER_COMMIT = 64;
 
+/** A command of the current turn; for an ingest, where its records start (to point them at the journal). */
+interface TurnEntry {
+  command: CommittedCommand;
+  firstN?: number;
+}
+
 /**
- * Hosts many actors in one process over one KvStore (the self-hosted server).
- * Each call applies to actors synchronously, so one key's events never interleave; durability
- * comes from group commit: every change made in one turn of the event loop goes into one
- * storage transaction, and responses are released only after it commits. Ingests go into that
- * transaction as one journal row (src/core/journal.ts); each actor's own rows are rewritten only
- * when it is checkpointed, at most checkpointIntervalMs later, or at once for changes that are not
- * ingests (delivery, ticks, replays).
+ * Hosts many actors in one process over one KvStore (the self-hosted server). Every change to an
+ * actor is a command (ingest, tick, sink settlement, DLQ replay) applied at once in memory; one key's
+ * commands never interleave. Durability comes from group commit: the commands of one turn of the
+ * event loop go into one storage transaction as one journal row, and responses are released only
+ * after it commits. Each actor's own rows are rewritten only when it is checkpointed, in the
+ * background (at most checkpointIntervalMs after its first journaled change). On restart the
+ * journal is replayed into the actors it names. A record no sink has taken when its actor is
+ * checkpointed is stored as a reference to its event in the journal, which is kept while needed.
  */
 export class ProcessHost implements Gateway {
+  /** Actors in memory, least recently used first. */
   private readonly actors = new Map<string, Actor>();
-  /** Actors whose own rows must be rewritten in the next commit. */
-  private readonly dirty = new Set<Actor>();
-  /** This turn's ingests, for the next commit's journal row. */
-  private turn: Array<{ actor: Actor; entry: JournalEntry }> = [];
-  /** Keys with journaled changes not yet in their rows, oldest first: since = first such seq. */
+  private turn: TurnEntry[] = [];
+  /** The keys this turn's commands changed. */
+  private turnKeys = new Set<string>();
+  /** Keys whose journaled commands are not yet in their own rows, oldest first: since = first such seq. */
   private readonly pending = new Map<string, { since: number; at: number }>();
+  /** Checkpointed actors whose stored outbox segments point at journal rows, with the oldest such row. */
+  private readonly refHolders = new Map<string, number>();
+  /** The oldest journal row any stored reference needs (recomputed when refHolders changes). */
+  private refFloor: number | undefined;
   private readonly journal = new RetainedJournal();
   private nextSeq = 1;
   /**
-   * When each key next needs tick(), mirrored under SCHEDULE_PREFIX so a restarted host finds its
-   * quiet keys. An entry only ever moves earlier: waking too early is harmless (tick finds little
-   * to do and the key is rescheduled), and it spares a schedule write on every commit of a busy key.
+   * When each key next needs tick(), mirrored in schedule rows so a restarted host finds its quiet
+   * keys. An entry only ever moves earlier: waking too early is harmless (tick finds little to do and
+   * the key is rescheduled), and it spares a schedule write on every commit of a busy key.
    */
   private readonly schedule = new WakeSchedule();
   /** What the schedule rows say, per key. */
   private readonly savedWakes = new Map<string, number>();
+  /** Keys with a backlog mark row. */
   private readonly backlogMarked = new Set<string>();
-  private backlogUnmark: string[] = [];
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
   private flushQueued = false;
   private wakeTimer: unknown;
@@ -73,58 +86,108 @@ export class ProcessHost implements Gateway {
   private checkpointTimer: unknown;
   private closed = false;
   readonly delivery: DeliveryLoops;
-  /** Counters for progress output and benchmarks. */
+  /** Counters for /health, progress output and benchmarks. */
   readonly stats = { commits: 0, rowsWritten: 0, checkpoints: 0, replayed: 0, actorsLoaded: 0, actorsEvicted: 0 };
 
-  constructor(private readonly opts: RuntimeOptions) {
-    const channels = (opts.sinks ?? []).map((sink) => new SinkChannel(sink, opts.config.delivery, opts.random));
+  constructor(private readonly opts: ProcessHostOptions) {
+    const { config } = opts;
+    const channels = (opts.sinks ?? []).map((sink) => new SinkChannel(sink, config.delivery, opts.random));
     this.delivery = new DeliveryLoops(channels, {
       clock: opts.clock,
       timers: opts.timers,
-      maxDelay: opts.config.sinkMaxDelayMs,
-      batchSize: opts.config.delivery.batchSize,
-      touched: (actor) => this.dirty.add(actor),
-      commit: () => this.commit(),
+      maxDelayMs: config.sinkMaxDelayMs,
+      policy: config.delivery,
+      actor: (key) => this.actor(key),
+      settle: (sink, settled, now) => this.settle(sink, settled, now),
     });
-    for (const [row, at] of opts.store.list(SCHEDULE_PREFIX)) {
-      const key = decodeURIComponent(row.slice(SCHEDULE_PREFIX.length));
-      this.schedule.set(key, Number(at));
-      this.savedWakes.set(key, Number(at));
-    }
-    this.recoverJournal();
-    for (const [row] of opts.store.list(BACKLOG_PREFIX)) {
-      const actor = this.actor(decodeURIComponent(row.slice(BACKLOG_PREFIX.length)));
-      this.backlogMarked.add(actor.key);
-      this.delivery.committed(actor);
-    }
+    this.recover();
     this.armWakeTimer();
     this.armCheckpointTimer();
   }
 
-  /** Reads the journal rows a previous run left and replays them into their actors (which stay pending). */
-  private recoverJournal(): void {
-    const seqRow = this.opts.store.list(SEQ_ROW)[0];
+  // ---- recovery ----
+
+  /** Reads what a previous run left: schedules, the journal (replayed into its actors), backlog marks. */
+  private recover(): void {
+    const { store } = this.opts;
+    for (const [row, at] of store.list(PROCESS_ROW.schedulePrefix)) {
+      const key = decodeKey(row.slice(PROCESS_ROW.schedulePrefix.length));
+      this.schedule.set(key, Number(at));
+      this.savedWakes.set(key, Number(at));
+    }
+    const seqRow = store.list(PROCESS_ROW.journalSeq)[0];
     if (seqRow) this.nextSeq = Number(seqRow[1]) + 1;
-    const now = this.opts.clock.now();
-    for (const [row, text] of this.opts.store.list(JOURNAL_PREFIX)) {
-      const seq = Number(row.slice(JOURNAL_PREFIX.length));
+    for (const [row, text] of store.list(PROCESS_ROW.journalPrefix)) {
+      const seq = rowNumber(row, PROCESS_ROW.journalPrefix);
       this.journal.append(seq, decodeJournal(text));
       this.nextSeq = Math.max(this.nextSeq, seq + 1);
     }
+    const now = this.opts.clock.now();
     const recovered: Array<{ key: string; since: number }> = [];
-    for (const key of this.journal.keys()) {
+    for (const key of [...this.journal.keys()]) {
       const { actor, replayedFrom } = this.load(key);
       this.actors.set(key, actor);
       this.stats.actorsLoaded++;
       if (replayedFrom !== undefined) recovered.push({ key, since: replayedFrom });
-      const wake = actor.nextWake();
-      const scheduled = this.schedule.get(key);
-      if (wake !== null && (scheduled === undefined || wake < scheduled)) this.schedule.set(key, wake);
+      this.scheduleWake(actor);
       this.delivery.committed(actor);
     }
     // Oldest first, as pending must be.
     for (const { key, since } of recovered.sort((a, b) => a.since - b.since)) this.pending.set(key, { since, at: now });
+    for (const [row] of store.list(PROCESS_ROW.backlogPrefix)) {
+      const key = decodeKey(row.slice(PROCESS_ROW.backlogPrefix.length));
+      this.backlogMarked.add(key);
+      this.delivery.committed(this.actor(key));
+    }
   }
+
+  /** The actor as durable: its own rows, then its journaled commands past the seq they include. */
+  private load(key: string): { actor: Actor; replayedFrom?: number } {
+    const prefix = PROCESS_ROW.actor(key);
+    const rows = this.opts.store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
+    const mark = rows.find(([k]) => k === ACTOR_ROW.journalMark);
+    const replay = this.journal.commandsAfter(key, mark ? Number(mark[1]) : 0);
+    // Restored as of the first command's time, so dedupe expiry follows the same clock as the first time.
+    const now = replay[0]?.command.now ?? this.opts.clock.now();
+    const actor = Actor.restore(key, this.opts.config, rows, now, (ref) => this.journal.resolve(ref));
+    const minRef = actor.outbox.minStoredRef();
+    if (minRef !== undefined) {
+      this.refHolders.set(key, minRef);
+      this.refFloor = undefined;
+    }
+    for (const { seq, index, command } of replay) {
+      const firstN = actor.outbox.nextN;
+      const outcomes = this.reapply(actor, command);
+      if (outcomes) pointAtJournal(actor, outcomes, firstN, seq, index);
+    }
+    actor.outbox.markDurable();
+    this.stats.replayed += replay.length;
+    return { actor, replayedFrom: replay[0]?.seq };
+  }
+
+  /** Runs a journaled command again: with the same input and time the actor makes the same change. */
+  private reapply(actor: Actor, command: Command): IngestOutcome[] | undefined {
+    switch (command.kind) {
+      case "ingest":
+        return actor.ingest(command.events, command.now, true);
+      case "tick":
+        actor.tick(command.now);
+        return undefined;
+      case "settle":
+        for (const s of command.settlements) if (s.key === actor.key) applySettlement(actor.outbox, command.sink, s, command.now);
+        return undefined;
+      case "replay":
+        actor.outbox.replay(replayFilterOf(command));
+        return undefined;
+    }
+  }
+
+  private record(entry: TurnEntry): void {
+    this.turn.push(entry);
+    for (const key of commandKeys(entry.command)) this.turnKeys.add(key);
+  }
+
+  // ---- the gateway ----
 
   async ingest(events: Event[]): Promise<IngestOutcome[]> {
     this.ensureOpen();
@@ -143,9 +206,10 @@ export class ProcessHost implements Gateway {
     for (const indexes of byKey.values()) {
       const actor = actors[k++]!;
       const mine = indexes.length === events.length ? events : indexes.map((i) => events[i]!);
+      const firstN = actor.outbox.nextN;
       const results = actor.ingest(mine, now);
       for (let n = 0; n < indexes.length; n++) outcomes[indexes[n]!] = results[n]!;
-      this.turn.push({ actor, entry: { key: actor.key, now, events: mine } });
+      this.record({ command: { kind: "ingest", key: actor.key, now, events: mine, outcomes: results }, firstN });
     }
     await this.commit();
     return outcomes;
@@ -171,177 +235,23 @@ export class ProcessHost implements Gateway {
     return actor && render.deadLetters(actor);
   }
 
-  async replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null> {
+  async replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null> {
     const actor = await this.readable(key);
     if (!actor) return null;
     const replayed = actor.outbox.replay(filter);
-    this.dirty.add(actor);
-    await this.commit();
+    if (replayed) {
+      const command: Command = { kind: "replay", key, now: this.opts.clock.now() };
+      if (filter.sink !== undefined) command.sink = filter.sink;
+      if (filter.ids !== undefined) command.ids = filter.ids;
+      this.record({ command });
+      await this.commit();
+    }
     return { replayed };
   }
 
   async outbox(key: string): Promise<OutboxView | null> {
     const actor = await this.readable(key);
     return actor && render.outbox(actor, this.delivery.channels);
-  }
-
-  /** Resolves when everything changed so far is durable. */
-  commit(): Promise<void> {
-    if (!this.dirty.size && !this.turn.length && !this.backlogUnmark.length) return Promise.resolve();
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      const run = () => this.flushQueued && this.flush();
-      if (this.opts.timers.defer) this.opts.timers.defer(run);
-      else this.opts.timers.setTimeout(run, 0);
-    }
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
-  }
-
-  /**
-   * One storage transaction: this turn's ingests as one journal row, the own rows of dirty actors
-   * and of pending actors due for a checkpoint, and the journal rows no pending actor needs any more.
-   */
-  flush(force = false): void {
-    this.flushQueued = false;
-    const waiters = this.waiters;
-    this.waiters = [];
-    const seq = this.nextSeq++;
-    const now = this.opts.clock.now();
-    const written = new Set(this.dirty);
-    this.dirty.clear();
-    const turn = this.turn;
-    this.turn = [];
-    const checkpointAll = force || this.closed || this.actors.size > this.opts.config.maxActorsInMemory;
-    let checkpoints = 0;
-    for (const [key, { at }] of this.pending) {
-      if (!checkpointAll && (now - at < this.opts.config.checkpointIntervalMs || checkpoints >= MAX_CHECKPOINTS_PER_COMMIT)) break;
-      written.add(this.actor(key));
-      checkpoints++;
-    }
-    // Over the memory bound only checkpointed actors can be evicted: write this turn's in full too.
-    if (checkpointAll) for (const { actor } of turn) written.add(actor);
-
-    const puts: Array<[string, string]> = [];
-    const deletes = this.backlogUnmark.splice(0).map((key) => BACKLOG_PREFIX + encodeURIComponent(key));
-    for (const actor of written) {
-      const prefix = actorPrefix(actor.key);
-      const writes = actor.drainWrites();
-      for (const [k, v] of writes.puts) puts.push([prefix + k, v]);
-      for (const k of writes.deletes) deletes.push(prefix + k);
-      puts.push([prefix + JOURNAL_MARK, String(seq)]);
-    }
-    if (written.size) puts.push([SEQ_ROW, String(seq)]);
-    const journaled = turn.filter(({ actor }) => !written.has(actor)).map(({ entry }) => entry);
-    if (journaled.length) puts.push([journalRow(seq), encodeJournal(journaled)]);
-
-    // Journal rows before the oldest entry some actor still needs (after this commit) can go.
-    let keepFrom = journaled.length ? seq : Infinity;
-    for (const [key, { since }] of this.pending) {
-      if (written.has(this.actors.get(key)!)) continue;
-      keepFrom = Math.min(keepFrom, since);
-      break;
-    }
-    for (const dropped of this.journal.seqsBefore(keepFrom)) deletes.push(journalRow(dropped));
-
-    const touched = new Set(written);
-    for (const { actor } of turn) touched.add(actor);
-    // Schedule rows and backlog marks are for actors at rest in their own rows; a journaled actor
-    // is rebuilt (and rescheduled) by replay on restart, so it gets them when it is checkpointed.
-    const wakes: Array<[string, number]> = [];
-    const saved: Array<[string, number | undefined]> = [];
-    const marks: string[] = [];
-    for (const actor of touched) {
-      const wake = actor.nextWake();
-      let scheduled = this.schedule.get(actor.key);
-      if (wake !== null && (scheduled === undefined || wake < scheduled)) {
-        wakes.push([actor.key, wake]);
-        scheduled = wake;
-      }
-      if (!written.has(actor)) continue;
-      if (scheduled !== this.savedWakes.get(actor.key)) {
-        const row = SCHEDULE_PREFIX + encodeURIComponent(actor.key);
-        if (scheduled === undefined) deletes.push(row);
-        else puts.push([row, String(scheduled)]);
-        saved.push([actor.key, scheduled]);
-      }
-      if (actor.outbox.backlog() > 0 && !this.backlogMarked.has(actor.key)) {
-        marks.push(actor.key);
-        puts.push([BACKLOG_PREFIX + encodeURIComponent(actor.key), "1"]);
-      }
-    }
-    try {
-      if (puts.length || deletes.length) this.opts.store.write(puts, deletes);
-    } catch (cause) {
-      // Memory is now ahead of storage: forget these actors so the next access rebuilds what is
-      // durable (their rows plus their journal entries). Pending stays as it was: nothing changed durably.
-      for (const actor of touched) {
-        this.actors.delete(actor.key);
-        this.delivery.backlogged.delete(actor);
-      }
-      const error = new StorageError(`storage commit failed: ${(cause as Error)?.message ?? cause}`);
-      for (const w of waiters) w.reject(error);
-      return;
-    }
-    if (journaled.length) this.journal.append(seq, journaled);
-    this.journal.dropBefore(keepFrom);
-    for (const actor of written) this.pending.delete(actor.key);
-    for (const { key } of journaled) if (!this.pending.has(key)) this.pending.set(key, { since: seq, at: now });
-    this.stats.commits++;
-    this.stats.checkpoints += checkpoints;
-    this.stats.rowsWritten += puts.length + deletes.length;
-    for (const [key, wake] of wakes) this.schedule.set(key, wake);
-    for (const [key, wake] of saved) {
-      if (wake === undefined) this.savedWakes.delete(key);
-      else this.savedWakes.set(key, wake);
-    }
-    for (const key of marks) this.backlogMarked.add(key);
-    for (const actor of touched) this.delivery.committed(actor);
-    this.armWakeTimer();
-    this.armCheckpointTimer();
-    this.evictIdle();
-    for (const w of waiters) w.resolve();
-  }
-
-  private armCheckpointTimer(): void {
-    if (this.closed || this.checkpointTimer !== undefined) return;
-    const oldest = this.pending.values().next().value;
-    if (!oldest) return;
-    const delay = Math.max(0, oldest.at + this.opts.config.checkpointIntervalMs - this.opts.clock.now());
-    this.checkpointTimer = this.opts.timers.setTimeout(() => {
-      this.checkpointTimer = undefined;
-      if (!this.flushQueued && !this.closed) this.flush();
-    }, delay);
-  }
-
-  /** Runs due wall-clock work (window closing by idle timeout, retention) for every due key. */
-  wake(): void {
-    this.wakeTimer = undefined;
-    this.wakeTimerAt = undefined;
-    if (this.closed) return;
-    const now = this.opts.clock.now();
-    const due = this.schedule.takeDue(now);
-    for (const key of due) {
-      const actor = this.actor(key);
-      actor.tick(now);
-      this.dirty.add(actor);
-    }
-    // On a failed commit, try these keys again shortly (a Durable Object alarm retries the same way).
-    this.commit().catch(() => {
-      for (const key of due) if (this.schedule.get(key) === undefined) this.schedule.set(key, now + 1_000);
-      this.armWakeTimer();
-    });
-    this.armWakeTimer();
-  }
-
-  /** Stops delivery and timers and flushes pending changes; the store stays open for the caller to close. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.delivery.stop();
-    if (this.checkpointTimer !== undefined) this.opts.timers.clearTimeout(this.checkpointTimer);
-    // Checkpoints everything, so a clean shutdown leaves no journal to replay.
-    if (this.dirty.size || this.turn.length || this.waiters.length || this.backlogUnmark.length || this.pending.size) this.flush(true);
-    if (this.wakeTimer !== undefined) this.opts.timers.clearTimeout(this.wakeTimer);
-    this.closed = true;
   }
 
   health(): Record<string, number> {
@@ -355,71 +265,315 @@ export class ProcessHost implements Gateway {
     };
   }
 
+  // ---- commands from delivery and the clock ----
+
+  /** A delivery batch landed: apply what it settled to the actors now, journal it with the next commit. */
+  private settle(sink: string, settled: Settlement[], now: number): void {
+    if (this.closed) return;
+    for (const s of settled) applySettlement(this.actor(s.key).outbox, sink, s, now);
+    this.record({ command: { kind: "settle", sink, now, settlements: settled } });
+    this.commit().catch(() => undefined);
+  }
+
+  /** Runs due wall-clock work (window closing by idle timeout, retention) for every due key. */
+  wake(): void {
+    this.wakeTimer = undefined;
+    this.wakeTimerAt = undefined;
+    if (this.closed) return;
+    const now = this.opts.clock.now();
+    const due = this.schedule.takeDue(now);
+    for (const key of due) {
+      this.actor(key).tick(now);
+      this.record({ command: { kind: "tick", key, now } });
+    }
+    // On a failed commit, try these keys again shortly (a Durable Object alarm retries the same way).
+    this.commit().catch(() => {
+      for (const key of due) if (this.schedule.get(key) === undefined) this.schedule.set(key, now + 1_000);
+      this.armWakeTimer();
+    });
+    this.armWakeTimer();
+  }
+
+  // ---- group commit ----
+
+  /** Resolves when everything changed so far is durable. */
+  commit(): Promise<void> {
+    if (!this.turn.length && !this.waiters.length && !this.checkpointsDue()) return Promise.resolve();
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      const run = () => this.flushQueued && this.flush();
+      if (this.opts.timers.defer) this.opts.timers.defer(run);
+      else this.opts.timers.setTimeout(run, 0);
+    }
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  private checkpointsDue(): boolean {
+    const oldest = this.pending.values().next().value;
+    return oldest !== undefined && this.opts.clock.now() - oldest.at >= this.opts.config.checkpointIntervalMs;
+  }
+
+  /**
+   * One storage transaction: this turn's commands as one journal row, the rows of actors due for a
+   * checkpoint (or all of them: `force`, closing, over the memory bound), schedule rows and backlog
+   * marks of the checkpointed, and the journal rows nothing needs any more. Planned first, applied
+   * to memory only once the store took it.
+   */
+  flush(force = false): void {
+    this.flushQueued = false;
+    const waiters = this.waiters;
+    this.waiters = [];
+    const turn = this.turn;
+    const turnKeys = this.turnKeys;
+    this.turn = [];
+    this.turnKeys = new Set();
+    const seq = this.nextSeq++;
+    const now = this.opts.clock.now();
+    const all = force || this.closed || this.actors.size > this.opts.config.maxActorsInMemory;
+    const checkpointed = this.chooseCheckpoints(all, now);
+    // Over the memory bound only checkpointed actors can be evicted: this turn's actors go in full too,
+    // and so do the records stored as references (so that, on a clean stop, no journal is left).
+    if (all) for (const key of [...turnKeys, ...this.refHolders.keys()]) checkpointed.add(this.actor(key).key);
+
+    const journaled: Command[] = [];
+    for (const entry of turn) {
+      const part = commandFor(entry.command, (key) => !checkpointed.has(key));
+      if (!part) continue;
+      if (part.kind === "ingest") pointAtJournal(this.actors.get(part.key)!, entry.command.outcomes!, entry.firstN!, seq, journaled.length);
+      journaled.push(strip(part));
+    }
+
+    const puts: Array<[string, string]> = [];
+    const deletes: string[] = [];
+    const marks: { add: string[]; remove: string[] } = { add: [], remove: [] };
+    const savedWakes: Array<[string, number | undefined]> = [];
+    const refHolders = new Map<string, number | undefined>();
+    for (const key of checkpointed) {
+      const actor = this.actors.get(key);
+      assert(actor !== undefined, "a checkpointed actor is in memory");
+      const prefix = PROCESS_ROW.actor(key);
+      const writes = actor.drainWrites(all);
+      for (const [k, v] of writes.puts) puts.push([prefix + k, v]);
+      for (const k of writes.deletes) deletes.push(prefix + k);
+      puts.push([prefix + ACTOR_ROW.journalMark, String(seq)]);
+      refHolders.set(key, actor.outbox.minStoredRef());
+      this.planRestRows(actor, puts, deletes, marks, savedWakes);
+    }
+    if (checkpointed.size) puts.push([PROCESS_ROW.journalSeq, String(seq)]);
+    if (journaled.length) puts.push([PROCESS_ROW.journal(seq), encodeJournal(journaled)]);
+
+    const keepFrom = this.journalFloor(journaled.length ? seq : Infinity, checkpointed, refHolders);
+    const dropped = this.journal.seqsBefore(keepFrom);
+    for (const old of dropped) deletes.push(PROCESS_ROW.journal(old));
+
+    try {
+      if (puts.length || deletes.length) this.opts.store.write(puts, deletes);
+    } catch (cause) {
+      // Memory is now ahead of storage: forget these actors so the next access rebuilds what is
+      // durable (their rows plus their journaled commands). Nothing else changed durably.
+      for (const key of turnKeys) this.actors.delete(key);
+      for (const key of checkpointed) this.actors.delete(key);
+      const error = new StorageError(`storage commit failed: ${(cause as Error)?.message ?? cause}`);
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    this.applyCommit(seq, now, turn, turnKeys, journaled, checkpointed, { keepFrom, marks, savedWakes, refHolders });
+    this.stats.rowsWritten += puts.length + deletes.length;
+    for (const w of waiters) w.resolve();
+  }
+
+  /** Pending actors due for a checkpoint (all of them when `all`), oldest first, a bounded number. */
+  private chooseCheckpoints(all: boolean, now: number): Set<string> {
+    const chosen = new Set<string>();
+    for (const [key, { at }] of this.pending) {
+      if (!all && (now - at < this.opts.config.checkpointIntervalMs || chosen.size >= MAX_CHECKPOINTS_PER_COMMIT)) break;
+      // An actor dropped after a failed commit is rebuilt here: its journal rows can go once it is written.
+      this.actor(key);
+      chosen.add(key);
+    }
+    return chosen;
+  }
+
+  /**
+   * Schedule rows and backlog marks are for actors at rest in their own rows; a journaled actor is
+   * rebuilt (and rescheduled, and its delivery resumed) by replay on restart.
+   */
+  private planRestRows(
+    actor: Actor,
+    puts: Array<[string, string]>,
+    deletes: string[],
+    marks: { add: string[]; remove: string[] },
+    savedWakes: Array<[string, number | undefined]>,
+  ): void {
+    const key = actor.key;
+    const wake = this.nextWakeOf(actor);
+    if (wake !== this.savedWakes.get(key)) {
+      if (wake === undefined) deletes.push(PROCESS_ROW.schedule(key));
+      else puts.push([PROCESS_ROW.schedule(key), String(wake)]);
+      savedWakes.push([key, wake]);
+    }
+    const backlog = actor.outbox.backlog() > 0;
+    if (backlog && !this.backlogMarked.has(key)) {
+      puts.push([PROCESS_ROW.backlog(key), "1"]);
+      marks.add.push(key);
+    } else if (!backlog && this.backlogMarked.has(key)) {
+      deletes.push(PROCESS_ROW.backlog(key));
+      marks.remove.push(key);
+    }
+  }
+
+  /** The oldest journal row something still needs after this commit: a pending actor, or a stored record reference. */
+  private journalFloor(floor: number, checkpointed: Set<string>, refHolders: Map<string, number | undefined>): number {
+    let keepFrom = floor;
+    for (const [key, { since }] of this.pending) {
+      if (checkpointed.has(key)) continue;
+      keepFrom = Math.min(keepFrom, since);
+      break;
+    }
+    const oldest = this.journal.oldest;
+    // Stored references matter only when the journal has rows older than what the rest needs.
+    if (oldest === undefined || oldest >= keepFrom) return keepFrom;
+    if (refHolders.size) {
+      for (const [key, minRef] of this.refHolders) if (!refHolders.has(key)) keepFrom = Math.min(keepFrom, minRef);
+      for (const minRef of refHolders.values()) if (minRef !== undefined) keepFrom = Math.min(keepFrom, minRef);
+      return keepFrom;
+    }
+    if (this.refFloor === undefined) this.refFloor = Math.min(Infinity, ...this.refHolders.values());
+    return Math.min(keepFrom, this.refFloor);
+  }
+
+  private applyCommit(
+    seq: number,
+    now: number,
+    turn: TurnEntry[],
+    turnKeys: Set<string>,
+    journaled: Command[],
+    checkpointed: Set<string>,
+    plan: {
+      keepFrom: number;
+      marks: { add: string[]; remove: string[] };
+      savedWakes: Array<[string, number | undefined]>;
+      refHolders: Map<string, number | undefined>;
+    },
+  ): void {
+    if (journaled.length) this.journal.append(seq, journaled);
+    this.journal.dropBefore(plan.keepFrom);
+    for (const key of checkpointed) this.pending.delete(key);
+    for (const command of journaled) {
+      for (const key of commandKeys(command)) if (!this.pending.has(key)) this.pending.set(key, { since: seq, at: now });
+    }
+    for (const [key, minRef] of plan.refHolders) {
+      if (minRef === undefined) this.refHolders.delete(key);
+      else this.refHolders.set(key, minRef);
+    }
+    if (plan.refHolders.size) this.refFloor = undefined;
+    for (const key of plan.marks.add) this.backlogMarked.add(key);
+    for (const key of plan.marks.remove) this.backlogMarked.delete(key);
+    for (const [key, wake] of plan.savedWakes) {
+      if (wake === undefined) this.savedWakes.delete(key);
+      else this.savedWakes.set(key, wake);
+    }
+    this.stats.commits++;
+    this.stats.checkpoints += checkpointed.size;
+    const touched = new Set<Actor>();
+    for (const key of turnKeys) touched.add(this.actors.get(key)!);
+    for (const key of checkpointed) touched.add(this.actors.get(key)!);
+    for (const actor of touched) {
+      actor.outbox.markDurable();
+      this.scheduleWake(actor);
+      this.delivery.committed(actor);
+    }
+    this.opts.hooks?.committed?.(
+      turn.map((e) => e.command),
+      (key) => this.actors.get(key),
+    );
+    this.armWakeTimer();
+    this.armCheckpointTimer();
+    this.evictIdle();
+  }
+
+  // ---- lifecycle ----
+
+  /** Stops delivery and timers and checkpoints everything; the store stays open for the caller to close. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.delivery.stop();
+    if (this.checkpointTimer !== undefined) this.opts.timers.clearTimeout(this.checkpointTimer);
+    if (this.wakeTimer !== undefined) this.opts.timers.clearTimeout(this.wakeTimer);
+    // Checkpoints every pending actor, with its records in full, so a clean stop leaves no journal.
+    this.closed = true;
+    this.flush(true);
+  }
+
   get loadedActors(): number {
     return this.actors.size;
   }
 
   private ensureOpen(): void {
-    if (this.closed) throw new StorageError("runtime is shut down");
+    if (this.closed) throw new StorageError("the host is shutting down");
   }
 
+  /** The actor of `key`, loaded if need be, marked as just used. */
   private actor(key: string): Actor {
     let actor = this.actors.get(key);
     if (actor) {
       this.actors.delete(key);
     } else {
-      actor = this.restore(key);
+      actor = this.load(key).actor;
       this.stats.actorsLoaded++;
     }
     this.actors.set(key, actor);
     return actor;
   }
 
-  private restore(key: string): Actor {
-    return this.load(key).actor;
-  }
-
-  /** The actor as durable: its own rows, then its journal entries past the seq they include. */
-  private load(key: string): { actor: Actor; replayedFrom?: number } {
-    const prefix = actorPrefix(key);
-    const rows = this.opts.store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
-    const mark = rows.find(([k]) => k === JOURNAL_MARK);
-    const replay = this.journal.entriesAfter(key, mark ? Number(mark[1]) : 0);
-    // Restored as of the first entry's arrival, so dedupe expiry follows the same clock as the first time.
-    const actor = Actor.restore(key, this.opts.config, rows, replay[0]?.entry.now ?? this.opts.clock.now());
-    for (const { entry } of replay) actor.ingest(entry.events, entry.now, true);
-    this.stats.replayed += replay.length;
-    return { actor, replayedFrom: replay[0]?.seq };
-  }
-
   private async readable(key: string): Promise<Actor | null> {
     this.ensureOpen();
-    const cached = this.actors.get(key);
-    if (cached && (this.dirty.has(cached) || this.turn.some((t) => t.actor === cached))) await this.commit();
-    if (this.actors.has(key)) {
-      const actor = this.actor(key);
-      return actor.isNew ? null : actor;
-    }
-    const actor = this.restore(key);
-    if (actor.isNew) return null;
-    this.actors.set(key, actor);
-    this.stats.actorsLoaded++;
-    return actor;
+    if (this.turnKeys.has(key)) await this.commit();
+    const actor = this.actor(key);
+    if (!actor.isNew) return actor;
+    this.actors.delete(key);
+    return null;
   }
 
-  /** Drops least recently used actors beyond the bound; never one with uncommitted or undelivered work. */
+  /** Drops least recently used actors beyond the bound; never one with unsaved, undelivered or in-flight work. */
   private evictIdle(): void {
     const excess = this.actors.size - this.opts.config.maxActorsInMemory;
     if (excess <= 0) return;
     let evicted = 0;
     for (const [key, actor] of this.actors) {
       if (evicted >= excess) break;
-      if (this.dirty.has(actor) || this.pending.has(key) || this.delivery.backlogged.has(actor)) continue;
+      if (this.pending.has(key) || this.refHolders.has(key) || this.delivery.backlogged.has(key) || actor.outbox.backlog() > 0) continue;
+      if (this.turnKeys.has(key)) continue;
       this.actors.delete(key);
-      if (this.backlogMarked.delete(key)) this.backlogUnmark.push(key);
       evicted++;
     }
     this.stats.actorsEvicted += evicted;
+  }
+
+  // ---- timers ----
+
+  private nextWakeOf(actor: Actor): number | undefined {
+    const wake = actor.nextWake();
+    const scheduled = this.schedule.get(actor.key);
+    if (wake === null) return scheduled;
+    return scheduled === undefined || wake < scheduled ? wake : scheduled;
+  }
+
+  private scheduleWake(actor: Actor): void {
+    const wake = actor.nextWake();
+    const scheduled = this.schedule.get(actor.key);
+    if (wake !== null && (scheduled === undefined || wake < scheduled)) this.schedule.set(actor.key, wake);
+  }
+
+  private armCheckpointTimer(): void {
+    if (this.closed || this.checkpointTimer !== undefined) return;
+    const oldest = this.pending.values().next().value;
+    if (!oldest) return;
+    const delayMs = Math.max(0, oldest.at + this.opts.config.checkpointIntervalMs - this.opts.clock.now());
+    this.checkpointTimer = this.opts.timers.setTimeout(() => {
+      this.checkpointTimer = undefined;
+      if (!this.flushQueued && !this.closed) this.flush();
+    }, delayMs);
   }
 
   private armWakeTimer(): void {
@@ -427,8 +581,39 @@ export class ProcessHost implements Gateway {
     const next = this.schedule.peek();
     if (next === undefined || next === this.wakeTimerAt) return;
     if (this.wakeTimer !== undefined) this.opts.timers.clearTimeout(this.wakeTimer);
-    const delay = Math.min(MAX_TIMER_DELAY, Math.max(0, next - this.opts.clock.now()));
+    const delayMs = Math.min(MAX_TIMER_DELAY_MS, Math.max(0, next - this.opts.clock.now()));
     this.wakeTimerAt = next;
-    this.wakeTimer = this.opts.timers.setTimeout(() => this.wake(), delay);
+    this.wakeTimer = this.opts.timers.setTimeout(() => this.wake(), delayMs);
+  }
+}
+
+
+/** The command as journaled: without what it answered. */
+function strip(command: CommittedCommand): Command {
+  if (command.outcomes === undefined) return command;
+  const { outcomes: _outcomes, ...plain } = command;
+  return plain as Command;
+}
+
+function replayFilterOf(command: Extract<Command, { kind: "replay" }>): ReplayFilter {
+  const filter: ReplayFilter = {};
+  if (command.sink !== undefined) filter.sink = command.sink;
+  if (command.ids !== undefined) filter.ids = command.ids;
+  return filter;
+}
+
+/**
+ * Points the event records an ingest appended (from position `firstN`) at its events in journal
+ * row `seq`, command `index`: a checkpoint then stores them as references. The k-th event record is
+ * the k-th accepted event.
+ */
+function pointAtJournal(actor: Actor, outcomes: readonly IngestOutcome[], firstN: number, seq: number, index: number): void {
+  let e = 0;
+  for (let n = firstN; n < actor.outbox.nextN; n++) {
+    const record = actor.outbox.record(n);
+    if (record?.kind !== "event") continue;
+    while (e < outcomes.length && outcomes[e]!.status !== "accepted") e++;
+    if (e >= outcomes.length) return;
+    (record as EventRecord).ref = [seq, index, e++];
   }
 }

@@ -1,92 +1,179 @@
+import type { IngestOutcome } from "../../actor/actor.ts";
 import type { Event } from "../../actor/event.ts";
+import type { RecordBody, RecordRef } from "../../actor/outbox.ts";
+import type { Settlement } from "../../delivery/settle.ts";
 
 /**
- * The self-hosted runtime's write-ahead journal. A group commit writes one row holding the ingests
- * of that turn, instead of rewriting each touched actor's rows; actors are checkpointed into their
- * own rows later, in the background, and journal rows older than every pending actor are dropped.
- * Replaying an entry is calling Actor.ingest again with the same events and arrival time: the actor
- * is deterministic, so this rebuilds exactly the state that was acknowledged.
+ * The process host's write-ahead journal of actor commands. A group commit writes one row holding
+ * the commands of that turn, instead of rewriting each touched actor's rows; actors are checkpointed
+ * into their own rows later, in the background. Replaying a command is calling the actor again with
+ * the same input and time: the actor is deterministic, so this rebuilds exactly what was acknowledged.
+ * The journal is also the outbox's store: a record not yet taken by every sink is stored in a
+ * checkpoint as a reference to its event here, not as a second copy.
  */
-export interface JournalEntry {
-  key: string;
-  now: number;
-  events: Event[];
+export type Command =
+  | { kind: "ingest"; key: string; now: number; events: Event[] }
+  | { kind: "tick"; key: string; now: number }
+  /** What one delivery batch to `sink` settled, per key: taken up to a position, some dead-lettered. */
+  | { kind: "settle"; sink: string; now: number; settlements: Settlement[] }
+  /** Dead letters put back in the outbox (an operator's replay). */
+  | { kind: "replay"; key: string; now: number; sink?: string; ids?: number[] };
+
+/** A command as it committed: an ingest with what it answered (for the simulator's checker). */
+export type CommittedCommand = Command & { outcomes?: IngestOutcome[] };
+
+/** The keys a command changes. */
+export function commandKeys(command: Command): string[] {
+  return command.kind === "settle" ? command.settlements.map((s) => s.key) : [command.key];
 }
 
-export const JOURNAL_PREFIX = "j/";
-export const journalRow = (seq: number) => `${JOURNAL_PREFIX}${String(seq).padStart(12, "0")}`;
+/** The part of a command that concerns `keys` (a settle command spans keys), or undefined if none. */
+export function commandFor(command: Command, keep: (key: string) => boolean): Command | undefined {
+  if (command.kind !== "settle") return keep(command.key) ? command : undefined;
+  const settlements = command.settlements.filter((s) => keep(s.key));
+  if (settlements.length === command.settlements.length) return command;
+  return settlements.length ? { ...command, settlements } : undefined;
+}
+
+export const JOURNAL_ROW_VERSION = 2;
 
 type WireEvent = [id: string, type: string, ts: number, value: number | null, properties: Record<string, unknown> | null, assigned: 0 | 1];
-type WireEntry = [key: string, now: number, events: WireEvent[]];
+type WireSettlement = [key: string, upTo: number, dead?: Array<[n: number, error: string, attempts: number]>];
+type WireCommand =
+  | ["i", string, number, WireEvent[]]
+  | ["t", string, number]
+  | ["s", string, number, WireSettlement[]]
+  | ["r", string, number, string | null, number[] | null];
+/** Rows written before commands were journaled held only ingests: [key, now, events]. */
+type LegacyEntry = [key: string, now: number, events: WireEvent[]];
 
-export function encodeJournal(entries: readonly JournalEntry[]): string {
-  const wire: WireEntry[] = entries.map(({ key, now, events }) => [
-    key,
-    now,
-    events.map((e): WireEvent => [e.id, e.type, e.ts, e.value ?? null, e.properties ?? null, e.assigned ? 1 : 0]),
-  ]);
+const toWireEvent = (e: Event): WireEvent => [e.id, e.type, e.ts, e.value ?? null, e.properties ?? null, e.assigned ? 1 : 0];
+
+function fromWireEvent(key: string, [id, type, ts, value, properties, assigned]: WireEvent): Event {
+  const event: Event = { id, assigned: assigned === 1, type, key, ts };
+  if (value !== null) event.value = value;
+  if (properties !== null) event.properties = properties;
+  return event;
+}
+
+export function encodeJournal(commands: readonly Command[]): string {
+  const wire = commands.map((c): WireCommand => {
+    switch (c.kind) {
+      case "ingest":
+        return ["i", c.key, c.now, c.events.map(toWireEvent)];
+      case "tick":
+        return ["t", c.key, c.now];
+      case "settle":
+        return ["s", c.sink, c.now, c.settlements.map((s): WireSettlement => (s.dead.length ? [s.key, s.upTo, s.dead.map((d) => [d.n, d.error, d.attempts])] : [s.key, s.upTo]))];
+      case "replay":
+        return ["r", c.key, c.now, c.sink ?? null, c.ids ?? null];
+    }
+  });
   return JSON.stringify(wire);
 }
 
-export function decodeJournal(text: string): JournalEntry[] {
-  return (JSON.parse(text) as WireEntry[]).map(([key, now, events]) => ({
-    key,
-    now,
-    events: events.map(([id, type, ts, value, properties, assigned]) => {
-      const event: Event = { id, assigned: assigned === 1, type, key, ts };
-      if (value !== null) event.value = value;
-      if (properties !== null) event.properties = properties;
-      return event;
-    }),
-  }));
-}
-
-/** The durable journal rows not yet dropped, kept in memory so an actor can be rebuilt without reading them back. */
-export class RetainedJournal {
-  private readonly rows: Array<{ seq: number; entries: JournalEntry[] }> = [];
-  /** Entries per key across the retained rows. */
-  private readonly perKey = new Map<string, number>();
-
-  append(seq: number, entries: JournalEntry[]): void {
-    this.rows.push({ seq, entries });
-    for (const { key } of entries) this.perKey.set(key, (this.perKey.get(key) ?? 0) + 1);
-  }
-
-  /** Seqs of the rows dropBefore(seq) would drop. */
-  seqsBefore(seq: number): number[] {
-    return this.rows.slice(0, this.countBefore(seq)).map((row) => row.seq);
-  }
-
-  /** Drops rows with seq < `seq`. */
-  dropBefore(seq: number): void {
-    for (const row of this.rows.splice(0, this.countBefore(seq))) {
-      for (const { key } of row.entries) {
-        const left = this.perKey.get(key)! - 1;
-        if (left) this.perKey.set(key, left);
-        else this.perKey.delete(key);
+export function decodeJournal(text: string): Command[] {
+  return (JSON.parse(text) as Array<WireCommand | LegacyEntry>).map((w): Command => {
+    if (typeof w[1] === "number") {
+      const [key, now, events] = w as LegacyEntry;
+      return { kind: "ingest", key, now, events: events.map((e) => fromWireEvent(key, e)) };
+    }
+    const c = w as WireCommand;
+    switch (c[0]) {
+      case "i":
+        return { kind: "ingest", key: c[1], now: c[2], events: c[3].map((e) => fromWireEvent(c[1], e)) };
+      case "t":
+        return { kind: "tick", key: c[1], now: c[2] };
+      case "s":
+        return {
+          kind: "settle",
+          sink: c[1],
+          now: c[2],
+          settlements: c[3].map(([key, upTo, dead = []]) => ({ key, upTo, dead: dead.map(([n, error, attempts]) => ({ n, error, attempts })) })),
+        };
+      case "r": {
+        const replay: Command = { kind: "replay", key: c[1], now: c[2] };
+        if (c[3] !== null) replay.sink = c[3];
+        if (c[4] !== null) replay.ids = c[4];
+        return replay;
       }
     }
+  });
+}
+
+/**
+ * The durable journal rows not yet dropped, kept in memory so an actor can be rebuilt without
+ * reading them back, and so a record stored as a reference can be resolved.
+ */
+export class RetainedJournal {
+  private readonly rows: Array<{ seq: number; commands: Command[] }> = [];
+  private readonly bySeq = new Map<number, Command[]>();
+  /** Commands per key across the retained rows. */
+  private readonly perKey = new Map<string, number>();
+
+  append(seq: number, commands: Command[]): void {
+    this.rows.push({ seq, commands });
+    this.bySeq.set(seq, commands);
+    for (const command of commands) for (const key of commandKeys(command)) this.perKey.set(key, (this.perKey.get(key) ?? 0) + 1);
   }
 
-  private countBefore(seq: number): number {
+  /** The seqs of the rows dropBefore(seq) would drop. */
+  seqsBefore(seq: number): number[] {
+    const seqs: number[] = [];
+    for (const row of this.rows) {
+      if (row.seq >= seq) break;
+      seqs.push(row.seq);
+    }
+    return seqs;
+  }
+
+  /** Drops rows with seq < `seq`; returns their seqs. */
+  dropBefore(seq: number): number[] {
     let n = 0;
     while (n < this.rows.length && this.rows[n]!.seq < seq) n++;
-    return n;
+    const dropped = this.rows.splice(0, n);
+    for (const row of dropped) {
+      this.bySeq.delete(row.seq);
+      for (const command of row.commands) {
+        for (const key of commandKeys(command)) {
+          const left = this.perKey.get(key)! - 1;
+          if (left) this.perKey.set(key, left);
+          else this.perKey.delete(key);
+        }
+      }
+    }
+    return dropped.map((row) => row.seq);
   }
 
-  has(key: string): boolean {
-    return this.perKey.has(key);
+  /** The seq of the oldest retained row. */
+  get oldest(): number | undefined {
+    return this.rows[0]?.seq;
   }
 
-  /** `key`'s entries in rows after `seq`, oldest first. */
-  entriesAfter(key: string, seq: number): Array<{ seq: number; entry: JournalEntry }> {
-    const found: Array<{ seq: number; entry: JournalEntry }> = [];
+  /** `key`'s part of each command in rows after `seq`, oldest first, with its place in the journal. */
+  commandsAfter(key: string, seq: number): Array<{ seq: number; index: number; command: Command }> {
+    const found: Array<{ seq: number; index: number; command: Command }> = [];
     if (!this.perKey.has(key)) return found;
     for (const row of this.rows) {
       if (row.seq <= seq) continue;
-      for (const entry of row.entries) if (entry.key === key) found.push({ seq: row.seq, entry });
+      row.commands.forEach((command, index) => {
+        const mine = commandFor(command, (k) => k === key);
+        if (mine) found.push({ seq: row.seq, index, command: mine });
+      });
     }
     return found;
+  }
+
+  /** The event a record reference points at. */
+  resolve([seq, index, event]: RecordRef): RecordBody | undefined {
+    const command = this.bySeq.get(seq)?.[index];
+    if (command?.kind !== "ingest") return undefined;
+    const e = command.events[event];
+    if (!e) return undefined;
+    const body: RecordBody = { key: command.key, id: e.id, type: e.type, ts: e.ts, receivedAt: command.now };
+    if (e.value !== undefined) body.value = e.value;
+    if (e.properties !== undefined) body.properties = e.properties;
+    return body;
   }
 
   keys(): IterableIterator<string> {
