@@ -22,11 +22,46 @@ export class FakeSink implements Sink {
   lieNext = 0;
   /** Records this predicate matches are refused permanently, as a whole batch (like a failed SQL statement). */
   poison: (r: OutboxRecord) => boolean = () => false;
+  /** When set, each call waits until the test releases it (release()), so calls overlap. */
+  hold = false;
+  private held: Array<() => void> = [];
+  /** Calls in flight now, and the most seen at once. */
+  inFlight = 0;
+  maxInFlight = 0;
+  /** Calls that carried a key some other call in flight also carried (per-key order at risk). */
+  overlaps = 0;
+  private readonly keysInFlight = new Map<string, number>();
+
+  /** Lets every held call go on. */
+  release(): number {
+    const held = this.held.splice(0);
+    for (const go of held) go();
+    return held.length;
+  }
 
   constructor(readonly name: string) {}
 
   async deliver(records: OutboxRecord[]): Promise<void> {
     this.calls.push(records);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const keys = [...new Set(records.map((r) => r.key))];
+    if (keys.some((k) => this.keysInFlight.has(k))) this.overlaps++;
+    for (const k of keys) this.keysInFlight.set(k, (this.keysInFlight.get(k) ?? 0) + 1);
+    try {
+      if (this.hold) await new Promise<void>((go) => this.held.push(go));
+      this.take(records);
+    } finally {
+      this.inFlight--;
+      for (const k of keys) {
+        const left = this.keysInFlight.get(k)! - 1;
+        if (left) this.keysInFlight.set(k, left);
+        else this.keysInFlight.delete(k);
+      }
+    }
+  }
+
+  private take(records: OutboxRecord[]): void {
     if (this.down > 0) {
       this.down--;
       throw new SinkError(`${this.name}: connection refused`, false);

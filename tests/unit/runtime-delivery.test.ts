@@ -143,4 +143,102 @@ describe("ProcessHost delivery", () => {
     const bad = await app.request("/v1/actors/a/dlq/replay?sink=nope", { method: "POST" });
     expect(bad.status).toBe(400);
   });
+
+  test("defect 13: a clean stop once every sink has every event leaves no journal, outbox rows or backlog marks", async () => {
+    const sinks = [new FakeSink("one"), new FakeSink("two")];
+    const store = new MemoryKvStore();
+    const { ingest, run, runtime } = setup(sinks, {}, store);
+    await ingest(batch(0, 30));
+    await run(300);
+    for (const sink of sinks) for (const k of keys) expect(sink.eventIds(k)).toEqual(expectedIds(k, 30));
+    await runtime.close();
+    const rows = [...store.rows.keys()];
+    expect(rows.filter((k) => k.startsWith("j/"))).toEqual([]);
+    expect(rows.filter((k) => k.startsWith("b/"))).toEqual([]);
+    expect(rows.filter((k) => /\/(ob|oc)\//.test(k))).toEqual([]);
+    // What stays is each actor's state and dedupe IDs.
+    for (const k of keys) expect(rows).toContain(`a/${k}/state`);
+  });
+
+  test("a clean stop while a sink is down keeps a backlog mark and the records in full; the restart delivers them", async () => {
+    const store = new MemoryKvStore();
+    const down = new FakeSink("s");
+    down.down = 1_000_000;
+    const first = setup([down], {}, store);
+    await first.ingest(batch(0, 5));
+    await first.run(300);
+    await first.runtime.close();
+    const rows = [...store.rows.keys()];
+    expect(rows.filter((k) => k.startsWith("j/"))).toEqual([]);
+    expect(rows.filter((k) => k.startsWith("b/")).sort()).toEqual(keys.map((k) => `b/${k}`));
+    const segment = JSON.parse(store.rows.get(rows.find((k) => k.startsWith("a/a/ob/"))!)!);
+    expect(segment.every((r: { kind?: string; id?: string }) => r.kind === "event" && typeof r.id === "string")).toBe(true);
+    const up = new FakeSink("s");
+    const second = setup([up], {}, store);
+    await second.run(300);
+    for (const k of keys) expect(up.eventIds(k)).toEqual(expectedIds(k, 5));
+    await second.runtime.close();
+    expect([...store.rows.keys()].filter((k) => k.startsWith("b/") || k.startsWith("j/") || k.includes("/ob/"))).toEqual([]);
+  });
+
+  test("delivery progress is journaled, not checkpointed: acks add journal rows, the actors' rows wait for their checkpoint", async () => {
+    const sink = new FakeSink("s");
+    const store = new MemoryKvStore();
+    const written: string[][] = [];
+    const write = store.write.bind(store);
+    store.write = (puts, deletes) => {
+      written.push(puts.map(([k]) => k));
+      write(puts, deletes);
+    };
+    const { ingest, run, runtime } = setup([sink], { checkpointIntervalMs: 60_000 }, store);
+    await ingest(batch(0, 20));
+    await run(200);
+    for (const k of keys) expect(sink.eventIds(k)).toEqual(expectedIds(k, 20));
+    // The ingest and each settled batch: journal rows only; no actor row yet.
+    expect(written.length).toBeGreaterThanOrEqual(2);
+    expect(written.flat().every((k) => k.startsWith("j/"))).toBe(true);
+    expect(runtime.stats.checkpoints).toBe(0);
+    // A crash now loses no ack: the restarted host knows every record was taken and sends nothing again.
+    const again = new FakeSink("s");
+    const restarted = setup([again], {}, store);
+    await restarted.run(300);
+    expect(again.calls).toHaveLength(0);
+    expect((await restarted.runtime.outbox("a"))!.backlog).toEqual({ s: 0 });
+  });
+
+  test("several batches in flight per sink; a key's records are in one batch at a time, in order", async () => {
+    const sink = new FakeSink("s");
+    sink.hold = true;
+    const many = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    const { ingest, run } = setup([sink], { delivery: { ...DEFAULT_CONFIG.delivery, batchSize: 10, maxBatchSize: 10, maxInFlight: 3 } });
+    const events = (from: number, to: number) => many.flatMap((k) => Array.from({ length: to - from }, (_, j) => ev(k, from + j)));
+    await ingest(events(0, 2));
+    await run(20);
+    expect(sink.inFlight).toBe(3);
+    await ingest(events(2, 4));
+    for (let round = 0; round < 40 && (sink.inFlight > 0 || sink.release() > 0); round++) {
+      sink.release();
+      await run(20);
+    }
+    expect(sink.maxInFlight).toBe(3);
+    for (const call of sink.calls) expect(call.length).toBeLessThanOrEqual(10);
+    for (const k of many) expect(sink.eventIds(k)).toEqual(expectedIds(k, 4));
+    // No key was in two calls in flight at once.
+    expect(sink.overlaps).toBe(0);
+  });
+
+  test("under a backlog, batches grow up to maxBatchSize, and back to batchSize once it is gone", async () => {
+    const sink = new FakeSink("s");
+    const wide = Array.from({ length: 100 }, (_, i) => `w${i}`);
+    const { ingest, run } = setup([sink], { delivery: { ...DEFAULT_CONFIG.delivery, batchSize: 10, maxBatchSize: 80, maxInFlight: 1 } });
+    await ingest(wide.flatMap((k) => Array.from({ length: 5 }, (_, j) => ev(k, j))));
+    await run(500);
+    const sizes = sink.calls.map((c) => c.length);
+    expect(sizes.slice(0, 4)).toEqual([10, 20, 40, 80]);
+    expect(Math.max(...sizes)).toBe(80);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(500);
+    await ingest([ev("w0", 9)]);
+    await run(100);
+    expect(sink.calls.at(-1)!.length).toBe(1);
+  });
 });
