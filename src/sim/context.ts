@@ -5,7 +5,7 @@ import type { OutboxRecord } from "../actor/outbox.ts";
 import type { Counters, FaultPlan } from "./faults.ts";
 import type { TraceHash } from "./hash.ts";
 import type { Prng } from "./prng.ts";
-import type { Scheduler } from "./scheduler.ts";
+import type { VirtualTime } from "./virtual-time.ts";
 import type { SimSink } from "./sinks.ts";
 
 /** Deliberate defects, used by the tests to prove the checker can fail. */
@@ -51,7 +51,7 @@ export interface Observer {
 }
 
 export interface SimContext {
-  sched: Scheduler;
+  sched: VirtualTime;
   prng: Prng;
   counters: Counters;
   /** False in the liveness phase: no more injected faults (poison records stay: they are data). */

@@ -27,7 +27,7 @@ import { TraceHash } from "./hash.ts";
 import { SimDurableRuntime } from "./host.ts";
 import { Checker, type Violation } from "./invariants.ts";
 import { hash32, Prng } from "./prng.ts";
-import { Scheduler } from "./scheduler.ts";
+import { VirtualTime } from "./virtual-time.ts";
 import { SimSink } from "./sinks.ts";
 import { chooseConfig, describeConfig, modelConfig } from "./swarm.ts";
 import { generateWorkload, planWorkload, type ClientRequest } from "./workload.ts";
@@ -92,7 +92,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   const broken = opts.broken ?? "none";
   const prng = new Prng(opts.seed);
   const counters = new Counters();
-  const sched = new Scheduler(T0);
+  const sched = new VirtualTime(T0);
   const trace = new TraceHash();
 
   // Swarm: configuration, faults and workload of this seed.
