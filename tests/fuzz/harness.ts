@@ -1342,10 +1342,15 @@ async function summarize(violations: Violation[], opts: FuzzOptions): Promise<Fa
     } else if (example.rule === "poisoned") {
       minimal = example.spec && example.outcome ? { spec: example.spec, outcome: example.outcome, reproduced: true } : undefined;
     } else if (SHRINKABLE.has(example.rule) && example.spec && Date.now() < deadline) {
-      const s = example.spec.plan
-        ? ((example.itemIndex !== undefined ? await shrink(example.spec, example.rule, opts.workload.pool, opts.times, opts.timeoutMs, 40, example.itemIndex).catch(() => undefined) : undefined) ??
-          (await shrink(example.spec, example.rule, opts.workload.pool, opts.times, opts.timeoutMs, 40).catch(() => undefined)))
-        : undefined;
+      // The smallest few examples, until one fails alone (another may need earlier requests, or fail otherwise here).
+      const tries = [...new Set(list.filter((v) => v.spec?.plan).sort((x, y) => bodySize(x.spec) - bodySize(y.spec)))].slice(0, 3);
+      let s: Shrunk | undefined;
+      for (const v of tries) {
+        s =
+          (v.itemIndex !== undefined ? await shrink(v.spec!, v.rule, opts.workload.pool, opts.times, opts.timeoutMs, 40, v.itemIndex).catch(() => undefined) : undefined) ??
+          (await shrink(v.spec!, v.rule, opts.workload.pool, opts.times, opts.timeoutMs, 40).catch(() => undefined));
+        if (s) break;
+      }
       if (s) minimal = { spec: s.spec, outcome: s.outcome, reproduced: true };
       else {
         const r = await replayAlone(example.spec, opts.workload.pool, opts.times, opts.timeoutMs).catch(() => undefined);
