@@ -1,4 +1,5 @@
-// Creates the Postgres sink's tables (idempotent): bun scripts/migrate.ts, or npm run migrate.
+// Creates the Postgres sink's tables and brings tables of older keyflow versions up to date (idempotent):
+// bun scripts/migrate.ts, or npm run migrate.
 // Reads KEYFLOW_POSTGRES_URL (or DATABASE_URL) and KEYFLOW_NEON_WSPROXY like the server does.
 import { ConfigError } from "../src/settings/config.ts";
 import { PostgresSink } from "../src/sinks/postgres/sink.ts";
@@ -13,7 +14,7 @@ try {
   const sink = new PostgresSink({ ...settings.postgres, poolPerDelivery: false });
   await sink.migrate();
   await sink.close();
-  console.log("keyflow migrate: raw_events, processed_events, window_aggregates, failed_events are in place");
+  console.log("keyflow migrate: raw_events, processed_events (keyed by actor_key, event_id), window_aggregates, failed_events are in place");
 } catch (error) {
   if (error instanceof ConfigError) {
     console.error(`keyflow migrate: ${error.message}`);

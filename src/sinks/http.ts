@@ -20,9 +20,14 @@ export async function statusError(res: Response, what: string, index?: number): 
   return new SinkError(`${what}: HTTP ${res.status} ${body}`.trim(), !isTransientStatus(res.status), index);
 }
 
+const utf8 = new TextEncoder();
+const nativeBase64 = typeof (Uint8Array.prototype as { toBase64?: unknown }).toBase64 === "function";
+
+/** Base64 of the UTF-8 bytes of `text`: Uint8Array.prototype.toBase64 where the runtime has it (Bun, recent V8). */
 export function base64(text: string): string {
-  const bytes = new TextEncoder().encode(text);
+  const bytes = utf8.encode(text);
+  if (nativeBase64) return (bytes as Uint8Array & { toBase64(): string }).toBase64();
   let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(binary);
 }

@@ -20,8 +20,8 @@ export function readSinkSettings(r: EnvReader): SinkSettings {
   const timeoutMs = r.durationMs("KEYFLOW_SINK_TIMEOUT", "10s");
   const settings: SinkSettings = {};
   const kafka = kafkaSettings(r, timeoutMs);
-  const redis = redisSettings(r);
-  const postgres = postgresSettings(r);
+  const redis = redisSettings(r, timeoutMs);
+  const postgres = postgresSettings(r, timeoutMs);
   const webhook = webhookSettings(r, timeoutMs);
   if (kafka) settings.kafka = kafka;
   if (redis) settings.redis = redis;

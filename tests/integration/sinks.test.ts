@@ -1,10 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Pool } from "@neondatabase/serverless";
+import { Pool } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
 import { SeededRandom } from "../support/fake-env.ts";
 import { startUpstashFront, type UpstashFront } from "../support/fronts.ts";
 import { consumeAll, ensureServices } from "../support/kafka.ts";
-import { preparePostgres } from "../support/postgres.ts";
+import { PG_URL, preparePostgres, WSPROXY } from "../support/postgres.ts";
+import type { EventRecord } from "../../src/actor/outbox.ts";
+import { SinkError } from "../../src/delivery/sink.ts";
+import { PostgresSink } from "../../src/sinks/postgres/sink.ts";
+import { BIN, ROOT } from "../support/process.ts";
 import { localSinkEnv, REDIS_FRONT } from "../support/sink-env.ts";
 import { BUN_SERVER, processTarget, type Target } from "../support/targets.ts";
 
@@ -221,6 +225,28 @@ describe("sinks against real Kafka, Redis and Postgres", () => {
     for (const [key, ids] of w.accepted) expect(perKey.get(key)).toEqual(ids);
   }, 240_000);
 
+  test("the same event_id on two keys is two events, and Postgres keeps both (keyed by actor_key, event_id)", async () => {
+    const keys = [`twin-a-${run}`, `twin-b-${run}`];
+    const id = `twin-${run}`;
+    for (const key of keys) {
+      const res = await target.fetch("/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ event_id: id, event_type: "purchase", user_id: key, value: key.length }),
+      });
+      expect(res.status).toBe(202);
+    }
+    const rows = await until("both events in processed_events and raw_events", 30_000, async () => {
+      const r = await pool.query(
+        `SELECT p.actor_key, p.event_id, p.value, r.payload->>'key' AS payload_key
+         FROM processed_events p JOIN raw_events r USING (actor_key, event_id) WHERE p.event_id = $1 ORDER BY p.actor_key`,
+        [id],
+      );
+      return r.rows.length === 2 ? r.rows : undefined;
+    });
+    expect(rows).toEqual(keys.map((key) => ({ actor_key: key, event_id: id, value: key.length, payload_key: key })));
+  }, 60_000);
+
   test("a poison event a sink refuses lands in the DLQ (and failed_events), is listed, and replays once fixed", async () => {
     const key = `poison-${run}`;
     const constraint = `kf_it_no_poison_${run}`;
@@ -328,4 +354,104 @@ describe("outage: the Redis front goes away mid-run and comes back", () => {
     }
     await expectRedisWindows(`it-${run}-outage:`, windows);
   }, 180_000);
+});
+
+/** The processed_events table as keyflow created it before rows were keyed by (actor_key, event_id). */
+const PROCESSED_EVENTS_V1 = `
+CREATE TABLE processed_events (
+  event_id    text             PRIMARY KEY,
+  actor_key   text             NOT NULL,
+  event_type  text             NOT NULL,
+  event_time  timestamptz      NOT NULL,
+  value       double precision,
+  properties  jsonb,
+  received_at timestamptz      NOT NULL,
+  late        boolean          NOT NULL,
+  minute      timestamptz      NOT NULL,
+  hour        timestamptz      NOT NULL,
+  processed_at timestamptz     NOT NULL DEFAULT now()
+);
+CREATE INDEX processed_events_actor_time ON processed_events (actor_key, event_time);`;
+
+describe("postgres migration: processed_events keyed by event_id alone becomes (actor_key, event_id)", () => {
+  // A schema of its own (the sessions' search_path), so the shared tables are not touched.
+  const schema = `kf_migrate_${run}`;
+  const url = `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  let scoped: Pool;
+  beforeAll(async () => {
+    await pool.query(`CREATE SCHEMA ${schema}`);
+    scoped = new Pool({ connectionString: url, max: 1 });
+    scoped.on("error", () => undefined);
+  });
+  afterAll(async () => {
+    await scoped?.end();
+    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  });
+
+  const event = (n: number, key: string, id: string): EventRecord => ({
+    kind: "event", n, key, id, type: "purchase", ts: Date.UTC(2026, 10, 21, 10, 0, n), value: n, receivedAt: Date.UTC(2026, 10, 21, 10, 1), late: false,
+  });
+  const primaryKey = async () =>
+    (
+      await scoped.query(
+        `SELECT array_agg(a.attname::text ORDER BY k.i) AS cols FROM pg_constraint c
+         CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, i)
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+         WHERE c.conrelid = 'processed_events'::regclass AND c.contype = 'p'`,
+      )
+    ).rows[0].cols;
+  const migrate = () =>
+    Bun.spawnSync([`${BIN}/bun`, "scripts/migrate.ts"], {
+      cwd: ROOT,
+      env: { ...process.env, KEYFLOW_POSTGRES_URL: url, KEYFLOW_NEON_WSPROXY: WSPROXY },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+
+  test("an old table is migrated in place by npm run migrate, its rows kept; then the same event_id lands on two keys", async () => {
+    await scoped.query(PROCESSED_EVENTS_V1);
+    await scoped.query(
+      `INSERT INTO processed_events (event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
+       SELECT 'old-' || i, 'key-' || (i % 3), 'purchase', t, i, jsonb_build_object('i', i), t, false, date_trunc('minute', t), date_trunc('hour', t)
+       FROM generate_series(1, 50) AS i, LATERAL (SELECT timestamptz '2026-11-21 10:00:00+00' + i * interval '1 second' AS t) AS x`,
+    );
+    const before = (await scoped.query("SELECT * FROM processed_events ORDER BY event_id")).rows;
+    expect(await primaryKey()).toEqual(["event_id"]);
+
+    // The sink does not migrate by itself: against the old table a batch fails, transiently, saying what to do.
+    const sink = new PostgresSink({ url, wsProxy: WSPROXY, wsProxyTls: false, poolPerDelivery: false });
+    try {
+      const error = await sink.deliver([event(0, "key-a", `same-${run}`)]).catch((e) => e);
+      expect(error).toBeInstanceOf(SinkError);
+      expect(error.permanent).toBe(false);
+      expect(error.message).toContain("npm run migrate");
+
+      const first = migrate();
+      expect(first.exitCode, first.stderr.toString()).toBe(0);
+      expect(await primaryKey()).toEqual(["actor_key", "event_id"]);
+      expect((await scoped.query("SELECT * FROM processed_events ORDER BY event_id")).rows).toEqual(before);
+      // The other tables are there too, and a second run changes nothing.
+      const again = migrate();
+      expect(again.exitCode, again.stderr.toString()).toBe(0);
+      expect(await primaryKey()).toEqual(["actor_key", "event_id"]);
+      const tables = await scoped.query("SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", [schema]);
+      expect(tables.rows.map((r: any) => r.tablename)).toEqual(["failed_events", "processed_events", "raw_events", "window_aggregates"]);
+
+      // The same event_id on two keys: two rows; delivered again: still two.
+      const batch = [event(0, "key-a", `same-${run}`), event(0, "key-b", `same-${run}`)];
+      await sink.deliver(batch);
+      await sink.deliver(batch);
+      const rows = await scoped.query("SELECT actor_key, value, minute, hour FROM processed_events WHERE event_id = $1 ORDER BY actor_key", [`same-${run}`]);
+      const ts = new Date(Date.UTC(2026, 10, 21, 10, 0, 0));
+      expect(rows.rows).toEqual([
+        { actor_key: "key-a", value: 0, minute: ts, hour: ts },
+        { actor_key: "key-b", value: 0, minute: ts, hour: ts },
+      ]);
+      const raw = await scoped.query("SELECT count(*)::int AS n FROM raw_events WHERE event_id = $1", [`same-${run}`]);
+      expect(raw.rows[0].n).toBe(2);
+      expect((await scoped.query("SELECT count(*)::int AS n FROM processed_events")).rows[0].n).toBe(before.length + 2);
+    } finally {
+      await sink.close();
+    }
+  }, 60_000);
 });

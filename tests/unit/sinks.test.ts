@@ -4,6 +4,10 @@ import { ConfigError } from "../../src/settings/config.ts";
 import { SinkError } from "../../src/delivery/sink.ts";
 import type { OutboxRecord } from "../../src/actor/outbox.ts";
 import { KafkaSink, type KafkaSinkOptions } from "../../src/sinks/kafka/sink.ts";
+import { eventRecordView } from "../../src/delivery/records.ts";
+import { base64 } from "../../src/sinks/http.ts";
+import { batchStatement } from "../../src/sinks/postgres/sink.ts";
+import { RedisSink } from "../../src/sinks/redis/sink.ts";
 import { createSinks } from "../../src/sinks/index.ts";
 import { sinkSettings } from "../../src/settings/env.ts";
 import { signature, WebhookSink } from "../../src/sinks/webhook/sink.ts";
@@ -42,8 +46,8 @@ describe("sink settings", () => {
       KEYFLOW_WEBHOOK_URL: "https://hooks.example.com/keyflow",
       KEYFLOW_WEBHOOK_SECRET: "s3cret",
     });
-    expect(s.redis).toEqual({ url: "http://127.0.0.1:8079", token: "t", prefix: "kf:", ttlSeconds: 604_800, streamMaxLen: 10_000 });
-    expect(s.postgres).toEqual({ url: "postgres://postgres@127.0.0.1:5432/test", wsProxy: "127.0.0.1:6543/v1", wsProxyTls: false });
+    expect(s.redis).toEqual({ url: "http://127.0.0.1:8079", token: "t", prefix: "kf:", ttlSeconds: 604_800, streamMaxLen: 10_000, timeoutMs: 10_000 });
+    expect(s.postgres).toEqual({ url: "postgres://postgres@127.0.0.1:5432/test", wsProxy: "127.0.0.1:6543/v1", wsProxyTls: false, timeoutMs: 10_000 });
     expect(s.kafka).toMatchObject({ dialect: "v2", url: "http://127.0.0.1:8082", topic: "keyflow.events", windowsTopic: "keyflow.windows", headers: true, timeoutMs: 10_000 });
     expect(s.webhook).toEqual({ url: "https://hooks.example.com/keyflow", secret: "s3cret", timeoutMs: 10_000 });
     expect(createSinks(s, { poolPerDelivery: false }).map((x) => x.name)).toEqual(["kafka", "redis", "postgres", "webhook"]);
@@ -151,16 +155,47 @@ describe("kafka sink request shapes (dialects without a local server)", () => {
     dialect: "v2", url: proxy.url, topic: "keyflow.events", windowsTopic: "keyflow.windows", headers: true, timeoutMs: 2_000, ...o,
   });
 
-  test("v2: one request per run of one topic, key = actor key, event_id header in base64", async () => {
+  test("v2: one request per topic per batch, records in order, key = actor key, event_id header in base64", async () => {
     proxy.answer((_p, body) => Response.json({ offsets: body.records.map((_: unknown, i: number) => ({ partition: 0, offset: i })) }));
-    await new KafkaSink(opts({ topic: "events.{type}" })).deliver([event(0), event(1), event(2, { type: "refund" } as any), windowRecord]);
-    const reqs = proxy.requests.splice(0);
+    await new KafkaSink(opts({ topic: "events.{type}" })).deliver([
+      event(0), event(1, { type: "refund" } as any), windowRecord, event(2), event(3, { type: "refund" } as any), event(4),
+    ]);
+    const reqs = proxy.requests.splice(0).sort((a, b) => a.path.localeCompare(b.path));
     expect(reqs.map((r) => r.path)).toEqual(["/topics/events.purchase", "/topics/events.refund", "/topics/keyflow.windows"]);
+    const ids = (r: (typeof reqs)[number]) => JSON.parse(r.body).records.map((x: any) => JSON.parse(atob(x.value)).event_id ?? "window");
+    expect(reqs.map(ids)).toEqual([["e0", "e2", "e4"], ["e1", "e3"], ["window"]]);
     expect(reqs[0]!.headers.get("content-type")).toBe("application/vnd.kafka.binary.v2+json");
     const first = JSON.parse(reqs[0]!.body).records[0];
     expect(atob(first.key)).toBe("user-1");
     expect(first.headers[0]).toEqual({ key: "event_id", value: btoa("e0") });
     expect(JSON.parse(atob(first.value))).toMatchObject({ event_id: "e0", kind: "event" });
+  });
+
+  test("v2: a failure in one topic's request names the earliest record not known to be in Kafka", async () => {
+    const sink = new KafkaSink(opts({ topic: "events.{type}" }));
+    const batch = [event(0), event(1, { type: "refund" } as any), event(2), event(3, { type: "refund" } as any), event(4)];
+    // purchase (batch records 0, 2, 4) fails at its second record; refund lands.
+    proxy.answer((path, body) =>
+      Response.json({
+        offsets: body.records.map((_: unknown, i: number) => (path.endsWith("purchase") && i === 1 ? { error_code: 50_001, message: "broker down" } : { partition: 0, offset: i })),
+      }),
+    );
+    const error = await sink.deliver(batch).catch((e) => e);
+    expect(error).toBeInstanceOf(SinkError);
+    expect([error.index, error.permanent]).toEqual([2, false]);
+    // refund (batch records 1, 3) refused as a whole with a 503: everything from record 1 is sent again.
+    proxy.answer((path, body) =>
+      path.endsWith("refund") ? new Response("busy", { status: 503 }) : Response.json({ offsets: body.records.map(() => ({ partition: 0, offset: 0 })) }),
+    );
+    const busy = await sink.deliver(batch).catch((e) => e);
+    expect([busy.index, busy.permanent]).toEqual([1, false]);
+    // A 4xx for a whole request names no record: the channel halves the batch to find the poison one.
+    proxy.answer((path, body) =>
+      path.endsWith("refund") ? new Response("bad", { status: 422 }) : Response.json({ offsets: body.records.map(() => ({ partition: 0, offset: 0 })) }),
+    );
+    const refused = await sink.deliver(batch).catch((e) => e);
+    expect([refused.index, refused.permanent]).toEqual([undefined, true]);
+    proxy.requests.splice(0);
   });
 
   test("v2: a per-record error names the record; records before it were delivered", async () => {
@@ -198,4 +233,89 @@ describe("kafka sink request shapes (dialects without a local server)", () => {
     expect(body.map((m: any) => [m.topic, m.key])).toEqual([["keyflow.events", "user-1"], ["keyflow.events", "user-1"]]);
     expect(body[0].headers).toContainEqual({ key: "event_id", value: "e0" });
   });
+});
+
+describe("redis sink request shape (a stand-in Upstash REST endpoint)", () => {
+  const upstash = recorder();
+  afterAll(() => upstash.stop());
+  const sink = (timeoutMs = 2_000) =>
+    new RedisSink({ url: upstash.url, token: "tok", prefix: "kf:", ttlSeconds: 60, streamMaxLen: 100, timeoutMs });
+  const answer = (fn: (command: string[], i: number) => { result?: unknown; error?: string }) =>
+    upstash.answer((_path, body) => Response.json((body as string[][]).map((c, i) => fn(c, i))));
+
+  test("one pipeline per batch: an XADD per event (outbox position as id), then one EXPIRE per stream", async () => {
+    answer((c) => ({ result: c[0]!.toUpperCase() === "XADD" ? "1-0" : 1 }));
+    const other = (n: number) => event(n, { key: "user-2" } as any);
+    await sink().deliver([event(0), other(0), event(1), windowRecord, other(1), event(2)]);
+    const [req] = upstash.requests.splice(0);
+    expect(req!.path).toBe("/pipeline");
+    expect(req!.headers.get("authorization")).toBe("Bearer tok");
+    const commands = JSON.parse(req!.body) as Array<Array<string | number>>;
+    expect(commands.map((c) => [String(c[0]).toUpperCase(), c[1]])).toEqual([
+      ["XADD", "kf:events:user-1"], ["XADD", "kf:events:user-2"], ["XADD", "kf:events:user-1"], ["EVAL", expect.any(String)],
+      ["XADD", "kf:events:user-2"], ["XADD", "kf:events:user-1"], ["EXPIRE", "kf:events:user-1"], ["EXPIRE", "kf:events:user-2"],
+    ]);
+    expect(commands[0]).toEqual([
+      "XADD", "kf:events:user-1", "MAXLEN", "~", 100, "1-0", "event_id", "e0", "event_type", "purchase", "timestamp", String(T0),
+      "late", "0", "data", JSON.stringify({ value: 0, properties: null, received_at: T0 }), "value", "0",
+    ]);
+    expect(commands[6]!.slice(1)).toEqual(["kf:events:user-1", 60]);
+  });
+
+  test("errors: an entry already there is delivered; the earliest failing record is named; a failed EXPIRE resends its stream", async () => {
+    const batch = [event(0), event(1, { key: "user-2" } as any), event(2), event(3, { key: "user-2" } as any)];
+    answer((c, i) => (i === 0 ? { error: "ERR The ID specified in XADD is equal or smaller than the target stream top item" } : { result: 1 }));
+    await sink().deliver(batch);
+    answer((c, i) => (i === 2 ? { error: "WRONGTYPE Operation against a key holding the wrong kind of value" } : { result: 1 }));
+    const refused = await sink().deliver(batch).catch((e) => e);
+    expect([refused.index, refused.permanent]).toEqual([2, true]);
+    answer((c, i) => (i === 2 ? { error: "LOADING Redis is loading the dataset in memory" } : { result: 1 }));
+    const loading = await sink().deliver(batch).catch((e) => e);
+    expect([loading.index, loading.permanent]).toEqual([2, false]);
+    // EXPIRE of user-2's stream (first record: 1) fails: transient, from record 1 on.
+    answer((c) => (c[0]!.toUpperCase() === "EXPIRE" && c[1] === "kf:events:user-2" ? { error: "ERR something" } : { result: 1 }));
+    const expire = await sink().deliver(batch).catch((e) => e);
+    expect([expire.index, expire.permanent]).toEqual([1, false]);
+    // The request as a whole: a front that fails is transient; one too large for Upstash is refused, so the channel halves the batch.
+    upstash.answer(() => Response.json({ error: "ERR connection refused" }, { status: 500 }));
+    const down = await sink().deliver(batch).catch((e) => e);
+    expect([down.index, down.permanent, down.message]).toEqual([undefined, false, "redis: ERR connection refused"]);
+    upstash.answer(() => Response.json({ error: "ERR max request size exceeded" }, { status: 400 }));
+    const large = await sink().deliver(batch).catch((e) => e);
+    expect([large.index, large.permanent, large.message]).toEqual([undefined, true, "redis: ERR max request size exceeded"]);
+    upstash.requests.splice(0);
+  });
+
+  test("a request that does not answer in time fails transiently", async () => {
+    upstash.answer(() => new Promise<Response>(() => undefined) as unknown as Response);
+    const started = performance.now();
+    const error = await sink(200).deliver([event(0)]).catch((e) => e);
+    expect(error).toBeInstanceOf(SinkError);
+    expect(error.permanent).toBe(false);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    upstash.answer(() => new Response("ok"));
+    upstash.requests.splice(0);
+  });
+});
+
+describe("postgres batch statement", () => {
+  test("one statement per batch; events from one JSON array of record views, keyed by (actor_key, event_id)", () => {
+    const events = [event(0), event(1, { key: "user-2", properties: { a: 1 } } as any)] as any[];
+    const st = batchStatement(events, [], [])!;
+    expect(st.values).toEqual([JSON.stringify(events.map(eventRecordView))]);
+    expect(st.text.match(/ON CONFLICT \(actor_key, event_id\) DO NOTHING/g)).toHaveLength(2);
+    expect(st.text).not.toContain("window_aggregates");
+    const all = batchStatement(events, [windowRecord as any], [
+      { kind: "dead_letter", n: 10, key: "user-1", sink: "kafka", record: events[0], error: "refused", failedAt: T0 },
+    ])!;
+    expect(all.values).toHaveLength(3);
+    expect(all.text).toContain("$2::jsonb");
+    expect(all.text).toContain("$3::jsonb");
+    expect(all.text).toContain("WHERE window_aggregates.revision < EXCLUDED.revision");
+    expect(batchStatement([], [], [])).toBeUndefined();
+  });
+});
+
+test("base64 of UTF-8 text matches Buffer's", () => {
+  for (const text of ["", "user-1", "é€😀", "x".repeat(70_000) + "ü"]) expect(base64(text)).toBe(Buffer.from(text).toString("base64"));
 });

@@ -21,76 +21,91 @@ export interface KafkaSinkOptions {
   timeoutMs: number;
 }
 
-interface Message {
+/** The records of one batch bound for one topic, with their places in the batch. */
+interface TopicBatch {
   topic: string;
-  key: string;
-  value: unknown;
-  headers: Array<{ name: string; value: string }>;
+  records: Array<EventRecord | WindowRecord>;
+  indices: number[];
 }
 
 /** Kafka topic names allow [a-zA-Z0-9._-]; event types may also hold ':'. */
 function topicFor(opts: KafkaSinkOptions, record: EventRecord | WindowRecord): string {
   if (record.kind === "window") return opts.windowsTopic;
+  if (!opts.topic.includes("{type}")) return opts.topic;
   return opts.topic.replace("{type}", record.type.replace(/[^a-zA-Z0-9._-]/g, "_"));
 }
 
-function message(opts: KafkaSinkOptions, record: EventRecord | WindowRecord): Message {
-  const headers =
-    record.kind === "event"
-      ? [{ name: "event_id", value: record.id }, { name: "event_type", value: record.type }]
-      : [{ name: "window", value: `${record.spec}:${record.start}:${record.revision}` }];
-  return { topic: topicFor(opts, record), key: record.key, value: recordView(record), headers };
+/** Header name/value pairs: event_id and event_type for an event, the window's identity for a window. */
+function headerPairs(record: EventRecord | WindowRecord): Array<[string, string]> {
+  return record.kind === "event"
+    ? [["event_id", record.id], ["event_type", record.type]]
+    : [["window", `${record.spec}:${record.start}:${record.revision}`]];
 }
 
 /**
  * Kafka over HTTP: the REST Proxy v2 records API (Strimzi Kafka Bridge, Confluent REST Proxy,
  * Redpanda, Karapace), v3 (Confluent Cloud) or Upstash's dialect (@upstash/kafka). The message key
  * is the actor key, so one key's records stay in one partition, in order; event_id is in a header
- * and in the value. Records go out in outbox order, one request per run of records with the same topic.
+ * and in the value. A batch is one produce request per topic (the topics' requests concurrently),
+ * each with its records in outbox order; Upstash's API takes every topic in one request.
  */
 export class KafkaSink implements Sink {
   readonly name = "kafka";
   private readonly upstash: ReturnType<Kafka["producer"]> | undefined;
+  private readonly authorization: Record<string, string>;
 
   constructor(private readonly opts: KafkaSinkOptions) {
     if (opts.dialect === "upstash") {
       this.upstash = new Kafka({ url: opts.url, username: opts.username ?? "", password: opts.password ?? "" }).producer();
     }
+    this.authorization =
+      opts.username === undefined ? {} : { authorization: `Basic ${base64(`${opts.username}:${opts.password ?? ""}`)}` };
   }
 
   async deliver(records: OutboxRecord[]): Promise<void> {
-    const messages: Array<{ index: number; message: Message }> = [];
-    records.forEach((r, index) => {
-      if (r.kind !== "dead_letter") messages.push({ index, message: message(this.opts, r) });
-    });
-    for (let i = 0; i < messages.length; ) {
-      let j = i + 1;
-      while (j < messages.length && messages[j]!.message.topic === messages[i]!.message.topic) j++;
-      const run = messages.slice(i, j);
-      try {
-        await this.produce(run.map((m) => m.message));
-      } catch (error) {
-        const failure = error instanceof SinkError ? error : new SinkError(`kafka: ${(error as Error)?.message}`, false);
-        // The run's records before the failing one are in Kafka; report where the failure begins.
-        throw new SinkError(failure.message, failure.permanent, run[failure.index ?? 0]!.index);
-      }
-      i = j;
+    const topics = new Map<string, TopicBatch>();
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (r.kind === "dead_letter") continue;
+      const topic = topicFor(this.opts, r);
+      let batch = topics.get(topic);
+      if (!batch) topics.set(topic, (batch = { topic, records: [], indices: [] }));
+      batch.records.push(r);
+      batch.indices.push(i);
     }
+    if (!topics.size) return;
+    if (this.opts.dialect === "upstash") return this.produceUpstash([...topics.values()]);
+    const failures = await Promise.all(
+      [...topics.values()].map(async (batch) => {
+        try {
+          await (this.opts.dialect === "v2" ? this.produceV2(batch) : this.produceV3(batch));
+          return undefined;
+        } catch (error) {
+          const failure = error instanceof SinkError ? error : new SinkError(`kafka: ${(error as Error)?.message}`, false);
+          // Where in the batch this topic's failure begins (a whole-request failure: at its first record).
+          const at = batch.indices[failure.index ?? 0]!;
+          // A permanent whole-request failure names no record: the channel halves the batch to find it.
+          return { failure, at, index: failure.index === undefined && failure.permanent ? undefined : at };
+        }
+      }),
+    );
+    // Every record before the earliest failure is in Kafka (each topic's request writes its records in order).
+    let earliest: { failure: SinkError; at: number; index: number | undefined } | undefined;
+    for (const f of failures) if (f && (!earliest || f.at < earliest.at)) earliest = f;
+    if (earliest) throw new SinkError(earliest.failure.message, earliest.failure.permanent, earliest.index);
   }
 
-  private auth(): Record<string, string> {
-    if (this.opts.username === undefined) return {};
-    return { authorization: `Basic ${base64(`${this.opts.username}:${this.opts.password ?? ""}`)}` };
-  }
-
-  private async produce(batch: Message[]): Promise<void> {
-    const topic = batch[0]!.topic;
-    if (this.opts.dialect === "v2") return this.produceV2(topic, batch);
-    if (this.opts.dialect === "v3") return this.produceV3(topic, batch);
+  private async produceUpstash(batches: TopicBatch[]): Promise<void> {
+    const messages = batches.flatMap(({ topic, records }) =>
+      records.map((r) => ({
+        topic,
+        key: r.key,
+        value: recordView(r),
+        headers: headerPairs(r).map(([key, value]) => ({ key, value })),
+      })),
+    );
     try {
-      await this.upstash!.produceMany(
-        batch.map((m) => ({ topic, key: m.key, value: m.value, headers: m.headers.map((h) => ({ key: h.name, value: h.value })) })),
-      );
+      await this.upstash!.produceMany(messages);
     } catch (error) {
       const text = (error as Error)?.message ?? String(error);
       const status = Number(/\b([45]\d\d)\b/.exec(text)?.[1] ?? 0);
@@ -98,21 +113,25 @@ export class KafkaSink implements Sink {
     }
   }
 
-  private async produceV2(topic: string, batch: Message[]): Promise<void> {
+  private async produceV2({ topic, records }: TopicBatch): Promise<void> {
     // The binary embedded format puts the key and value bytes in Kafka as they are (the json format
     // would write the key as a JSON string, quotes included).
-    const body = {
-      records: batch.map((m) => ({
-        key: base64(m.key),
-        value: base64(JSON.stringify(m.value)),
-        ...(this.opts.headers ? { headers: m.headers.map((h) => ({ key: h.name, value: base64(h.value) })) } : {}),
-      })),
-    };
+    const withHeaders = this.opts.headers;
+    const body = JSON.stringify({
+      records: records.map((r) => {
+        const record: { key: string; value: string; headers?: Array<{ key: string; value: string }> } = {
+          key: base64(r.key),
+          value: base64(JSON.stringify(recordView(r))),
+        };
+        if (withHeaders) record.headers = headerPairs(r).map(([key, value]) => ({ key, value: base64(value) }));
+        return record;
+      }),
+    });
     const res = await post(
       `${this.opts.url}/topics/${encodeURIComponent(topic)}`,
       {
-        headers: { "content-type": "application/vnd.kafka.binary.v2+json", accept: "application/vnd.kafka.v2+json", ...this.auth() },
-        body: JSON.stringify(body),
+        headers: { "content-type": "application/vnd.kafka.binary.v2+json", accept: "application/vnd.kafka.v2+json", ...this.authorization },
+        body,
       },
       this.opts.timeoutMs,
       `kafka ${topic}`,
@@ -130,17 +149,17 @@ export class KafkaSink implements Sink {
     }
   }
 
-  private async produceV3(topic: string, batch: Message[]): Promise<void> {
-    const entries = batch.map((m, i) => ({
+  private async produceV3({ topic, records }: TopicBatch): Promise<void> {
+    const entries = records.map((r, i) => ({
       id: String(i),
-      key: { type: "STRING", data: m.key },
-      value: { type: "JSON", data: m.value },
-      headers: m.headers.map((h) => ({ name: h.name, value: base64(h.value) })),
+      key: { type: "STRING", data: r.key },
+      value: { type: "JSON", data: recordView(r) },
+      headers: headerPairs(r).map(([name, value]) => ({ name, value: base64(value) })),
     }));
     const url = `${this.opts.url}/v3/clusters/${encodeURIComponent(this.opts.clusterId ?? "")}/topics/${encodeURIComponent(topic)}/records:batch`;
     const res = await post(
       url,
-      { headers: { "content-type": "application/json", ...this.auth() }, body: JSON.stringify({ entries }) },
+      { headers: { "content-type": "application/json", ...this.authorization }, body: JSON.stringify({ entries }) },
       this.opts.timeoutMs,
       `kafka ${topic}`,
     );

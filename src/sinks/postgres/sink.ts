@@ -1,7 +1,7 @@
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { SinkError, type Sink } from "../../delivery/sink.ts";
 import type { DeadLetterRecord, EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
-import { aggregateView, recordView } from "../../delivery/records.ts";
+import { aggregateView, eventRecordView, iso, recordView } from "../../delivery/records.ts";
 import { POSTGRES_SCHEMA } from "./schema.ts";
 
 export interface PostgresSinkOptions {
@@ -11,7 +11,12 @@ export interface PostgresSinkOptions {
   wsProxyTls: boolean;
   /** Workers: a connection may not outlive the request that opened it, so open one per delivery. */
   poolPerDelivery: boolean;
+  /** How long connecting, and each batch's statement, may take (KEYFLOW_SINK_TIMEOUT); default 10 s. */
+  timeoutMs?: number;
 }
+
+/** Connections per pool: a few batches in flight at once, each one statement on one connection. */
+export const POOL_MAX = 8;
 
 /** Points the Neon driver at a local WebSocket proxy (it speaks to Neon's own proxy by default). */
 function configureNeon(opts: PostgresSinkOptions): void {
@@ -29,107 +34,179 @@ function isPermanent(error: unknown): boolean {
   return typeof code === "string" && /^2[123]/.test(code);
 }
 
+/** 42P01 no such table, 42703 no such column, 42P10 no unique index for ON CONFLICT: tables older than this sink. */
+const SCHEMA_OUTDATED = /^(42P01|42703|42P10)$/;
+
+function sinkError(error: unknown): SinkError {
+  if (error instanceof SinkError) return error;
+  const code = (error as { code?: unknown })?.code;
+  const message = (error as Error)?.message ?? String(error);
+  if (typeof code === "string" && SCHEMA_OUTDATED.test(code)) {
+    // Transient: the records wait in the outbox (backpressure, then the DLQ after the retry budget) until the tables are migrated.
+    return new SinkError(`postgres: ${message} (SQLSTATE ${code}): the tables are missing or out of date; run \`npm run migrate\``, false);
+  }
+  return new SinkError(`postgres: ${message}${typeof code === "string" ? ` (SQLSTATE ${code})` : ""}`, isPermanent(error));
+}
+
 /**
- * Postgres through the Neon serverless driver (WebSocket). Each batch is one transaction of
- * multi-row statements, every one idempotent: raw_events and processed_events ignore a known
- * event id, window_aggregates upserts only a newer revision, failed_events ignores a known entry.
+ * Postgres through the Neon serverless driver (WebSocket). Each batch is one statement (so one round
+ * trip, and atomic): data-modifying CTEs insert the events into raw_events and processed_events from
+ * one JSON array, upsert window_aggregates and insert failed_events. Every write is idempotent, so a
+ * batch retried after a timeout leaves one effect: event rows ignore a known (actor_key, event_id),
+ * window_aggregates takes only a newer revision, failed_events ignores a known entry.
+ *
+ * A lost connection never ends the process: the pool and every client it opens have an 'error'
+ * listener (node-postgres, which the driver is built on, emits an idle client's connection error on
+ * the pool and throws it when nobody listens). The pool drops the broken client and the next batch
+ * opens a new one; a batch that was on it fails and is retried.
  */
 export class PostgresSink implements Sink {
   readonly name = "postgres";
   private pool: Pool | undefined;
+  private closing = false;
+  private readonly timeoutMs: number;
 
   constructor(private readonly opts: PostgresSinkOptions) {
     configureNeon(opts);
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
   }
 
+  /** Creates the tables and brings older ones up to date (npm run migrate; idempotent). */
   async migrate(): Promise<void> {
-    await this.withClient((client) => client.query(POSTGRES_SCHEMA));
+    // A pool of its own, without the statement timeout: re-keying a big table takes as long as it takes.
+    const pool = this.newPool(0);
+    try {
+      await pool.query(POSTGRES_SCHEMA);
+    } catch (error) {
+      throw sinkError(error);
+    } finally {
+      await pool.end().catch(() => undefined);
+    }
   }
 
   async deliver(records: OutboxRecord[]): Promise<void> {
-    const events = records.filter((r): r is EventRecord => r.kind === "event");
-    const windows = latestRevisions(records.filter((r): r is WindowRecord => r.kind === "window"));
-    const dead = records.filter((r): r is DeadLetterRecord => r.kind === "dead_letter");
-    await this.withClient(async (client) => {
-      await client.query("BEGIN");
-      try {
-        if (events.length) await insertEvents(client, events);
-        if (windows.length) await upsertWindows(client, windows);
-        if (dead.length) await insertFailed(client, dead);
-        await client.query("COMMIT");
-      } catch (error) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw error;
-      }
-    });
+    const events: EventRecord[] = [];
+    const windows: WindowRecord[] = [];
+    const dead: DeadLetterRecord[] = [];
+    for (const r of records) {
+      if (r.kind === "event") events.push(r);
+      else if (r.kind === "window") windows.push(r);
+      else dead.push(r);
+    }
+    const statement = batchStatement(events, latestRevisions(windows), dead);
+    if (!statement) return;
+    await this.withPool((pool) => pool.query(statement.text, statement.values));
   }
 
-  private async withClient<T>(fn: (client: Queryable) => Promise<T>): Promise<T> {
-    const pool = this.pool ?? new Pool({ connectionString: this.opts.url, max: 4 });
+  private newPool(queryTimeoutMs = this.timeoutMs): Pool {
+    const pool = new Pool({
+      connectionString: this.opts.url,
+      max: POOL_MAX,
+      connectionTimeoutMillis: this.timeoutMs,
+      // A statement that has not answered by then fails the batch (retried); its connection is dropped.
+      query_timeout: queryTimeoutMs || undefined,
+    });
+    const lost = (error: Error) => this.connectionLost(error);
+    pool.on("error", lost); // an idle client's connection ended (pg_terminate_backend, proxy restart, …)
+    pool.on("connect", (client: { on(event: "error", listener: (error: Error) => void): unknown }) => client.on("error", lost));
+    return pool;
+  }
+
+  private connectionLost(error: Error): void {
+    if (this.closing) return;
+    const code = (error as { code?: unknown }).code;
+    console.warn(`keyflow postgres sink: connection lost (${error.message}${typeof code === "string" ? `, SQLSTATE ${code}` : ""}); the next batch reconnects`);
+  }
+
+  private async withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
+    const pool = this.pool ?? this.newPool();
     if (!this.opts.poolPerDelivery) this.pool = pool;
     try {
-      const client = await pool.connect();
-      try {
-        return await fn(client);
-      } finally {
-        client.release();
-      }
+      // pool.query takes a connection, runs the statement, and gives it back (or drops it on a connection error).
+      return await fn(pool);
     } catch (error) {
-      if (error instanceof SinkError) throw error;
-      const code = (error as { code?: string })?.code;
-      throw new SinkError(`postgres: ${(error as Error)?.message ?? error}${code ? ` (SQLSTATE ${code})` : ""}`, isPermanent(error));
+      throw sinkError(error);
     } finally {
       if (this.opts.poolPerDelivery) await pool.end().catch(() => undefined);
     }
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.pool?.end().catch(() => undefined);
     this.pool = undefined;
   }
 }
 
-interface Queryable {
-  query(sql: string, params?: unknown[]): Promise<unknown>;
+interface Statement {
+  text: string;
+  values: string[];
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
-const floorTo = (ms: number, size: number) => iso(Math.floor(ms / size) * size);
-
-async function insertEvents(client: Queryable, events: EventRecord[]): Promise<void> {
-  const rows = events.map((e) => ({
-    actor_key: e.key,
-    event_id: e.id,
-    payload: recordView(e),
-    event_type: e.type,
-    event_time: iso(e.ts),
-    value: e.value ?? null,
-    properties: e.properties ?? null,
-    received_at: iso(e.receivedAt),
-    late: e.late,
-    minute: floorTo(e.ts, 60_000),
-    hour: floorTo(e.ts, 3_600_000),
-  }));
-  const json = JSON.stringify(rows);
-  await client.query(
-    `INSERT INTO raw_events (actor_key, event_id, payload, received_at)
-     SELECT actor_key, event_id, payload, received_at
-     FROM jsonb_to_recordset($1::jsonb) AS r(actor_key text, event_id text, payload jsonb, received_at timestamptz)
-     ON CONFLICT DO NOTHING`,
-    [json],
-  );
-  await client.query(
-    `INSERT INTO processed_events (event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
-     SELECT event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour
-     FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, actor_key text, event_type text, event_time timestamptz,
-       value double precision, properties jsonb, received_at timestamptz, late boolean, minute timestamptz, hour timestamptz)
-     ON CONFLICT (event_id) DO NOTHING`,
-    [json],
-  );
+/** The batch as one statement: a data-modifying CTE per table with rows, each fed by one JSON parameter. */
+export function batchStatement(events: EventRecord[], windows: WindowRecord[], dead: DeadLetterRecord[]): Statement | undefined {
+  const parts: string[] = [];
+  const values: string[] = [];
+  if (events.length) {
+    // The record view is the raw_events payload as it is, and the source of every processed_events column.
+    values.push(JSON.stringify(events.map(eventRecordView)));
+    const p = `$${values.length}`;
+    parts.push(
+      `e AS (
+         SELECT v, r.* FROM jsonb_array_elements(${p}::jsonb) AS v,
+           jsonb_to_record(v) AS r(key text, event_id text, event_type text, "timestamp" timestamptz, value double precision,
+             properties jsonb, received_at timestamptz, late boolean)
+       )`,
+      `raw AS (
+         INSERT INTO raw_events (actor_key, event_id, payload, received_at)
+         SELECT key, event_id, v, received_at FROM e
+         ON CONFLICT (actor_key, event_id) DO NOTHING
+       )`,
+      `processed AS (
+         INSERT INTO processed_events (event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
+         SELECT event_id, key, event_type, "timestamp", value, properties, received_at, late,
+           to_timestamp(floor(extract(epoch FROM "timestamp") / 60) * 60), to_timestamp(floor(extract(epoch FROM "timestamp") / 3600) * 3600)
+         FROM e
+         ON CONFLICT (actor_key, event_id) DO NOTHING
+       )`,
+    );
+  }
+  if (windows.length) {
+    values.push(JSON.stringify(windowRows(windows)));
+    parts.push(
+      `windows AS (
+         INSERT INTO window_aggregates (actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final)
+         SELECT actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final
+         FROM jsonb_to_recordset($${values.length}::jsonb) AS r(actor_key text, event_type text, size text, window_start timestamptz,
+           window_end timestamptz, count bigint, sum double precision, min double precision, max double precision,
+           avg double precision, revision integer, final boolean)
+         ON CONFLICT (actor_key, event_type, size, window_start) DO UPDATE SET
+           window_end = EXCLUDED.window_end, count = EXCLUDED.count, sum = EXCLUDED.sum, min = EXCLUDED.min,
+           max = EXCLUDED.max, avg = EXCLUDED.avg, revision = EXCLUDED.revision, final = EXCLUDED.final, updated_at = now()
+         WHERE window_aggregates.revision < EXCLUDED.revision
+       )`,
+    );
+  }
+  if (dead.length) {
+    values.push(JSON.stringify(deadRows(dead)));
+    parts.push(
+      `failed AS (
+         INSERT INTO failed_events (actor_key, sink, outbox_index, kind, event_id, record, error, failed_at)
+         SELECT actor_key, sink, outbox_index, kind, event_id, record, error, failed_at
+         FROM jsonb_to_recordset($${values.length}::jsonb) AS r(actor_key text, sink text, outbox_index bigint, kind text,
+           event_id text, record jsonb, error text, failed_at timestamptz)
+         ON CONFLICT (actor_key, sink, outbox_index) DO NOTHING
+       )`,
+    );
+  }
+  if (!parts.length) return undefined;
+  // Data-modifying CTEs run to completion whether or not the outer query reads them.
+  return { text: `WITH ${parts.join(",\n")}\nSELECT 1`, values };
 }
 
 /** One upsert cannot touch a row twice: keep only the newest revision of each window in a batch. */
 function latestRevisions(windows: WindowRecord[]): WindowRecord[] {
+  if (windows.length < 2) return windows;
   const newest = new Map<string, WindowRecord>();
   for (const w of windows) {
     const id = `${w.key}\u0000${w.spec}\u0000${w.start}`;
@@ -139,35 +216,25 @@ function latestRevisions(windows: WindowRecord[]): WindowRecord[] {
   return [...newest.values()];
 }
 
-async function upsertWindows(client: Queryable, windows: WindowRecord[]): Promise<void> {
-  const rows = windows.flatMap((w) =>
-    [["*", w.all] as const, ...Object.entries(w.types)].map(([type, agg]) => ({
+function windowRows(windows: WindowRecord[]) {
+  return windows.flatMap((w) => {
+    const start = iso(w.start);
+    const end = iso(w.end);
+    return [["*", w.all] as const, ...Object.entries(w.types)].map(([type, agg]) => ({
       actor_key: w.key,
       event_type: type,
       size: w.spec,
-      window_start: iso(w.start),
-      window_end: iso(w.end),
+      window_start: start,
+      window_end: end,
       ...aggregateView(agg),
       revision: w.revision,
       final: w.final,
-    })),
-  );
-  await client.query(
-    `INSERT INTO window_aggregates (actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final)
-     SELECT actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final
-     FROM jsonb_to_recordset($1::jsonb) AS r(actor_key text, event_type text, size text, window_start timestamptz,
-       window_end timestamptz, count bigint, sum double precision, min double precision, max double precision,
-       avg double precision, revision integer, final boolean)
-     ON CONFLICT (actor_key, event_type, size, window_start) DO UPDATE SET
-       window_end = EXCLUDED.window_end, count = EXCLUDED.count, sum = EXCLUDED.sum, min = EXCLUDED.min,
-       max = EXCLUDED.max, avg = EXCLUDED.avg, revision = EXCLUDED.revision, final = EXCLUDED.final, updated_at = now()
-     WHERE window_aggregates.revision < EXCLUDED.revision`,
-    [JSON.stringify(rows)],
-  );
+    }));
+  });
 }
 
-async function insertFailed(client: Queryable, dead: DeadLetterRecord[]): Promise<void> {
-  const rows = dead.map((d) => ({
+function deadRows(dead: DeadLetterRecord[]) {
+  return dead.map((d) => ({
     actor_key: d.key,
     sink: d.sink,
     outbox_index: d.record.n,
@@ -177,12 +244,4 @@ async function insertFailed(client: Queryable, dead: DeadLetterRecord[]): Promis
     error: d.error,
     failed_at: iso(d.failedAt),
   }));
-  await client.query(
-    `INSERT INTO failed_events (actor_key, sink, outbox_index, kind, event_id, record, error, failed_at)
-     SELECT actor_key, sink, outbox_index, kind, event_id, record, error, failed_at
-     FROM jsonb_to_recordset($1::jsonb) AS r(actor_key text, sink text, outbox_index bigint, kind text, event_id text,
-       record jsonb, error text, failed_at timestamptz)
-     ON CONFLICT DO NOTHING`,
-    [JSON.stringify(rows)],
-  );
 }

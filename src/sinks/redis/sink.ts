@@ -9,6 +9,8 @@ export interface RedisSinkOptions {
   prefix: string;
   ttlSeconds: number;
   streamMaxLen: number;
+  /** How long one pipelined request may take (KEYFLOW_SINK_TIMEOUT); default 10 s. */
+  timeoutMs?: number;
 }
 
 // Writes a window hash only if its revision is newer than the stored one, so a replayed or
@@ -25,25 +27,36 @@ const TRANSIENT_REDIS = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY
 const REDIS_ERROR = /^(ERR|WRONGTYPE|NOSCRIPT|EXECABORT|OOM)\b/;
 // XADD with an explicit id at or below the stream's top: the entry is already there.
 const ALREADY_ADDED = /equal or smaller than the target stream top item/;
+// Upstash refuses a request over its size limit (10 MB): a smaller batch gets through.
+const TOO_LARGE = /max request size exceeded/i;
 
 /**
  * Redis through the Upstash REST API: a per-key stream of processed events (XADD with the outbox
  * position as entry id, so a redelivery is refused as already present; MAXLEN-bounded) and one hash
- * per window with its latest aggregates (guarded by revision). One pipelined request per batch.
+ * per window with its latest aggregates (guarded by revision). One pipelined request per batch, with
+ * one EXPIRE per stream after its entries.
  */
 export class RedisSink implements Sink {
   readonly name = "redis";
   private readonly redis: Redis;
+  private readonly trim: { trim: { type: "MAXLEN"; threshold: number; comparison: "~" } };
 
   constructor(private readonly opts: RedisSinkOptions) {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
     this.redis = new Redis({
       url: opts.url,
       token: opts.token,
-      retry: false,
+      retry: false, // the delivery channel retries, with backoff and a breaker
       enableTelemetry: false,
       enableAutoPipelining: false,
       readYourWrites: false,
+      // Replies are entry ids, counts and errors: no base64 to decode, no JSON to try on each.
+      responseEncoding: false,
+      automaticDeserialization: false,
+      // A function: a fresh timeout per request, and an abort rejects (a plain signal would answer "Aborted").
+      signal: () => AbortSignal.timeout(timeoutMs),
     });
+    this.trim = { trim: { type: "MAXLEN", threshold: opts.streamMaxLen, comparison: "~" } };
   }
 
   static streamKey(prefix: string, key: string): string {
@@ -56,10 +69,14 @@ export class RedisSink implements Sink {
 
   async deliver(records: OutboxRecord[]): Promise<void> {
     const pipeline = this.redis.pipeline();
+    const { prefix, ttlSeconds } = this.opts;
+    // owner[c]: the first record command c is for (a stream's EXPIRE: the stream's first record).
     const owner: number[] = [];
-    records.forEach((r, i) => {
+    const streams = new Map<string, number>();
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
       if (r.kind === "event") {
-        const stream = RedisSink.streamKey(this.opts.prefix, r.key);
+        const stream = prefix + "events:" + r.key;
         const fields: Record<string, string> = {
           event_id: r.id,
           event_type: r.type,
@@ -68,30 +85,44 @@ export class RedisSink implements Sink {
           data: JSON.stringify({ value: r.value ?? null, properties: r.properties ?? null, received_at: r.receivedAt }),
         };
         if (r.value !== undefined) fields.value = String(r.value);
-        pipeline.xadd(stream, `${r.n + 1}-0`, fields, { trim: { type: "MAXLEN", threshold: this.opts.streamMaxLen, comparison: "~" } });
+        pipeline.xadd(stream, `${r.n + 1}-0`, fields, this.trim);
         owner.push(i);
-        if (this.opts.ttlSeconds > 0) {
-          pipeline.expire(stream, this.opts.ttlSeconds);
-          owner.push(i);
-        }
+        if (!streams.has(stream)) streams.set(stream, i);
       } else if (r.kind === "window") {
-        const key = RedisSink.windowKey(this.opts.prefix, r.key, r.spec, r.start);
-        pipeline.eval(WINDOW_SCRIPT, [key], [String(r.revision), String(this.opts.ttlSeconds), ...windowFields(r)]);
+        const key = RedisSink.windowKey(prefix, r.key, r.spec, r.start);
+        pipeline.eval(WINDOW_SCRIPT, [key], [String(r.revision), String(ttlSeconds), ...windowFields(r)]);
         owner.push(i);
       }
-    });
+    }
     if (!owner.length) return;
+    const perRecord = owner.length; // commands before this one write records; the rest are EXPIREs
+    if (ttlSeconds > 0) {
+      for (const [stream, first] of streams) {
+        pipeline.expire(stream, ttlSeconds);
+        owner.push(first);
+      }
+    }
     let results: Array<{ error?: string }>;
     try {
       results = (await pipeline.exec({ keepErrors: true })) as Array<{ error?: string }>;
     } catch (error) {
-      throw new SinkError(`redis: ${(error as Error)?.message ?? error}`, false);
+      // The client's message quotes the whole request ("…, command was: [[…]]"): keep the reason.
+      const message = ((error as Error)?.message ?? String(error)).split(", command was:")[0]!.slice(0, 500);
+      // Too large: permanent for this batch as a whole (no index), so the channel halves it.
+      throw new SinkError(`redis: ${message}`, TOO_LARGE.test(message));
     }
-    results.forEach((res, c) => {
-      if (!res?.error || ALREADY_ADDED.test(res.error)) return;
-      const permanent = REDIS_ERROR.test(res.error) && !TRANSIENT_REDIS.test(res.error);
-      throw new SinkError(`redis: ${res.error}`, permanent, owner[c]);
-    });
+    // The records before the earliest failing command's record are fully written.
+    let failed = -1;
+    let failure: SinkError | undefined;
+    for (let c = 0; c < results.length; c++) {
+      const error = results[c]?.error;
+      if (!error || ALREADY_ADDED.test(error) || (failed >= 0 && owner[c]! >= failed)) continue;
+      // An EXPIRE that failed leaves its stream's entries in place: send them again, never dead-letter them.
+      const permanent = c < perRecord && REDIS_ERROR.test(error) && !TRANSIENT_REDIS.test(error);
+      failed = owner[c]!;
+      failure = new SinkError(`redis: ${error}`, permanent, failed);
+    }
+    if (failure) throw failure;
   }
 }
 
