@@ -67,6 +67,18 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   await Promise.all([redisFront?.stop(), kafkaFront?.stop(), neonProxy?.stop()]);
+  // What the run wrote outside its schema: its Redis keys and Kafka topics.
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, { match: `${NAME}:*`, count: 1000 });
+    if (keys.length) await redis.del(...keys);
+    cursor = String(next);
+  } while (cursor !== "0");
+  const admin = kafkaClient("keyflow-faults-cleanup").admin();
+  await admin.connect();
+  const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${NAME}.`));
+  if (topics.length) await admin.deleteTopics({ topics }).catch(() => undefined);
+  await admin.disconnect();
   await pool?.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
   await pool?.end();
   dir.remove();

@@ -250,7 +250,11 @@ try {
     const kafka = kafkaClient("keyflow-throughput-admin").admin();
     await kafka.connect();
     const existing = new Set(await kafka.listTopics());
-    await kafka.deleteTopics({ topics: topics.filter((t) => existing.has(t)) }).catch(() => undefined);
+    // (The shared bridge's producer may auto-create them again, empty, when it refreshes its metadata.)
+    const ours = topics.filter((t) => existing.has(t));
+    for (let i = 0; i < ours.length; i += 20) {
+      await kafka.deleteTopics({ topics: ours.slice(i, i + 20), timeout: 30_000 }).catch((e) => console.error(`deleting topics: ${e.message}`));
+    }
     await kafka.disconnect();
   }
 }
