@@ -2,6 +2,7 @@
 // Usage:
 //   bun run simulate --seed N                 one seed, verbose summary
 //   bun run simulate --seeds 10000 [--from F] a sweep, with a progress line every second
+//   --host durable|process|both (default both): the Durable Object host, the process host, or each in turn
 //   overrides: --keys K --events E --steps S; --trace (print the last steps on a violation)
 //   --glue unfixed: the Durable Object logic without the three fixes the simulator found; unfixed+A,
 //   unfixed+A+B: with some of them (default: fixed = as deployed, see src/core/actor-object.ts)
@@ -64,6 +65,9 @@ async function main(): Promise<number> {
   if (events !== undefined) base.events = events;
   if (steps !== undefined) base.steps = steps;
   if (typeof flags.broken === "string") base.broken = flags.broken as Broken;
+  const hostFlag = flags.host ?? "both";
+  if (!["durable", "process", "both"].includes(hostFlag as string)) throw new Error("--host must be durable, process or both");
+  const hosts = hostFlag === "both" ? (["durable", "process"] as const) : [hostFlag as "durable" | "process"];
   if (flags.glue !== undefined) {
     if (typeof flags.glue !== "string") throw new Error("--glue needs a value: fixed, unfixed, unfixed+A, ...");
     parseGlue(flags.glue);
@@ -72,15 +76,17 @@ async function main(): Promise<number> {
 
   if (flags.seeds === undefined) {
     const seed = int(flags, "seed") ?? 1;
-    const r = await runSeed({ ...base, seed, traceTail: flags.trace ? 200 : 40 });
-    console.log(summary(r));
-    if (!r.ok) {
-      if (flags.trace) console.log(`last steps:\n  ${r.tail.join("\n  ")}`);
-      console.log(formatViolation(r));
-      return 1;
+    let failed = 0;
+    for (const host of hosts) {
+      const r = await runSeed({ ...base, host, seed, traceTail: flags.trace ? 200 : 40 });
+      console.log(`\n[${host} host]\n${summary(r)}`);
+      if (!r.ok) {
+        if (flags.trace) console.log(`last steps:\n  ${r.tail.join("\n  ")}`);
+        console.log(formatViolation(r));
+        failed++;
+      } else console.log(`replay: ${r.replay}`);
     }
-    console.log(`replay: ${r.replay}`);
-    return 0;
+    return failed ? 1 : 0;
   }
 
   const count = int(flags, "seeds")!;
@@ -96,10 +102,11 @@ async function main(): Promise<number> {
     const top = Object.entries(total.faults)
       .map(([k, v]) => `${k}=${v}`)
       .join(" ");
-    console.log(`[${secs.toFixed(0)}s] ${done}/${count} seeds, ${(done / Math.max(secs, 1e-3)).toFixed(1)} seeds/s, ${failures.length} failed | ${top}`);
+    console.log(`[${secs.toFixed(0)}s] ${done}/${count * hosts.length} runs (${hosts.join(" + ")} host per seed), ${(done / Math.max(secs, 1e-3)).toFixed(1)} seeds/s, ${failures.length} failed | ${top}`);
   };
   for (let seed = from; seed < from + count; seed++) {
-    const r = await runSeed({ ...base, seed, traceTail: 0 });
+   for (const host of hosts) {
+    const r = await runSeed({ ...base, host, seed, traceTail: 0 });
     done++;
     total.add(r.counters);
     for (const [k, v] of Object.entries(r.counters.faults)) if (v > 0) seedsWith[k] = (seedsWith[k] ?? 0) + 1;
@@ -113,9 +120,10 @@ async function main(): Promise<number> {
       lastPrint = Date.now();
       progress();
     }
+   }
   }
   const secs = (Date.now() - started) / 1000;
-  console.log(`\n${done} seeds (${from}..${from + done - 1}) in ${secs.toFixed(1)} s: ${(done / secs).toFixed(1)} seeds/s, ${failures.length} failed`);
+  console.log(`\n${done} runs (seeds ${from}..${from + count - 1} on the ${hosts.join(" and ")} host) in ${secs.toFixed(1)} s: ${(done / secs).toFixed(1)} runs/s, ${failures.length} failed`);
   console.log(table("faults fired (total):", total.faults, FAULT_KINDS, seedsWith, done));
   console.log(table("paths hit (total):", total.paths, PATH_KINDS, seedsWith, done));
   if (failures.length) {

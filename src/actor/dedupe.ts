@@ -1,19 +1,29 @@
 import { assert } from "../ports/assert.ts";
 
-/** IDs recorded together; persisted as one storage row, so a batch costs one write, not one per event. */
+/**
+ * IDs recorded together; persisted as one storage row, so a batch costs one write, not one per
+ * event. `runs` keep each ID's arrival time compactly: consecutive IDs that arrived at the same
+ * time share one [time, count] pair, so an ID expires exactly `horizon` after it arrived, however
+ * the host groups commits into segments (the process host drains only at checkpoints).
+ */
 interface Segment {
   seq: number;
-  /** Arrival time of the newest ID in the segment; the whole segment expires together. */
-  at: number;
   ids: string[];
+  runs: Array<[at: number, count: number]>;
   /** IDs of this segment still in the index (eviction takes them from the front). */
   live: number;
+  /** The run the oldest live ID belongs to, and how many IDs the runs before it hold (advances only). */
+  run: number;
+  before: number;
 }
 
 export interface DedupeLimits {
   horizon: number;
   maxIds: number;
 }
+
+/** A segment as persisted. Rows before version 2 held {at, ids}: every ID at the segment's newest time. */
+type SegmentRow = { runs: Array<[number, number]>; ids: string[] } | { at: number; ids: string[] };
 
 const SEGMENT_MAX_IDS = 8_192;
 const SEGMENT_MAX_CHARS = 512 * 1024;
@@ -48,17 +58,19 @@ export class DedupeIndex {
     if (this.seen.add(id).size === size) return false;
     let seg = this.open;
     if (!seg || seg.ids.length >= SEGMENT_MAX_IDS || this.openChars >= SEGMENT_MAX_CHARS) {
-      seg = { seq: this.nextSeq++, at, ids: [], live: 0 };
+      seg = { seq: this.nextSeq++, ids: [], runs: [], live: 0, run: 0, before: 0 };
       this.segments.push(seg);
       this.open = seg;
       this.openChars = 0;
-      this.dirty.add(seg);
     }
+    this.dirty.add(seg);
     seg.ids.push(id);
     seg.live++;
-    if (at > seg.at) seg.at = at;
+    const run = seg.runs[seg.runs.length - 1];
+    if (run && run[0] === at) run[1]++;
+    else seg.runs.push([at, 1]);
     this.openChars += id.length + 3;
-    if (size + 1 > this.limits.maxIds || this.segments[this.head]!.at < at - this.limits.horizon) this.expire(at);
+    if (size + 1 > this.limits.maxIds || this.oldestAt() < at - this.limits.horizon) this.expire(at);
     return true;
   }
 
@@ -69,15 +81,20 @@ export class DedupeIndex {
   /** Evicts IDs older than the horizon and beyond the count bound, oldest first. */
   expire(now: number): void {
     const cutoff = now - this.limits.horizon;
-    while (this.head < this.segments.length) {
-      const seg = this.segments[this.head]!;
-      if (seg.at >= cutoff && this.seen.size <= this.limits.maxIds) break;
-      this.evictOldest();
-    }
+    while (this.head < this.segments.length && (this.seen.size > this.limits.maxIds || this.oldestAt() < cutoff)) this.evictOldest();
     if (this.head > 1024 && this.head * 2 > this.segments.length) {
       this.segments.splice(0, this.head);
       this.head = 0;
     }
+  }
+
+  /** Arrival time of the oldest ID still in the index (Infinity when empty). Amortized O(1). */
+  private oldestAt(): number {
+    const seg = this.segments[this.head];
+    if (!seg || seg.live === 0) return Infinity;
+    const oldest = seg.ids.length - seg.live;
+    while (seg.before + seg.runs[seg.run]![1] <= oldest) seg.before += seg.runs[seg.run++]![1];
+    return seg.runs[seg.run]![0];
   }
 
   private evictOldest(): void {
@@ -94,7 +111,7 @@ export class DedupeIndex {
   /** Rows to write since the last call: changed segments, and segments that fully expired. */
   drain(): { puts: Array<[number, string]>; deletes: number[] } {
     const puts: Array<[number, string]> = [];
-    for (const seg of this.dirty) puts.push([seg.seq, JSON.stringify({ at: seg.at, ids: seg.ids })]);
+    for (const seg of this.dirty) puts.push([seg.seq, JSON.stringify({ runs: seg.runs, ids: seg.ids } satisfies SegmentRow)]);
     this.dirty.clear();
     const deletes = this.dropped.splice(0);
     // A segment written in an earlier commit stays open for appends only until it is drained again.
@@ -102,22 +119,32 @@ export class DedupeIndex {
     return { puts, deletes };
   }
 
-  /** Rebuilds the index from persisted segments (in seq order), replaying the same expiry rules. */
+  /**
+   * Rebuilds the index from persisted segments (in seq order) by adding their IDs again, each run at
+   * its own time, under the same expiry rules: the result is the index that wrote them, at `now`.
+   */
   static restore(limits: DedupeLimits, rows: Array<[number, string]>, now: number): DedupeIndex {
     const index = new DedupeIndex(limits);
     for (const [seq, text] of rows) {
-      const { at, ids } = JSON.parse(text) as { at: number; ids: string[] };
-      const seg: Segment = { seq, at, ids: [], live: 0 };
+      const row = JSON.parse(text) as SegmentRow;
+      const runs = "runs" in row ? row.runs : [[row.at, row.ids.length] as [number, number]];
+      const seg: Segment = { seq, ids: [], runs: [], live: 0, run: 0, before: 0 };
       index.segments.push(seg);
       index.nextSeq = seq + 1;
-      for (const id of ids) {
-        // Re-added after it expired: the earlier copy, and everything older, was evicted first.
-        while (index.seen.has(id)) index.evictOldest();
-        seg.ids.push(id);
-        index.seen.add(id);
-        seg.live++;
+      let i = 0;
+      for (const [at, count] of runs) {
+        index.expire(at);
+        seg.runs.push([at, count]);
+        for (const end = i + count; i < end; i++) {
+          const id = row.ids[i]!;
+          // Re-added after it expired: the earlier copy, and everything older, was evicted first.
+          while (index.seen.has(id)) index.evictOldest();
+          seg.ids.push(id);
+          index.seen.add(id);
+          seg.live++;
+          if (index.seen.size > limits.maxIds) index.expire(at);
+        }
       }
-      index.expire(at);
     }
     index.expire(now);
     index.dirty.clear();

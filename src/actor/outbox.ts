@@ -367,7 +367,12 @@ function fromStored(row: OutboxRecord | StoredRef, resolve: ResolveRef | undefin
   if ("kind" in row) return row;
   const body = resolve?.(row.ref);
   assert(body !== undefined, `outbox: the journal row of record ${row.n} (${row.ref.join("/")}) must be kept while a sink needs it`);
-  const record: EventRecord = { kind: "event", n: row.n, ...body, late: row.late, ref: row.ref };
+  // Fields in the order the actor first wrote them, so a rebuilt record reads exactly as the original.
+  const record = { kind: "event", key: body.key, id: body.id, type: body.type, ts: body.ts, receivedAt: body.receivedAt, late: row.late } as EventRecord;
+  if (body.value !== undefined) record.value = body.value;
+  if (body.properties !== undefined) record.properties = body.properties;
   if (row.only !== undefined) record.only = row.only;
+  record.n = row.n;
+  record.ref = row.ref;
   return record;
 }

@@ -2,6 +2,7 @@ import type { Actor, IngestOutcome } from "../actor/actor.ts";
 import type { Config } from "../settings/config.ts";
 import type { Event } from "../actor/event.ts";
 import type { OutboxRecord } from "../actor/outbox.ts";
+import type { CommittedCommand } from "../hosts/process/journal.ts";
 import type { Counters, FaultPlan } from "./faults.ts";
 import type { TraceHash } from "./hash.ts";
 import type { Prng } from "./prng.ts";
@@ -9,7 +10,8 @@ import type { VirtualTime } from "./virtual-time.ts";
 import type { SimSink } from "./sinks.ts";
 
 /** Deliberate defects, used by the tests to prove the checker can fail. */
-export type Broken = "none" | "sink-drops-record" | "model-count";
+/** lose-journal (process host): a restart that skips the journal, as a recovery bug would. */
+export type Broken = "none" | "sink-drops-record" | "model-count" | "lose-journal";
 
 /**
  * The Durable Object glue the host runs: "fixed" (the default) is src/core/actor-object.ts as
@@ -42,6 +44,8 @@ export interface Observer {
   tickCommitted(key: string, now: number, actor: Actor): void;
   /** The commit after an alarm's deliveries succeeded (nothing new for the model: facts must not move). */
   deliveryCommitted(key: string, actor: Actor): void;
+  /** The process host's group commit: these commands, in the order they ran, became durable. */
+  turnCommitted(commands: readonly CommittedCommand[], actorOf: (key: string) => Actor | undefined): void;
   /** The client got a reply for these events (accepted or duplicate): they are acknowledged. */
   acknowledged(key: string, events: readonly Event[], outcomes: readonly IngestOutcome[]): void;
   /** A sink applied a record (possibly again). */

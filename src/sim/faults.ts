@@ -46,6 +46,9 @@ export const PATH_KINDS = [
   "closed_purged",
   "mirror_delivered",
   "dlq_replayed",
+  "process_restart",
+  "journal_replayed",
+  "actors_evicted",
 ] as const;
 export type PathKind = (typeof PATH_KINDS)[number];
 

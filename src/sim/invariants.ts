@@ -4,8 +4,8 @@ import type { Event } from "../actor/event.ts";
 import type { DeadLetter, OutboxRecord } from "../actor/outbox.ts";
 import { MIRROR_SINK } from "./swarm.ts";
 import type { Observer, SimContext } from "./context.ts";
-import { DURABLE_ROW } from "../actor/layout.ts";
-import type { SimDurableRuntime } from "./host.ts";
+import type { SimHost } from "./sim-host.ts";
+import type { CommittedCommand } from "../hosts/process/journal.ts";
 import { KeyModel, type MAgg, type ModelConfig } from "./model.ts";
 import { effectId, payload, type SimSink } from "./sinks.ts";
 import type { ClientRequest } from "./workload.ts";
@@ -86,6 +86,20 @@ export class Checker implements Observer {
   }
 
   ingestCommitted(key: string, events: readonly Event[], outcomes: readonly IngestOutcome[], now: number, actor: Actor): void {
+    const m = this.checkOutcomes(key, events, outcomes, now);
+    // Admission: an ingest is taken only while the outbox is under its bound (then it adds its own records).
+    const backlog = actor.outbox.backlog();
+    const before = backlog - m.lastAppended;
+    this.peaks.backlogAtAdmission = Math.max(this.peaks.backlogAtAdmission, before);
+    this.peaks.backlog = Math.max(this.peaks.backlog, backlog);
+    if (before >= this.config.outboxMax) {
+      this.violation(`ingest admitted with an outbox backlog of ${before} (outboxMax ${this.config.outboxMax}); backlog now ${backlog}`);
+    }
+    this.compareFacts(m, actor, "after an ingest commit", "exact");
+  }
+
+  /** The model takes an ingest that became durable; the actor's answers must be the model's. */
+  private checkOutcomes(key: string, events: readonly Event[], outcomes: readonly IngestOutcome[], now: number): KeyModel {
     const m = this.model(key);
     const closedBefore = m.everClosed.length;
     const predicted = m.ingest(events, now);
@@ -103,15 +117,32 @@ export class Checker implements Observer {
       }
     }
     this.ctx.counters.path("close_watermark", m.everClosed.length - closedBefore);
-    // Admission: an ingest is taken only while the outbox is under its bound (then it adds its own records).
-    const backlog = actor.outbox.backlog();
-    const before = backlog - m.lastAppended;
-    this.peaks.backlogAtAdmission = Math.max(this.peaks.backlogAtAdmission, before);
-    this.peaks.backlog = Math.max(this.peaks.backlog, backlog);
-    if (before >= this.config.outboxMax) {
-      this.violation(`ingest admitted with an outbox backlog of ${before} (outboxMax ${this.config.outboxMax}); backlog now ${backlog}`);
+    return m;
+  }
+
+  /**
+   * The process host's group commit: its commands in the order they ran. The model takes each; the
+   * actors are compared once, after the last (the actor in memory holds the whole turn).
+   */
+  turnCommitted(commands: readonly CommittedCommand[], actorOf: (key: string) => Actor | undefined): void {
+    const touched = new Set<string>();
+    for (const command of commands) {
+      if (command.kind === "ingest") {
+        this.checkOutcomes(command.key, command.events, command.outcomes!, command.now);
+        touched.add(command.key);
+      } else if (command.kind === "tick") {
+        const m = this.model(command.key);
+        const closedBefore = m.everClosed.length;
+        m.tick(command.now);
+        this.ctx.counters.path("close_idle", m.everClosed.length - closedBefore);
+        touched.add(command.key);
+      } else if (command.kind === "settle") for (const s of command.settlements) touched.add(s.key);
+      else touched.add(command.key);
     }
-    this.compareFacts(m, actor, "after an ingest commit", "exact");
+    for (const key of touched) {
+      const actor = actorOf(key);
+      if (actor && this.models.has(key)) this.compareFacts(this.model(key), actor, "after a group commit");
+    }
   }
 
   tickCommitted(key: string, now: number, actor: Actor): void {
@@ -230,7 +261,7 @@ export class Checker implements Observer {
   }
 
   /** The full checks, after the liveness phase. */
-  finish(objects: ReadonlyMap<string, SimDurableRuntime>, sinks: readonly SimSink[], requests: readonly ClientRequest[], shortBudget: boolean): void {
+  finish(host: SimHost, keys: readonly string[], sinks: readonly SimSink[], requests: readonly ClientRequest[], shortBudget: boolean): void {
     this.phase = "final";
     this.task = "end of run";
     const now = this.ctx.sched.now();
@@ -238,23 +269,25 @@ export class Checker implements Observer {
     const pending = requests.filter((r) => !r.done);
     if (pending.length) {
       const first = pending[0]!;
-      const obj = objects.get(first.key)!;
-      const rows = obj.store.list(DURABLE_ROW.actorPrefix).map(([k, v]): [string, string] => [k.slice(DURABLE_ROW.actorPrefix.length), v]);
-      const backlog = Actor.restore(first.key, config, rows, now).outbox.backlog();
+      const backlog = host.durable(first.key, now)?.outbox.backlog() ?? 0;
       this.violation(
         `liveness: ${pending.length} client requests never acknowledged (first: #${first.id} for ${JSON.stringify(first.key)}, ${first.attempts} attempts; ` +
-          `its outbox backlog is ${backlog} (outboxMax ${config.outboxMax}), ${obj.alarmPending ? "an alarm is armed" : "no alarm is armed"}, alarms dropped so far: ${this.ctx.counters.paths.alarm_dropped})`,
+          `its outbox backlog is ${backlog} (outboxMax ${config.outboxMax}), ${host.wakePending(first.key) ? "an alarm is armed" : "no alarm is armed"}, alarms dropped so far: ${this.ctx.counters.paths.alarm_dropped})`,
       );
     }
     const deadAll: Array<{ key: string; entry: DeadLetter }> = [];
-    for (const [key, obj] of objects) {
+    for (const key of keys) {
       const m = this.models.get(key);
-      const rows = obj.store.list(DURABLE_ROW.actorPrefix).map(([k, v]): [string, string] => [k.slice(DURABLE_ROW.actorPrefix.length), v]);
+      const rows = host.storedRows(key);
       if (!m) {
         if (rows.length) this.violation(`${JSON.stringify(key)} has ${rows.length} rows in storage but never committed an ingest`);
         continue;
       }
-      const actor = Actor.restore(key, config, rows, now);
+      const actor = host.durable(key, now);
+      if (!actor) {
+        this.violation(`${JSON.stringify(key)} committed ingests but storage rebuilds no actor for it`);
+        continue;
+      }
       const durable = actor.snapshot();
       // Liveness: everything converged.
       if (m.open.size) this.violation(`liveness: the model of ${JSON.stringify(key)} still has ${m.open.size} open windows (alarms did not close them)`);
@@ -267,7 +300,7 @@ export class Checker implements Observer {
       if (segments) this.violation(`storage of ${JSON.stringify(key)} keeps ${segments} outbox segments after every sink took them`);
       // Durable state equals the model.
       this.compareDurable(m, actor);
-      const live = obj.instance?.loaded;
+      const live = host.live(key);
       if (live) {
         const strip = (a: Actor) => JSON.stringify({ ...a.snapshot(), dedupeIds: 0, dead: a.outbox.deadLetters(), backlog: a.outbox.backlog() });
         if (strip(live) !== strip(actor)) this.violation(`the live instance of ${JSON.stringify(key)} differs from its storage: ${strip(live)} vs ${strip(actor)}`);
@@ -302,15 +335,19 @@ export class Checker implements Observer {
   }
 
   /** After the repair phase (sinks fixed, every DLQ replayed): every record is at every sink, every DLQ is empty. */
-  finishRepair(objects: ReadonlyMap<string, SimDurableRuntime>, sinks: readonly SimSink[], mirrorsBefore: number): void {
+  finishRepair(host: SimHost, keys: readonly string[], sinks: readonly SimSink[], mirrorsBefore: number): void {
     this.phase = "repair";
     this.task = "end of the repair phase";
     const now = this.ctx.sched.now();
-    for (const [key, obj] of objects) {
+    for (const key of keys) {
       const m = this.models.get(key);
       if (!m) continue;
-      const rows = obj.store.list(DURABLE_ROW.actorPrefix).map(([k, v]): [string, string] => [k.slice(DURABLE_ROW.actorPrefix.length), v]);
-      const actor = Actor.restore(key, this.config, rows, now);
+      const rows = host.storedRows(key);
+      const actor = host.durable(key, now);
+      if (!actor) {
+        this.violation(`${JSON.stringify(key)} has no durable actor after the DLQ replay`);
+        continue;
+      }
       const dead = actor.outbox.deadLetters();
       if (dead.length) this.violation(`after the DLQ replay, ${JSON.stringify(key)} still has ${dead.length} dead letters (first: ${dead[0]!.sink} ${effectId(dead[0]!.record)}: ${dead[0]!.error})`);
       for (const sink of this.config.sinks) {

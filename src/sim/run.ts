@@ -1,16 +1,19 @@
 /**
- * keyflow's deterministic simulator: the real actor core (Actor, Outbox, SinkChannel, settle) on a
- * Durable-Object-like host, with virtual time and one seeded PRNG. `bun run simulate --seed N`.
+ * keyflow's deterministic simulator: the real actor core and either real host (the Durable Object
+ * host or the process host) with virtual time and one seeded PRNG. `bun run simulate --seed N`.
  *
  * Modules:
- *   prng.ts       the one PRNG (xorshift32, splitmix-seeded) and a data hash for poison records
- *   scheduler.ts  virtual clock + discrete-event queue (ties broken by insertion order)
- *   swarm.ts      the runtime config of a seed (random knobs: windows, bounds, batch, budget, ...)
- *   faults.ts     which faults a seed turns on (swarm testing), fault and path counters
- *   workload.ts   clients: keys, events, duplicates, out-of-order / late times, skew, bursts
- *   host.ts       the Durable Object: storage (faulty writes), one alarm slot (at-least-once, 6 retries
- *                 from 2 s), serialized handlers with interleaving at sink awaits, crashes, eviction;
- *                 runs the Durable Object logic (src/core/actor-object.ts, "glue"), with or without the simulator's fixes
+ *   prng.ts        the one PRNG (xorshift32, splitmix-seeded) and a data hash for poison records
+ *   virtual-time.ts virtual clock + discrete-event queue (ties broken by insertion order), the hosts' Timers
+ *   swarm.ts       the runtime config of a seed (random knobs: windows, bounds, batch, budget, ...)
+ *   faults.ts      which faults a seed turns on (swarm testing), fault and path counters
+ *   workload.ts    clients: keys (hostile names too), events, duplicates, out-of-order / late times, skew, bursts
+ *   store.ts       storage that survives crashes, with failing writes
+ *   durable.ts     the Durable Object host: one alarm slot (at-least-once, 6 retries from 2 s), serialized
+ *                  handlers with interleaving at sink awaits, crashes, eviction; runs src/hosts/durable
+ *                  with or without the three fixes the simulator found (--glue)
+ *   process.ts     the process host: src/hosts/process (group commit, command journal, checkpoints,
+ *                  eviction, delivery loops) crashed at any point and recovered from its store
  *   sinks.ts      idempotent sinks with faults: transient, partial, timeout (unknown outcome), late
  *                 apply, duplicated request, slow, outage, permanent (data-determined poison)
  *   model.ts      the ground truth, written from the spec, fed only what committed
@@ -20,16 +23,19 @@
  * advances until everything must have converged) -> full checks -> repair phase, if any record was
  * dead-lettered (the sinks are fixed, every DLQ is replayed; then everything must be everywhere).
  */
+import { ACTOR_ROW } from "../actor/layout.ts";
 import type { Config } from "../settings/config.ts";
 import { parseGlue, type Broken, type Glue, type SimContext } from "./context.ts";
 import { chooseFaults, Counters, enabledFaults, type FaultPlan } from "./faults.ts";
 import { TraceHash } from "./hash.ts";
-import { SimDurableRuntime } from "./host.ts";
+import { DurableSimHost } from "./durable.ts";
+import { ProcessSimHost } from "./process.ts";
+import type { RequestResult, SimHost } from "./sim-host.ts";
 import { Checker, type Violation } from "./invariants.ts";
 import { hash32, Prng } from "./prng.ts";
 import { VirtualTime } from "./virtual-time.ts";
 import { SimSink } from "./sinks.ts";
-import { chooseConfig, describeConfig, modelConfig } from "./swarm.ts";
+import { chooseConfig, describeConfig, modelConfig, processKnobs } from "./swarm.ts";
 import { generateWorkload, planWorkload, type ClientRequest } from "./workload.ts";
 
 /** Virtual start time (fixed: nothing reads the host clock). */
@@ -45,6 +51,8 @@ export interface SimOptions {
   steps?: number;
   /** A deliberate defect (tests of the checker). */
   broken?: Broken;
+  /** Which host runs the actors (default "durable"). */
+  host?: "durable" | "process";
   /** The Durable Object glue (default "fixed", as deployed; "unfixed" takes out the simulator's fixes). */
   glue?: Glue;
   /** Keep the last N steps for the report (0 = none). */
@@ -76,6 +84,7 @@ export function replayCommand(opts: SimOptions): string {
   if (opts.keys !== undefined && opts.keys !== DEFAULTS.keys) parts.push("--keys", String(opts.keys));
   if (opts.events !== undefined && opts.events !== DEFAULTS.events) parts.push("--events", String(opts.events));
   if (opts.steps !== undefined && opts.steps !== DEFAULTS.steps) parts.push("--steps", String(opts.steps));
+  parts.push("--host", opts.host ?? "durable");
   if (opts.glue && opts.glue !== "fixed") parts.push("--glue", opts.glue);
   if (opts.broken && opts.broken !== "none") parts.push("--broken", opts.broken);
   return parts.join(" ");
@@ -101,17 +110,26 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   const wplan = planWorkload(prng, { keys, events: eventCount }, config.windows, config.allowedLatenessMs);
   const requests = generateWorkload(prng, wplan, T0, counters);
 
+  // The process host's own knobs are drawn after everything else, so a seed runs the same
+  // configuration, faults and workload on both hosts.
+  const kind = opts.host ?? "durable";
+  if (kind === "process") Object.assign(config, processKnobs(prng, config));
+
   const ctx: SimContext = { sched, prng, counters, faultsOn: true, poisonOn: true, plan, config, trace, observer: undefined!, broken, fixes: parseGlue(opts.glue ?? "fixed") };
   const checker = new Checker(ctx, T0, modelConfig(config, broken === "model-count"));
   ctx.observer = checker;
   const sinks = config.sinks.map((name) => new SimSink(name, ctx, hash32(name, opts.seed >>> 0)));
-  const objects = new Map(wplan.keys.map((key) => [key, new SimDurableRuntime(key, ctx, sinks)]));
+  const host: SimHost = kind === "process" ? new ProcessSimHost(ctx, sinks) : new DurableSimHost(ctx, sinks, wplan.keys);
 
   // Clients: send, and retry until acknowledged (a lost reply is retried too).
   const attempt = (req: ClientRequest) => {
     if (req.done) return;
     req.attempts++;
-    const res = objects.get(req.key)!.request(req.events);
+    const res = host.request(req.key, req.events);
+    if (res instanceof Promise) void res.then((r) => answered(req, r));
+    else answered(req, res);
+  };
+  const answered = (req: ClientRequest, res: RequestResult) => {
     if ("ok" in res) {
       if (ctx.faultsOn && prng.chance(plan.responseLost)) {
         counters.fault("client_response_lost");
@@ -138,14 +156,12 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
       });
     next();
   };
-  for (const [key, obj] of objects) {
-    chain(plan.crashMeanMs, "crash", key, () => {
-      if (!obj.instance) return;
-      counters.fault("crash");
-      obj.crash();
+  for (const target of host.faultTargets()) {
+    chain(plan.crashMeanMs, "crash", target, () => {
+      if (host.crash(target)) counters.fault("crash");
     });
-    chain(plan.evictMeanMs, "evict", key, () => {
-      if (obj.evict()) counters.fault("evict");
+    chain(plan.evictMeanMs, "evict", target, () => {
+      if (host.evict(target)) counters.fault("evict");
     });
   }
   for (const sink of sinks) {
@@ -196,42 +212,46 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
       ctx.faultsOn = false;
       checker.phase = "liveness";
     }
-    checker.finish(objects, sinks, requests, knobs.shortBudget);
+    checker.finish(host, wplan.keys, sinks, requests, knobs.shortBudget);
   }
 
   // Repair phase: the sinks are fixed (no more poison) and an operator replays every DLQ; then every
   // record must be at every sink and every DLQ empty.
-  const dead = [...objects.values()].some((o) => o.instance?.loaded?.outbox.deadLetters().length || o.store.list("a/dl/").length);
+  const dead = wplan.keys.some((key) => host.live(key)?.outbox.deadLetters().length || host.storedRows(key).some(([k]) => k.startsWith(ACTOR_ROW.deadLetterPrefix)));
   if (!checker.first && dead) {
     ctx.poisonOn = false;
     checker.phase = "repair";
     const pg = sinks.find((s) => s.name === "postgres");
     const mirrorsBefore = pg ? [...pg.effects.values()].filter((e) => e.record.kind === "dead_letter").length : 0;
-    const replay = (obj: SimDurableRuntime) => {
-      const n = obj.replayDeadLetters();
-      if (n === "storage") sched.after(1_000, "replay", obj.id, () => replay(obj));
+    const replayed = (key: string, n: number | "storage" | null) => {
+      if (n === "storage") sched.after(1_000, "replay", key, () => replay(key));
       else if (n) counters.path("dlq_replayed", n);
     };
-    let i = 0;
-    for (const obj of objects.values()) sched.after(1 + i++, "replay", obj.id, () => replay(obj));
+    const replay = (key: string) => {
+      const n = host.replayDeadLetters(key);
+      if (n instanceof Promise) void n.then((r) => replayed(key, r));
+      else replayed(key, n);
+    };
+    wplan.keys.forEach((key, i) => sched.after(1 + i, "replay", key, () => replay(key)));
     deadline = sched.now() + 30 * 60_000;
     await drive();
-    if (!checker.first) checker.finishRepair(objects, sinks, mirrorsBefore);
+    if (!checker.first) checker.finishRepair(host, wplan.keys, sinks, mirrorsBefore);
+  }
+  if (!checker.first) {
+    const own = await host.finish();
+    if (own) checker.violation(own);
   }
 
   // Fingerprint: the trace, then all durable state and every sink's effects.
-  for (const [key, obj] of objects) {
-    trace.text(key);
-    for (const [k, v] of obj.store.inner.list("")) trace.text(k).text(v);
-  }
+  for (const [k, v] of host.allRows()) trace.text(k).text(v);
   for (const sink of sinks) for (const [id, e] of sink.effects) trace.text(id).num(e.applies);
   trace.num(prng.draws);
 
   const stats: Record<string, number> = {
     requests: requests.length,
     clientAttempts: requests.reduce((n, r) => n + r.attempts, 0),
-    storageWrites: [...objects.values()].reduce((n, o) => n + o.store.writes, 0),
-    coldStarts: [...objects.values()].reduce((n, o) => n + o.coldStarts, 0),
+    storageWrites: host.stats.storageWrites,
+    coldStarts: host.stats.coldStarts,
     sinkCalls: sinks.reduce((n, s) => n + s.stats.calls, 0),
     effects: sinks.reduce((n, s) => n + s.effects.size, 0),
     reapplied: sinks.reduce((n, s) => n + s.stats.reapplied, 0),

@@ -21,10 +21,13 @@ export function isPoison(sink: string, r: OutboxRecord | { kind: "event" | "wind
   return hash32(`${sink}|${effectId(r as OutboxRecord)}`, salt) / 2 ** 32 < rate;
 }
 
-/** A record's content as its effect: without its outbox position and routing (a DLQ replay re-sends it under a new n). */
+/**
+ * A record's content as its effect: without its outbox position and routing (a DLQ replay re-sends
+ * it under a new n) and without the process host's journal reference (bookkeeping, not content).
+ */
 export function payload(r: OutboxRecord): string {
-  const { n: _n, only: _only, ...rest } = r;
-  return JSON.stringify(rest);
+  const { n: _n, only: _only, ref: _ref, ...rest } = r as OutboxRecord & { ref?: unknown };
+  return JSON.stringify(Object.fromEntries(Object.entries(rest).sort(([a], [b]) => (a < b ? -1 : 1))));
 }
 
 /** The party a sink call answers to; a crashed instance never hears back. */

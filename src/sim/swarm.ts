@@ -97,3 +97,12 @@ export function describeConfig(c: Config): string {
     `lateLog=${c.lateLogSize}`,
   ].join(" ");
 }
+
+/** The process host's own knobs: memory bound (eviction), checkpoint interval, delivery concurrency. */
+export function processKnobs(prng: Prng, config: Config): Pick<Config, "maxActorsInMemory" | "checkpointIntervalMs" | "delivery"> {
+  return {
+    maxActorsInMemory: prng.pick([1, 2, 3, 10_000]),
+    checkpointIntervalMs: prng.pick([0, 50, 1_000, 10_000]),
+    delivery: { ...config.delivery, maxInFlight: prng.pick([1, 2, 4]), maxBatchSize: config.delivery.batchSize * prng.pick([1, 4]) },
+  };
+}

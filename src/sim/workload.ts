@@ -33,8 +33,11 @@ export interface ClientRequest {
   done: boolean;
 }
 
-const KEY_NAMES = (i: number) => (i === 1 ? "user/1 ü" : `user-${i}`);
-const TYPES = ["view", "click", "buy", "refund", "signup"];
+/** Keys are client data: some are named like Object.prototype members or hold slashes, dots and emoji. */
+const HOSTILE_KEYS = ["user/1 ü", "__proto__", "constructor", "a/../%2F", "toString", "😀 k"];
+const KEY_NAMES = (i: number) => (i >= 1 && i <= HOSTILE_KEYS.length ? HOSTILE_KEYS[i - 1]! : `user-${i}`);
+/** Event types too: __proto__ and constructor are valid types, and must be counted as such. */
+const TYPES = ["view", "click", "buy", "refund", "signup", "__proto__", "constructor"];
 
 export function planWorkload(
   prng: Prng,

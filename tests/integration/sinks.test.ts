@@ -172,7 +172,7 @@ describe("sinks against real Kafka, Redis and Postgres", () => {
     expect(w.late).toBeGreaterThan(500);
 
     // Quiet keys close their last windows on the idle timeout; then every outbox drains.
-    await until("every window closed and every outbox drained", 90_000, async () => {
+    await until("every window closed and every outbox drained", 200_000, async () => {
       for (const key of w.keys) {
         const state = await json(await target.fetch(`/v1/actors/${encodeURIComponent(key)}`));
         if (state.open_windows.length) return false;
@@ -223,7 +223,7 @@ describe("sinks against real Kafka, Redis and Postgres", () => {
       perKey.set(value.key, [...(perKey.get(value.key) ?? []), value.event_id]);
     }
     for (const [key, ids] of w.accepted) expect(perKey.get(key)).toEqual(ids);
-  }, 240_000);
+  }, 360_000);
 
   test("the same event_id on two keys is two events, and Postgres keeps both (keyed by actor_key, event_id)", async () => {
     const keys = [`twin-a-${run}`, `twin-b-${run}`];
@@ -338,7 +338,7 @@ describe("outage: the Redis front goes away mid-run and comes back", () => {
     expect(during.backlog.postgres).toBe(0); // the other sinks kept going
 
     front = await startUpstashFront({ token: TOKEN, port: front.port });
-    await until("redis caught up, windows closed", 60_000, async () => {
+    await until("redis caught up, windows closed", 150_000, async () => {
       for (const key of keys) {
         const state = await json(await target.fetch(`/v1/actors/${encodeURIComponent(key)}`));
         if (state.open_windows.length) return false;
@@ -353,7 +353,7 @@ describe("outage: the Redis front goes away mid-run and comes back", () => {
       expect(Object.values(entries).map((e) => String(e.event_id))).toEqual(expected.get(key)!);
     }
     await expectRedisWindows(`it-${run}-outage:`, windows);
-  }, 180_000);
+  }, 300_000);
 });
 
 /** The processed_events table as keyflow created it before rows were keyed by (actor_key, event_id). */

@@ -10,7 +10,7 @@ test("a sink that drops a record while acknowledging it is caught", async () => 
   const report = formatViolation(r);
   expect(report).toContain("seed=5");
   expect(report).toMatch(/at step \d+/);
-  expect(report).toContain("replay: bun run simulate --seed 5 --broken sink-drops-record");
+  expect(report).toContain("replay: bun run simulate --seed 5 --host durable --broken sink-drops-record");
 });
 
 test("a wrong ground truth (window counts off by one) is caught at the first commit it shows in", async () => {
@@ -18,7 +18,7 @@ test("a wrong ground truth (window counts off by one) is caught at the first com
   expect(r.ok).toBe(false);
   expect(r.violation!.phase).toBe("faults");
   expect(r.violation!.message).toMatch(/diverges from the model|received window/);
-  expect(formatViolation(r)).toContain("replay: bun run simulate --seed 11 --broken model-count");
+  expect(formatViolation(r)).toContain("replay: bun run simulate --seed 11 --host durable --broken model-count");
 });
 
 test("without fix A, a commit failure during an alarm's delivery reinstates a stale actor", async () => {
@@ -26,31 +26,50 @@ test("without fix A, a commit failure during an alarm's delivery reinstates a st
   const r = await runSeed({ seed: 13, glue: "unfixed", traceTail: 0 });
   expect(r.ok).toBe(false);
   expect(r.violation!.message).toContain("after an alarm's delivery commit");
-  expect(r.replay).toBe("bun run simulate --seed 13 --glue unfixed");
+  expect(r.replay).toBe("bun run simulate --seed 13 --host durable --glue unfixed");
   // The fixed glue passes the same seed.
   expect((await runSeed({ seed: 13, traceTail: 0 })).ok).toBe(true);
 });
 
 test("overrides are part of the replay command", async () => {
   const r = await runSeed({ seed: 2, keys: 2, events: 40, steps: 100, traceTail: 0 });
-  expect(r.replay).toBe("bun run simulate --seed 2 --keys 2 --events 40 --steps 100");
+  expect(r.replay).toBe("bun run simulate --seed 2 --keys 2 --events 40 --steps 100 --host durable");
   expect(r.ok).toBe(true);
 });
 
 test("without fix C, a quiet key whose alarm ran out of retries never drains its outbox (liveness)", async () => {
-  const r = await runSeed({ seed: 1381, glue: "unfixed+A+B", traceTail: 0 });
+  const r = await runSeed({ seed: 5111, glue: "unfixed+A+B", traceTail: 0 });
   expect(r.ok).toBe(false);
   expect(r.violation!.message).toMatch(/^liveness: the outbox of .* still holds/);
   expect(r.counters.paths.alarm_dropped).toBeGreaterThan(0);
-  expect((await runSeed({ seed: 1381, traceTail: 0 })).ok).toBe(true);
+  expect((await runSeed({ seed: 5111, traceTail: 0 })).ok).toBe(true);
 });
 
 test("without fixes B and C, a backpressured key whose alarm ran out of retries refuses ingest forever", async () => {
-  const r = await runSeed({ seed: 2601, glue: "unfixed+A", traceTail: 0 });
+  const r = await runSeed({ seed: 75, glue: "unfixed+A", traceTail: 0 });
   expect(r.ok).toBe(false);
   expect(r.violation!.message).toMatch(/^liveness: \d+ client requests never acknowledged.*no alarm is armed/);
-  expect(r.replay).toBe("bun run simulate --seed 2601 --glue unfixed+A");
+  expect(r.replay).toBe("bun run simulate --seed 75 --host durable --glue unfixed+A");
   // Either fix restores liveness: B re-arms the alarm on backpressure, C keeps the alarm from being dropped.
-  expect((await runSeed({ seed: 2601, glue: "unfixed+A+B", traceTail: 0 })).ok).toBe(true);
-  expect((await runSeed({ seed: 2601, glue: "unfixed+A+C", traceTail: 0 })).ok).toBe(true);
+  expect((await runSeed({ seed: 75, glue: "unfixed+A+B", traceTail: 0 })).ok).toBe(true);
+  expect((await runSeed({ seed: 75, glue: "unfixed+A+C", traceTail: 0 })).ok).toBe(true);
+});
+
+test("the process host: a restart that loses the journal is caught (acknowledged state gone)", async () => {
+  let caught: Awaited<ReturnType<typeof runSeed>> | undefined;
+  for (let seed = 1; seed <= 40 && !caught; seed++) {
+    const r = await runSeed({ seed, host: "process", broken: "lose-journal", traceTail: 0 });
+    if (!r.ok) caught = r;
+  }
+  expect(caught).toBeDefined();
+  expect(caught!.violation!.message).toMatch(/diverges from the model|never received|never durably accepted|storage rebuilds no actor|was never accepted/);
+  expect(caught!.replay).toContain("--host process --broken lose-journal");
+  // The same seed with recovery intact passes.
+  expect((await runSeed({ seed: caught!.seed, host: "process", traceTail: 0 })).ok).toBe(true);
+});
+
+test("the process host: a sink that drops a record while acknowledging it is caught", async () => {
+  const r = await runSeed({ seed: 5, host: "process", broken: "sink-drops-record", traceTail: 0 });
+  expect(r.ok).toBe(false);
+  expect(r.violation!.message).toMatch(/never received event\|/);
 });

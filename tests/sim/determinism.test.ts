@@ -3,10 +3,10 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runSeed } from "../../src/sim/run.ts";
 
-test("the same seed replays bit for bit: same trace hash, steps and fault counts", async () => {
-  for (const seed of [3, 42, 1234]) {
-    const a = await runSeed({ seed, traceTail: 0 });
-    const b = await runSeed({ seed, traceTail: 0 });
+test("the same seed replays bit for bit on each host: same trace hash, steps and fault counts", async () => {
+  for (const [seed, host] of [[3, "durable"], [42, "durable"], [1234, "durable"], [3, "process"], [77, "process"]] as const) {
+    const a = await runSeed({ seed, host, traceTail: 0 });
+    const b = await runSeed({ seed, host, traceTail: 0 });
     expect(b.hash).toBe(a.hash);
     expect(b.steps).toBe(a.steps);
     expect(b.counters).toEqual(a.counters);

@@ -25,42 +25,27 @@ function present(index: DedupeIndex, universe: string[]): string[] {
 }
 
 /**
- * Reference model: segments of live IDs in arrival order. A segment ends when drained; its age is
- * its newest arrival; eviction takes the oldest ID first, by age (whole segment) or by count.
+ * Reference model: live IDs in arrival order, each with its arrival time. Eviction takes the oldest
+ * ID first: past the horizon, or beyond the count bound. How the index groups IDs into segments
+ * (rows) must not show.
  */
 class ModelIndex {
-  private segs: Array<{ at: number; ids: string[] }> = [];
-  private openSeg = false;
+  private ids: Array<{ id: string; at: number }> = [];
   constructor(private readonly limits: DedupeLimits) {}
   get size(): number {
-    return this.segs.reduce((n, s) => n + s.ids.length, 0);
+    return this.ids.length;
   }
   has(id: string): boolean {
-    return this.segs.some((s) => s.ids.includes(id));
+    return this.ids.some((e) => e.id === id);
   }
   add(id: string, at: number): void {
-    if (!this.openSeg || this.segs.length === 0) {
-      this.segs.push({ at, ids: [] });
-      this.openSeg = true;
-    }
-    const seg = this.segs[this.segs.length - 1]!;
-    seg.ids.push(id);
-    seg.at = Math.max(seg.at, at);
+    this.ids.push({ id, at });
     this.expire(at);
   }
   expire(now: number): void {
-    while (this.segs.length && (this.segs[0]!.at < now - this.limits.horizon || this.size > this.limits.maxIds)) {
-      const seg = this.segs[0]!;
-      seg.ids.shift();
-      if (seg.ids.length === 0) {
-        this.segs.shift();
-        if (this.segs.length === 0) this.openSeg = false;
-      }
-    }
+    while (this.ids.length && (this.ids[0]!.at < now - this.limits.horizon || this.ids.length > this.limits.maxIds)) this.ids.shift();
   }
-  drain(): void {
-    this.openSeg = false;
-  }
+  drain(): void {}
 }
 
 describe("DedupeIndex basics", () => {
@@ -102,21 +87,46 @@ describe("DedupeIndex basics", () => {
     expect(present(index, ["a", "b", "c"])).toEqual(["a", "c"]);
   });
 
-  test("expiry by horizon drops whole segments, by the age of their newest ID", () => {
+  test("expiry by horizon: each ID by its own arrival, whatever segment holds it", () => {
     const index = new DedupeIndex({ horizon: 100, maxIds: 1_000 });
     index.add("a", 0);
-    index.add("b", 50); // same segment: its age is now 50
+    index.add("b", 50); // same segment, later arrival
+    index.expire(100); // cutoff 0: "a" arrived at 0, not older than it
+    expect(present(index, ["a", "b"])).toEqual(["a", "b"]);
+    index.expire(101);
+    expect(present(index, ["a", "b"])).toEqual(["b"]);
     index.drain();
     index.add("c", 120);
-    expect(present(index, ["a", "b", "c"])).toEqual(["a", "b", "c"]);
-    index.expire(150); // cutoff 50: segment at 50 is not older than it
-    expect(index.size).toBe(3);
+    index.expire(150);
+    expect(present(index, ["a", "b", "c"])).toEqual(["b", "c"]);
     index.expire(151);
     expect(present(index, ["a", "b", "c"])).toEqual(["c"]);
-    index.expire(220);
-    expect(index.size).toBe(1);
     index.expire(221);
     expect(index.size).toBe(0);
+  });
+
+  test("a segment filled by many commits (the process host drains at checkpoints) expires like one per commit", () => {
+    const oneSegment = new DedupeIndex({ horizon: 100, maxIds: 1_000 });
+    const perCommit = new DedupeIndex({ horizon: 100, maxIds: 1_000 });
+    for (let t = 0; t < 300; t += 10) {
+      for (const index of [oneSegment, perCommit]) {
+        index.expire(t);
+        index.add(`id-${t}-a`, t);
+        index.add(`id-${t}-b`, t);
+      }
+      perCommit.drain();
+    }
+    for (const now of [150, 250, 301, 379, 380]) {
+      oneSegment.expire(now);
+      perCommit.expire(now);
+      expect(oneSegment.size).toBe(perCommit.size);
+    }
+    const rows = oneSegment.drain().puts;
+    expect(rows).toHaveLength(1);
+    // Restored from its one row, it is the same index.
+    const back = DedupeIndex.restore({ horizon: 100, maxIds: 1_000 }, rows, 380);
+    const ids = Array.from({ length: 30 }, (_, i) => [`id-${i * 10}-a`, `id-${i * 10}-b`]).flat();
+    expect(present(back, ids)).toEqual(present(oneSegment, ids));
   });
 
   test("add also expires by horizon", () => {
@@ -137,7 +147,7 @@ describe("DedupeIndex rows", () => {
     expect(d.deletes).toEqual([]);
     expect(d.puts).toHaveLength(1);
     expect(d.puts[0]![0]).toBe(0);
-    expect(JSON.parse(d.puts[0]![1])).toEqual({ at: 7, ids: ["a", "b", "c"] });
+    expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[7, 3]], ids: ["a", "b", "c"] });
   });
 
   test("nothing to write after a drain; a later batch starts a new segment", () => {
@@ -148,7 +158,7 @@ describe("DedupeIndex rows", () => {
     addAll(index, ["c", "d"], 2);
     const d = index.drain();
     expect(d.puts.map(([seq]) => seq)).toEqual([1]);
-    expect(JSON.parse(d.puts[0]![1])).toEqual({ at: 2, ids: ["c", "d"] });
+    expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[2, 2]], ids: ["c", "d"] });
   });
 
   test("large batches are split into a few segments", () => {
@@ -317,7 +327,7 @@ describe("DedupeIndex.restore", () => {
     restored.add("c", 3);
     const d = restored.drain();
     expect(d.puts.map(([seq]) => seq)).toEqual([2]);
-    expect(JSON.parse(d.puts[0]![1])).toEqual({ at: 3, ids: ["c"] });
+    expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[3, 1]], ids: ["c"] });
   });
 });
 
@@ -376,5 +386,15 @@ describe("DedupeIndex randomized", () => {
 
   test("restore at random points matches the reference model (count bound)", () => {
     for (const seed of [13, 14, 15]) run(seed, { horizon: 1e12, maxIds: 12 }, true);
+  });
+});
+
+describe("DedupeIndex rows of version 1", () => {
+  test("a segment row {at, ids} (before arrival runs) reads as every ID arriving at its newest time", () => {
+    const rows: Array<[number, string]> = [[0, JSON.stringify({ at: 50, ids: ["a", "b"] })]];
+    const index = DedupeIndex.restore({ horizon: 100, maxIds: 1_000 }, rows, 150);
+    expect(present(index, ["a", "b"])).toEqual(["a", "b"]);
+    index.expire(151);
+    expect(index.size).toBe(0);
   });
 });

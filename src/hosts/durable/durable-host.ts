@@ -45,7 +45,7 @@ export class StaleActorError extends Error {
 
 /**
  * The logic of one key's Durable Object, free of Cloudflare APIs: actors/key-actor.ts wraps it
- * for workerd, the simulator (src/sim/host.ts) runs it as it is. Each call runs synchronously up
+ * for workerd, the simulator (src/sim/durable.ts) runs it as it is. Each call runs synchronously up
  * to its storage commit, so calls never interleave there; a method that also sets the alarm
  * returns that step as `scheduled`, for the caller to await. The single alarm is set to the
  * earliest time any part of the actor has work: a window to close, or records to deliver to a sink.

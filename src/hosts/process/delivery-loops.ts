@@ -64,6 +64,17 @@ export class DeliveryLoops {
     for (const loop of this.loops) if (!loop.inFlight.size) this.schedule(loop, Math.max(at, loop.channel.readyAt()));
   }
 
+  /**
+   * Keys whose actors were rebuilt from storage (after a failed commit): what they hold undelivered
+   * may differ from what memory said, so delivery looks at them again.
+   */
+  reconsider(keys: Iterable<string>): void {
+    if (!this.loops.length) return;
+    for (const key of keys) this.backlogged.add(key);
+    const at = this.host.clock.now() + this.host.maxDelayMs;
+    for (const loop of this.loops) if (!loop.inFlight.size) this.schedule(loop, Math.max(at, loop.channel.readyAt()));
+  }
+
   /** Whether a batch holding records of `key` is in flight to some sink. */
   inFlight(key: string): boolean {
     return this.loops.some((loop) => loop.busy.has(key));
@@ -99,20 +110,32 @@ export class DeliveryLoops {
     }
   }
 
-  /** Records for one batch: from the keys that wait longest, skipping keys already in flight. */
+  /**
+   * Records for one batch: from the keys that wait longest, skipping keys already in flight. A
+   * cursor that moved past records meant only for other sinks is journaled as settled too.
+   */
   private gather(loop: SinkLoop): { batch: OutboxRecord[]; keys: string[] } {
     const batch: OutboxRecord[] = [];
     const keys: string[] = [];
+    const skipped: Settlement[] = [];
     const sink = loop.channel.name;
     for (const key of this.backlogged) {
       if (batch.length >= loop.batchSize) break;
       if (loop.busy.has(key)) continue;
-      const records = this.host.actor(key).outbox.pending(sink, loop.batchSize - batch.length);
+      const { outbox } = this.host.actor(key);
+      if (outbox.backlog() === 0) {
+        this.backlogged.delete(key);
+        continue;
+      }
+      const before = outbox.position(sink);
+      const records = outbox.pending(sink, loop.batchSize - batch.length);
+      if (outbox.position(sink) > before) skipped.push({ key, upTo: outbox.position(sink), dead: [] });
       if (!records.length) continue;
       for (const r of records) batch.push(r);
       keys.push(key);
       loop.busy.add(key);
     }
+    if (skipped.length) this.host.settle(sink, skipped, this.host.clock.now());
     return { batch, keys };
   }
 

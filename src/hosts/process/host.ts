@@ -373,6 +373,7 @@ export class ProcessHost implements Gateway {
       // durable (their rows plus their journaled commands). Nothing else changed durably.
       for (const key of turnKeys) this.actors.delete(key);
       for (const key of checkpointed) this.actors.delete(key);
+      this.delivery.reconsider([...turnKeys, ...checkpointed]);
       const error = new StorageError(`storage commit failed: ${(cause as Error)?.message ?? cause}`);
       for (const w of waiters) w.reject(error);
       return;
@@ -507,6 +508,17 @@ export class ProcessHost implements Gateway {
 
   get loadedActors(): number {
     return this.actors.size;
+  }
+
+  /** The actor of `key` in memory, if it is (for inspection: the simulator's checker). */
+  peek(key: string): Actor | undefined {
+    return this.actors.get(key);
+  }
+
+  /** The actor of `key` as this host rebuilds it from storage, or undefined if it has none (for inspection). */
+  inspect(key: string): Actor | undefined {
+    const actor = this.actor(key);
+    return actor.isNew ? undefined : actor;
   }
 
   private ensureOpen(): void {

@@ -1,43 +1,17 @@
-import type { Actor, IngestOutcome } from "../actor/actor.ts";
+import { Actor } from "../actor/actor.ts";
+import { DURABLE_ROW } from "../actor/layout.ts";
 import { DurableHost, ALARM_MAX_RETRIES, StaleActorError, type DurableHostOptions, type IngestResult } from "../hosts/durable/durable-host.ts";
 import { SinkChannel } from "../delivery/channel.ts";
 import type { Event } from "../actor/event.ts";
 import type { OutboxRecord } from "../actor/outbox.ts";
-import { MemoryKvStore, type KvStore } from "../ports/kv-store.ts";
 import type { Fixes, SimContext } from "./context.ts";
 import type { PathKind } from "./faults.ts";
+import { SimStorageError, SimStore } from "./store.ts";
+import type { RequestResult, SimHost } from "./sim-host.ts";
 import type { SimSink } from "./sinks.ts";
 
 /** Cloudflare's alarm retry policy: a handler that throws is retried with backoff from 2 s, doubling, up to 6 times (ALARM_MAX_RETRIES). */
 export const ALARM_RETRY_BASE = 2_000;
-
-export class SimStorageError extends Error {
-  override name = "SimStorageError";
-}
-
-/** A Durable Object's own storage: durable across crashes; a write may fail (fault), atomically. */
-export class SimStore implements KvStore {
-  readonly inner = new MemoryKvStore();
-  writes = 0;
-
-  constructor(private readonly ctx: SimContext) {}
-
-  list(prefix: string): Array<[string, string]> {
-    return this.inner.list(prefix);
-  }
-
-  write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void {
-    const { ctx } = this;
-    if (ctx.faultsOn && ctx.prng.chance(ctx.plan.storageFail)) {
-      ctx.counters.fault("storage_fail");
-      throw new SimStorageError("simulated storage failure: transaction aborted");
-    }
-    this.writes++;
-    this.inner.write(puts, deletes);
-  }
-
-  close(): void {}
-}
 
 /**
  * The real glue (src/core/actor-object.ts, which actors/key-actor.ts wraps) with some of the fixes
@@ -150,7 +124,6 @@ interface AlarmSlot {
   version: number;
 }
 
-export type RequestResult = { ok: IngestOutcome[] } | { error: "storage" | "crash" } | { backpressure: number };
 
 /**
  * The Durable Object runtime around one key: storage and the single alarm slot persist; the
@@ -321,5 +294,80 @@ export class SimDurableRuntime {
       ctx.counters.fault("crash");
       this.crash();
     });
+  }
+}
+
+/** The Durable Object host under simulation: one SimDurableRuntime per key, as Cloudflare runs them. */
+export class DurableSimHost implements SimHost {
+  readonly kind = "durable";
+  readonly objects: Map<string, SimDurableRuntime>;
+
+  constructor(
+    private readonly ctx: SimContext,
+    sinks: readonly SimSink[],
+    keys: readonly string[],
+  ) {
+    this.objects = new Map(keys.map((key) => [key, new SimDurableRuntime(key, ctx, sinks)]));
+  }
+
+  request(key: string, events: Event[]): RequestResult {
+    return this.objects.get(key)!.request(events);
+  }
+
+  replayDeadLetters(key: string): number | "storage" | null {
+    return this.objects.get(key)!.replayDeadLetters();
+  }
+
+  faultTargets(): string[] {
+    return [...this.objects.keys()];
+  }
+
+  crash(key: string): boolean {
+    const obj = this.objects.get(key)!;
+    if (!obj.instance) return false;
+    obj.crash();
+    return true;
+  }
+
+  evict(key: string): boolean {
+    return this.objects.get(key)!.evict();
+  }
+
+  storedRows(key: string): Array<[string, string]> {
+    const prefix = DURABLE_ROW.actorPrefix;
+    return this.objects.get(key)!.store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
+  }
+
+  durable(key: string, now: number): Actor | undefined {
+    const rows = this.storedRows(key);
+    return rows.length ? Actor.restore(key, this.ctx.config, rows, now) : undefined;
+  }
+
+  live(key: string): Actor | undefined {
+    return this.objects.get(key)!.instance?.loaded;
+  }
+
+  wakePending(key: string): boolean {
+    return this.objects.get(key)!.alarmPending;
+  }
+
+  allRows(): Array<[string, string]> {
+    const rows: Array<[string, string]> = [];
+    for (const [key, obj] of this.objects) for (const [k, v] of obj.store.inner.list("")) rows.push([`${key}|${k}`, v]);
+    return rows;
+  }
+
+  finish(): string | undefined {
+    return undefined;
+  }
+
+  get stats() {
+    let storageWrites = 0;
+    let coldStarts = 0;
+    for (const obj of this.objects.values()) {
+      storageWrites += obj.store.writes;
+      coldStarts += obj.coldStarts;
+    }
+    return { storageWrites, coldStarts };
   }
 }
