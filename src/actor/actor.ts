@@ -286,9 +286,12 @@ export class Actor {
 
   /**
    * Storage rows changed since the last drain (relative to the actor's prefix, see ACTOR_ROW); the
-   * host commits them atomically. `inlineRefs`: store outbox records in full, not as journal references.
+   * host commits them atomically. `inlineRefs`: store outbox records in full, not as journal
+   * references. `outboxMetaApart`: the host stores the outbox's cursors and counters itself (in a
+   * small row of its own), so the state row leaves them out and is written only when it changed.
    */
-  drainWrites(inlineRefs = false): Writes {
+  drainWrites(options: { inlineRefs?: boolean; outboxMetaApart?: boolean } = {}): Writes {
+    const { inlineRefs = false, outboxMetaApart = false } = options;
     const puts: Array<[string, string]> = [];
     const deletes: string[] = [];
     const dd = this.dedupe.drain();
@@ -303,12 +306,13 @@ export class Actor {
     puts.push(...ob.puts);
     deletes.push(...ob.deletes);
     if (this.lateDirty) puts.push([ACTOR_ROW.late, JSON.stringify(this.late)]);
-    if (this.stateDirty || ob.metaChanged || puts.length || deletes.length) puts.push([ACTOR_ROW.state, JSON.stringify(this.stateRow())]);
+    const rewrite = outboxMetaApart ? this.stateDirty : this.stateDirty || ob.metaChanged || puts.length > 0 || deletes.length > 0;
+    if (rewrite) puts.push([ACTOR_ROW.state, JSON.stringify(this.stateRow(!outboxMetaApart))]);
     this.lateDirty = this.stateDirty = false;
     return { puts, deletes };
   }
 
-  private stateRow(): StateRow {
+  private stateRow(withOutboxMeta: boolean): StateRow {
     const open: WindowRow[] = [];
     for (const windows of this.open) for (const w of windows.values()) open.push(windowRow(w));
     return {
@@ -321,7 +325,7 @@ export class Actor {
       watermark: this.watermark,
       nextClosedSeq: this.nextClosedSeq,
       open,
-      outbox: this.outbox.getMeta(),
+      ...(withOutboxMeta ? { outbox: this.outbox.getMeta() } : {}),
     };
   }
 
@@ -329,7 +333,7 @@ export class Actor {
    * Rebuilds an actor from its rows (sorted by key), as drainWrites() left them. `resolve` turns
    * outbox records stored as journal references back into records (the process host's journal).
    */
-  static restore(key: string, config: ActorConfig, rows: Iterable<[string, string]>, now: number, resolve?: ResolveRef): Actor {
+  static restore(key: string, config: ActorConfig, rows: Iterable<[string, string]>, now: number, resolve?: ResolveRef, outboxMeta?: OutboxMeta): Actor {
     const actor = new Actor(key, config);
     const segments: Array<[number, string]> = [];
     const outboxRows: Array<[string, string]> = [];
@@ -342,7 +346,7 @@ export class Actor {
       } else outboxRows.push([rowKey, text]);
     }
     actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }, segments, now);
-    actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, actor.outboxMeta, outboxRows, resolve);
+    actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, outboxMeta ?? actor.outboxMeta, outboxRows, resolve);
     return actor;
   }
 

@@ -25,7 +25,7 @@ export const ACTOR_ROW = {
   legacyCursorPrefix: "oc/",
   deadLetterPrefix: "dl/",
   deadLetter: (id: number) => `dl/${padded(id)}`,
-  /** Process host: the journal seq this actor's rows include everything up to. */
+  /** Process host, before progress rows: the journal seq this actor's rows include everything up to. */
   journalMark: "journal",
 } as const;
 
@@ -33,6 +33,13 @@ export const ACTOR_ROW = {
 export const PROCESS_ROW = {
   actorsPrefix: "a/",
   actor: (key: string) => `a/${encodeKey(key)}/`,
+  /**
+   * Per actor, small and kept apart from its other rows so that many of them share a page: the
+   * journal seq its rows include everything up to, and its outbox cursors and counters. A
+   * checkpoint after deliveries alone rewrites only this row.
+   */
+  progressPrefix: "p/",
+  progress: (key: string) => `p/${encodeKey(key)}`,
   /** One row per group commit: the commands of that turn. */
   journalPrefix: "j/",
   journal: (seq: number) => `j/${padded(seq)}`,

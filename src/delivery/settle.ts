@@ -11,6 +11,8 @@ export interface DeadDecision {
 /** What one delivery attempt settled for one key at one sink. */
 export interface Settlement {
   key: string;
+  /** The sink's cursor when the batch was made (its first record of the key): what was settled starts here. */
+  from: number;
   /** The sink has taken (delivered or dead-lettered) every record of the key before this position. */
   upTo: number;
   dead: DeadDecision[];
@@ -21,24 +23,27 @@ export interface Settlement {
  * key's first one still pending (a key's later records wait behind it, which keeps per-key order).
  */
 export function settlements(batch: readonly OutboxRecord[], outcomes: readonly Outcome[]): Settlement[] {
-  const byKey = new Map<string, Settlement | null>();
+  const byKey = new Map<string, Settlement>();
+  const stopped = new Set<string>();
   outcomes.forEach((outcome, i) => {
     const record = batch[i]!;
-    const current = byKey.get(record.key);
-    if (current === null) return;
-    if (outcome.status === "pending") return void byKey.set(record.key, current ?? null);
-    const settled = current ?? { key: record.key, upTo: record.n + 1, dead: [] };
+    if (stopped.has(record.key)) return;
+    if (outcome.status === "pending") return void stopped.add(record.key);
+    let settled = byKey.get(record.key);
+    if (!settled) byKey.set(record.key, (settled = { key: record.key, from: record.n, upTo: record.n + 1, dead: [] }));
     settled.upTo = record.n + 1;
     if (outcome.status === "dead") settled.dead.push({ n: record.n, error: outcome.error, attempts: outcome.attempts });
-    byKey.set(record.key, settled);
   });
-  const out: Settlement[] = [];
-  for (const s of byKey.values()) if (s) out.push(s);
-  return out;
+  return [...byKey.values()];
 }
 
-/** Applies a settlement to the key's outbox. Applying it again changes nothing. */
+/**
+ * Applies a settlement to the key's outbox. Applying it again changes nothing. A settlement made
+ * before the actor was rebuilt from storage (after a failed commit) may start past the rebuilt
+ * cursor: the records in between were never settled, so it is dropped and they go out again.
+ */
 export function applySettlement(outbox: Outbox, sink: string, settlement: Settlement, now: number): void {
+  if (outbox.position(sink) < settlement.from) return;
   for (const { n, error, attempts } of settlement.dead) {
     const record = outbox.record(n);
     if (record && outbox.position(sink) <= n) outbox.deadLetter(sink, record, error, attempts, now);

@@ -1,5 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { CircuitBreaker, SinkChannel } from "../../src/delivery/channel.ts";
+import { CircuitBreaker, SinkChannel, type Outcome } from "../../src/delivery/channel.ts";
+import { applySettlement, settlements } from "../../src/delivery/settle.ts";
+import { Outbox } from "../../src/actor/outbox.ts";
 import { SinkError } from "../../src/delivery/sink.ts";
 import { type DeliveryPolicy } from "../../src/delivery/policy.ts";
 import type { OutboxRecord } from "../../src/actor/outbox.ts";
@@ -160,5 +162,38 @@ describe("CircuitBreaker", () => {
     expect(b.beforeAttempt(1_004)).toBe(false);
     expect(b.beforeAttempt(1_005)).toBe(true);
     expect(b.state).toBe("half_open");
+  });
+});
+
+describe("settlements", () => {
+  const rec = (key: string, n: number): OutboxRecord => ({ kind: "event", n, key, id: `${key}${n}`, type: "t", ts: n, receivedAt: 0, late: false });
+
+  test("per key, in batch order, up to each key's first record still pending", () => {
+    const batch = [rec("a", 3), rec("b", 0), rec("a", 4), rec("b", 1), rec("a", 5)];
+    const outcomes: Outcome[] = [
+      { status: "delivered" },
+      { status: "dead", error: "refused", attempts: 1 },
+      { status: "pending" },
+      { status: "delivered" },
+      { status: "delivered" },
+    ];
+    expect(settlements(batch, outcomes)).toEqual([
+      { key: "a", from: 3, upTo: 4, dead: [] },
+      { key: "b", from: 0, upTo: 2, dead: [{ n: 0, error: "refused", attempts: 1 }] },
+    ]);
+  });
+
+  test("a settlement made against an actor that was rebuilt since (cursor behind it) is dropped: the gap goes out again", () => {
+    const outbox = new Outbox(["s"]);
+    for (let n = 0; n < 6; n++) outbox.append({ kind: "event", key: "a", id: `a${n}`, type: "t", ts: n, receivedAt: 0, late: false });
+    outbox.markDurable();
+    applySettlement(outbox, "s", { key: "a", from: 4, upTo: 6, dead: [] }, 0);
+    expect(outbox.position("s")).toBe(0);
+    applySettlement(outbox, "s", { key: "a", from: 0, upTo: 2, dead: [{ n: 1, error: "refused", attempts: 1 }] }, 0);
+    expect(outbox.position("s")).toBe(2);
+    expect(outbox.deadLetters().map((d) => d.record.n)).toEqual([1]);
+    // Applying it again changes nothing.
+    applySettlement(outbox, "s", { key: "a", from: 0, upTo: 2, dead: [{ n: 1, error: "refused", attempts: 1 }] }, 0);
+    expect(outbox.deadLetters()).toHaveLength(1);
   });
 });

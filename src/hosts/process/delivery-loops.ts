@@ -129,7 +129,7 @@ export class DeliveryLoops {
       }
       const before = outbox.position(sink);
       const records = outbox.pending(sink, loop.batchSize - batch.length);
-      if (outbox.position(sink) > before) skipped.push({ key, upTo: outbox.position(sink), dead: [] });
+      if (outbox.position(sink) > before) skipped.push({ key, from: before, upTo: outbox.position(sink), dead: [] });
       if (!records.length) continue;
       for (const r of records) batch.push(r);
       keys.push(key);

@@ -2,7 +2,7 @@ import { Actor, type IngestOutcome } from "../../actor/actor.ts";
 import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "../../actor/errors.ts";
 import { groupByKey, type Event } from "../../actor/event.ts";
 import { ACTOR_ROW, decodeKey, PROCESS_ROW, rowNumber } from "../../actor/layout.ts";
-import type { EventRecord } from "../../actor/outbox.ts";
+import type { EventRecord, OutboxMeta } from "../../actor/outbox.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
 import { SinkChannel } from "../../delivery/channel.ts";
 import { applySettlement, type Settlement } from "../../delivery/settle.ts";
@@ -38,6 +38,15 @@ export interface ProcessHostOptions {
 const MAX_TIMER_DELAY_MS = 3_600_000;
 /** Checkpoints per commit, so one commit never stalls the event loop for long. */
 const MAX_CHECKPOINTS_PER_COMMIT = 64;
+
+/** An actor's progress row: the journal seq its rows include everything up to, and its outbox cursors and counters. */
+interface Progress {
+  journal: number;
+  outbox?: OutboxMeta;
+}
+
+/** How long deliveries' acks may wait for a commit to ride along with before they get one of their own. */
+const ACK_LINGER_MS = 100;
 
 /** A command of the current turn; for an ingest, where its records start (to point them at the journal). */
 interface TurnEntry {
@@ -79,6 +88,9 @@ export class ProcessHost implements Gateway {
   private readonly savedWakes = new Map<string, number>();
   /** Keys with a backlog mark row. */
   private readonly backlogMarked = new Set<string>();
+  /** Keys whose journal mark is still the row of older versions (deleted at their next checkpoint). */
+  private readonly legacyMarks = new Set<string>();
+  private ackTimer: unknown;
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
   private flushQueued = false;
   private wakeTimer: unknown;
@@ -141,15 +153,15 @@ export class ProcessHost implements Gateway {
     }
   }
 
-  /** The actor as durable: its own rows, then its journaled commands past the seq they include. */
+  /** The actor as durable: its own rows and progress row, then its journaled commands past the seq they include. */
   private load(key: string): { actor: Actor; replayedFrom?: number } {
     const prefix = PROCESS_ROW.actor(key);
     const rows = this.opts.store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
-    const mark = rows.find(([k]) => k === ACTOR_ROW.journalMark);
-    const replay = this.journal.commandsAfter(key, mark ? Number(mark[1]) : 0);
+    const progress = this.readProgress(key, rows);
+    const replay = this.journal.commandsAfter(key, progress.journal);
     // Restored as of the first command's time, so dedupe expiry follows the same clock as the first time.
     const now = replay[0]?.command.now ?? this.opts.clock.now();
-    const actor = Actor.restore(key, this.opts.config, rows, now, (ref) => this.journal.resolve(ref));
+    const actor = Actor.restore(key, this.opts.config, rows, now, (ref) => this.journal.resolve(ref), progress.outbox);
     const minRef = actor.outbox.minStoredRef();
     if (minRef !== undefined) {
       this.refHolders.set(key, minRef);
@@ -163,6 +175,15 @@ export class ProcessHost implements Gateway {
     actor.outbox.markDurable();
     this.stats.replayed += replay.length;
     return { actor, replayedFrom: replay[0]?.seq };
+  }
+
+  /** The actor's progress row; rows written before it existed kept the mark among the actor's rows (and the outbox in its state). */
+  private readProgress(key: string, rows: Array<[string, string]>): Progress {
+    const row = this.opts.store.list(PROCESS_ROW.progress(key)).find(([k]) => k === PROCESS_ROW.progress(key));
+    if (row) return JSON.parse(row[1]) as Progress;
+    const legacy = rows.find(([k]) => k === ACTOR_ROW.journalMark);
+    if (legacy) this.legacyMarks.add(key);
+    return { journal: legacy ? Number(legacy[1]) : 0 };
   }
 
   /** Runs a journaled command again: with the same input and time the actor makes the same change. */
@@ -272,7 +293,14 @@ export class ProcessHost implements Gateway {
     if (this.closed) return;
     for (const s of settled) applySettlement(this.actor(s.key).outbox, sink, s, now);
     this.record({ command: { kind: "settle", sink, now, settlements: settled } });
-    this.commit().catch(() => undefined);
+    // Acks are not urgent (a lost one means a redelivery, which sinks take idempotently): they ride
+    // with the next commit, or get one of their own after a short linger.
+    if (this.ackTimer === undefined && !this.flushQueued) {
+      this.ackTimer = this.opts.timers.setTimeout(() => {
+        this.ackTimer = undefined;
+        if (!this.closed) this.commit().catch(() => undefined);
+      }, ACK_LINGER_MS);
+    }
   }
 
   /** Runs due wall-clock work (window closing by idle timeout, retention) for every due key. */
@@ -321,6 +349,10 @@ export class ProcessHost implements Gateway {
    */
   flush(force = false): void {
     this.flushQueued = false;
+    if (this.ackTimer !== undefined) {
+      this.opts.timers.clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+    }
     const waiters = this.waiters;
     this.waiters = [];
     const turn = this.turn;
@@ -352,10 +384,12 @@ export class ProcessHost implements Gateway {
       const actor = this.actors.get(key);
       assert(actor !== undefined, "a checkpointed actor is in memory");
       const prefix = PROCESS_ROW.actor(key);
-      const writes = actor.drainWrites(all);
+      const writes = actor.drainWrites({ inlineRefs: all, outboxMetaApart: true });
       for (const [k, v] of writes.puts) puts.push([prefix + k, v]);
       for (const k of writes.deletes) deletes.push(prefix + k);
-      puts.push([prefix + ACTOR_ROW.journalMark, String(seq)]);
+      const progress: Progress = { journal: seq, outbox: actor.outbox.getMeta() };
+      puts.push([PROCESS_ROW.progress(key), JSON.stringify(progress)]);
+      if (this.legacyMarks.delete(key)) deletes.push(prefix + ACTOR_ROW.journalMark);
       refHolders.set(key, actor.outbox.minStoredRef());
       this.planRestRows(actor, puts, deletes, marks, savedWakes);
     }

@@ -38,7 +38,7 @@ export function commandFor(command: Command, keep: (key: string) => boolean): Co
 export const JOURNAL_ROW_VERSION = 2;
 
 type WireEvent = [id: string, type: string, ts: number, value: number | null, properties: Record<string, unknown> | null, assigned: 0 | 1];
-type WireSettlement = [key: string, upTo: number, dead?: Array<[n: number, error: string, attempts: number]>];
+type WireSettlement = [key: string, from: number, upTo: number, dead?: Array<[n: number, error: string, attempts: number]>];
 type WireCommand =
   | ["i", string, number, WireEvent[]]
   | ["t", string, number]
@@ -64,7 +64,12 @@ export function encodeJournal(commands: readonly Command[]): string {
       case "tick":
         return ["t", c.key, c.now];
       case "settle":
-        return ["s", c.sink, c.now, c.settlements.map((s): WireSettlement => (s.dead.length ? [s.key, s.upTo, s.dead.map((d) => [d.n, d.error, d.attempts])] : [s.key, s.upTo]))];
+        return [
+          "s",
+          c.sink,
+          c.now,
+          c.settlements.map((s): WireSettlement => (s.dead.length ? [s.key, s.from, s.upTo, s.dead.map((d) => [d.n, d.error, d.attempts])] : [s.key, s.from, s.upTo])),
+        ];
       case "replay":
         return ["r", c.key, c.now, c.sink ?? null, c.ids ?? null];
     }
@@ -89,7 +94,7 @@ export function decodeJournal(text: string): Command[] {
           kind: "settle",
           sink: c[1],
           now: c[2],
-          settlements: c[3].map(([key, upTo, dead = []]) => ({ key, upTo, dead: dead.map(([n, error, attempts]) => ({ n, error, attempts })) })),
+          settlements: c[3].map(([key, from, upTo, dead = []]) => ({ key, from, upTo, dead: dead.map(([n, error, attempts]) => ({ n, error, attempts })) })),
         };
       case "r": {
         const replay: Command = { kind: "replay", key: c[1], now: c[2] };
