@@ -214,6 +214,22 @@ export async function sinksSection(size: number | Partial<Omit<import("./bench-s
       note: d.timedOut ? `timed out after ${d.seconds.toFixed(0)} s: ${d.landed} of ${d.expected} landed` : `${d.expected} events in ${d.seconds.toFixed(1)} s`,
     });
   }
+  if (r.sameRate) {
+    rows.push({
+      id: "sinks.disk_same_rate", section: "sinks", metric: `disk bytes per event at ${r.sameRate.eventsPerS.toLocaleString("en-US")} events/s offered, sinks on`,
+      value: r.sameRate.on, unit: "bytes", baseline: { name: "sinks off, same rate", value: r.sameRate.off }, better: "lower", target: "<= 1.5x off",
+      note: "open loop at the same rate for both, so the per-second cost of checkpoints is spread over as many events",
+    });
+  }
+  for (const sink of SINK_NAMES) {
+    const alone = r.alone[sink];
+    if (!alone) continue;
+    rows.push({
+      id: `sinks.${sink}.drain_alone`, section: "sinks", metric: `${sink} alone: drain, ingest start -> last event visible`, value: alone.eventsPerS,
+      unit: "events/s", baseline: { name: "direct, same client", value: r.direct[sink].eventsPerS }, target: drainTarget[sink],
+      note: "only this sink on: keyflow's delivery without the other sinks' services on the same two cores",
+    });
+  }
   for (const sink of SINK_NAMES) {
     rows.push({
       id: `sinks.${sink}.direct_serial`, section: "sinks", metric: `${sink}: direct writes, one batch of 500 in flight`,

@@ -42,12 +42,14 @@ export interface SinksBenchOptions {
   latencyWarmSeconds: number;
   /** How long the sinks get to take everything before the drain is reported as it stands. */
   drainTimeoutMs: number;
+  /** Also each sink alone, and disk bytes at the same offered rate with sinks on and off. */
+  extended?: boolean;
   log: (line: string) => void;
 }
 
 export const SINKS_PRESETS = {
-  quick: { ingestSeconds: 2, warmSeconds: 0.5, directEvents: 20_000, latencySeconds: 3, latencyWarmSeconds: 1, drainTimeoutMs: 120_000 },
-  full: { ingestSeconds: 5, warmSeconds: 1, directEvents: 60_000, latencySeconds: 10, latencyWarmSeconds: 1, drainTimeoutMs: 120_000 },
+  quick: { ingestSeconds: 2, warmSeconds: 0.5, directEvents: 20_000, latencySeconds: 3, latencyWarmSeconds: 1, drainTimeoutMs: 120_000, extended: true },
+  full: { ingestSeconds: 5, warmSeconds: 1, directEvents: 60_000, latencySeconds: 10, latencyWarmSeconds: 1, drainTimeoutMs: 120_000, extended: true },
 } satisfies Record<string, Omit<SinksBenchOptions, "log">>;
 
 export interface IngestPhase {
@@ -79,6 +81,10 @@ export interface SinksBenchResult {
   off: IngestPhase;
   on: IngestPhase;
   drain: Record<SinkName, Drain>;
+  /** Each sink's drain with only that sink on (extended runs). */
+  alone: Partial<Record<SinkName, Drain>>;
+  /** Disk bytes per event at one offered rate, sinks on and off (extended runs). */
+  sameRate?: { eventsPerS: number; off: number; on: number };
   /** Batches of 500, four in flight: the drain rows' baselines. */
   direct: Record<SinkName, DirectRate>;
   /** One batch of 500 in flight, as the host's delivery loop sends. */
@@ -119,9 +125,9 @@ export async function sinksBench(options: SinksBenchOptions): Promise<SinksBench
   const ctx: Ctx = { opts, pool, pgUrl: PG_URL, redisConn, admin, topics };
   try {
     opts.log(`run prefix ${base}; ingest ${opts.ingestSeconds}s per server, 1,000-event NDJSON over ${KEYS} keys, 4 clients`);
-    const off = await ingestPhase(ctx, `${base}-off`, false);
+    const off = await ingestPhase(ctx, `${base}-off`, []);
     opts.log(`sinks off: ${fmt(off.phase.eventsPerS)} events/s, ${off.phase.bytesPerEvent.toFixed(0)} bytes written/event`);
-    const on = await ingestPhase(ctx, `${base}-on`, true);
+    const on = await ingestPhase(ctx, `${base}-on`, SINK_NAMES);
     opts.log(`sinks on: ${fmt(on.phase.eventsPerS)} events/s, ${on.phase.bytesPerEvent.toFixed(0)} bytes written/event`);
     const direct = {} as SinksBenchResult["direct"];
     const directSerial = {} as SinksBenchResult["directSerial"];
@@ -129,8 +135,15 @@ export async function sinksBench(options: SinksBenchOptions): Promise<SinksBench
       direct[sink] = await directDrain(ctx, `${base}-d${sink[0]}`, sink, opts.directEvents, 4);
       directSerial[sink] = await directDrain(ctx, `${base}-s${sink[0]}`, sink, Math.round(opts.directEvents / 2), 1);
     }
+    const alone = {} as SinksBenchResult["alone"];
+    if (opts.extended) {
+      // Each sink on its own: keyflow's delivery against the same client writing directly, without
+      // the other two sinks' services competing for the same two cores.
+      for (const sink of SINK_NAMES) alone[sink] = (await ingestPhase(ctx, `${base}-a${sink[0]}`, [sink])).drain![sink];
+    }
+    const sameRate = opts.extended ? await sameRateDisk(ctx, base, Math.max(5_000, Math.round((on.phase.eventsPerS * 0.8) / 1_000) * 1_000)) : undefined;
     const latency = await latencyPhase(ctx, `${base}-lat`);
-    return { off: off.phase, on: on.phase, drain: on.drain!, direct, directSerial, latency, cpu: [...off.cpu, ...on.cpu] };
+    return { off: off.phase, on: on.phase, drain: on.drain!, alone, sameRate, direct, directSerial, latency, cpu: [...off.cpu, ...on.cpu] };
   } finally {
     await cleanUp(ctx, base).catch((error) => opts.log(`clean-up failed: ${(error as Error).message}`));
     redisConn.close();
@@ -174,22 +187,33 @@ function failOnErrors(name: string, r: LoadResult): void {
   if (r.errors) throw new Error(`${name}: ${r.errors} of ${r.requests} requests failed (${r.firstError ?? JSON.stringify(r.statuses)})`);
 }
 
-async function ingestPhase(ctx: Ctx, run: string, sinks: boolean): Promise<{ phase: IngestPhase; drain?: Record<SinkName, Drain>; cpu: string[] }> {
+/** The sink variables of `run` for these sinks only. */
+function sinkEnv(run: string, sinkSet: readonly SinkName[]): Record<string, string> {
+  const of: Record<SinkName, RegExp> = { redis: /REDIS/, postgres: /POSTGRES|NEON/, kafka: /KAFKA/ };
+  return Object.fromEntries(Object.entries(localSinkEnv(run)).filter(([name]) => sinkSet.some((sink) => of[sink].test(name))));
+}
+
+async function ingestPhase(
+  ctx: Ctx,
+  run: string,
+  sinkSet: readonly SinkName[],
+): Promise<{ phase: IngestPhase; drain?: Record<SinkName, Drain>; cpu: string[] }> {
   const { opts } = ctx;
-  const label = sinks ? "sinks on" : "sinks off";
-  if (sinks) await createTopics(ctx, `${run}.events`, `${run}.windows`);
+  const sinks = sinkSet.length > 0;
+  const label = !sinks ? "sinks off" : sinkSet.length === SINK_NAMES.length ? "sinks on" : `${sinkSet.join(" + ")} alone`;
+  if (sinkSet.includes("kafka")) await createTopics(ctx, `${run}.events`, `${run}.windows`);
   const dir = tempDir(sinks ? "bench-sinks-on" : "bench-sinks-off");
-  const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...(sinks ? localSinkEnv(run) : {}) });
+  const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...sinkEnv(run, sinkSet) });
   try {
     const pid = serverPid(server);
     const gen = ndjsonBodies(run);
     const load = (seconds: number) =>
       runLoad({ url: `${server.url}/v1/events`, body: gen.body, contentType: "application/x-ndjson", concurrency: 4, seconds });
     failOnErrors(`${label} warm-up`, await load(opts.warmSeconds));
-    const counter = sinks ? drainCounter(ctx, run) : undefined;
+    const counter = sinks ? drainCounter(ctx, run, sinkSet) : undefined;
     if (counter) {
       const warm = await counter.until(gen.sent, performance.now(), opts.drainTimeoutMs, "the warm-up");
-      const short = SINK_NAMES.filter((s) => warm[s].timedOut);
+      const short = sinkSet.filter((s) => warm[s].timedOut);
       if (short.length) throw new Error(`${label}: the warm-up's ${fmt(gen.sent)} events did not reach ${short.join(", ")}`);
     }
     await diskIdle(pid, opts, `${label}: waiting for the server's disk writes to stop before the timed ingest`);
@@ -213,6 +237,7 @@ async function ingestPhase(ctx: Ctx, run: string, sinks: boolean): Promise<{ pha
       cpu.push(`CPU during the drain after the ingest (${secs(cpu2.at - cpu1.at)}): ${cpuLine(cpu1, cpu2)}`);
     }
     for (const line of cpu) opts.log(line);
+    if (sinks) opts.log(`${label}: ${await sinkHealth(server.url, `${run}-u0`)}`);
     await diskIdle(pid, opts, `${label}: waiting for the server's disk writes to stop (checkpoints, cursor commits)`);
     const after = readIo(pid);
     const bytesWritten = after.write_bytes - before.write_bytes;
@@ -223,9 +248,11 @@ async function ingestPhase(ctx: Ctx, run: string, sinks: boolean): Promise<{ pha
     );
     if (counter) {
       // The completion check above relies on per-key order (the last event of every key); count them all once.
-      const exact = await counter.exactPostgres();
-      if (exact !== gen.sent) opts.log(`postgres holds ${fmt(exact)} of the ${fmt(gen.sent)} events sent (warm-up included)`);
-      drain!.postgres.landed = Math.min(drain!.postgres.landed, exact - warmSent);
+      if (sinkSet.includes("postgres")) {
+        const exact = await counter.exactPostgres();
+        if (exact !== gen.sent) opts.log(`postgres holds ${fmt(exact)} of the ${fmt(gen.sent)} events sent (warm-up included)`);
+        drain!.postgres.landed = Math.min(drain!.postgres.landed, exact - warmSent);
+      }
     }
     return {
       phase: {
@@ -243,6 +270,72 @@ async function ingestPhase(ctx: Ctx, run: string, sinks: boolean): Promise<{ pha
     await server.stop();
     dir.remove();
   }
+}
+
+/** Requests of 1,000 events sent at a fixed rate (open loop: a slow answer does not slow the sending). */
+async function steadyIngest(url: string, body: () => string, eventsPerS: number, seconds: number): Promise<number> {
+  const intervalMs = (1000 * EVENTS_PER_REQUEST) / eventsPerS;
+  const start = performance.now();
+  const sent: Array<Promise<void>> = [];
+  let failures = 0;
+  for (let k = 0; k * intervalMs < seconds * 1000; k++) {
+    const wait = start + k * intervalMs - performance.now();
+    if (wait > 0) await Bun.sleep(wait);
+    sent.push(
+      fetch(url, { method: "POST", headers: { "content-type": "application/x-ndjson" }, body: body() }).then(async (res) => {
+        await res.arrayBuffer();
+        if (res.status !== 200) failures++;
+      }),
+    );
+  }
+  await Promise.all(sent);
+  if (failures) throw new Error(`${failures} of ${sent.length} requests failed at ${fmt(eventsPerS)} events/s`);
+  return sent.length * EVENTS_PER_REQUEST;
+}
+
+/**
+ * Disk bytes per event with the sinks on and off at the same offered rate: per second a host
+ * checkpoints each busy actor about once whatever the rate, so bytes per event at the two
+ * closed-loop rates (which differ several times) mix what the sinks add with how fast events came.
+ */
+async function sameRateDisk(ctx: Ctx, base: string, eventsPerS: number): Promise<{ eventsPerS: number; off: number; on: number }> {
+  const perEvent: Record<"off" | "on", number> = { off: 0, on: 0 };
+  for (const mode of ["off", "on"] as const) {
+    const run = `${base}-r${mode}`;
+    const sinkSet = mode === "on" ? SINK_NAMES : [];
+    if (mode === "on") await createTopics(ctx, `${run}.events`, `${run}.windows`);
+    const dir = tempDir(`bench-rate-${mode}`);
+    const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...sinkEnv(run, sinkSet) });
+    try {
+      const pid = serverPid(server);
+      const gen = ndjsonBodies(run);
+      const url = `${server.url}/v1/events`;
+      const counter = mode === "on" ? drainCounter(ctx, run) : undefined;
+      await steadyIngest(url, gen.body, eventsPerS, ctx.opts.warmSeconds);
+      await counter?.until(gen.sent, performance.now(), ctx.opts.drainTimeoutMs, `the same-rate warm-up (${mode})`);
+      await diskIdle(pid, ctx.opts, `same rate, sinks ${mode}: waiting for disk writes to stop before the timed ingest`);
+      const before = readIo(pid);
+      const from = gen.sent;
+      const events = await steadyIngest(url, gen.body, eventsPerS, ctx.opts.ingestSeconds);
+      await counter?.until(gen.sent, performance.now(), ctx.opts.drainTimeoutMs, `the same-rate ingest (${mode})`, from);
+      await diskIdle(pid, ctx.opts, `same rate, sinks ${mode}: waiting for disk writes to stop`);
+      perEvent[mode] = (readIo(pid).write_bytes - before.write_bytes) / events;
+      ctx.opts.log(`same rate ${fmt(eventsPerS)} events/s, sinks ${mode}: ${perEvent[mode].toFixed(0)} bytes written per event`);
+    } finally {
+      await server.stop();
+      dir.remove();
+    }
+  }
+  return { eventsPerS, ...perEvent };
+}
+
+/** The delivery channels' counters as one key's outbox view shows them: failures and breaker trips explain a slow drain. */
+async function sinkHealth(url: string, key: string): Promise<string> {
+  const res = await fetch(`${url}/v1/actors/${encodeURIComponent(key)}/outbox`);
+  const view = (await res.json()) as { sinks?: Array<Record<string, unknown>> };
+  return (view.sinks ?? [])
+    .map((s) => `${s.sink} ${s.attempts} requests, ${s.transient_failures} transient failures, breaker opened ${s.breaker_opened}x${s.last_error ? ` (last: ${String(s.last_error).slice(0, 80)})` : ""}`)
+    .join("; ");
 }
 
 /** The pid whose /proc/<pid>/io is read: spawnServer's process must be bun itself, not a wrapper. */
@@ -293,7 +386,7 @@ async function diskIdle(pid: number, opts: SinksBenchOptions, what: string): Pro
 const PRESENT = "SELECT count(*) FROM processed_events p JOIN unnest($1::text[], $2::text[]) AS u(k, id) ON p.actor_key = u.k AND p.event_id = u.id";
 
 /** Counts what of a run reached each sink, cheaply enough to poll every 100 ms. */
-function drainCounter(ctx: Ctx, run: string) {
+function drainCounter(ctx: Ctx, run: string, sinks: readonly SinkName[] = SINK_NAMES) {
   const streams = Array.from({ length: KEYS }, (_, k) => `${run}:events:${run}-u${k}`);
   const topic = `${run}.events`;
   const count = {
@@ -329,9 +422,9 @@ function drainCounter(ctx: Ctx, run: string) {
       let told = performance.now();
       // When a sink finishes, where the others stood: the rate of the last one alone.
       let lastFinish: { ms: number; landed: Record<SinkName, number>; sinks: SinkName[] } | undefined;
-      ctx.opts.log(`waiting for ${what} to reach Redis, Postgres and Kafka`);
-      while (SINK_NAMES.some((s) => !result[s])) {
-        const open = SINK_NAMES.filter((s) => !result[s]);
+      ctx.opts.log(`waiting for ${what} to reach ${sinks.join(", ")}`);
+      while (sinks.some((s) => !result[s])) {
+        const open = sinks.filter((s) => !result[s]);
         await Promise.all(
           open.map(async (sink) => {
             landed[sink] = sink === "postgres" ? await count.postgres(total) : await count[sink]();
@@ -342,9 +435,9 @@ function drainCounter(ctx: Ctx, run: string) {
           }),
         );
         const finished = open.filter((s) => result[s]);
-        const left = SINK_NAMES.filter((s) => !result[s]);
+        const left = sinks.filter((s) => !result[s]);
         if (finished.length && left.length) {
-          lastFinish = { ms: performance.now() - start, landed: { ...landed }, sinks: SINK_NAMES.filter((s) => result[s]) };
+          lastFinish = { ms: performance.now() - start, landed: { ...landed }, sinks: sinks.filter((s) => result[s]) };
         } else if (finished.length && lastFinish && open.length === 1) {
           const sink = open[0]!;
           const alone = ((total - lastFinish.landed[sink]) * 1000) / (result[sink].seconds * 1000 - lastFinish.ms);
@@ -355,21 +448,21 @@ function drainCounter(ctx: Ctx, run: string) {
         }
         const now = performance.now();
         if (now - start > timeoutMs) {
-          for (const sink of SINK_NAMES.filter((s) => !result[s])) {
+          for (const sink of sinks.filter((s) => !result[s])) {
             const got = Math.max(0, landed[sink] - from);
             result[sink] = { expected: total - from, landed: got, seconds: (now - start) / 1000, eventsPerS: (got * 1000) / (now - start), timedOut: true };
           }
-          ctx.opts.log(`gave up after ${secs(now - start)}: ${SINK_NAMES.map((s) => `${s} ${fmt(result[s].landed)} of ${fmt(total - from)}`).join(", ")}`);
+          ctx.opts.log(`gave up after ${secs(now - start)}: ${sinks.map((s) => `${s} ${fmt(result[s].landed)} of ${fmt(total - from)}`).join(", ")}`);
           break;
         }
         if (now - told >= 2000) {
           told = now;
-          const state = SINK_NAMES.map((s) =>
+          const state = sinks.map((s) =>
             result[s] ? `${s} done at ${secs(result[s].seconds * 1000)}` : `${s} ${s === "postgres" ? "~" : ""}${fmt(Math.max(0, landed[s] - from))}`,
           );
           ctx.opts.log(`  ${secs(now - start)}: ${state.join(", ")} of ${fmt(total - from)}`);
         }
-        if (SINK_NAMES.some((s) => !result[s])) await Bun.sleep(100);
+        if (sinks.some((s) => !result[s])) await Bun.sleep(100);
       }
       return result;
     },

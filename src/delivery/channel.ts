@@ -5,6 +5,10 @@ import { classify, type Sink, type SinkError } from "./sink.ts";
 
 export type Outcome = { status: "delivered" } | { status: "dead"; error: string; attempts: number } | { status: "pending" };
 
+// Shared, never mutated: a batch of thousands of records allocates no outcome per record.
+const PENDING: Outcome = Object.freeze({ status: "pending" });
+const DELIVERED: Outcome = Object.freeze({ status: "delivered" });
+
 /** Opens after `threshold` consecutive transient failures; after `cooldownMs` lets one probe through. */
 export class CircuitBreaker {
   state: "closed" | "open" | "half_open" = "closed";
@@ -75,7 +79,7 @@ export class SinkChannel {
 
   /** Delivers `records` (in order); returns one outcome per record: a delivered/dead prefix, then pending. */
   async deliver(records: OutboxRecord[], now: () => number): Promise<Outcome[]> {
-    const outcomes: Outcome[] = records.map(() => ({ status: "pending" }));
+    const outcomes: Outcome[] = new Array<Outcome>(records.length).fill(PENDING);
     if (!records.length || now() < this.retryAt || !this.breaker.beforeAttempt(now())) return outcomes;
     const failure = await this.attempt(records, 0, outcomes);
     if (!failure) {
@@ -136,7 +140,7 @@ export class SinkChannel {
   }
 
   private mark(outcomes: Outcome[], from: number, count: number): void {
-    for (let i = from; i < from + count; i++) outcomes[i] = { status: "delivered" };
+    outcomes.fill(DELIVERED, from, from + count);
     this.stats.delivered += count;
   }
 

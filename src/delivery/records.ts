@@ -3,7 +3,16 @@ import type { Aggregate } from "../actor/windows.ts";
 
 /** The record wire format: what every sink writes and the API shows, in snake_case with ISO-8601 times. */
 
-export const iso = (ms: number) => new Date(ms).toISOString();
+let lastMs = NaN;
+let lastIso = "";
+/** ISO-8601 of epoch ms; the events of one ingest share their arrival time, so the last one is kept. */
+export function iso(ms: number): string {
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
+}
 
 export interface AggregateView {
   count: number;
@@ -73,6 +82,14 @@ export function windowRecordView(record: WindowRecord): WindowRecordView {
 
 export function recordView(record: EventRecord | WindowRecord): RecordView {
   return record.kind === "event" ? eventRecordView(record) : windowRecordView(record);
+}
+
+/** recordView as JSON text, built once per record however many sinks send it (records never change). */
+const jsonOf = new WeakMap<object, string>();
+export function recordJson(record: EventRecord | WindowRecord): string {
+  let text = jsonOf.get(record);
+  if (text === undefined) jsonOf.set(record, (text = JSON.stringify(recordView(record))));
+  return text;
 }
 
 /** What an idempotent receiver dedupes a record on: the event id, or the window and its revision. */

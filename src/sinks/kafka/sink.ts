@@ -1,7 +1,7 @@
 import { Kafka } from "@upstash/kafka";
 import { SinkError, type Sink } from "../../delivery/sink.ts";
 import type { EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
-import { recordView } from "../../delivery/records.ts";
+import { recordJson, recordView } from "../../delivery/records.ts";
 import { base64, isTransientStatus, post, statusError } from "../http.ts";
 
 export type KafkaDialect = "v2" | "v3" | "upstash";
@@ -121,7 +121,7 @@ export class KafkaSink implements Sink {
       records: records.map((r) => {
         const record: { key: string; value: string; headers?: Array<{ key: string; value: string }> } = {
           key: base64(r.key),
-          value: base64(JSON.stringify(recordView(r))),
+          value: base64(recordJson(r)),
         };
         if (withHeaders) record.headers = headerPairs(r).map(([key, value]) => ({ key, value: base64(value) }));
         return record;

@@ -1,7 +1,7 @@
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { SinkError, type Sink } from "../../delivery/sink.ts";
 import type { DeadLetterRecord, EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
-import { aggregateView, eventRecordView, iso, recordView } from "../../delivery/records.ts";
+import { aggregateView, iso, recordJson, recordView } from "../../delivery/records.ts";
 import { POSTGRES_SCHEMA } from "./schema.ts";
 
 export interface PostgresSinkOptions {
@@ -149,7 +149,7 @@ export function batchStatement(events: EventRecord[], windows: WindowRecord[], d
   const values: string[] = [];
   if (events.length) {
     // The record view is the raw_events payload as it is, and the source of every processed_events column.
-    values.push(JSON.stringify(events.map(eventRecordView)));
+    values.push(`[${events.map(recordJson).join(",")}]`);
     const p = `$${values.length}`;
     parts.push(
       `e AS (
