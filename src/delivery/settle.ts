@@ -42,11 +42,12 @@ export function settlements(batch: readonly OutboxRecord[], outcomes: readonly O
  * before the actor was rebuilt from storage (after a failed commit) may start past the rebuilt
  * cursor: the records in between were never settled, so it is dropped and they go out again.
  */
-export function applySettlement(outbox: Outbox, sink: string, settlement: Settlement, now: number): void {
-  if (outbox.position(sink) < settlement.from) return;
+export function applySettlement(outbox: Outbox, sink: string, settlement: Settlement, now: number): boolean {
+  if (outbox.position(sink) < settlement.from) return false;
   for (const { n, error, attempts } of settlement.dead) {
     const record = outbox.record(n);
     if (record && outbox.position(sink) <= n) outbox.deadLetter(sink, record, error, attempts, now);
   }
   outbox.ack(sink, settlement.upTo);
+  return true;
 }

@@ -40,7 +40,7 @@ describe("commit journal", () => {
       { kind: "ingest", key: "k", now: 5, events: [ev("k", "a", 1, 2.5), { ...ev("k", "b", 2), assigned: true, properties: { x: [1, { y: null }] } }] },
       { kind: "ingest", key: "k2", now: 6, events: [ev("k2", "c", 3)] },
       { kind: "tick", key: "k", now: 7 },
-      { kind: "settle", sink: "redis", now: 8, settlements: [{ key: "k", from: 1, upTo: 3, dead: [] }, { key: "k2", from: 0, upTo: 1, dead: [{ n: 0, error: "WRONGTYPE", attempts: 1 }] }] },
+      { kind: "settle", sink: "redis", now: 8, settlements: [{ key: "k", from: -1, upTo: 3, dead: [] }, { key: "k2", from: -1, upTo: 1, dead: [{ n: 0, error: "WRONGTYPE", attempts: 1 }] }] },
       { kind: "replay", key: "k2", now: 9, sink: "redis", ids: [0] },
       { kind: "replay", key: "k", now: 10 },
     ];

@@ -291,8 +291,10 @@ export class ProcessHost implements Gateway {
   /** A delivery batch landed: apply what it settled to the actors now, journal it with the next commit. */
   private settle(sink: string, settled: Settlement[], now: number): void {
     if (this.closed) return;
-    for (const s of settled) applySettlement(this.actor(s.key).outbox, sink, s, now);
-    this.record({ command: { kind: "settle", sink, now, settlements: settled } });
+    // Only what was applied is journaled: a settlement dropped as stale must stay dropped on replay.
+    const applied = settled.filter((s) => applySettlement(this.actor(s.key).outbox, sink, s, now));
+    if (!applied.length) return;
+    this.record({ command: { kind: "settle", sink, now, settlements: applied } });
     // Acks are not urgent (a lost one means a redelivery, which sinks take idempotently): they ride
     // with the next commit, or get one of their own after a short linger.
     if (this.ackTimer === undefined && !this.flushQueued) {

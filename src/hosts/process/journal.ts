@@ -35,10 +35,12 @@ export function commandFor(command: Command, keep: (key: string) => boolean): Co
   return settlements.length ? { ...command, settlements } : undefined;
 }
 
-export const JOURNAL_ROW_VERSION = 2;
+/** The `from` of a settlement read back from the journal: replayed in order, it starts where the cursor is. */
+export const REPLAYED = -1;
 
 type WireEvent = [id: string, type: string, ts: number, value: number | null, properties: Record<string, unknown> | null, assigned: 0 | 1];
-type WireSettlement = [key: string, from: number, upTo: number, dead?: Array<[n: number, error: string, attempts: number]>];
+/** A settlement as journaled: without `from` (replayed in order, a settlement starts at the cursor it was made against). */
+type WireSettlement = [key: string, upTo: number, dead?: Array<[n: number, error: string, attempts: number]>];
 type WireCommand =
   | ["i", string, number, WireEvent[]]
   | ["t", string, number]
@@ -68,7 +70,7 @@ export function encodeJournal(commands: readonly Command[]): string {
           "s",
           c.sink,
           c.now,
-          c.settlements.map((s): WireSettlement => (s.dead.length ? [s.key, s.from, s.upTo, s.dead.map((d) => [d.n, d.error, d.attempts])] : [s.key, s.from, s.upTo])),
+          c.settlements.map((s): WireSettlement => (s.dead.length ? [s.key, s.upTo, s.dead.map((d) => [d.n, d.error, d.attempts])] : [s.key, s.upTo])),
         ];
       case "replay":
         return ["r", c.key, c.now, c.sink ?? null, c.ids ?? null];
@@ -94,7 +96,7 @@ export function decodeJournal(text: string): Command[] {
           kind: "settle",
           sink: c[1],
           now: c[2],
-          settlements: c[3].map(([key, from, upTo, dead = []]) => ({ key, from, upTo, dead: dead.map(([n, error, attempts]) => ({ n, error, attempts })) })),
+          settlements: c[3].map(([key, upTo, dead = []]) => ({ key, from: REPLAYED, upTo, dead: dead.map(([n, error, attempts]) => ({ n, error, attempts })) })),
         };
       case "r": {
         const replay: Command = { kind: "replay", key: c[1], now: c[2] };
