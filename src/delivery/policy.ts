@@ -16,7 +16,7 @@ export interface DeliveryPolicy {
 export const DEFAULT_DELIVERY_POLICY: DeliveryPolicy = {
   batchSize: 500,
   maxBatchSize: 5_000,
-  maxInFlight: 4,
+  maxInFlight: 2,
   retryBudgetMs: 3_600_000,
   backoffBaseMs: 100,
   backoffMaxMs: 30_000,

@@ -51,7 +51,7 @@ describe("configFromEnv: defaults", () => {
       delivery: {
         batchSize: 500,
         maxBatchSize: 5_000,
-        maxInFlight: 4,
+        maxInFlight: 2,
         retryBudgetMs: HOUR,
         backoffBaseMs: 100,
         backoffMaxMs: 30_000,
@@ -123,7 +123,7 @@ describe("configFromEnv: each variable", () => {
     ["KEYFLOW_SINK_MAX_DELAY", "250ms", "sinkMaxDelayMs", 250],
     ["KEYFLOW_SINK_BATCH_SIZE", "64", "delivery.batchSize", 64],
     ["KEYFLOW_SINK_MAX_BATCH_SIZE", "2000", "delivery.maxBatchSize", 2_000],
-    ["KEYFLOW_SINK_MAX_IN_FLIGHT", "2", "delivery.maxInFlight", 2],
+    ["KEYFLOW_SINK_MAX_IN_FLIGHT", "3", "delivery.maxInFlight", 3],
     ["KEYFLOW_SINK_RETRY_BUDGET", "10m", "delivery.retryBudgetMs", 10 * MINUTE],
     ["KEYFLOW_SINK_BACKOFF_BASE", "50ms", "delivery.backoffBaseMs", 50],
     ["KEYFLOW_SINK_BACKOFF_MAX", "1m", "delivery.backoffMaxMs", MINUTE],
