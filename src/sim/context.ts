@@ -7,7 +7,6 @@ import type { Counters, FaultPlan } from "./faults.ts";
 import type { TraceHash } from "./hash.ts";
 import type { Prng } from "./prng.ts";
 import type { VirtualTime } from "./virtual-time.ts";
-import type { SimSink } from "./sinks.ts";
 
 /** Deliberate defects, used by the tests to prove the checker can fail. */
 /** lose-journal (process host): a restart that skips the journal, as a recovery bug would. */
@@ -36,6 +35,15 @@ export function parseGlue(glue: Glue): Fixes {
   return { A: fixes.includes("A"), B: fixes.includes("B"), C: fixes.includes("C") };
 }
 
+/** A simulated sink as the checker sees it (src/sim/sinks.ts's SimSink). */
+export interface ObservedSink {
+  readonly name: string;
+  /** Whether the sink refuses this record for good. */
+  poison(record: OutboxRecord): boolean;
+  /** What it applied, by effect id. */
+  readonly effects: ReadonlyMap<string, { record: OutboxRecord; text: string; applies: number }>;
+}
+
 /** What the host and the sinks report to the checker (which compares against the ground-truth model). */
 export interface Observer {
   /** An ingest call whose commit succeeded (the model applies the same events at the same time). */
@@ -49,7 +57,7 @@ export interface Observer {
   /** The client got a reply for these events (accepted or duplicate): they are acknowledged. */
   acknowledged(key: string, events: readonly Event[], outcomes: readonly IngestOutcome[]): void;
   /** A sink applied a record (possibly again). */
-  applied(sink: SimSink, record: OutboxRecord): void;
+  applied(sink: ObservedSink, record: OutboxRecord): void;
   /** Records a violation (the first one is reported). */
   violation(message: string): void;
 }

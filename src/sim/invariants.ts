@@ -3,7 +3,7 @@ import type { Config } from "../settings/config.ts";
 import type { Event } from "../actor/event.ts";
 import type { DeadLetter, OutboxRecord } from "../actor/outbox.ts";
 import { MIRROR_SINK } from "./swarm.ts";
-import type { Observer, SimContext } from "./context.ts";
+import type { ObservedSink, Observer, SimContext } from "./context.ts";
 import type { SimHost } from "./sim-host.ts";
 import type { CommittedCommand } from "../hosts/process/journal.ts";
 import { KeyModel, type MAgg, type ModelConfig } from "./model.ts";
@@ -172,7 +172,7 @@ export class Checker implements Observer {
     });
   }
 
-  applied(sink: SimSink, r: OutboxRecord): void {
+  applied(sink: ObservedSink, r: OutboxRecord): void {
     const id = effectId(r);
     const m = this.models.get(r.key);
     const text = payload(r);

@@ -1,8 +1,7 @@
-import type { KeyActor } from "../../../actors/key-actor.ts";
-
 /** Bindings and vars of the keyflow Worker (see wrangler.toml). */
 export interface WorkerEnv {
-  ACTORS: DurableObjectNamespace<KeyActor>;
+  /** The KeyActor Durable Objects (actors/key-actor.ts); the gateway calls them through ActorNamespace. */
+  ACTORS: DurableObjectNamespace;
   [variable: string]: unknown;
 }
 

@@ -1,0 +1,113 @@
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { ROOT } from "../support/process.ts";
+
+// The tree is the architecture: each layer imports only the layers below it, and no module imports
+// itself back through others. Type-only imports count: they are dependencies too.
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? tsFiles(join(dir, entry.name)) : entry.name.endsWith(".ts") ? [join(dir, entry.name)] : [],
+  );
+}
+
+const files = [...tsFiles(join(ROOT, "src")), ...tsFiles(join(ROOT, "actors"))];
+const rel = (file: string) => relative(ROOT, file);
+const SPECIFIER = /(?:^|\n)\s*(?:import|export)\s[^;]*?\sfrom\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|(?:^|\n)\s*import\s+["']([^"']+)["']/g;
+
+/** Every file's imports: repository-relative paths for local modules, bare specifiers for packages. */
+const imports = new Map<string, string[]>();
+for (const file of files) {
+  const specs: string[] = [];
+  for (const m of readFileSync(file, "utf8").matchAll(SPECIFIER)) {
+    const spec = m[1] ?? m[2] ?? m[3]!;
+    specs.push(spec.startsWith(".") ? rel(resolve(dirname(file), spec)) : spec);
+  }
+  imports.set(rel(file), specs);
+}
+
+const layerOf = (path: string) => /^src\/(actor|ports|delivery|hosts|http|settings|sinks|runtimes|sim)\//.exec(path)?.[1] ?? path.split("/")[0]!;
+
+/** Which layers each layer may import (besides itself). */
+const ALLOWED: Record<string, string[]> = {
+  ports: [],
+  actor: ["ports"],
+  delivery: ["actor", "ports"],
+  http: ["actor", "ports", "delivery", "settings", "src/version.ts"],
+  settings: ["actor", "delivery", "ports", "sinks", "hosts"],
+  hosts: ["actor", "ports", "delivery", "http", "settings"],
+  sinks: ["actor", "ports", "delivery", "settings"],
+  runtimes: ["actor", "ports", "delivery", "http", "settings", "sinks", "hosts", "actors", "src/version.ts"],
+  actors: ["actor", "ports", "delivery", "http", "settings", "sinks", "hosts"],
+  sim: ["actor", "ports", "delivery", "http", "settings", "hosts", "sim"],
+};
+
+/** Packages a layer may use. Runtime APIs (bun:, node:, cloudflare:) and sink clients stay out of the core. */
+const PACKAGES: Record<string, RegExp> = {
+  ports: /^$/,
+  actor: /^zod$/,
+  delivery: /^$/,
+  http: /^(hono|hono\/.+)$/,
+  settings: /^zod$/,
+  hosts: /^$/,
+  sinks: /^(zod|@upstash\/redis|@upstash\/kafka|@neondatabase\/serverless)$/,
+  runtimes: /^(hono|bun:sqlite|node:(fs|path|process|sqlite))$/,
+  actors: /^cloudflare:workers$/,
+  sim: /^$/,
+};
+
+describe("the tree's layering", () => {
+  test("no import cycles, type-only imports included", () => {
+    const cycles: string[] = [];
+    const state = new Map<string, "open" | "done">();
+    const visit = (file: string, path: string[]): void => {
+      if (state.get(file) === "done") return;
+      if (state.get(file) === "open") {
+        cycles.push([...path.slice(path.indexOf(file)), file].join(" -> "));
+        return;
+      }
+      state.set(file, "open");
+      for (const dep of imports.get(file) ?? []) if (imports.has(dep)) visit(dep, [...path, file]);
+      state.set(file, "done");
+    };
+    for (const file of imports.keys()) visit(file, []);
+    expect(cycles).toEqual([]);
+    expect(imports.size).toBeGreaterThan(50);
+  });
+
+  test("each layer imports only the layers below it", () => {
+    const wrong: string[] = [];
+    for (const [file, deps] of imports) {
+      const layer = layerOf(file);
+      for (const dep of deps.filter((d) => imports.has(d) || d.startsWith("src/"))) {
+        const target = layerOf(dep);
+        if (target !== layer && !ALLOWED[layer]?.includes(target) && !ALLOWED[layer]?.includes(dep)) wrong.push(`${file} imports ${dep}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test("Hono only in src/http; runtime APIs only in src/runtimes and actors/; each sink's client only in its folder", () => {
+    const wrong: string[] = [];
+    for (const [file, deps] of imports) {
+      const layer = layerOf(file);
+      for (const dep of deps.filter((d) => !imports.has(d) && !d.startsWith("src/") && !d.startsWith("actors/"))) {
+        if (!PACKAGES[layer]?.test(dep)) wrong.push(`${file} imports ${dep}`);
+        const sinkOf = { "@upstash/redis": "src/sinks/redis/", "@upstash/kafka": "src/sinks/kafka/", "@neondatabase/serverless": "src/sinks/postgres/" }[dep];
+        if (sinkOf && !file.startsWith(sinkOf)) wrong.push(`${file} imports ${dep}, the client of ${sinkOf}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test("the actor, ports and delivery layers read no runtime global (Bun, Deno, process, caches)", () => {
+    const offenders = [...imports.keys()]
+      .filter((file) => ["actor", "ports", "delivery"].includes(layerOf(file)) && file !== "src/ports/system.ts")
+      .filter((file) => {
+        const code = readFileSync(join(ROOT, file), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
+        return /\b(Bun|Deno|process)\.|\bcaches\b/.test(code);
+      });
+    expect(offenders).toEqual([]);
+  });
+});
