@@ -12,7 +12,7 @@ import { createSinks } from "../src/sinks/index.ts";
 
 /**
  * One key's actor as a SQLite-backed Durable Object: RPC methods over DurableHost
- * (src/core/actor-object.ts), the same logic the simulator runs. Each method runs synchronously up
+ * (src/hosts/durable/durable-host.ts), the same logic the simulator runs. Each method runs synchronously up
  * to its storage commit, so calls never interleave; the output gate releases the reply only once
  * the commit (dedupe IDs, aggregates, outbox, key) is durable.
  */

@@ -1,15 +1,23 @@
-// Deterministic simulation of the keyflow actor core on a Durable-Object-like host.
-// Usage:
-//   bun run simulate --seed N                 one seed, verbose summary
-//   bun run simulate --seeds 10000 [--from F] a sweep, with a progress line every second
-//   --host durable|process|both (default both): the Durable Object host, the process host, or each in turn
-//   overrides: --keys K --events E --steps S; --trace (print the last steps on a violation)
-//   --glue unfixed: the Durable Object logic without the three fixes the simulator found; unfixed+A,
-//   unfixed+A+B: with some of them (default: fixed = as deployed, see src/core/actor-object.ts)
-// Exits non-zero when an invariant is violated, printing the seed, the step and the replay command.
+// Deterministic simulation of the keyflow actor core on both hosts (see USAGE).
 import { Counters, FAULT_KINDS, PATH_KINDS } from "../src/sim/faults.ts";
 import { describeConfig, formatViolation, runSeed, type SimOptions, type SimResult } from "../src/sim/run.ts";
-import { parseGlue, type Broken } from "../src/sim/context.ts";
+import { BROKEN_MODES, parseGlue, type Broken } from "../src/sim/context.ts";
+
+const USAGE = `Deterministic simulation of keyflow's actors on both hosts, in virtual time, with one seeded PRNG.
+
+  bun run simulate --seed N                  one seed, with a summary and the faults it fired
+  bun run simulate --seeds 10000 [--from F]  a sweep, with a progress line every second
+
+  --host durable|process|both   the Durable Object host, the process host, or each in turn (default both)
+  --keys K --events E --steps S override the seed's workload size
+  --trace                       print the last 200 steps on a violation
+  --stop-on-failure             end a sweep at its first violation
+  --glue unfixed|unfixed+A|...  the Durable Object host without the fixes the simulator found (default fixed)
+  --broken MODE                 a deliberately broken run the checker must catch: ${BROKEN_MODES.join(", ")}
+
+Exits 1 when an invariant is violated, printing the seed, the step and the replay command.`;
+
+const FLAGS = new Set(["seed", "seeds", "from", "host", "keys", "events", "steps", "trace", "stop-on-failure", "glue", "broken", "help"]);
 
 function parseArgs(argv: string[]) {
   const flags: Record<string, string | true> = {};
@@ -17,6 +25,7 @@ function parseArgs(argv: string[]) {
     const a = argv[i]!;
     if (!a.startsWith("--")) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
     const [name, inline] = a.slice(2).split("=", 2) as [string, string | undefined];
+    if (!FLAGS.has(name)) throw new Error(`unknown flag --${name}\n\n${USAGE}`);
     if (inline !== undefined) flags[name] = inline;
     else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) flags[name] = argv[++i]!;
     else flags[name] = true;
@@ -57,6 +66,10 @@ function summary(r: SimResult): string {
 
 async function main(): Promise<number> {
   const flags = parseArgs(process.argv.slice(2));
+  if (flags.help) {
+    console.log(USAGE);
+    return 0;
+  }
   const base: Omit<SimOptions, "seed"> = {};
   const keys = int(flags, "keys");
   const events = int(flags, "events");
@@ -64,7 +77,10 @@ async function main(): Promise<number> {
   if (keys !== undefined) base.keys = Math.max(1, keys);
   if (events !== undefined) base.events = events;
   if (steps !== undefined) base.steps = steps;
-  if (typeof flags.broken === "string") base.broken = flags.broken as Broken;
+  if (flags.broken !== undefined) {
+    if (!BROKEN_MODES.includes(flags.broken as Broken)) throw new Error(`--broken must be one of ${BROKEN_MODES.join(", ")}`);
+    base.broken = flags.broken as Broken;
+  }
   const hostFlag = flags.host ?? "both";
   if (!["durable", "process", "both"].includes(hostFlag as string)) throw new Error("--host must be durable, process or both");
   const hosts = hostFlag === "both" ? (["durable", "process"] as const) : [hostFlag as "durable" | "process"];

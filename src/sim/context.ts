@@ -8,12 +8,15 @@ import type { TraceHash } from "./hash.ts";
 import type { Prng } from "./prng.ts";
 import type { VirtualTime } from "./virtual-time.ts";
 
-/** Deliberate defects, used by the tests to prove the checker can fail. */
-/** lose-journal (process host): a restart that skips the journal, as a recovery bug would. */
-export type Broken = "none" | "sink-drops-record" | "model-count" | "lose-journal";
+/**
+ * Deliberate defects, used by the tests to prove the checker can fail. lose-journal (process host):
+ * a restart that skips the journal, as a recovery bug would.
+ */
+export const BROKEN_MODES = ["none", "sink-drops-record", "model-count", "lose-journal"] as const;
+export type Broken = (typeof BROKEN_MODES)[number];
 
 /**
- * The Durable Object glue the host runs: "fixed" (the default) is src/core/actor-object.ts as
+ * The Durable Object glue the host runs: "fixed" (the default) is src/hosts/durable/durable-host.ts as
  * actors/key-actor.ts runs it; "unfixed" takes out the three fixes the simulator found (A, B, C:
  * see DurableHost's seams), "unfixed+A", "unfixed+A+B", ... keep only those.
  */

@@ -14,7 +14,7 @@ import type { SimSink } from "./sinks.ts";
 export const ALARM_RETRY_BASE = 2_000;
 
 /**
- * The real glue (src/core/actor-object.ts, which actors/key-actor.ts wraps) with some of the fixes
+ * The real host (src/hosts/durable/durable-host.ts, which actors/key-actor.ts wraps) with some of the fixes
  * the simulator found taken out again, to show the bugs they fixed: `--glue unfixed` (none of them),
  * `unfixed+A`, `unfixed+A+B`, ... (only those).
  */
