@@ -177,19 +177,94 @@ const kafka = new Kafka({
   requestTimeout: 10000,
   retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 8 },
 });
-const producer: Producer = kafka.producer({
-  idempotent: true,
-  maxInFlightRequests: 1,
-  allowAutoTopicCreation: true,
-  createPartitioner: recordingPartitioner,
-});
+const newProducer = (): Producer =>
+  kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true, createPartitioner: recordingPartitioner });
+let producer = newProducer();
 let ready = false;
+
+/**
+ * The Java producer the real bridge runs splits what it sends into requests of at most
+ * max.request.size (1 MiB) and refuses a single record over it; kafkajs sends one request per
+ * broker whatever its size, which the broker refuses over message.max.bytes. So: chunks of at most
+ * this many bytes, one send each.
+ */
+const MAX_REQUEST_BYTES = 1_048_576;
+const CHUNK_BYTES = 512 * 1024;
+
+const messageBytes = (m: Message) =>
+  (m.value?.length ?? 0) + (m.key?.length ?? 0) + Object.entries(m.headers ?? {}).reduce((n, [k, v]) => n + k.length + ((v as Buffer)?.length ?? 0), 0) + 70;
+
+/**
+ * Errors after which kafkajs's idempotent producer never sends again (its sequence numbers no longer
+ * match the broker's). The Java producer bumps its epoch; the stand-in starts a new producer.
+ */
+const FATAL_FOR_PRODUCER = new Set(["OUT_OF_ORDER_SEQUENCE_NUMBER", "INVALID_PRODUCER_EPOCH", "UNKNOWN_PRODUCER_ID", "INVALID_PRODUCER_ID_MAPPING"]);
+let replacing: Promise<void> | undefined;
+
+function replaceProducer(failed: Producer): Promise<void> {
+  if (failed !== producer) return replacing ?? Promise.resolve();
+  const next = newProducer();
+  producer = next;
+  replacing = (async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await next.connect();
+        console.error("kafka-rest front: started a new producer after a fatal sequence error");
+        return;
+      } catch (e) {
+        console.error(`kafka-rest front: the new producer could not connect (attempt ${attempt}), retrying: ${(e as Error).message}`);
+        await Bun.sleep(500);
+      }
+    }
+  })().finally(() => (replacing = undefined));
+  // Sends still in flight on the old producer finish (or fail) before it goes.
+  setTimeout(() => void failed.disconnect().catch(() => {}), 30_000);
+  return replacing;
+}
 
 type Offset = { partition: number; offset: number } | { error_code: number; message: string };
 
 async function produce(topic: string, messages: Message[]): Promise<Offset[]> {
+  const offsets: Offset[] = [];
+  let chunk: Message[] = [];
+  let chunkBytes = 0;
+  const flush = async (): Promise<boolean> => {
+    const sent = chunk;
+    chunk = [];
+    chunkBytes = 0;
+    if (!sent.length) return true;
+    const result = await produceChunk(topic, sent);
+    offsets.push(...result);
+    return !result.some((o) => "error_code" in o);
+  };
+  for (let i = 0; i < messages.length; i++) {
+    const m = messages[i]!;
+    const bytes = messageBytes(m);
+    if (bytes > MAX_REQUEST_BYTES) {
+      if (!(await flush())) return notSent(offsets, messages.length);
+      const message = `The message is ${bytes} bytes when serialized which is larger than ${MAX_REQUEST_BYTES}, which is the value of the max.request.size configuration.`;
+      offsets.push({ error_code: 413, message });
+      return notSent(offsets, messages.length);
+    }
+    if (chunkBytes + bytes > CHUNK_BYTES && !(await flush())) return notSent(offsets, messages.length);
+    chunk.push(m);
+    chunkBytes += bytes;
+  }
+  if (!(await flush())) return notSent(offsets, messages.length);
+  return offsets;
+}
+
+/** Pads `offsets` to `count` entries with an error: records after a failed one were not sent. */
+function notSent(offsets: Offset[], count: number): Offset[] {
+  while (offsets.length < count) offsets.push({ error_code: 500, message: "not sent: an earlier record of this request failed" });
+  return offsets;
+}
+
+async function produceChunk(topic: string, messages: Message[]): Promise<Offset[]> {
+  if (replacing) await replacing;
+  const sender = producer;
   try {
-    const metadata = await producer.send({ topic, messages, acks: -1 });
+    const metadata = await sender.send({ topic, messages, acks: -1 });
     const base = new Map(metadata.map((m) => [m.partition, Number(m.baseOffset)]));
     const seen = new Map<number, number>();
     return messages.map((m) => {
@@ -201,8 +276,10 @@ async function produce(topic: string, messages: Message[]): Promise<Offset[]> {
   } catch (e) {
     const cause = (e as { cause?: unknown }).cause ?? e;
     const message = cause instanceof Error ? cause.message : String(cause);
-    const notFound = cause instanceof MissingPartition || (cause as { type?: string }).type === "UNKNOWN_TOPIC_OR_PARTITION";
+    const type = (cause as { type?: string }).type ?? (e as { type?: string }).type;
+    const notFound = cause instanceof MissingPartition || type === "UNKNOWN_TOPIC_OR_PARTITION";
     console.error(`produce to ${topic} failed: ${message}`);
+    if (type && FATAL_FOR_PRODUCER.has(type)) await replaceProducer(sender);
     return messages.map(() => ({ error_code: notFound ? 404 : 500, message }));
   }
 }

@@ -49,8 +49,8 @@ export class CircuitBreaker {
 
 /**
  * One sink's delivery state in one scope (a whole host, or one Durable Object): circuit breaker,
- * exponential backoff with full jitter, retry budget, and bisection to find the poison record in a
- * batch the sink rejects as a whole.
+ * exponential backoff with full jitter, retry budget, bisection to find the poison record in a
+ * batch the sink rejects as a whole, and splitting of a batch the sink finds too large.
  */
 export class SinkChannel {
   readonly breaker: CircuitBreaker;
@@ -121,6 +121,7 @@ export class SinkChannel {
     } catch (e) {
       error = classify(e);
     }
+    if (error.tooLarge) return this.split(records, offset, outcomes, error);
     if (error.index !== undefined && error.index >= 0 && error.index < records.length) {
       this.mark(outcomes, offset, error.index);
       if (!error.permanent) return error;
@@ -137,6 +138,24 @@ export class SinkChannel {
     const half = Math.ceil(records.length / 2);
     const left = await this.attempt(records.slice(0, half), offset, outcomes);
     return left ?? this.attempt(records.slice(half), offset + half, outcomes);
+  }
+
+  /**
+   * The sink refused the request as too large: what it took before the failure stays taken, the
+   * rest goes again in halves, and a record too large on its own is dead-lettered.
+   */
+  private async split(records: OutboxRecord[], offset: number, outcomes: Outcome[], error: SinkError): Promise<SinkError | undefined> {
+    const taken = error.index !== undefined && error.index >= 0 && error.index < records.length ? error.index : 0;
+    this.mark(outcomes, offset, taken);
+    const rest = records.slice(taken);
+    const at = offset + taken;
+    if (rest.length === 1) {
+      this.dead(outcomes, at, error.message);
+      return undefined;
+    }
+    const half = Math.ceil(rest.length / 2);
+    const left = await this.attempt(rest.slice(0, half), at, outcomes);
+    return left ?? this.attempt(rest.slice(half), at + half, outcomes);
   }
 
   private mark(outcomes: Outcome[], from: number, count: number): void {

@@ -17,7 +17,7 @@ export function isTransientStatus(status: number): boolean {
 
 export async function statusError(res: Response, what: string, index?: number): Promise<SinkError> {
   const body = (await res.text().catch(() => "")).slice(0, 500);
-  return new SinkError(`${what}: HTTP ${res.status} ${body}`.trim(), !isTransientStatus(res.status), index);
+  return new SinkError(`${what}: HTTP ${res.status} ${body}`.trim(), !isTransientStatus(res.status), index, res.status === 413);
 }
 
 const utf8 = new TextEncoder();

@@ -176,3 +176,40 @@ describe("bad requests", () => {
     expect(all.map((r) => text(r.value))).toEqual(['"after"']);
   }, CONSUME_TIMEOUT);
 });
+
+// The real bridge's Java producer splits large sends into requests the broker takes and refuses a
+// record over max.request.size alone; kafkajs sends one request whatever its size. Before the
+// stand-in split them, a 4 MiB request failed with MESSAGE_TOO_LARGE, and every later send failed
+// with OUT_OF_ORDER_SEQUENCE_NUMBER: the bridge stopped producing until restarted.
+describe("large requests through the bridge", () => {
+  const topic = uniqueTopic("kf-bridge-large");
+  const filler = "x".repeat(500);
+  const count = 8_000;
+  const records = Array.from({ length: count }, (_, i) => ({ key: `k-${i % 50}`, value: { i, filler } }));
+
+  test("a 4 MiB request lands whole, each record once, and the next request works", async () => {
+    const big = await bridgeProduce(topic, records);
+    expect(big.status).toBe(200);
+    expect(big.body.offsets.filter((o: { error_code?: number }) => o.error_code)).toEqual([]);
+    const next = await bridgeProduce(topic, [{ key: "k-0", value: { i: count, filler } }]);
+    expect(next.body.offsets[0].error_code).toBeUndefined();
+    const consumed = await consumeAll(topic, count + 1, 60_000, { settleMs: 1_000 });
+    const seen = consumed.map((r) => JSON.parse(text(r.value)!).i as number).sort((a, b) => a - b);
+    expect(seen).toEqual(Array.from({ length: count + 1 }, (_, i) => i));
+  }, 90_000);
+
+  test("a record over max.request.size is refused alone (413); the records before it land, the bridge keeps producing", async () => {
+    const t = uniqueTopic("kf-bridge-huge");
+    const huge = "y".repeat(1_100_000);
+    const r = await bridgeProduce(t, [{ key: "a", value: "before" }, { key: "a", value: huge }, { key: "a", value: "after" }], "text");
+    expect(r.status).toBe(200);
+    expect(r.body.offsets[0].error_code).toBeUndefined();
+    expect(r.body.offsets[1]).toMatchObject({ error_code: 413 });
+    expect(r.body.offsets[1].message).toContain("max.request.size");
+    expect(r.body.offsets[2].error_code).toBeDefined();
+    const again = await bridgeProduce(t, [{ key: "a", value: "later" }], "text");
+    expect(again.body.offsets[0].error_code).toBeUndefined();
+    const consumed = await consumeAll(t, 2, 30_000, { settleMs: 1_000 });
+    expect(consumed.map((c) => text(c.value))).toEqual(["before", "later"]);
+  }, 60_000);
+});

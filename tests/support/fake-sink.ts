@@ -22,6 +22,10 @@ export class FakeSink implements Sink {
   lieNext = 0;
   /** Records this predicate matches are refused permanently, as a whole batch (like a failed SQL statement). */
   poison: (r: OutboxRecord) => boolean = () => false;
+  /** Calls with more records than this are refused as too large (like HTTP 413), as a whole. */
+  maxRecords = Infinity;
+  /** Records this predicate matches are too large even alone (refused as too large in any batch). */
+  huge: (r: OutboxRecord) => boolean = () => false;
   /** When set, each call waits until the test releases it (release()), so calls overlap. */
   hold = false;
   private held: Array<() => void> = [];
@@ -65,6 +69,9 @@ export class FakeSink implements Sink {
     if (this.down > 0) {
       this.down--;
       throw new SinkError(`${this.name}: connection refused`, false);
+    }
+    if (records.length > this.maxRecords || records.some(this.huge)) {
+      throw new SinkError(`${this.name}: HTTP 413 request too large`, false, undefined, true);
     }
     if (records.some(this.poison)) throw new SinkError(`${this.name}: payload refused`, true);
     for (const r of records) {

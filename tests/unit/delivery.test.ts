@@ -119,6 +119,38 @@ describe("SinkChannel", () => {
     expect(permanent.calls.map((c) => c.map((r) => r.n))).toEqual([[0, 1, 2, 3, 4, 5], [3, 4, 5]]);
   });
 
+  test("a batch the sink finds too large is split until the parts fit: all delivered, no failure counted", async () => {
+    const sink = new FakeSink("s");
+    sink.maxRecords = 3;
+    const ch = channel(sink);
+    const outcomes = await ch.deliver(recs(10), () => 0);
+    expect(outcomes.map((o) => o.status)).toEqual(Array(10).fill("delivered"));
+    expect(sink.eventIds()).toEqual(recs(10).map((r) => (r as { id: string }).id));
+    expect(sink.calls.map((c) => c.length)).toEqual([10, 5, 3, 2, 5, 3, 2]);
+    expect(ch.status()).toMatchObject({ transientFailures: 0, deadLettered: 0, consecutiveFailures: 0, breaker: "closed" });
+    expect(ch.readyAt()).toBe(0);
+  });
+
+  test("a record too large on its own is dead-lettered alone; what the sink took before it stays taken", async () => {
+    const sink = new FakeSink("s");
+    sink.huge = (r) => r.n === 6;
+    const outcomes = await channel(sink).deliver(recs(9), () => 0);
+    expect(outcomes.map((o) => o.status)).toEqual(["delivered", "delivered", "delivered", "delivered", "delivered", "delivered", "dead", "delivered", "delivered"]);
+    const dead = outcomes[6]!;
+    expect(dead.status === "dead" && dead.error).toContain("413");
+
+    // A sink that says where it stopped (a later request of several): the records before it are not sent again.
+    const partial = new FakeSink("p");
+    let call = 0;
+    partial.deliver = async (records) => {
+      partial.calls.push(records);
+      if (call++ === 0) throw new SinkError("kafka t: record 0: 413 larger than max.request.size", false, 4, true);
+    };
+    const p = await channel(partial).deliver(recs(8), () => 0);
+    expect(p.map((o) => o.status)).toEqual(Array(8).fill("delivered"));
+    expect(partial.calls.map((c) => c.map((r) => r.n))).toEqual([[0, 1, 2, 3, 4, 5, 6, 7], [4, 5], [6, 7]]);
+  });
+
   test("after the retry budget the pending records are dead-lettered, naming the last error", async () => {
     const sink = new FakeSink("s");
     sink.down = 1_000;

@@ -3,7 +3,7 @@ import { createHmac } from "node:crypto";
 import { ConfigError } from "../../src/settings/config.ts";
 import { SinkError } from "../../src/delivery/sink.ts";
 import type { OutboxRecord } from "../../src/actor/outbox.ts";
-import { KafkaSink, type KafkaSinkOptions } from "../../src/sinks/kafka/sink.ts";
+import { KafkaSink, requestRanges, type KafkaSinkOptions } from "../../src/sinks/kafka/sink.ts";
 import { eventRecordView } from "../../src/delivery/records.ts";
 import { base64 } from "../../src/sinks/http.ts";
 import { batchStatement } from "../../src/sinks/postgres/sink.ts";
@@ -84,6 +84,10 @@ describe("sink settings", () => {
     expect(message).toContain('KEYFLOW_SINK_TIMEOUT="soon"');
     expect(configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", KEYFLOW_KAFKA_DIALECT: "v9" }))).toContain("KEYFLOW_KAFKA_DIALECT");
     expect(configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", KEYFLOW_KAFKA_TOPIC: "bad topic" }))).toContain("KEYFLOW_KAFKA_TOPIC");
+    expect(configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", KEYFLOW_KAFKA_MAX_REQUEST_BYTES: "1mb" }))).toContain("KEYFLOW_KAFKA_MAX_REQUEST_BYTES");
+    expect(configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", KEYFLOW_KAFKA_MAX_REQUEST_BYTES: "10" }))).toContain("at least 1024");
+    expect(sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k" }).kafka?.maxRequestBytes).toBe(1_048_576);
+    expect(sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", KEYFLOW_KAFKA_MAX_REQUEST_BYTES: "4096" }).kafka?.maxRequestBytes).toBe(4096);
   });
 });
 
@@ -210,6 +214,52 @@ describe("kafka sink request shapes (dialects without a local server)", () => {
     proxy.requests.splice(0);
   });
 
+  test("requestRanges: consecutive ranges under the byte limit; an item over it goes alone", () => {
+    expect(requestRanges([], 100)).toEqual([]);
+    expect(requestRanges([10, 10, 10], 100)).toEqual([[0, 3]]);
+    expect(requestRanges([40, 40, 40, 40], 100)).toEqual([[0, 2], [2, 4]]);
+    expect(requestRanges([40, 500, 40], 100)).toEqual([[0, 1], [1, 2], [2, 3]]);
+    expect(requestRanges([49, 49, 1], 100, 1)).toEqual([[0, 2], [2, 3]]);
+  });
+
+  test("v2: a topic's records over maxRequestBytes go in several requests in order; a failure in a later one keeps the earlier ones delivered", async () => {
+    proxy.answer((_p, body) => Response.json({ offsets: body.records.map((_: unknown, i: number) => ({ partition: 0, offset: i })) }));
+    const sink = new KafkaSink(opts({ maxRequestBytes: 1_500 }));
+    const batch = Array.from({ length: 12 }, (_, n) => event(n));
+    await sink.deliver(batch);
+    const reqs = proxy.requests.splice(0);
+    expect(reqs.length).toBeGreaterThan(2);
+    for (const r of reqs) expect(new TextEncoder().encode(r.body).length).toBeLessThanOrEqual(1_500);
+    const ids = reqs.flatMap((r) => JSON.parse(r.body).records.map((x: any) => JSON.parse(atob(x.value)).event_id));
+    expect(ids).toEqual(batch.map((r) => (r as { id: string }).id));
+
+    // The second request fails as a whole: the records of the first are delivered, the rest is sent again.
+    const perRequest = JSON.parse(reqs[0]!.body).records.length;
+    let call = 0;
+    proxy.answer((_p, body) => (call++ === 1 ? new Response("bad gateway", { status: 502 }) : Response.json({ offsets: body.records.map(() => ({ partition: 0, offset: 0 })) })));
+    const busy = await sink.deliver(batch).catch((e) => e);
+    expect([busy.index, busy.permanent, busy.tooLarge]).toEqual([perRequest, false, false]);
+    // ... also when it is refused for good: reported transient at its first record, and halved when sent again first.
+    call = 0;
+    proxy.answer((_p, body) => (call++ === 1 ? new Response("bad", { status: 422 }) : Response.json({ offsets: body.records.map(() => ({ partition: 0, offset: 0 })) })));
+    const refused = await sink.deliver(batch).catch((e) => e);
+    expect([refused.index, refused.permanent]).toEqual([perRequest, false]);
+    // A record the proxy finds too large in the second request: too large, at its place in the batch.
+    call = 0;
+    const tooLarge = { error_code: 500, message: "The request included a message larger than the max message size the server will accept." };
+    proxy.answer((_p, body) => {
+      const n = call++;
+      return Response.json({ offsets: body.records.map((_: unknown, i: number) => (n === 1 && i === 1 ? tooLarge : { partition: 0, offset: i })) });
+    });
+    const large = await sink.deliver(batch).catch((e) => e);
+    expect([large.index, large.tooLarge]).toEqual([perRequest + 1, true]);
+    // HTTP 413 for a whole request is too large too.
+    proxy.answer(() => new Response("Request Entity Too Large", { status: 413 }));
+    const whole = await sink.deliver([event(0), event(1)]).catch((e) => e);
+    expect([whole.index, whole.tooLarge]).toEqual([0, true]);
+    proxy.requests.splice(0);
+  });
+
   test("v3: records:batch with typed key/value, Basic auth, and 207 partial failures", async () => {
     proxy.answer((_p, body) => Response.json({ successes: [{ id: "0" }], failures: [{ id: "1", error_code: 400, message: "too big" }] }, { status: 207 }));
     const sink = new KafkaSink(opts({ dialect: "v3", clusterId: "lkc-1", username: "key", password: "secret" }));
@@ -232,6 +282,12 @@ describe("kafka sink request shapes (dialects without a local server)", () => {
     const body = JSON.parse(req.body);
     expect(body.map((m: any) => [m.topic, m.key])).toEqual([["keyflow.events", "user-1"], ["keyflow.events", "user-1"]]);
     expect(body[0].headers).toContainEqual({ key: "event_id", value: "e0" });
+    // Over maxRequestBytes: several requests, in batch order.
+    proxy.answer((_p, body) => Response.json(body.map((_: unknown, i: number) => ({ topic: "keyflow.events", partition: 0, offset: i, timestamp: 0 }))));
+    await new KafkaSink(opts({ dialect: "upstash", username: "u", password: "p", maxRequestBytes: 1_200 })).deliver([event(0), windowRecord, event(1), event(2)]);
+    const split = proxy.requests.splice(0).map((r) => JSON.parse(r.body).map((m: any) => JSON.parse(m.value).event_id ?? "window"));
+    expect(split.length).toBeGreaterThan(1);
+    expect(split.flat()).toEqual(["e0", "window", "e1", "e2"]);
   });
 });
 

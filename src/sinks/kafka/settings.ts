@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { EnvReader } from "../../settings/reader.ts";
 import { httpUrl } from "../urls.ts";
-import type { KafkaSinkOptions } from "./sink.ts";
+import { DEFAULT_MAX_REQUEST_BYTES, type KafkaSinkOptions } from "./sink.ts";
 
 const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
 
@@ -27,6 +27,8 @@ export function kafkaSettings(r: EnvReader, timeoutMs: number): KafkaSinkOptions
   const windowsTopic = r.text("KEYFLOW_KAFKA_WINDOWS_TOPIC", "keyflow.windows");
   if (!TOPIC.test(topic.replace("{type}", "t"))) r.problem("KEYFLOW_KAFKA_TOPIC", topic, "a Kafka topic name uses [a-zA-Z0-9._-] (and {type})");
   if (!TOPIC.test(windowsTopic)) r.problem("KEYFLOW_KAFKA_WINDOWS_TOPIC", windowsTopic, "a Kafka topic name uses [a-zA-Z0-9._-]");
+  const maxRequestBytes = r.whole("KEYFLOW_KAFKA_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES);
+  if (maxRequestBytes < 1024) r.problem("KEYFLOW_KAFKA_MAX_REQUEST_BYTES", String(maxRequestBytes), "must be at least 1024");
   if (!url || !dialect) return undefined;
   return {
     dialect,
@@ -38,5 +40,6 @@ export function kafkaSettings(r: EnvReader, timeoutMs: number): KafkaSinkOptions
     windowsTopic,
     headers: r.env.KEYFLOW_KAFKA_HEADERS !== "false",
     timeoutMs,
+    maxRequestBytes,
   };
 }

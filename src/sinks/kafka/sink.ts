@@ -1,5 +1,5 @@
 import { Kafka } from "@upstash/kafka";
-import { SinkError, type Sink } from "../../delivery/sink.ts";
+import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
 import { recordJson, recordView } from "../../delivery/records.ts";
 import { base64, isTransientStatus, post, statusError } from "../http.ts";
@@ -19,7 +19,15 @@ export interface KafkaSinkOptions {
   /** v2 only: send headers (the Strimzi bridge takes them; Confluent's v2 has none). */
   headers: boolean;
   timeoutMs: number;
+  /**
+   * Largest produce request body: a batch's records for one topic go out in as many requests as
+   * needed, one after another (REST proxies and brokers refuse large requests; Kafka's
+   * message.max.bytes is 1 MiB by default). Default 1 MiB.
+   */
+  maxRequestBytes?: number;
 }
+
+export const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
 
 /** The records of one batch bound for one topic, with their places in the batch. */
 interface TopicBatch {
@@ -43,11 +51,54 @@ function headerPairs(record: EventRecord | WindowRecord): Array<[string, string]
 }
 
 /**
+ * The [start, end) ranges that split items of these encoded lengths into requests of at most
+ * `maxBytes` (`perItem` bytes of framing each); an item larger than that goes alone.
+ */
+export function requestRanges(lengths: readonly number[], maxBytes: number, perItem = 1): Array<[number, number]> {
+  const ranges: Array<[number, number]> = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    const size = lengths[i]! + perItem;
+    if (i > start && bytes + size > maxBytes) {
+      ranges.push([start, i]);
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (lengths.length) ranges.push([start, lengths.length]);
+  return ranges;
+}
+
+/**
+ * One request of several failed: rethrown with its index in the whole list. A failure of a later
+ * request as a whole says nothing about its records, but the earlier requests landed: reported as
+ * transient at its first record, so that the records before count as delivered and the rest is
+ * sent again (as the first request then, where a permanent failure is halved to find its record).
+ */
+function shifted(error: unknown, start: number, what: string): SinkError {
+  const e = error instanceof SinkError ? error : new SinkError(`${what}: ${(error as Error)?.message ?? error}`, false);
+  if (e.index !== undefined) return new SinkError(e.message, e.permanent, e.index + start, e.tooLarge);
+  if (start === 0 || e.tooLarge) return new SinkError(e.message, e.permanent, e.tooLarge ? start : undefined, e.tooLarge);
+  return new SinkError(e.message, false, start);
+}
+
+/** A per-record error code and message of a REST proxy: permanent unless 5xx/429/408 or 404 (metadata not there yet). */
+function recordError(what: string, code: number, message: string, index: number): SinkError {
+  const status = code >= 1000 ? Math.floor(code / 100) : code;
+  const tooLarge = status === 413 || TOO_LARGE.test(message);
+  const permanent = status !== 404 && !isTransientStatus(status);
+  return new SinkError(`${what}: record ${index}: ${code} ${message}`.trim(), permanent, index, tooLarge);
+}
+
+/**
  * Kafka over HTTP: the REST Proxy v2 records API (Strimzi Kafka Bridge, Confluent REST Proxy,
  * Redpanda, Karapace), v3 (Confluent Cloud) or Upstash's dialect (@upstash/kafka). The message key
  * is the actor key, so one key's records stay in one partition, in order; event_id is in a header
  * and in the value. A batch is one produce request per topic (the topics' requests concurrently),
- * each with its records in outbox order; Upstash's API takes every topic in one request.
+ * each with its records in outbox order, split into several in turn when over `maxRequestBytes`;
+ * Upstash's API takes every topic in one request.
  */
 export class KafkaSink implements Sink {
   readonly name = "kafka";
@@ -74,7 +125,7 @@ export class KafkaSink implements Sink {
       batch.indices.push(i);
     }
     if (!topics.size) return;
-    if (this.opts.dialect === "upstash") return this.produceUpstash([...topics.values()]);
+    if (this.opts.dialect === "upstash") return this.produceUpstash(records);
     const failures = await Promise.all(
       [...topics.values()].map(async (batch) => {
         try {
@@ -85,31 +136,45 @@ export class KafkaSink implements Sink {
           // Where in the batch this topic's failure begins (a whole-request failure: at its first record).
           const at = batch.indices[failure.index ?? 0]!;
           // A permanent whole-request failure names no record: the channel halves the batch to find it.
-          return { failure, at, index: failure.index === undefined && failure.permanent ? undefined : at };
+          return { failure, at, index: failure.index === undefined && failure.permanent && !failure.tooLarge ? undefined : at };
         }
       }),
     );
     // Every record before the earliest failure is in Kafka (each topic's request writes its records in order).
     let earliest: { failure: SinkError; at: number; index: number | undefined } | undefined;
     for (const f of failures) if (f && (!earliest || f.at < earliest.at)) earliest = f;
-    if (earliest) throw new SinkError(earliest.failure.message, earliest.failure.permanent, earliest.index);
+    if (earliest) throw new SinkError(earliest.failure.message, earliest.failure.permanent, earliest.index, earliest.failure.tooLarge);
   }
 
-  private async produceUpstash(batches: TopicBatch[]): Promise<void> {
-    const messages = batches.flatMap(({ topic, records }) =>
-      records.map((r) => ({
-        topic,
-        key: r.key,
-        value: recordView(r),
-        headers: headerPairs(r).map(([key, value]) => ({ key, value })),
-      })),
-    );
-    try {
-      await this.upstash!.produceMany(messages);
-    } catch (error) {
-      const text = (error as Error)?.message ?? String(error);
-      const status = Number(/\b([45]\d\d)\b/.exec(text)?.[1] ?? 0);
-      throw new SinkError(`kafka (upstash): ${text}`, status > 0 && !isTransientStatus(status));
+  private get maxRequestBytes(): number {
+    return this.opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
+  }
+
+  /** Every topic in one request (in batch order, so a failure's index is a batch position), split by size. */
+  private async produceUpstash(records: OutboxRecord[]): Promise<void> {
+    const messages: Array<{ at: number; message: { topic: string; key: string; value: unknown; headers: Array<{ key: string; value: string }> } }> = [];
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (r.kind === "dead_letter") continue;
+      messages.push({
+        at: i,
+        message: { topic: topicFor(this.opts, r), key: r.key, value: recordView(r), headers: headerPairs(r).map(([key, value]) => ({ key, value })) },
+      });
+    }
+    const lengths = messages.map(({ message }) => JSON.stringify(message).length);
+    for (const [start, end] of requestRanges(lengths, this.maxRequestBytes)) {
+      try {
+        await this.upstash!.produceMany(messages.slice(start, end).map((m) => m.message));
+      } catch (error) {
+        const text = (error as Error)?.message ?? String(error);
+        const status = Number(/\b([45]\d\d)\b/.exec(text)?.[1] ?? 0);
+        const tooLarge = status === 413 || TOO_LARGE.test(text);
+        const failure = new SinkError(`kafka (upstash): ${text}`, status > 0 && !isTransientStatus(status), undefined, tooLarge);
+        const shiftedFailure = shifted(failure, start, "kafka (upstash)");
+        throw shiftedFailure.index === undefined
+          ? shiftedFailure
+          : new SinkError(shiftedFailure.message, shiftedFailure.permanent, messages[shiftedFailure.index]!.at, shiftedFailure.tooLarge);
+      }
     }
   }
 
@@ -117,16 +182,26 @@ export class KafkaSink implements Sink {
     // The binary embedded format puts the key and value bytes in Kafka as they are (the json format
     // would write the key as a JSON string, quotes included).
     const withHeaders = this.opts.headers;
-    const body = JSON.stringify({
-      records: records.map((r) => {
-        const record: { key: string; value: string; headers?: Array<{ key: string; value: string }> } = {
-          key: base64(r.key),
-          value: base64(recordJson(r)),
-        };
-        if (withHeaders) record.headers = headerPairs(r).map(([key, value]) => ({ key, value: base64(value) }));
-        return record;
-      }),
+    const encoded = records.map((r) => {
+      const record: { key: string; value: string; headers?: Array<{ key: string; value: string }> } = {
+        key: base64(r.key),
+        value: base64(recordJson(r)),
+      };
+      if (withHeaders) record.headers = headerPairs(r).map(([key, value]) => ({ key, value: base64(value) }));
+      return JSON.stringify(record);
     });
+    const what = `kafka ${topic}`;
+    for (const [start, end] of requestRanges(encoded.map((e) => e.length), this.maxRequestBytes - 14)) {
+      try {
+        await this.postV2(topic, `{"records":[${encoded.slice(start, end).join(",")}]}`);
+      } catch (error) {
+        throw shifted(error, start, what);
+      }
+    }
+  }
+
+  private async postV2(topic: string, body: string): Promise<void> {
+    const what = `kafka ${topic}`;
     const res = await post(
       `${this.opts.url}/topics/${encodeURIComponent(topic)}`,
       {
@@ -134,40 +209,47 @@ export class KafkaSink implements Sink {
         body,
       },
       this.opts.timeoutMs,
-      `kafka ${topic}`,
+      what,
     );
-    if (!res.ok) throw await statusError(res, `kafka ${topic}`);
+    if (!res.ok) throw await statusError(res, what);
     // 200 even when records fail: each offset entry carries its own error.
     const { offsets } = (await res.json()) as { offsets: Array<{ error_code?: number; message?: string; error?: string }> };
     const failed = offsets.findIndex((o) => o.error_code);
     if (failed >= 0) {
       const o = offsets[failed]!;
-      const code = o.error_code!;
-      // 404 is an unknown topic or partition (metadata not there yet): worth retrying.
-      const permanent = code !== 404 && !isTransientStatus(Math.floor(code >= 1000 ? code / 100 : code));
-      throw new SinkError(`kafka ${topic}: record ${failed}: ${code} ${o.message ?? o.error ?? ""}`.trim(), permanent, failed);
+      throw recordError(what, o.error_code!, o.message ?? o.error ?? "", failed);
     }
   }
 
   private async produceV3({ topic, records }: TopicBatch): Promise<void> {
-    const entries = records.map((r, i) => ({
-      id: String(i),
-      key: { type: "STRING", data: r.key },
-      value: { type: "JSON", data: recordView(r) },
-      headers: headerPairs(r).map(([name, value]) => ({ name, value: base64(value) })),
-    }));
-    const url = `${this.opts.url}/v3/clusters/${encodeURIComponent(this.opts.clusterId ?? "")}/topics/${encodeURIComponent(topic)}/records:batch`;
-    const res = await post(
-      url,
-      { headers: { "content-type": "application/json", ...this.authorization }, body: JSON.stringify({ entries }) },
-      this.opts.timeoutMs,
-      `kafka ${topic}`,
+    // Entry ids are positions in the topic's records, so a failure's id is its index whatever the request.
+    const encoded = records.map((r, i) =>
+      JSON.stringify({
+        id: String(i),
+        key: { type: "STRING", data: r.key },
+        value: { type: "JSON", data: recordView(r) },
+        headers: headerPairs(r).map(([name, value]) => ({ name, value: base64(value) })),
+      }),
     );
-    if (!res.ok && res.status !== 207) throw await statusError(res, `kafka ${topic}`);
+    const what = `kafka ${topic}`;
+    for (const [start, end] of requestRanges(encoded.map((e) => e.length), this.maxRequestBytes - 14)) {
+      try {
+        await this.postV3(topic, `{"entries":[${encoded.slice(start, end).join(",")}]}`);
+      } catch (error) {
+        // A record's failure already carries its index among the topic's records.
+        throw error instanceof SinkError && error.index !== undefined ? error : shifted(error, start, what);
+      }
+    }
+  }
+
+  private async postV3(topic: string, body: string): Promise<void> {
+    const what = `kafka ${topic}`;
+    const url = `${this.opts.url}/v3/clusters/${encodeURIComponent(this.opts.clusterId ?? "")}/topics/${encodeURIComponent(topic)}/records:batch`;
+    const res = await post(url, { headers: { "content-type": "application/json", ...this.authorization }, body }, this.opts.timeoutMs, what);
+    if (!res.ok && res.status !== 207) throw await statusError(res, what);
     const { failures = [] } = (await res.json()) as { failures?: Array<{ id: string; error_code: number; message?: string }> };
     if (!failures.length) return;
     const first = failures.reduce((a, b) => (Number(a.id) <= Number(b.id) ? a : b));
-    const status = first.error_code >= 1000 ? Math.floor(first.error_code / 100) : first.error_code;
-    throw new SinkError(`kafka ${topic}: record ${first.id}: ${first.error_code} ${first.message ?? ""}`.trim(), !isTransientStatus(status), Number(first.id));
+    throw recordError(what, first.error_code, first.message ?? "", Number(first.id));
   }
 }
