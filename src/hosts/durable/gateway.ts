@@ -6,15 +6,9 @@ import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from
 import type { IngestResult } from "./durable-host.ts";
 
 /** What the gateway calls on a key's Durable Object (the RPC methods of actors/key-actor.ts). */
-export interface ActorStub {
+export type ActorStub = Omit<Gateway, "ingest" | "health"> & {
   ingest(key: string, events: Event[]): Promise<IngestResult>;
-  state(key: string): Promise<ActorView | null>;
-  windows(key: string, query: WindowQuery): Promise<WindowView[] | null>;
-  late(key: string): Promise<LateView[] | null>;
-  deadLetters(key: string): Promise<DeadLetterView[] | null>;
-  replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null>;
-  outbox(key: string): Promise<OutboxView | null>;
-}
+};
 
 /** The Durable Object namespace, as the gateway uses it: one object per key name. */
 export interface ActorNamespace {
