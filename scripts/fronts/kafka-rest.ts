@@ -224,7 +224,34 @@ function replaceProducer(failed: Producer): Promise<void> {
 
 type Offset = { partition: number; offset: number } | { error_code: number; message: string };
 
+/**
+ * The Java producer waits until a new topic's partitions have leaders before it sends; kafkajs sends
+ * at once, gets NOT_LEADER for some partitions while others land, and its retry then fails with
+ * OUT_OF_ORDER_SEQUENCE_NUMBER: the request answers 500 although part of it is in Kafka, and the
+ * client's retry writes that part twice. So a topic is created (broker defaults) and its leaders
+ * awaited before the first send to it.
+ */
+const admin = kafka.admin();
+const topicsReady = new Map<string, Promise<void>>();
+
+function topicReady(topic: string): Promise<void> {
+  let ready = topicsReady.get(topic);
+  if (!ready) {
+    ready = admin
+      .createTopics({ topics: [{ topic }], waitForLeaders: true })
+      .then(() => undefined)
+      .catch((e) => {
+        // Not fatal: the send reports what is wrong (an invalid name, the broker away), and the next request tries again.
+        topicsReady.delete(topic);
+        console.error(`creating topic ${topic} failed: ${(e as Error).message}`);
+      });
+    topicsReady.set(topic, ready);
+  }
+  return ready;
+}
+
 async function produce(topic: string, messages: Message[]): Promise<Offset[]> {
+  await topicReady(topic);
   const offsets: Offset[] = [];
   let chunk: Message[] = [];
   let chunkBytes = 0;
@@ -342,6 +369,7 @@ async function connect(): Promise<void> {
   for (;;) {
     try {
       await producer.connect();
+      await admin.connect();
       ready = true;
       console.log(`kafka-rest front (Strimzi bridge API) ${VERSION}: http://${HOST}:${server.port}, Kafka ${BROKERS.join(",")}`);
       return;
@@ -355,6 +383,7 @@ async function connect(): Promise<void> {
 async function shutdown(): Promise<void> {
   server.stop();
   await producer.disconnect().catch(() => {});
+  await admin.disconnect().catch(() => {});
   process.exit(0);
 }
 process.on("SIGTERM", shutdown);
