@@ -121,7 +121,7 @@ export class SinkChannel {
     } catch (e) {
       error = classify(e);
     }
-    if (error.tooLarge) return this.split(records, offset, outcomes, error);
+    if (error.tooLarge) return this.bisect(records, offset, outcomes, error);
     if (error.index !== undefined && error.index >= 0 && error.index < records.length) {
       this.mark(outcomes, offset, error.index);
       if (!error.permanent) return error;
@@ -130,24 +130,18 @@ export class SinkChannel {
       return rest.length ? this.attempt(rest, offset + error.index + 1, outcomes) : undefined;
     }
     if (!error.permanent) return error;
-    if (records.length === 1) {
-      this.dead(outcomes, offset, error.message);
-      return undefined;
-    }
     // The sink refused the batch as a whole: halve it until the poison records stand alone.
-    const half = Math.ceil(records.length / 2);
-    const left = await this.attempt(records.slice(0, half), offset, outcomes);
-    return left ?? this.attempt(records.slice(half), offset + half, outcomes);
+    return this.bisect(records, offset, outcomes, error);
   }
 
   /**
-   * The sink refused the request as too large: what it took before the failure stays taken, the
-   * rest goes again in halves, and a record too large on its own is dead-lettered.
+   * The sink refused the batch (as too large, or permanently as a whole): what it took before the
+   * failure stays taken, the rest goes again in halves, and a record still refused alone is dead-lettered.
    */
-  private async split(records: OutboxRecord[], offset: number, outcomes: Outcome[], error: SinkError): Promise<SinkError | undefined> {
+  private async bisect(records: OutboxRecord[], offset: number, outcomes: Outcome[], error: SinkError): Promise<SinkError | undefined> {
     const taken = error.index !== undefined && error.index >= 0 && error.index < records.length ? error.index : 0;
     this.mark(outcomes, offset, taken);
-    const rest = records.slice(taken);
+    const rest = taken ? records.slice(taken) : records;
     const at = offset + taken;
     if (rest.length === 1) {
       this.dead(outcomes, at, error.message);

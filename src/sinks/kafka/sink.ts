@@ -1,7 +1,7 @@
 import { Kafka } from "@upstash/kafka";
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
-import { recordJson, recordView } from "../../delivery/records.ts";
+import { recordJson } from "../../delivery/records.ts";
 import { base64, isTransientStatus, post, statusError } from "../http.ts";
 
 export type KafkaDialect = "v2" | "v3" | "upstash";
@@ -92,6 +92,12 @@ function recordError(what: string, code: number, message: string, index: number)
   return new SinkError(`${what}: record ${index}: ${code} ${message}`.trim(), permanent, index, tooLarge);
 }
 
+/** A v3 records:batch entry with the record's JSON as its value (spliced in: built once per record). */
+function v3Entry(r: EventRecord | WindowRecord, id: number): string {
+  const rest = JSON.stringify({ id: String(id), key: { type: "STRING", data: r.key }, headers: headerPairs(r).map(([name, value]) => ({ name, value: base64(value) })) });
+  return `${rest.slice(0, -1)},"value":{"type":"JSON","data":${recordJson(r)}}}`;
+}
+
 /**
  * Kafka over HTTP: the REST Proxy v2 records API (Strimzi Kafka Bridge, Confluent REST Proxy,
  * Redpanda, Karapace), v3 (Confluent Cloud) or Upstash's dialect (@upstash/kafka). The message key
@@ -114,6 +120,7 @@ export class KafkaSink implements Sink {
   }
 
   async deliver(records: OutboxRecord[]): Promise<void> {
+    if (this.opts.dialect === "upstash") return this.produceUpstash(records);
     const topics = new Map<string, TopicBatch>();
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
@@ -124,12 +131,10 @@ export class KafkaSink implements Sink {
       batch.records.push(r);
       batch.indices.push(i);
     }
-    if (!topics.size) return;
-    if (this.opts.dialect === "upstash") return this.produceUpstash(records);
     const failures = await Promise.all(
       [...topics.values()].map(async (batch) => {
         try {
-          await (this.opts.dialect === "v2" ? this.produceV2(batch) : this.produceV3(batch));
+          await this.produceTopic(batch);
           return undefined;
         } catch (error) {
           const failure = error instanceof SinkError ? error : new SinkError(`kafka: ${(error as Error)?.message}`, false);
@@ -152,14 +157,13 @@ export class KafkaSink implements Sink {
 
   /** Every topic in one request (in batch order, so a failure's index is a batch position), split by size. */
   private async produceUpstash(records: OutboxRecord[]): Promise<void> {
-    const messages: Array<{ at: number; message: { topic: string; key: string; value: unknown; headers: Array<{ key: string; value: string }> } }> = [];
+    const messages: Array<{ at: number; message: { topic: string; key: string; value: string; headers: Array<{ key: string; value: string }> } }> = [];
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       if (r.kind === "dead_letter") continue;
-      messages.push({
-        at: i,
-        message: { topic: topicFor(this.opts, r), key: r.key, value: recordView(r), headers: headerPairs(r).map(([key, value]) => ({ key, value })) },
-      });
+      // The value as text: the client sends a string as it is (an object it would serialise again).
+      const message = { topic: topicFor(this.opts, r), key: r.key, value: recordJson(r), headers: headerPairs(r).map(([key, value]) => ({ key, value })) };
+      messages.push({ at: i, message });
     }
     const lengths = messages.map(({ message }) => JSON.stringify(message).length);
     for (const [start, end] of requestRanges(lengths, this.maxRequestBytes)) {
@@ -169,35 +173,37 @@ export class KafkaSink implements Sink {
         const text = (error as Error)?.message ?? String(error);
         const status = Number(/\b([45]\d\d)\b/.exec(text)?.[1] ?? 0);
         const tooLarge = status === 413 || TOO_LARGE.test(text);
-        const failure = new SinkError(`kafka (upstash): ${text}`, status > 0 && !isTransientStatus(status), undefined, tooLarge);
-        const shiftedFailure = shifted(failure, start, "kafka (upstash)");
-        throw shiftedFailure.index === undefined
-          ? shiftedFailure
-          : new SinkError(shiftedFailure.message, shiftedFailure.permanent, messages[shiftedFailure.index]!.at, shiftedFailure.tooLarge);
+        const failure = shifted(new SinkError(`kafka (upstash): ${text}`, status > 0 && !isTransientStatus(status), undefined, tooLarge), start, "kafka (upstash)");
+        throw failure.index === undefined ? failure : new SinkError(failure.message, failure.permanent, messages[failure.index]!.at, failure.tooLarge);
       }
     }
   }
 
-  private async produceV2({ topic, records }: TopicBatch): Promise<void> {
-    // The binary embedded format puts the key and value bytes in Kafka as they are (the json format
-    // would write the key as a JSON string, quotes included).
-    const withHeaders = this.opts.headers;
-    const encoded = records.map((r) => {
-      const record: { key: string; value: string; headers?: Array<{ key: string; value: string }> } = {
-        key: base64(r.key),
-        value: base64(recordJson(r)),
-      };
-      if (withHeaders) record.headers = headerPairs(r).map(([key, value]) => ({ key, value: base64(value) }));
-      return JSON.stringify(record);
-    });
+  /** One topic's records (v2 or v3) in produce requests of at most maxRequestBytes, one after another. */
+  private async produceTopic({ topic, records }: TopicBatch): Promise<void> {
+    const v2 = this.opts.dialect === "v2";
+    const encoded = records.map((r, i) => (v2 ? this.v2Record(r) : v3Entry(r, i)));
+    const open = v2 ? '{"records":[' : '{"entries":[';
     const what = `kafka ${topic}`;
-    for (const [start, end] of requestRanges(encoded.map((e) => e.length), this.maxRequestBytes - 14)) {
+    for (const [start, end] of requestRanges(encoded.map((e) => e.length), this.maxRequestBytes - open.length - 2)) {
+      const body = `${open}${encoded.slice(start, end).join(",")}]}`;
       try {
-        await this.postV2(topic, `{"records":[${encoded.slice(start, end).join(",")}]}`);
+        await (v2 ? this.postV2(topic, body) : this.postV3(topic, body));
       } catch (error) {
-        throw shifted(error, start, what);
+        // v3 entry ids are positions among the topic's records: a record's failure already carries its index.
+        throw !v2 && error instanceof SinkError && error.index !== undefined ? error : shifted(error, start, what);
       }
     }
+  }
+
+  /**
+   * A v2 record in the binary embedded format, which puts the key and value bytes in Kafka as they
+   * are (the json format would write the key as a JSON string, quotes included).
+   */
+  private v2Record(r: EventRecord | WindowRecord): string {
+    const record: { key: string; value: string; headers?: Array<{ key: string; value: string }> } = { key: base64(r.key), value: base64(recordJson(r)) };
+    if (this.opts.headers) record.headers = headerPairs(r).map(([key, value]) => ({ key, value: base64(value) }));
+    return JSON.stringify(record);
   }
 
   private async postV2(topic: string, body: string): Promise<void> {
@@ -218,27 +224,6 @@ export class KafkaSink implements Sink {
     if (failed >= 0) {
       const o = offsets[failed]!;
       throw recordError(what, o.error_code!, o.message ?? o.error ?? "", failed);
-    }
-  }
-
-  private async produceV3({ topic, records }: TopicBatch): Promise<void> {
-    // Entry ids are positions in the topic's records, so a failure's id is its index whatever the request.
-    const encoded = records.map((r, i) =>
-      JSON.stringify({
-        id: String(i),
-        key: { type: "STRING", data: r.key },
-        value: { type: "JSON", data: recordView(r) },
-        headers: headerPairs(r).map(([name, value]) => ({ name, value: base64(value) })),
-      }),
-    );
-    const what = `kafka ${topic}`;
-    for (const [start, end] of requestRanges(encoded.map((e) => e.length), this.maxRequestBytes - 14)) {
-      try {
-        await this.postV3(topic, `{"entries":[${encoded.slice(start, end).join(",")}]}`);
-      } catch (error) {
-        // A record's failure already carries its index among the topic's records.
-        throw error instanceof SinkError && error.index !== undefined ? error : shifted(error, start, what);
-      }
     }
   }
 

@@ -1,5 +1,5 @@
 import { Redis } from "@upstash/redis";
-import { SinkError, type Sink } from "../../delivery/sink.ts";
+import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
 import { aggregateView } from "../../delivery/records.ts";
 
@@ -27,8 +27,6 @@ const TRANSIENT_REDIS = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY
 const REDIS_ERROR = /^(ERR|WRONGTYPE|NOSCRIPT|EXECABORT|OOM)\b/;
 // XADD with an explicit id at or below the stream's top: the entry is already there.
 const ALREADY_ADDED = /equal or smaller than the target stream top item/;
-// Upstash refuses a request over its size limit (10 MB): a smaller batch gets through.
-const TOO_LARGE = /max request size exceeded/i;
 
 /**
  * Redis through the Upstash REST API: a per-key stream of processed events (XADD with the outbox
@@ -76,7 +74,7 @@ export class RedisSink implements Sink {
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       if (r.kind === "event") {
-        const stream = prefix + "events:" + r.key;
+        const stream = RedisSink.streamKey(prefix, r.key);
         const fields: Record<string, string> = {
           event_id: r.id,
           event_type: r.type,
@@ -108,8 +106,9 @@ export class RedisSink implements Sink {
     } catch (error) {
       // The client's message quotes the whole request ("…, command was: [[…]]"): keep the reason.
       const message = ((error as Error)?.message ?? String(error)).split(", command was:")[0]!.slice(0, 500);
-      // Too large: permanent for this batch as a whole (no index), so the channel halves it.
-      throw new SinkError(`redis: ${message}`, TOO_LARGE.test(message));
+      // Upstash refuses a request over its size limit ("max request size exceeded"): the channel halves the batch.
+      const tooLarge = TOO_LARGE.test(message);
+      throw new SinkError(`redis: ${message}`, tooLarge, undefined, tooLarge);
     }
     // The records before the earliest failing command's record are fully written.
     let failed = -1;
