@@ -99,8 +99,11 @@ export class SinkChannel {
       // Budget spent: what is still pending goes to the dead-letter queue, and the next batch starts afresh.
       const error = `retry budget of ${this.policy.retryBudgetMs} ms exhausted after ${this.attempts} attempts: ${this.lastError}`;
       const attempts = this.attempts;
-      for (let i = 0; i < outcomes.length; i++) if (outcomes[i]!.status === "pending") outcomes[i] = { status: "dead", error, attempts };
-      this.stats.deadLettered += outcomes.filter((o) => o.status === "dead").length;
+      for (let i = 0; i < outcomes.length; i++) {
+        if (outcomes[i]!.status !== "pending") continue;
+        outcomes[i] = { status: "dead", error, attempts };
+        this.stats.deadLettered++;
+      }
       this.failingSince = null;
       this.attempts = 0;
       return outcomes;

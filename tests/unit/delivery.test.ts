@@ -151,6 +151,18 @@ describe("SinkChannel", () => {
     expect(partial.calls.map((c) => c.map((r) => r.n))).toEqual([[0, 1, 2, 3, 4, 5, 6, 7], [4, 5], [6, 7]]);
   });
 
+  test("dead letters are counted once: a poison record found by bisection, then the rest at the end of the budget", async () => {
+    const sink = new FakeSink("s");
+    sink.deliver = async (records) => {
+      if (records.some((r) => r.n === 1)) throw new SinkError("payload refused", true);
+      if (records.some((r) => r.n === 3)) throw new SinkError("connection reset", false);
+    };
+    const ch = channel(sink, { retryBudgetMs: 0 });
+    const outcomes = await ch.deliver(recs(4), () => 0);
+    expect(outcomes.map((o) => o.status)).toEqual(["delivered", "dead", "dead", "dead"]);
+    expect(ch.status()).toMatchObject({ delivered: 1, deadLettered: 3 });
+  });
+
   test("after the retry budget the pending records are dead-lettered, naming the last error", async () => {
     const sink = new FakeSink("s");
     sink.down = 1_000;
