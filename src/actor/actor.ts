@@ -95,7 +95,6 @@ export class Actor {
   private dedupe: DedupeIndex;
   /** Records for the sinks, committed with the state change that made them. */
   outbox: Outbox;
-  private outboxMeta: OutboxMeta | undefined;
   private stateDirty = false;
   private lateDirty = false;
   private newClosed: Array<{ seq: number; window: ClosedWindow }> = [];
@@ -337,8 +336,9 @@ export class Actor {
     const actor = new Actor(key, config);
     const segments: Array<[number, string]> = [];
     const outboxRows: Array<[string, string]> = [];
+    let stateOutboxMeta: OutboxMeta | undefined;
     for (const [rowKey, text] of rows) {
-      if (rowKey === ACTOR_ROW.state) actor.loadState(JSON.parse(text) as StateRow);
+      if (rowKey === ACTOR_ROW.state) stateOutboxMeta = actor.loadState(JSON.parse(text) as StateRow);
       else if (rowKey === ACTOR_ROW.late) actor.late = JSON.parse(text) as LateEntry[];
       else if (rowKey.startsWith(ACTOR_ROW.dedupePrefix)) segments.push([rowNumber(rowKey, ACTOR_ROW.dedupePrefix), text]);
       else if (rowKey.startsWith(ACTOR_ROW.closedPrefix)) {
@@ -346,11 +346,12 @@ export class Actor {
       } else outboxRows.push([rowKey, text]);
     }
     actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }, segments, now);
-    actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, outboxMeta ?? actor.outboxMeta, outboxRows, resolve);
+    actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, outboxMeta ?? stateOutboxMeta, outboxRows, resolve);
     return actor;
   }
 
-  private loadState(row: StateRow): void {
+  /** Restores the state row; returns the outbox cursors and counters that older state rows held. */
+  private loadState(row: StateRow): OutboxMeta | undefined {
     assert(row.v === 1 || row.v === 2, `unknown actor state version ${row.v}`);
     const byType = row.totals.byType;
     this.totals = { ...row.totals, byType: new Map(Array.isArray(byType) ? byType : Object.entries(byType)) };
@@ -359,7 +360,6 @@ export class Actor {
     this.lastArrival = row.lastArrival;
     this.watermark = row.watermark;
     this.nextClosedSeq = row.nextClosedSeq;
-    this.outboxMeta = row.outbox;
     for (const stored of row.open) {
       const w = windowFromRow(stored);
       // A window size dropped from the configuration since the checkpoint is not resumed.
@@ -368,6 +368,7 @@ export class Actor {
       this.open[s]!.set(w.start, w);
       if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
     }
+    return row.outbox;
   }
 
   // ---- reads (internal shapes; src/http/views.ts renders them for the API) ----

@@ -62,8 +62,9 @@ export class DedupeIndex {
       this.segments.push(seg);
       this.open = seg;
       this.openChars = 0;
+      // The open segment stays dirty until drain() closes it: appends need not mark it again.
+      this.dirty.add(seg);
     }
-    this.dirty.add(seg);
     seg.ids.push(id);
     seg.live++;
     const run = seg.runs[seg.runs.length - 1];

@@ -31,7 +31,6 @@ export const ACTOR_ROW = {
 
 /** The rows of the process host: one store for every actor of the process. */
 export const PROCESS_ROW = {
-  actorsPrefix: "a/",
   actor: (key: string) => `a/${encodeKey(key)}/`,
   /**
    * Per actor, small and kept apart from its other rows so that many of them share a page: the

@@ -114,7 +114,6 @@ export class Outbox {
   /** The cursors or counters (kept in the actor's state row) changed since the last drain. */
   private metaChanged = false;
   /** Segments read by restore, rebuilt once the cursors are known. */
-  private storedRows: Array<Array<OutboxRecord | StoredRef>> = [];
 
   /** `mirror`: the sink that also receives a copy of each dead letter (Postgres' failed_events table). */
   constructor(
@@ -176,11 +175,6 @@ export class Outbox {
   record(n: number): OutboxRecord | undefined {
     const first = this.records[0]?.n;
     return first === undefined ? undefined : this.records[n - first];
-  }
-
-  /** The first record some sink has still to take. */
-  oldest(): OutboxRecord | undefined {
-    return this.records[0];
   }
 
   /** `sink` has taken every record before `next`. */
@@ -320,7 +314,8 @@ export class Outbox {
     resolve?: ResolveRef,
   ): Outbox {
     const outbox = new Outbox(sinks, mirror);
-    const stored = new Map<string, number>(meta?.cursors ?? []);
+    const cursors = new Map<string, number>(meta?.cursors ?? []);
+    const storedRows: Array<Array<OutboxRecord | StoredRef>> = [];
     if (meta) outbox.meta = { nextN: meta.nextN, nextSeq: meta.nextSeq, nextDeadId: meta.nextDeadId };
     for (const [key, text] of rows) {
       if (key.startsWith(ACTOR_ROW.outboxPrefix)) {
@@ -330,10 +325,10 @@ export class Outbox {
         const seq = rowNumber(key, ACTOR_ROW.outboxPrefix);
         const last = stored[stored.length - 1]!.n;
         outbox.segments.push(minRef === undefined ? { seq, last } : { seq, last, minRef });
-        outbox.storedRows.push(stored);
+        storedRows.push(stored);
       } else if (key.startsWith(ACTOR_ROW.legacyCursorPrefix)) {
         const sink = key.slice(ACTOR_ROW.legacyCursorPrefix.length);
-        if (!stored.has(sink)) stored.set(sink, Number(text));
+        if (!cursors.has(sink)) cursors.set(sink, Number(text));
         outbox.legacyRows.push(key);
       } else if (key.startsWith(ACTOR_ROW.deadLetterPrefix)) {
         const entry = JSON.parse(text) as DeadLetter;
@@ -341,11 +336,11 @@ export class Outbox {
       }
     }
     // A sink enabled since the last run starts at the end: it receives what comes from now on.
-    for (const sink of sinks) outbox.cursors.set(sink, stored.get(sink) ?? outbox.meta.nextN);
+    for (const sink of sinks) outbox.cursors.set(sink, cursors.get(sink) ?? outbox.meta.nextN);
     // A segment may still list records every sink has taken since (it goes at the next drain): only
     // the others are rebuilt, so only theirs need their journal rows.
     const low = outbox.low();
-    for (const row of outbox.storedRows.splice(0)) for (const r of row) if (r.n >= low) outbox.records.push(fromStored(r, resolve));
+    for (const row of storedRows) for (const r of row) if (r.n >= low) outbox.records.push(fromStored(r, resolve));
     outbox.collect();
     outbox.durableN = outbox.meta.nextN;
     return outbox;

@@ -6,6 +6,8 @@
 export interface KvStore {
   /** Rows whose key starts with `prefix`, ordered by key. */
   list(prefix: string): Array<[string, string]>;
+  /** The value of one row, if it exists. */
+  get(key: string): string | undefined;
   /** Applies all puts and deletes atomically and durably, or throws and applies none. */
   write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void;
   close(): void;
@@ -20,12 +22,21 @@ export class MemoryKvStore implements KvStore {
     return found.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }
 
+  get(key: string): string | undefined {
+    return this.rows.get(key);
+  }
+
   write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void {
     for (const key of deletes) this.rows.delete(key);
     for (const [key, value] of puts) this.rows.set(key, value);
   }
 
   close(): void {}
+}
+
+/** The rows under `prefix`, named relative to it (`a/k/state` under `a/k/` is `state`). */
+export function listRelative(store: KvStore, prefix: string): Array<[string, string]> {
+  return store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
 }
 
 /** The smallest string greater than every string that starts with `prefix` (for range scans). */

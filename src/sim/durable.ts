@@ -7,6 +7,7 @@ import type { OutboxRecord } from "../actor/outbox.ts";
 import type { Fixes, SimContext } from "./context.ts";
 import type { PathKind } from "./faults.ts";
 import { SimStorageError, SimStore } from "./store.ts";
+import { listRelative } from "../ports/kv-store.ts";
 import type { RequestResult, SimHost } from "./sim-host.ts";
 import type { SimSink } from "./sinks.ts";
 
@@ -335,7 +336,7 @@ export class DurableSimHost implements SimHost {
 
   storedRows(key: string): Array<[string, string]> {
     const prefix = DURABLE_ROW.actorPrefix;
-    return this.objects.get(key)!.store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
+    return listRelative(this.objects.get(key)!.store, prefix);
   }
 
   durable(key: string, now: number): Actor | undefined {

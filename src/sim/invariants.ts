@@ -1,5 +1,6 @@
 import { Actor, type IngestOutcome } from "../actor/actor.ts";
 import type { Config } from "../settings/config.ts";
+import { ACTOR_ROW } from "../actor/layout.ts";
 import type { Event } from "../actor/event.ts";
 import type { DeadLetter, OutboxRecord } from "../actor/outbox.ts";
 import { MIRROR_SINK } from "./swarm.ts";
@@ -296,7 +297,7 @@ export class Checker implements Observer {
         const backlog = actor.outbox.backlog(sink);
         if (backlog) this.violation(`liveness: the outbox of ${JSON.stringify(key)} still holds ${backlog} records for ${sink}`);
       }
-      const segments = rows.filter(([k]) => k.startsWith("ob/")).length;
+      const segments = rows.filter(([k]) => k.startsWith(ACTOR_ROW.outboxPrefix)).length;
       if (segments) this.violation(`storage of ${JSON.stringify(key)} keeps ${segments} outbox segments after every sink took them`);
       // Durable state equals the model.
       this.compareDurable(m, actor);
@@ -354,15 +355,14 @@ export class Checker implements Observer {
         const backlog = actor.outbox.backlog(sink);
         if (backlog) this.violation(`after the DLQ replay, the outbox of ${JSON.stringify(key)} still holds ${backlog} records for ${sink}`);
       }
-      const segments = rows.filter(([k]) => k.startsWith("ob/")).length;
+      const segments = rows.filter(([k]) => k.startsWith(ACTOR_ROW.outboxPrefix)).length;
       if (segments) this.violation(`after the DLQ replay, storage of ${JSON.stringify(key)} keeps ${segments} outbox segments`);
       this.compareFacts(m, actor, "in storage after the DLQ replay", "restored");
       for (const id of this.expectedIds(key, m).keys()) {
         for (const sink of sinks) if (!sink.effects.has(id)) this.violation(`after the DLQ replay, ${sink.name} still lacks ${id}`);
       }
     }
-    const pg = sinks.find((s) => s.name === MIRROR_SINK);
-    const mirrors = pg ? [...pg.effects.values()].filter((e) => e.record.kind === "dead_letter").length : 0;
+    const mirrors = mirrorCount(sinks);
     if (mirrors !== mirrorsBefore) this.violation(`the DLQ replay changed the dead-letter mirrors: ${mirrorsBefore} before, ${mirrors} after`);
   }
 
@@ -434,3 +434,8 @@ export class Checker implements Observer {
   }
 }
 
+/** Dead letters mirrored to the mirror sink (Postgres failed_events) so far. */
+export function mirrorCount(sinks: readonly SimSink[]): number {
+  const mirror = sinks.find((s) => s.name === MIRROR_SINK);
+  return mirror ? [...mirror.effects.values()].filter((e) => e.record.kind === "dead_letter").length : 0;
+}

@@ -1,11 +1,12 @@
 import type { Actor } from "../actor/actor.ts";
 import { BackpressureError } from "../actor/errors.ts";
 import type { Event } from "../actor/event.ts";
-import { PROCESS_ROW } from "../actor/layout.ts";
+import { ACTOR_ROW, PROCESS_ROW } from "../actor/layout.ts";
 import type { OutboxRecord } from "../actor/outbox.ts";
 import { ProcessHost } from "../hosts/process/host.ts";
 import { StorageError } from "../http/gateway.ts";
 import type { Timers } from "../ports/timers.ts";
+import { listRelative } from "../ports/kv-store.ts";
 import type { SimContext } from "./context.ts";
 import { SimStore } from "./store.ts";
 import type { RequestResult, SimHost } from "./sim-host.ts";
@@ -142,7 +143,7 @@ export class ProcessSimHost implements SimHost {
 
   storedRows(key: string): Array<[string, string]> {
     const prefix = PROCESS_ROW.actor(key);
-    return this.store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
+    return listRelative(this.store, prefix);
   }
 
   /** What a restart rebuilds: a host recovering from the store (rows plus journal), never run. */
@@ -169,7 +170,7 @@ export class ProcessSimHost implements SimHost {
     this.ctx.counters.path("actors_evicted", this.life.host.stats.actorsEvicted);
     await this.life.host.close();
     const rows = this.store.inner.list("").map(([k]) => k);
-    const left = rows.filter((k) => k.startsWith(PROCESS_ROW.journalPrefix) || k.startsWith(PROCESS_ROW.backlogPrefix) || /\/ob\//.test(k));
+    const left = rows.filter((k) => k.startsWith(PROCESS_ROW.journalPrefix) || k.startsWith(PROCESS_ROW.backlogPrefix) || k.includes(`/${ACTOR_ROW.outboxPrefix}`));
     if (left.length) return `after a clean stop the store still holds ${left.length} journal, backlog or outbox rows (first: ${left.slice(0, 3).join(", ")})`;
     return undefined;
   }

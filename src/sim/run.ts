@@ -31,7 +31,7 @@ import { TraceHash } from "./hash.ts";
 import { DurableSimHost } from "./durable.ts";
 import { ProcessSimHost } from "./process.ts";
 import type { RequestResult, SimHost } from "./sim-host.ts";
-import { Checker, type Violation } from "./invariants.ts";
+import { Checker, mirrorCount, type Violation } from "./invariants.ts";
 import { hash32, Prng } from "./prng.ts";
 import { VirtualTime } from "./virtual-time.ts";
 import { SimSink } from "./sinks.ts";
@@ -221,8 +221,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   if (!checker.first && dead) {
     ctx.poisonOn = false;
     checker.phase = "repair";
-    const pg = sinks.find((s) => s.name === "postgres");
-    const mirrorsBefore = pg ? [...pg.effects.values()].filter((e) => e.record.kind === "dead_letter").length : 0;
+    const mirrorsBefore = mirrorCount(sinks);
     const replayed = (key: string, n: number | "storage" | null) => {
       if (n === "storage") sched.after(1_000, "replay", key, () => replay(key));
       else if (n) counters.path("dlq_replayed", n);

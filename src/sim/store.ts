@@ -16,6 +16,10 @@ export class SimStore implements KvStore {
     return this.inner.list(prefix);
   }
 
+  get(key: string): string | undefined {
+    return this.inner.get(key);
+  }
+
   write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void {
     const { ctx } = this;
     if (ctx.faultsOn && ctx.prng.chance(ctx.plan.storageFail)) {

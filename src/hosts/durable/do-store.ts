@@ -18,6 +18,10 @@ export class DurableObjectKvStore implements KvStore {
     return cursor.toArray().map((r) => [r.k, r.v]);
   }
 
+  get(key: string): string | undefined {
+    return this.storage.sql.exec<{ v: string }>("SELECT v FROM kv WHERE k = ?", key).toArray()[0]?.v;
+  }
+
   write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void {
     this.storage.transactionSync(() => {
       for (const key of deletes) this.storage.sql.exec("DELETE FROM kv WHERE k = ?", key);

@@ -8,7 +8,7 @@ import { BackpressureError } from "../../actor/errors.ts";
 import type { Event } from "../../actor/event.ts";
 import { applySettlement, settlements } from "../../delivery/settle.ts";
 import { DURABLE_ROW } from "../../actor/layout.ts";
-import type { KvStore } from "../../ports/kv-store.ts";
+import { listRelative, type KvStore } from "../../ports/kv-store.ts";
 import type { AlarmStorage } from "../../ports/alarms.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
 
@@ -128,7 +128,7 @@ export class DurableHost {
     const { clock, hooks } = this.opts;
     this.alarmAt = null;
     // An alarm wake carries no request and no name: the key comes from storage.
-    const key = this.opts.store.list(DURABLE_ROW.key).find(([k]) => k === DURABLE_ROW.key)?.[1];
+    const key = this.opts.store.get(DURABLE_ROW.key);
     if (key === undefined) return;
     // After its last retry Cloudflare drops a failing alarm, and nothing would wake a quiet key
     // again: arm a fallback first; a run that succeeds replaces it with the exact next time.
@@ -189,7 +189,7 @@ export class DurableHost {
       assert(this.actor.key === key, "a Durable Object hosts the actor of one key");
       return this.actor;
     }
-    const rows = this.opts.store.list(DURABLE_ROW.actorPrefix).map(([k, v]): [string, string] => [k.slice(DURABLE_ROW.actorPrefix.length), v]);
+    const rows = listRelative(this.opts.store, DURABLE_ROW.actorPrefix);
     const actor = Actor.restore(key, this.opts.config, rows, this.opts.clock.now());
     // Only a key with durable state is kept; a read of an unknown key must not pin one.
     if (!actor.isNew) this.actor = actor;

@@ -60,8 +60,7 @@ export class DeliveryLoops {
   committed(actor: Actor): void {
     if (!this.loops.length || actor.outbox.backlog() === 0) return;
     this.backlogged.add(actor.key);
-    const at = this.host.clock.now() + this.host.maxDelayMs;
-    for (const loop of this.loops) if (!loop.inFlight.size) this.schedule(loop, Math.max(at, loop.channel.readyAt()));
+    this.wakeIdleLoops();
   }
 
   /**
@@ -71,13 +70,13 @@ export class DeliveryLoops {
   reconsider(keys: Iterable<string>): void {
     if (!this.loops.length) return;
     for (const key of keys) this.backlogged.add(key);
-    const at = this.host.clock.now() + this.host.maxDelayMs;
-    for (const loop of this.loops) if (!loop.inFlight.size) this.schedule(loop, Math.max(at, loop.channel.readyAt()));
+    this.wakeIdleLoops();
   }
 
-  /** Whether a batch holding records of `key` is in flight to some sink. */
-  inFlight(key: string): boolean {
-    return this.loops.some((loop) => loop.busy.has(key));
+  /** Sinks with nothing in flight start after their linger (or when their backoff ends). */
+  private wakeIdleLoops(): void {
+    const at = this.host.clock.now() + this.host.maxDelayMs;
+    for (const loop of this.loops) if (!loop.inFlight.size) this.schedule(loop, Math.max(at, loop.channel.readyAt()));
   }
 
   /** Sends what every sink can take now and resolves when those batches have landed (tests, the simulator). */

@@ -11,11 +11,11 @@ import { StorageError, type Gateway, type ReplayFilter } from "../../http/gatewa
 import { render, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../../http/views.ts";
 import { assert } from "../../ports/assert.ts";
 import type { Clock, Random } from "../../ports/clock.ts";
-import type { KvStore } from "../../ports/kv-store.ts";
+import { listRelative, type KvStore } from "../../ports/kv-store.ts";
 import type { Timers } from "../../ports/timers.ts";
 import type { Config } from "../../settings/config.ts";
 import { DeliveryLoops } from "./delivery-loops.ts";
-import { commandFor, commandKeys, decodeJournal, encodeJournal, RetainedJournal, type Command, type CommittedCommand } from "./journal.ts";
+import { commandFor, commandKeys, decodeJournal, encodeJournal, RetainedJournal, type Command, type CommittedCommand, type JournaledCommand } from "./journal.ts";
 import { WakeSchedule } from "./wake-schedule.ts";
 
 /** What the simulator's checker is told; it changes nothing. */
@@ -127,8 +127,8 @@ export class ProcessHost implements Gateway {
       this.schedule.set(key, Number(at));
       this.savedWakes.set(key, Number(at));
     }
-    const seqRow = store.list(PROCESS_ROW.journalSeq)[0];
-    if (seqRow) this.nextSeq = Number(seqRow[1]) + 1;
+    const lastSeq = store.get(PROCESS_ROW.journalSeq);
+    if (lastSeq !== undefined) this.nextSeq = Number(lastSeq) + 1;
     for (const [row, text] of store.list(PROCESS_ROW.journalPrefix)) {
       const seq = rowNumber(row, PROCESS_ROW.journalPrefix);
       this.journal.append(seq, decodeJournal(text));
@@ -136,8 +136,8 @@ export class ProcessHost implements Gateway {
     }
     const now = this.opts.clock.now();
     const recovered: Array<{ key: string; since: number }> = [];
-    for (const key of [...this.journal.keys()]) {
-      const { actor, replayedFrom } = this.load(key);
+    for (const [key, journaled] of this.journal.commandsByKey()) {
+      const { actor, replayedFrom } = this.load(key, journaled);
       this.actors.set(key, actor);
       this.stats.actorsLoaded++;
       if (replayedFrom !== undefined) recovered.push({ key, since: replayedFrom });
@@ -153,12 +153,15 @@ export class ProcessHost implements Gateway {
     }
   }
 
-  /** The actor as durable: its own rows and progress row, then its journaled commands past the seq they include. */
-  private load(key: string): { actor: Actor; replayedFrom?: number } {
+  /**
+   * The actor as durable: its own rows and progress row, then its journaled commands past the seq
+   * they include (`journaled`: all of the key's retained commands, when the caller has them already).
+   */
+  private load(key: string, journaled?: JournaledCommand[]): { actor: Actor; replayedFrom?: number } {
     const prefix = PROCESS_ROW.actor(key);
-    const rows = this.opts.store.list(prefix).map(([k, v]): [string, string] => [k.slice(prefix.length), v]);
+    const rows = listRelative(this.opts.store, prefix);
     const progress = this.readProgress(key, rows);
-    const replay = this.journal.commandsAfter(key, progress.journal);
+    const replay = journaled ? journaled.filter((c) => c.seq > progress.journal) : this.journal.commandsAfter(key, progress.journal);
     // Restored as of the first command's time, so dedupe expiry follows the same clock as the first time.
     const now = replay[0]?.command.now ?? this.opts.clock.now();
     const actor = Actor.restore(key, this.opts.config, rows, now, (ref) => this.journal.resolve(ref), progress.outbox);
@@ -179,8 +182,8 @@ export class ProcessHost implements Gateway {
 
   /** The actor's progress row; rows written before it existed kept the mark among the actor's rows (and the outbox in its state). */
   private readProgress(key: string, rows: Array<[string, string]>): Progress {
-    const row = this.opts.store.list(PROCESS_ROW.progress(key)).find(([k]) => k === PROCESS_ROW.progress(key));
-    if (row) return JSON.parse(row[1]) as Progress;
+    const row = this.opts.store.get(PROCESS_ROW.progress(key));
+    if (row !== undefined) return JSON.parse(row) as Progress;
     const legacy = rows.find(([k]) => k === ACTOR_ROW.journalMark);
     if (legacy) this.legacyMarks.add(key);
     return { journal: legacy ? Number(legacy[1]) : 0 };
@@ -198,7 +201,7 @@ export class ProcessHost implements Gateway {
         for (const s of command.settlements) if (s.key === actor.key) applySettlement(actor.outbox, command.sink, s, command.now);
         return undefined;
       case "replay":
-        actor.outbox.replay(replayFilterOf(command));
+        actor.outbox.replay(command);
         return undefined;
     }
   }
@@ -641,13 +644,6 @@ function strip(command: CommittedCommand): Command {
   if (command.outcomes === undefined) return command;
   const { outcomes: _outcomes, ...plain } = command;
   return plain as Command;
-}
-
-function replayFilterOf(command: Extract<Command, { kind: "replay" }>): ReplayFilter {
-  const filter: ReplayFilter = {};
-  if (command.sink !== undefined) filter.sink = command.sink;
-  if (command.ids !== undefined) filter.ids = command.ids;
-  return filter;
 }
 
 /**

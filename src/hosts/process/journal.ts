@@ -19,6 +19,13 @@ export type Command =
   /** Dead letters put back in the outbox (an operator's replay). */
   | { kind: "replay"; key: string; now: number; sink?: string; ids?: number[] };
 
+/** A key's part of a journaled command, with its place in the journal (row seq, index in the row). */
+export interface JournaledCommand {
+  seq: number;
+  index: number;
+  command: Command;
+}
+
 /** A command as it committed: an ingest with what it answered (for the simulator's checker). */
 export type CommittedCommand = Command & { outcomes?: IngestOutcome[] };
 
@@ -126,19 +133,12 @@ export class RetainedJournal {
 
   /** The seqs of the rows dropBefore(seq) would drop. */
   seqsBefore(seq: number): number[] {
-    const seqs: number[] = [];
-    for (const row of this.rows) {
-      if (row.seq >= seq) break;
-      seqs.push(row.seq);
-    }
-    return seqs;
+    return this.rows.slice(0, this.countBefore(seq)).map((row) => row.seq);
   }
 
-  /** Drops rows with seq < `seq`; returns their seqs. */
-  dropBefore(seq: number): number[] {
-    let n = 0;
-    while (n < this.rows.length && this.rows[n]!.seq < seq) n++;
-    const dropped = this.rows.splice(0, n);
+  /** Drops rows with seq < `seq`. */
+  dropBefore(seq: number): void {
+    const dropped = this.rows.splice(0, this.countBefore(seq));
     for (const row of dropped) {
       this.bySeq.delete(row.seq);
       for (const command of row.commands) {
@@ -149,7 +149,12 @@ export class RetainedJournal {
         }
       }
     }
-    return dropped.map((row) => row.seq);
+  }
+
+  private countBefore(seq: number): number {
+    let n = 0;
+    while (n < this.rows.length && this.rows[n]!.seq < seq) n++;
+    return n;
   }
 
   /** The seq of the oldest retained row. */
@@ -158,8 +163,8 @@ export class RetainedJournal {
   }
 
   /** `key`'s part of each command in rows after `seq`, oldest first, with its place in the journal. */
-  commandsAfter(key: string, seq: number): Array<{ seq: number; index: number; command: Command }> {
-    const found: Array<{ seq: number; index: number; command: Command }> = [];
+  commandsAfter(key: string, seq: number): JournaledCommand[] {
+    const found: JournaledCommand[] = [];
     if (!this.perKey.has(key)) return found;
     for (const row of this.rows) {
       if (row.seq <= seq) continue;
@@ -169,6 +174,31 @@ export class RetainedJournal {
       });
     }
     return found;
+  }
+
+  /** Every key's part of each retained command, oldest first: commandsAfter for all keys in one pass (recovery). */
+  commandsByKey(): Map<string, JournaledCommand[]> {
+    const byKey = new Map<string, JournaledCommand[]>();
+    const add = (key: string, entry: JournaledCommand) => {
+      const list = byKey.get(key);
+      if (list) list.push(entry);
+      else byKey.set(key, [entry]);
+    };
+    for (const { seq, commands } of this.rows) {
+      commands.forEach((command, index) => {
+        if (command.kind !== "settle") return add(command.key, { seq, index, command });
+        const perKey = new Map<string, Settlement[]>();
+        for (const s of command.settlements) {
+          const list = perKey.get(s.key);
+          if (list) list.push(s);
+          else perKey.set(s.key, [s]);
+        }
+        for (const [key, settlements] of perKey) {
+          add(key, { seq, index, command: perKey.size === 1 ? command : { ...command, settlements } });
+        }
+      });
+    }
+    return byKey;
   }
 
   /** The event a record reference points at. */
@@ -181,10 +211,6 @@ export class RetainedJournal {
     if (e.value !== undefined) body.value = e.value;
     if (e.properties !== undefined) body.properties = e.properties;
     return body;
-  }
-
-  keys(): IterableIterator<string> {
-    return this.perKey.keys();
   }
 
   get size(): number {

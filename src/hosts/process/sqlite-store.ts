@@ -19,6 +19,7 @@ export class SqliteKvStore implements KvStore {
   private readonly put: SqliteStatement;
   private readonly del: SqliteStatement;
   private readonly range: SqliteStatement;
+  private readonly one: SqliteStatement;
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -29,11 +30,16 @@ export class SqliteKvStore implements KvStore {
     this.put = db.prepare("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)");
     this.del = db.prepare("DELETE FROM kv WHERE k = ?");
     this.range = db.prepare("SELECT k, v FROM kv WHERE k >= ? AND k < ? ORDER BY k");
+    this.one = db.prepare("SELECT v FROM kv WHERE k = ?");
   }
 
   list(prefix: string): Array<[string, string]> {
     const rows = this.range.all(prefix, prefixEnd(prefix)) as Array<{ k: string; v: string }>;
     return rows.map((r) => [r.k, r.v]);
+  }
+
+  get(key: string): string | undefined {
+    return (this.one.all(key) as Array<{ v: string }>)[0]?.v;
   }
 
   write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void {
