@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { DurableHost, type IngestResult } from "../src/hosts/durable/durable-host.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../src/http/views.ts";
+import type { ReplayFilter } from "../src/http/gateway.ts";
 import { readSettings } from "../src/settings/env.ts";
 import { SinkChannel } from "../src/delivery/channel.ts";
 import type { Event } from "../src/actor/event.ts";
@@ -55,7 +56,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
     return this.object.deadLetters(key);
   }
 
-  async replay(key: string, filter: { sink?: string; ids?: number[] }): Promise<{ replayed: number } | null> {
+  async replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null> {
     const { result, scheduled } = this.object.replay(key, filter);
     await scheduled;
     return result;

@@ -118,28 +118,30 @@ async function main(): Promise<number> {
     const top = Object.entries(total.faults)
       .map(([k, v]) => `${k}=${v}`)
       .join(" ");
-    console.log(`[${secs.toFixed(0)}s] ${done}/${count * hosts.length} runs (${hosts.join(" + ")} host per seed), ${(done / Math.max(secs, 1e-3)).toFixed(1)} seeds/s, ${failures.length} failed | ${top}`);
+    console.log(`[${secs.toFixed(0)}s] ${done}/${count * hosts.length} runs (${hosts.join(" + ")} host per seed), ${(done / Math.max(secs, 1e-3)).toFixed(1)} runs/s, ${failures.length} failed | ${top}`);
   };
-  for (let seed = from; seed < from + count; seed++) {
-   for (const host of hosts) {
-    const r = await runSeed({ ...base, host, seed, traceTail: 0 });
-    done++;
-    total.add(r.counters);
-    for (const [k, v] of Object.entries(r.counters.faults)) if (v > 0) seedsWith[k] = (seedsWith[k] ?? 0) + 1;
-    for (const [k, v] of Object.entries(r.counters.paths)) if (v > 0) seedsWith[k] = (seedsWith[k] ?? 0) + 1;
-    if (!r.ok) {
-      failures.push(r);
-      console.log(formatViolation(r));
-      if (flags["stop-on-failure"]) break;
+  let lastSeed = from - 1;
+  seeds: for (let seed = from; seed < from + count; seed++) {
+    lastSeed = seed;
+    for (const host of hosts) {
+      const r = await runSeed({ ...base, host, seed, traceTail: 0 });
+      done++;
+      total.add(r.counters);
+      for (const [k, v] of Object.entries(r.counters.faults)) if (v > 0) seedsWith[k] = (seedsWith[k] ?? 0) + 1;
+      for (const [k, v] of Object.entries(r.counters.paths)) if (v > 0) seedsWith[k] = (seedsWith[k] ?? 0) + 1;
+      if (!r.ok) {
+        failures.push(r);
+        console.log(formatViolation(r));
+        if (flags["stop-on-failure"]) break seeds;
+      }
+      if (Date.now() - lastPrint >= 1000) {
+        lastPrint = Date.now();
+        progress();
+      }
     }
-    if (Date.now() - lastPrint >= 1000) {
-      lastPrint = Date.now();
-      progress();
-    }
-   }
   }
   const secs = (Date.now() - started) / 1000;
-  console.log(`\n${done} runs (seeds ${from}..${from + count - 1} on the ${hosts.join(" and ")} host) in ${secs.toFixed(1)} s: ${(done / secs).toFixed(1)} runs/s, ${failures.length} failed`);
+  console.log(`\n${done} runs (seeds ${from}..${lastSeed} on the ${hosts.join(" and ")} host) in ${secs.toFixed(1)} s: ${(done / secs).toFixed(1)} runs/s, ${failures.length} failed`);
   console.log(table("faults fired (total):", total.faults, FAULT_KINDS, seedsWith, done));
   console.log(table("paths hit (total):", total.paths, PATH_KINDS, seedsWith, done));
   if (failures.length) {

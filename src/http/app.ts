@@ -5,7 +5,7 @@ import { uuidv7 } from "../ports/uuid.ts";
 import type { Env } from "../ports/clock.ts";
 import type { Config } from "../settings/config.ts";
 import { parseDuration } from "../actor/duration.ts";
-import { ApiError, errorBody, type ErrorBody } from "./errors.ts";
+import { ApiError, errorBody, internalErrorResponse, type ErrorBody } from "./errors.ts";
 import { BackpressureError } from "../actor/errors.ts";
 import { UnavailableError, type IngestFailure } from "./gateway.ts";
 import { EVENT_TYPE, normalizeEvent, parseIsoTimestamp, type Event } from "../actor/event.ts";
@@ -161,8 +161,7 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
       });
     }
     if (err instanceof UnavailableError) return c.json({ error: errorBody(err.code, err.advice()) }, 503, { "Retry-After": "1" });
-    console.error("keyflow: unhandled error", err);
-    return c.json({ error: errorBody("internal", "internal error") }, 500);
+    return internalErrorResponse(err);
   });
 
   return app;

@@ -26,3 +26,9 @@ export class ApiError extends Error {
 export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
   return details === undefined ? { code, message } : { code, message, details };
 }
+
+/** The answer to an error that escaped the app, on every host: JSON, nothing of the error itself (that goes to the log). */
+export function internalErrorResponse(error: unknown): Response {
+  console.error("keyflow: unhandled error", error);
+  return Response.json({ error: errorBody("internal", "internal error") }, { status: 500 });
+}

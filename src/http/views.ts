@@ -55,7 +55,7 @@ export interface DeadLetterView {
   record: RecordView;
 }
 
-export interface SinkStatusView {
+interface SinkStatusView {
   sink: string;
   breaker: ChannelStatus["breaker"];
   retry_at: string | null;
@@ -92,7 +92,7 @@ export function windowView(w: WindowState | ClosedWindow, type?: string): Window
   return view;
 }
 
-export const RECENT_CLOSED = 20;
+const RECENT_CLOSED = 20;
 
 export function actorView(s: ActorSnapshot): ActorView {
   return {
@@ -123,11 +123,11 @@ export function lateView(entry: LateEntry): LateView {
   return view;
 }
 
-export function deadLetterView(entry: DeadLetter): DeadLetterView {
+function deadLetterView(entry: DeadLetter): DeadLetterView {
   return { id: entry.id, sink: entry.sink, error: entry.error, attempts: entry.attempts, failed_at: iso(entry.failedAt), record: recordView(entry.record) };
 }
 
-export function sinkStatusView(s: ChannelStatus): SinkStatusView {
+function sinkStatusView(s: ChannelStatus): SinkStatusView {
   return {
     sink: s.sink,
     breaker: s.breaker,

@@ -1,4 +1,4 @@
-import { internalErrorResponse } from "./internal-error.ts";
+import { internalErrorResponse } from "../http/errors.ts";
 
 type Fetch = (request: Request) => Response | Promise<Response>;
 

@@ -1,14 +1,8 @@
-import { exitOnConfigError, selfHosted } from "./self-hosted.ts";
-import { serverSettings } from "../settings/env.ts";
+import { selfHosted, serverSettingsOrExit } from "./self-hosted.ts";
 import { openBunSqlite } from "./bun-sqlite.ts";
 import { bunServeOptions } from "./bun-serve.ts";
 
-let settings;
-try {
-  settings = serverSettings(process.env);
-} catch (error) {
-  exitOnConfigError(error);
-}
+const settings = serverSettingsOrExit(process.env);
 const host = selfHosted(settings, openBunSqlite, "bun");
 const server = Bun.serve(bunServeOptions(settings.host, settings.port, host.app.fetch));
 console.log(`keyflow ${host.describe} listening on http://${server.hostname}:${server.port}`);

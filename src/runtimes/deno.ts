@@ -1,8 +1,7 @@
 import process from "node:process";
-import { exitOnConfigError, selfHosted } from "./self-hosted.ts";
-import { serverSettings } from "../settings/env.ts";
+import { selfHosted, serverSettingsOrExit } from "./self-hosted.ts";
 import { openNodeSqlite } from "./deno-sqlite.ts";
-import { internalErrorResponse } from "./internal-error.ts";
+import { internalErrorResponse } from "../http/errors.ts";
 
 declare const Deno: {
   serve(
@@ -17,12 +16,7 @@ declare const Deno: {
   addSignalListener(signal: "SIGINT" | "SIGTERM", handler: () => void): void;
 };
 
-let settings;
-try {
-  settings = serverSettings(process.env);
-} catch (error) {
-  exitOnConfigError(error);
-}
+const settings = serverSettingsOrExit(process.env);
 const host = selfHosted(settings, openNodeSqlite, "deno");
 const server = Deno.serve(
   {

@@ -4,7 +4,8 @@ import { createApp } from "../http/app.ts";
 import { MemoryKvStore, type KvStore } from "../ports/kv-store.ts";
 import { systemEnv, systemTimers } from "../ports/system.ts";
 import { ConfigError } from "../settings/config.ts";
-import type { ServerSettings } from "../settings/env.ts";
+import { serverSettings, type ServerSettings } from "../settings/env.ts";
+import type { EnvVars } from "../settings/reader.ts";
 import { createSinks } from "../sinks/index.ts";
 
 export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
@@ -26,13 +27,18 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
     await Promise.all(sinks.map((s) => s.close?.()));
     store.close();
   };
-  return { app, runtime, store, describe, shutdown };
+  return { app, describe, shutdown };
 }
 
-export function exitOnConfigError(error: unknown): never {
-  if (error instanceof ConfigError) {
-    console.error(`keyflow: ${error.message}`);
-    process.exit(2);
+/** The server's settings from the environment; a bad variable ends the process with a message naming it. */
+export function serverSettingsOrExit(env: EnvVars): ServerSettings {
+  try {
+    return serverSettings(env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`keyflow: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
   }
-  throw error;
 }

@@ -72,14 +72,11 @@ function readConfig(r: EnvReader, base: Config): Config {
   for (const [name, [field, parser]] of Object.entries(VARIABLES)) {
     const raw = r.env[name];
     if (raw === undefined || raw === "") continue;
-    const parsed = (parser as z.ZodType).safeParse(raw);
-    if (!parsed.success) {
-      r.problem(name, raw, parsed.error.issues.map((i) => i.message).join("; "));
-      continue;
-    }
+    const value = r.check(parser as z.ZodType, name, raw);
+    if (value === undefined) continue;
     const [head, tail] = field.split(".") as [string, string | undefined];
     const target = (tail ? (config as unknown as Record<string, object>)[head] : config) as Record<string, unknown>;
-    target[tail ?? head] = parsed.data;
+    target[tail ?? head] = value;
   }
   return config;
 }

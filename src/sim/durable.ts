@@ -108,10 +108,6 @@ export class SimKeyActor {
     return this.object.alarm(info.retryCount);
   }
 
-  get channels(): readonly SinkChannel[] {
-    return this.object.channels;
-  }
-
   /** The actor in memory, if any (for the checker's bounds). */
   get loaded(): Actor | undefined {
     return this.object.loaded;

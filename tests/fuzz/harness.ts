@@ -601,7 +601,7 @@ export async function verifyState(o: VerifyOptions): Promise<{ violations: Viola
   const violations: Violation[] = [];
   const ctx: CheckContext = { model: o.model, violations, times: o.times, poisoned: false };
   let requests = 0;
-  const get = async (path: string, _labels: string[]) => {
+  const get = async (path: string) => {
     const shape = path.replace(/^\/v1\/actors\/[^/?]*/, "/v1/actors/:key").replace(/type=[^&]*/, "type=…");
     const spec: RequestSpec = { n: -1, kind: "verify", method: "GET", path, headers: {}, expect: { kind: "generic" }, labels: [`GET ${shape} (final check)`] };
     requests++;
@@ -635,9 +635,7 @@ export async function verifyState(o: VerifyOptions): Promise<{ violations: Viola
       checked++;
       const enc = encodeURIComponent(key);
       const exp = expectedState(o.model, ks, o.times);
-      const note = ks.wrong.length ? ` (this key also holds invalid events the server took: ${ks.wrong.slice(0, 3).join("; ")})` : "";
-      const keyLabel = `key ${printable(js(key), 40)}`;
-      const st = await get(`/v1/actors/${enc}`, [keyLabel]);
+      const st = await get(`/v1/actors/${enc}`);
       if (!st.ok) return;
       if (st.out.status !== 200 || st.out.json?.key !== key) {
         violations.push({ rule: "unreadable-key", message: `GET /v1/actors/${printable(enc, 80)} answered ${st.out.status} with key ${printable(js(st.out.json?.key))}; the key has ${exp.events} accepted events`, spec: st.spec, outcome: st.out, labels: [`accepted key ${printable(js(key), 40)}`] });
@@ -657,7 +655,7 @@ export async function verifyState(o: VerifyOptions): Promise<{ violations: Viola
         if (st.out.json.last_event_at !== iso(exp.last!)) diffs.push({ aspect: "last_event_at", expected: iso(exp.last!), actual: st.out.json.last_event_at });
         if (st.out.json.watermark !== iso(exp.last!)) diffs.push({ aspect: "watermark", expected: iso(exp.last!), actual: st.out.json.watermark });
       }
-      const win = await get(`/v1/actors/${enc}/windows?size=1m`, [keyLabel]);
+      const win = await get(`/v1/actors/${enc}/windows?size=1m`);
       if (win.ok) {
         if (win.out.status !== 200 || win.out.json?.key !== key || !Array.isArray(win.out.json?.windows)) {
           diffs.push({ aspect: "windows?size=1m", expected: "200 with the key's windows", actual: responseSummary(win.out, 120) });
@@ -665,7 +663,7 @@ export async function verifyState(o: VerifyOptions): Promise<{ violations: Viola
       }
       const types = new Set([...exp.byType.keys(), ...HOSTILE_VALID_TYPES]);
       for (const type of types) {
-        const tw = await get(`/v1/actors/${enc}/windows?size=1m&type=${encodeURIComponent(type)}`, [keyLabel]);
+        const tw = await get(`/v1/actors/${enc}/windows?size=1m&type=${encodeURIComponent(type)}`);
         if (!tw.ok) continue;
         if (tw.out.status !== 200 || !Array.isArray(tw.out.json?.windows)) {
           diffs.push({ aspect: `windows?type=${type}`, expected: "200", actual: responseSummary(tw.out, 120) });
@@ -685,7 +683,7 @@ export async function verifyState(o: VerifyOptions): Promise<{ violations: Viola
         for (const w of typed) if (w?.type !== type) diffs.push({ aspect: `windows?type=${type}: window.type`, expected: type, actual: w?.type });
         compareWindows(typed, fixed, { all: restAgg ?? { count: 0, valued: 0, sum: 0, abs: 0, min: null, max: null }, types: new Map() }, `type=${type} `, diffs, o.times, true);
       }
-      const late = await get(`/v1/actors/${enc}/late`, [keyLabel]);
+      const late = await get(`/v1/actors/${enc}/late`);
       if (late.ok && (late.out.status !== 200 || late.out.json?.key !== key || !Array.isArray(late.out.json?.late) || late.out.json.late.length)) {
         diffs.push({ aspect: "late", expected: "200 with an empty late log", actual: responseSummary(late.out, 120) });
       }
@@ -697,7 +695,7 @@ export async function verifyState(o: VerifyOptions): Promise<{ violations: Viola
       }
       for (const [category, ds] of byCategory) {
         const summary = ds.slice(0, 4).map((d) => `${d.aspect}: expected ${printable(js(d.expected), 80)}, got ${printable(js(d.actual), 80)}`).join("; ");
-        violations.push({ rule: "state", message: `key ${printable(js(key), 60)}: ${summary}${ds.length > 4 ? ` (+${ds.length - 4} more)` : ""}${note}`, spec: st.spec, outcome: st.out, labels: [category] });
+        violations.push({ rule: "state", message: `key ${printable(js(key), 60)}: ${summary}${ds.length > 4 ? ` (+${ds.length - 4} more)` : ""}`, spec: st.spec, outcome: st.out, labels: [category] });
       }
     });
   }
@@ -709,7 +707,7 @@ export async function verifyState(o: VerifyOptions): Promise<{ violations: Viola
     const addressable = isWellFormed(key) && key !== "." && key !== ".." && key !== "";
     if (!addressable) continue;
     tasks.push(async () => {
-      const r = await get(`/v1/actors/${encodeURIComponent(key)}`, [`key ${printable(js(key), 40)}`]);
+      const r = await get(`/v1/actors/${encodeURIComponent(key)}`);
       if (!r.ok) return;
       if (ks?.unknown.length) {
         if (r.out.status === 200 && !(r.out.json?.totals?.events >= 1)) {
@@ -738,7 +736,7 @@ export async function verifyState(o: VerifyOptions): Promise<{ violations: Viola
       while (next < tasks.length) await tasks[next++]!();
     }),
   );
-  const h = await get("/health", ["/health"]);
+  const h = await get("/health");
   if (h.ok && (h.out.status !== 200 || h.out.json?.status !== "ok")) violations.push({ rule: "health", message: `/health answered ${h.out.status} at the end`, spec: h.spec, outcome: h.out, labels: ["/health at the end"] });
   else if (!h.ok) violations.push({ rule: "health", message: `/health failed at the end`, spec: h.spec, outcome: h.out, labels: ["/health at the end"] });
   return { violations, requests, keysChecked: checked, keysSkipped: skipped };
@@ -1029,7 +1027,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
 async function findPoisoner(candidates: RequestSpec[], opts: FuzzOptions, log: (l: string) => void) {
   const ordered = [...candidates].sort((a, b) => a.n - b.n);
   for (const spec of ordered) {
-    const r = await replayAlone(spec, opts.workload.pool, opts.times, opts.timeoutMs);
+    const r = await replayAlone(spec, opts.times, opts.timeoutMs);
     if (r.poisoned || r.pollution) {
       const labels = spec.items ? spec.items.flatMap((it) => mutationLabels(it)) : spec.labels;
       const shrunk = spec.plan ? await shrink(spec, "poisoned", opts.workload.pool, opts.times, opts.timeoutMs) : undefined;
@@ -1101,7 +1099,7 @@ interface Replay {
 }
 
 /** Sends `spec` alone to a fresh in-process app and checks the response; optionally looks for actors it left without events. */
-export async function replayAlone(spec: RequestSpec, pool: Pool, times: Times, timeoutMs: number, lookForPhantoms = false): Promise<Replay> {
+export async function replayAlone(spec: RequestSpec, times: Times, timeoutMs: number, lookForPhantoms = false): Promise<Replay> {
   const guard = new PollutionGuard();
   const target = inProcessTarget(FUZZ_ENV);
   const model = new Model();
@@ -1138,7 +1136,6 @@ export async function replayAlone(spec: RequestSpec, pool: Pool, times: Times, t
     await target.stop().catch(() => {});
     guard.checkAndRestore();
     console.error = consoleError;
-    void pool;
   }
 }
 
@@ -1173,7 +1170,7 @@ export async function shrink(spec: RequestSpec, rule: string, pool: Pool, times:
   let followUp: Shrunk["followUp"];
   const fails = async (s: RequestSpec): Promise<Outcome | undefined> => {
     attempts++;
-    const r = await replayAlone(s, pool, times, timeoutMs, rule === "phantom");
+    const r = await replayAlone(s, times, timeoutMs, rule === "phantom");
     const hit = rule === "poisoned" ? r.poisoned || r.pollution : rule === "phantom" ? !!r.phantom : r.violations.some((v) => v.rule === rule);
     if (process.env.FUZZ_DEBUG) console.log(`shrink ${rule} attempt ${attempts}: ${hit ? "FAILS" : "passes"} ${printable(String(s.body), 200)} -> ${r.violations.map((v) => v.rule).join(",")}`);
     if (hit && r.phantom) followUp = r.phantom;
@@ -1189,6 +1186,16 @@ export async function shrink(spec: RequestSpec, rule: string, pool: Pool, times:
     out.copies = spec.copies;
     return out;
   };
+  /** Tries plan `p` with simplifications `s`: if it still fails, it is the best so far. */
+  const adopt = async (p: typeof plan, s: Simplify[]): Promise<boolean> => {
+    const c = build(p, s);
+    const o = await fails(c);
+    if (!o) return false;
+    plan = p;
+    simplify = s;
+    best = { spec: c, outcome: o, attempts, followUp };
+    return true;
+  };
   // 1. One item alone (items with mutations first), as a batch of one and as a single event.
   if (plan.items.length > 1) {
     const labelled = spec.items ?? [];
@@ -1197,14 +1204,7 @@ export async function shrink(spec: RequestSpec, rule: string, pool: Pool, times:
     for (const i of order) {
       if (attempts >= budget) break;
       for (const mode of rule === "phantom" ? [] : (["single", plan.mode] as const)) {
-        const p = { ...plan, mode, ct: ctFor(mode, plan.ct), items: [plan.items[i]!] };
-        const s = [simplify[i]!];
-        const c = build(p, s);
-        const o = await fails(c);
-        if (o) {
-          plan = p;
-          simplify = s;
-          best = { spec: c, outcome: o, attempts, followUp };
+        if (await adopt({ ...plan, mode, ct: ctFor(mode, plan.ct), items: [plan.items[i]!] }, [simplify[i]!])) {
           found = true;
           break;
         }
@@ -1220,14 +1220,7 @@ export async function shrink(spec: RequestSpec, rule: string, pool: Pool, times:
       ];
       let progressed = false;
       for (const [a, b] of parts) {
-        const p = { ...plan, items: plan.items.slice(a, b) };
-        const s = simplify.slice(a, b);
-        const c = build(p, s);
-        const o = await fails(c);
-        if (o) {
-          plan = p;
-          simplify = s;
-          best = { spec: c, outcome: o, attempts, followUp };
+        if (await adopt({ ...plan, items: plan.items.slice(a, b) }, simplify.slice(a, b))) {
           progressed = true;
           break;
         }
@@ -1236,24 +1229,10 @@ export async function shrink(spec: RequestSpec, rule: string, pool: Pool, times:
     }
     const removalBudget = attempts + 60;
     for (let i = plan.items.length - 1; !found && plan.items.length > 1 && i >= 0 && attempts < removalBudget; i--) {
-      const p = { ...plan, items: plan.items.filter((_, j) => j !== i) };
-      const s = simplify.filter((_, j) => j !== i);
-      const c = build(p, s);
-      const o = await fails(c);
-      if (o) {
-        plan = p;
-        simplify = s;
-        best = { spec: c, outcome: o, attempts, followUp };
-      }
+      await adopt({ ...plan, items: plan.items.filter((_, j) => j !== i) }, simplify.filter((_, j) => j !== i));
     }
   } else if (plan.mode !== "single") {
-    const p = { ...plan, mode: "single" as const, ct: ctFor("single", plan.ct) };
-    const c = build(p, simplify);
-    const o = await fails(c);
-    if (o) {
-      plan = p;
-      best = { spec: c, outcome: o, attempts, followUp };
-    }
+    await adopt({ ...plan, mode: "single" as const, ct: ctFor("single", plan.ct) }, simplify);
   }
   // 3. Few items left: plainer spelling, canonical key/id/type/measure/timestamp, fewer mutations.
   if (plan.items.length <= 4) {
@@ -1277,14 +1256,7 @@ export async function shrink(spec: RequestSpec, rule: string, pool: Pool, times:
       if ((item.t === "tmpl" || item.t === "anon") && item.muts.length > 0) {
         for (let m = 0; m < item.muts.length; m++) {
           const muts = item.muts.filter((_, j) => j !== m);
-          const p = { ...plan, items: plan.items.map((it, j) => (j === i ? ({ ...item, muts } as typeof item) : it)) };
-          const c = build(p, simplify);
-          const o = await fails(c);
-          if (o) {
-            plan = p;
-            best = { spec: c, outcome: o, attempts, followUp };
-            break;
-          }
+          if (await adopt({ ...plan, items: plan.items.map((it, j) => (j === i ? ({ ...item, muts } as typeof item) : it)) }, simplify)) break;
         }
       }
     }
@@ -1353,7 +1325,7 @@ async function summarize(violations: Violation[], opts: FuzzOptions): Promise<Fa
       }
       if (s) minimal = { spec: s.spec, outcome: s.outcome, reproduced: true };
       else {
-        const r = await replayAlone(example.spec, opts.workload.pool, opts.times, opts.timeoutMs).catch(() => undefined);
+        const r = await replayAlone(example.spec, opts.times, opts.timeoutMs).catch(() => undefined);
         const again = r?.violations.some((v) => v.rule === example.rule) || (example.rule === "pollution" && r?.pollution);
         minimal = { spec: example.spec, outcome: again && r?.outcome ? r.outcome : example.outcome!, reproduced: !!again, note: again ? undefined : "did not reproduce alone on a fresh in-process app (depends on earlier requests or on the host); the response shown is the one the run saw" };
       }

@@ -14,7 +14,7 @@ import type { WindowQuery } from "../../actor/windows.ts";
 
 /** Cloudflare stops retrying a failing alarm after 6 retries; the last one arms a fallback first. */
 export const ALARM_MAX_RETRIES = 6;
-export const ALARM_FALLBACK_MS = 60_000;
+const ALARM_FALLBACK_MS = 60_000;
 
 export type IngestResult = { outcomes: IngestOutcome[] } | { backpressure: { retryAfterSeconds: number } };
 
@@ -59,10 +59,6 @@ export class DurableHost {
   /** The alarm found in storage when the object starts. */
   knownAlarm(at: number | null): void {
     this.alarmAt = at;
-  }
-
-  get channels(): readonly SinkChannel[] {
-    return this.opts.channels;
   }
 
   /** The actor in memory, if any. */

@@ -26,18 +26,16 @@ export class DurableGateway implements Gateway {
     const outcomes = new Array<GatewayOutcome>(events.length);
     await Promise.all(
       [...groupByKey(events)].map(async ([key, indexes]) => {
-        let result: IngestResult;
-        try {
-          result = await this.call(key, (stub) => stub.ingest(key, indexes.map((i) => events[i]!)));
-        } catch (error) {
-          if (!(error instanceof UnavailableError)) throw error;
-          for (const i of indexes) outcomes[i] = { status: "failed", error };
+        // call() turns any failure into an UnavailableError: this key's events fail, the others' stand.
+        const result: IngestResult | UnavailableError = await this.call(key, (stub) => stub.ingest(key, indexes.map((i) => events[i]!))).catch(
+          (error: UnavailableError) => error,
+        );
+        if (!(result instanceof UnavailableError) && "outcomes" in result) {
+          indexes.forEach((i, n) => (outcomes[i] = result.outcomes[n]!));
           return;
         }
-        if ("backpressure" in result) {
-          const error = new BackpressureError(key, result.backpressure.retryAfterSeconds);
-          for (const i of indexes) outcomes[i] = { status: "failed", error };
-        } else indexes.forEach((i, n) => (outcomes[i] = result.outcomes[n]!));
+        const error = result instanceof UnavailableError ? result : new BackpressureError(key, result.backpressure.retryAfterSeconds);
+        for (const i of indexes) outcomes[i] = { status: "failed", error };
       }),
     );
     return outcomes;
