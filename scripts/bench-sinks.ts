@@ -10,8 +10,9 @@
 //     event), so checkpoints and delivery-driven commits are counted.
 //  3. drain: per sink, events accepted in the sinks-on ingest / time from the ingest start until the
 //     last of them is visible (polled every 100 ms).
-//  4. direct: the same rows written by this process with the same client (Neon Pool, @upstash/redis
-//     pipelines, REST v2 binary produce), batches of 500, 4 in flight: the drain rows' baselines.
+//  4. direct: the same rows written by this process with the same client and the simplest code
+//     (tests/support/direct-writes.ts: one Postgres statement, one Redis pipeline of XADD, one REST
+//     v2 binary produce), batches of 500, 4 in flight: the drain rows' baselines.
 //  5. latency: ingest -> visible at an offered 1,000 events/s (open loop, 100 requests/s of 10
 //     events over 50 keys) through a fresh host with all three sinks, then the same schedule written
 //     straight to the sinks (the baseline), watched by the same probes: Redis XREAD BLOCK, a kafkajs
@@ -21,7 +22,9 @@ import { Redis } from "@upstash/redis";
 import type { Admin, Consumer } from "kafkajs";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { connect } from "node:net";
-import { BRIDGE_URL, createTopic, kafkaClient, uniqueTopic } from "../tests/support/kafka.ts";
+import type { EventRecord } from "../src/actor/outbox.ts";
+import { directKafka, directPostgres, directRedis, type DirectWrite } from "../tests/support/direct-writes.ts";
+import { kafkaClient, uniqueTopic } from "../tests/support/kafka.ts";
 import { localSinkEnv, REDIS_FRONT } from "../tests/support/sink-env.ts";
 import { BUN_SERVER, spawnServer, tempDir, type ServerProcess } from "../tests/support/targets.ts";
 import { percentile, runLoad, type LoadResult } from "./bench-load.ts";
@@ -97,8 +100,6 @@ export interface SinksBenchResult {
 const SERVICES = [6379, 5432, 8079, 6543, 8082, 9092];
 const KEYS = 1000;
 const EVENTS_PER_REQUEST = 1000;
-const REDIS_TTL_S = 7 * 86_400; // the sink's default KEYFLOW_REDIS_TTL
-const REDIS_MAXLEN = 10_000; // the sink's default KEYFLOW_REDIS_STREAM_MAXLEN
 const T0 = Date.now() - 3 * 3_600_000;
 
 const portOpen = (port: number) =>
@@ -533,125 +534,11 @@ function cpuLine(a: Ticks, b: Ticks): string {
 
 // ------------------------------------------------------------------ writing the sinks directly
 
-/** One event as the sinks write it (what the host's outbox record holds). */
-interface Rec {
-  key: string;
-  id: string;
-  type: string;
-  ts: number;
-  value: number;
-  receivedAt: number;
-  /** Increases per key: the Redis entry id is `${seq}-0`, as the sink's outbox position + 1. */
-  seq: number;
-}
+/** Events as the host's outbox holds them; the direct writers take the same records (tests/support/direct-writes.ts). */
+type Rec = EventRecord;
+type Writer = DirectWrite;
 
-const iso = (ms: number) => new Date(ms).toISOString();
-const floorTo = (ms: number, size: number) => iso(Math.floor(ms / size) * size);
-const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
-
-/** The record as the sinks render it (recordView in the host: Kafka values, Postgres raw_events payload). */
-function recordView(r: Rec) {
-  return { kind: "event", event_id: r.id, event_type: r.type, key: r.key, timestamp: iso(r.ts), received_at: iso(r.receivedAt), late: false, value: r.value };
-}
-
-type Writer = (batch: Rec[]) => Promise<void>;
-
-/**
- * The Postgres sink's transaction: the same two multi-row statements, one transaction per batch
- * (ON CONFLICT without a target: the same work whichever unique key processed_events has).
- */
-function postgresWriter(pool: Pool): Writer {
-  return async (batch) => {
-    const rows = batch.map((e) => ({
-      actor_key: e.key,
-      event_id: e.id,
-      payload: recordView(e),
-      event_type: e.type,
-      event_time: iso(e.ts),
-      value: e.value,
-      properties: null,
-      received_at: iso(e.receivedAt),
-      late: false,
-      minute: floorTo(e.ts, 60_000),
-      hour: floorTo(e.ts, 3_600_000),
-    }));
-    const json = JSON.stringify(rows);
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN");
-      await client.query(
-        `INSERT INTO raw_events (actor_key, event_id, payload, received_at)
-         SELECT actor_key, event_id, payload, received_at
-         FROM jsonb_to_recordset($1::jsonb) AS r(actor_key text, event_id text, payload jsonb, received_at timestamptz)
-         ON CONFLICT DO NOTHING`,
-        [json],
-      );
-      await client.query(
-        `INSERT INTO processed_events (event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
-         SELECT event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour
-         FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, actor_key text, event_type text, event_time timestamptz,
-           value double precision, properties jsonb, received_at timestamptz, late boolean, minute timestamptz, hour timestamptz)
-         ON CONFLICT DO NOTHING`,
-        [json],
-      );
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  };
-}
-
-/** The Redis sink's pipeline: XADD with an explicit id, the same fields, MAXLEN ~, then EXPIRE, per event. */
-function redisWriter(prefix: string): Writer {
-  const redis = new Redis({ ...REDIS_FRONT, retry: false, enableTelemetry: false, enableAutoPipelining: false, readYourWrites: false });
-  return async (batch) => {
-    const pipeline = redis.pipeline();
-    for (const r of batch) {
-      const stream = `${prefix}events:${r.key}`;
-      const fields: Record<string, string> = {
-        event_id: r.id,
-        event_type: r.type,
-        timestamp: String(r.ts),
-        late: "0",
-        data: JSON.stringify({ value: r.value, properties: null, received_at: r.receivedAt }),
-        value: String(r.value),
-      };
-      pipeline.xadd(stream, `${r.seq}-0`, fields, { trim: { type: "MAXLEN", threshold: REDIS_MAXLEN, comparison: "~" } });
-      pipeline.expire(stream, REDIS_TTL_S);
-    }
-    const results = (await pipeline.exec({ keepErrors: true })) as Array<{ error?: string }>;
-    const failed = results.find((r) => r?.error);
-    if (failed) throw new Error(`direct redis: ${failed.error}`);
-  };
-}
-
-/** The Kafka sink's REST v2 binary produce: key = actor key, value = the record as JSON, headers event_id and event_type. */
-function kafkaWriter(topic: string): Writer {
-  return async (batch) => {
-    const body = {
-      records: batch.map((r) => ({
-        key: b64(r.key),
-        value: b64(JSON.stringify(recordView(r))),
-        headers: [
-          { key: "event_id", value: b64(r.id) },
-          { key: "event_type", value: b64(r.type) },
-        ],
-      })),
-    };
-    const res = await fetch(`${BRIDGE_URL}/topics/${encodeURIComponent(topic)}`, {
-      method: "POST",
-      headers: { "content-type": "application/vnd.kafka.binary.v2+json", accept: "application/vnd.kafka.v2+json" },
-      body: JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`direct kafka: HTTP ${res.status} ${(await res.text()).slice(0, 300)}`);
-    const { offsets } = (await res.json()) as { offsets: Array<{ error_code?: number; message?: string }> };
-    const failed = offsets.find((o) => o.error_code);
-    if (failed) throw new Error(`direct kafka: ${failed.error_code} ${failed.message ?? ""}`);
-  };
-}
+const directRedisClient = () => new Redis({ ...REDIS_FRONT, retry: false, enableTelemetry: false, enableAutoPipelining: false, readYourWrites: false });
 
 /**
  * One write in flight; what arrives meanwhile goes out together as soon as it lands (up to 500
@@ -688,7 +575,7 @@ function records(run: string, from: number, count: number, keys: number, keyName
   const out: Rec[] = [];
   const now = Date.now();
   for (let n = from; n < from + count; n++) {
-    out.push({ key: keyName(n % keys), id: `${run}-${n}`, type: "purchase", ts: T0 + Math.floor(n / keys), value: n % 100, receivedAt: now, seq: n + 1 });
+    out.push({ kind: "event", n, key: keyName(n % keys), id: `${run}-${n}`, type: "purchase", ts: T0 + Math.floor(n / keys), value: n % 100, receivedAt: now, late: false });
   }
   return out;
 }
@@ -702,14 +589,14 @@ async function directDrain(ctx: Ctx, run: string, sink: SinkName, events: number
   const { opts } = ctx;
   let pool: Pool | undefined;
   let write: Writer;
-  if (sink === "postgres") write = postgresWriter((pool = new Pool({ connectionString: ctx.pgUrl, max: inFlight })));
-  else if (sink === "redis") write = redisWriter(`${run}:`);
+  if (sink === "postgres") write = directPostgres((pool = new Pool({ connectionString: ctx.pgUrl, max: inFlight })));
+  else if (sink === "redis") write = directRedis(directRedisClient(), `${run}:`);
   else {
     await createTopics(ctx, `${run}.events`);
-    write = kafkaWriter(`${run}.events`);
+    write = directKafka(`${run}.events`);
   }
   const writeAll = async (recs: Rec[]) => {
-    const lanes = Array.from({ length: inFlight }, (_, w) => recs.filter((r) => ((r.seq - 1) % KEYS) % inFlight === w));
+    const lanes = Array.from({ length: inFlight }, (_, w) => recs.filter((r) => (r.n % KEYS) % inFlight === w));
     await Promise.all(
       lanes.map(async (lane) => {
         for (let i = 0; i < lane.length; i += 500) await write(lane.slice(i, i + 500));
@@ -911,9 +798,9 @@ async function latencyPhase(ctx: Ctx, run: string): Promise<SinksBenchResult["la
     }
     opts.log(`latency: the same schedule written straight to the three sinks (one write in flight per sink, the next takes all that gathered meanwhile)`);
     const writers: Record<SinkName, Writer> = {
-      redis: gathering(redisWriter(`${directRun}:`)),
-      postgres: gathering(postgresWriter(ctx.pool)),
-      kafka: gathering(kafkaWriter(`${directRun}.events`)),
+      redis: gathering(directRedis(directRedisClient(), `${directRun}:`)),
+      postgres: gathering(directPostgres(ctx.pool)),
+      kafka: gathering(directKafka(`${directRun}.events`)),
     };
     // When each write was acknowledged: visible minus acknowledged is what the probes add.
     const acked: Record<SinkName, number[]> = { redis: [], postgres: [], kafka: [] };
@@ -935,10 +822,8 @@ async function latencyPhase(ctx: Ctx, run: string): Promise<SinksBenchResult["la
 // ------------------------------------------------------------------ topics, clean-up
 
 async function createTopics(ctx: Ctx, ...names: string[]): Promise<void> {
-  for (const name of names) {
-    await createTopic(name);
-    ctx.topics.push(name);
-  }
+  await ctx.admin.createTopics({ topics: names.map((topic) => ({ topic, numPartitions: 3, replicationFactor: 1 })), waitForLeaders: true });
+  ctx.topics.push(...names);
 }
 
 /** Removes what the run wrote: its Postgres rows, Redis keys and Kafka topics. */

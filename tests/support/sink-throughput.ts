@@ -10,15 +10,13 @@
  * the same run, so a change is measured against what it replaces. Every measurement writes fresh keys
  * (Postgres: in schemas of its own, dropped at the end; Redis streams and Kafka topics removed too).
  *
- *   direct = the same client, the simplest code that writes the same rows: Postgres one statement
- *   inserting raw_events + processed_events from jsonb_to_recordset (no ON CONFLICT); Redis one
- *   pipeline of XADD (the same fields and ids, no trim, no TTL); Kafka one REST v2 binary produce.
+ *   direct = the same client, the simplest code that writes the same rows (tests/support/direct-writes.ts).
  */
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
 import type { EventRecord, OutboxRecord } from "../../src/actor/outbox.ts";
 import type { Sink } from "../../src/delivery/sink.ts";
-import { eventRecordView, iso } from "../../src/delivery/records.ts";
+import { directKafka, directPostgres, directRedis } from "./direct-writes.ts";
 import { BRIDGE_URL, kafkaClient } from "./kafka.ts";
 import { PG_URL, WSPROXY } from "./postgres.ts";
 import { REDIS_FRONT } from "./sink-env.ts";
@@ -98,72 +96,21 @@ async function sinkWriter(root: string, sink: string, tag: string, schema: strin
   return { deliver: (r) => s.deliver(r), close: async () => void (await s.close?.()) };
 }
 
-const b64 = (text: string) => Buffer.from(text).toString("base64");
-
-/** The same client writing the same rows with the simplest code. */
+/** The same client writing the same rows with the simplest code (tests/support/direct-writes.ts). */
 function directWriter(sink: string, tag: string): Writer {
   if (sink === "postgres") {
     const pool = new Pool({ connectionString: pgUrlIn(SCHEMAS.direct), max: 8 });
     pool.on("error", () => undefined);
-    return {
-      async deliver(records) {
-        const rows = (records as EventRecord[]).map((e) => ({
-          actor_key: e.key, event_id: e.id, payload: eventRecordView(e), event_type: e.type, event_time: iso(e.ts),
-          value: e.value ?? null, properties: e.properties ?? null, received_at: iso(e.receivedAt), late: e.late,
-          minute: iso(Math.floor(e.ts / 60_000) * 60_000), hour: iso(Math.floor(e.ts / 3_600_000) * 3_600_000),
-        }));
-        await pool.query(
-          `WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(actor_key text, event_id text, payload jsonb, event_type text,
-             event_time timestamptz, value double precision, properties jsonb, received_at timestamptz, late boolean, minute timestamptz, hour timestamptz)),
-           raw AS (INSERT INTO raw_events (actor_key, event_id, payload, received_at) SELECT actor_key, event_id, payload, received_at FROM r)
-           INSERT INTO processed_events (actor_key, event_id, event_type, event_time, value, properties, received_at, late, minute, hour)
-           SELECT actor_key, event_id, event_type, event_time, value, properties, received_at, late, minute, hour FROM r`,
-          [JSON.stringify(rows)],
-        );
-      },
-      close: () => pool.end(),
-    };
+    const write = directPostgres(pool);
+    return { deliver: (records) => write(records as EventRecord[]), close: () => pool.end() };
   }
-  if (sink === "redis") {
-    const redis = new Redis({ ...REDIS_FRONT, enableTelemetry: false, retry: false, enableAutoPipelining: false, readYourWrites: false });
-    return {
-      async deliver(records) {
-        const p = redis.pipeline();
-        for (const r of records as EventRecord[]) {
-          const fields: Record<string, string> = {
-            event_id: r.id, event_type: r.type, timestamp: String(r.ts), late: r.late ? "1" : "0",
-            data: JSON.stringify({ value: r.value ?? null, properties: r.properties ?? null, received_at: r.receivedAt }),
-          };
-          if (r.value !== undefined) fields.value = String(r.value);
-          p.xadd(`${tag}:events:${r.key}`, `${r.n + 1}-0`, fields);
-        }
-        await p.exec();
-      },
-      close: async () => undefined,
-    };
-  }
-  return {
-    async deliver(records) {
-      const body = JSON.stringify({
-        records: (records as EventRecord[]).map((r) => ({
-          key: b64(r.key),
-          value: b64(JSON.stringify(eventRecordView(r))),
-          headers: [{ key: "event_id", value: b64(r.id) }, { key: "event_type", value: b64(r.type) }],
-        })),
-      });
-      const res = await fetch(`${BRIDGE_URL}/topics/${tag}.events`, {
-        method: "POST",
-        headers: { "content-type": "application/vnd.kafka.binary.v2+json", accept: "application/vnd.kafka.v2+json" },
-        body,
-      });
-      const reply = (await res.json()) as { offsets: Array<{ error_code?: number }> };
-      if (!res.ok || reply.offsets.some((o) => o.error_code)) throw new Error(`produce: ${res.status} ${JSON.stringify(reply).slice(0, 200)}`);
-    },
-    close: async () => undefined,
-  };
+  const write =
+    sink === "redis"
+      ? directRedis(new Redis({ ...REDIS_FRONT, enableTelemetry: false, retry: false, enableAutoPipelining: false, readYourWrites: false }), `${tag}:`)
+      : directKafka(`${tag}.events`);
+  return { deliver: (records) => write(records as EventRecord[]), close: async () => undefined };
 }
 
-/** Delivers every lane's batches, the lanes concurrently; returns records/s. */
 async function measure(writer: Writer, lanes: OutboxRecord[][][]): Promise<number> {
   const total = lanes.reduce((n, l) => n + l.reduce((m, b) => m + b.length, 0), 0);
   const t0 = performance.now();
