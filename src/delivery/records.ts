@@ -1,5 +1,6 @@
 import type { EventRecord, OutboxRecord, WindowRecord } from "../actor/outbox.ts";
 import type { Aggregate } from "../actor/windows.ts";
+import { splitActorName } from "../actor/tenant.ts";
 
 /** The record wire format: what every sink writes and the API shows, in snake_case with ISO-8601 times. */
 
@@ -28,6 +29,7 @@ export function aggregateView(agg: Aggregate): AggregateView {
 
 export interface EventRecordView {
   kind: "event";
+  tenant: string;
   event_id: string;
   event_type: string;
   key: string;
@@ -40,6 +42,7 @@ export interface EventRecordView {
 
 export interface WindowRecordView extends AggregateView {
   kind: "window";
+  tenant: string;
   key: string;
   size: string;
   start: string;
@@ -52,11 +55,13 @@ export interface WindowRecordView extends AggregateView {
 export type RecordView = EventRecordView | WindowRecordView;
 
 export function eventRecordView(record: EventRecord): EventRecordView {
+  const { tenant, key } = splitActorName(record.key);
   const view: EventRecordView = {
     kind: "event",
+    tenant,
     event_id: record.id,
     event_type: record.type,
-    key: record.key,
+    key,
     timestamp: iso(record.ts),
     received_at: iso(record.receivedAt),
     late: record.late,
@@ -67,9 +72,11 @@ export function eventRecordView(record: EventRecord): EventRecordView {
 }
 
 export function windowRecordView(record: WindowRecord): WindowRecordView {
+  const { tenant, key } = splitActorName(record.key);
   return {
     kind: "window",
-    key: record.key,
+    tenant,
+    key,
     size: record.spec,
     start: iso(record.start),
     end: iso(record.end),

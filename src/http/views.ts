@@ -2,6 +2,7 @@ import type { Actor, ActorSnapshot, LateEntry } from "../actor/actor.ts";
 import type { DeadLetter } from "../actor/outbox.ts";
 import type { Aggregate, ClosedWindow, WindowQuery, WindowState } from "../actor/windows.ts";
 import type { ChannelStatus, SinkChannel } from "../delivery/channel.ts";
+import { splitActorName } from "../actor/tenant.ts";
 import { aggregateView, iso, recordView, type AggregateView, type RecordView } from "../delivery/records.ts";
 
 /** The HTTP API's response bodies (snake_case, ISO-8601 times), rendered from the actor's internal shapes. */
@@ -96,7 +97,7 @@ const RECENT_CLOSED = 20;
 
 export function actorView(s: ActorSnapshot): ActorView {
   return {
-    key: s.key,
+    key: splitActorName(s.key).key,
     totals: { events: s.totals.events, duplicates: s.totals.duplicates, late: s.totals.late, by_type: Object.fromEntries(s.totals.byType) },
     first_event_at: isoOrNull(s.firstEventAt),
     last_event_at: isoOrNull(s.lastEventAt),
@@ -150,7 +151,7 @@ export const render = {
   late: (actor: Actor): LateView[] => actor.lateLog().map(lateView),
   deadLetters: (actor: Actor): DeadLetterView[] => actor.outbox.deadLetters().map(deadLetterView),
   outbox: (actor: Actor, channels: readonly SinkChannel[]): OutboxView => ({
-    key: actor.key,
+    key: splitActorName(actor.key).key,
     backlog: Object.fromEntries(actor.outbox.sinks.map((sink) => [sink, actor.outbox.backlog(sink)])),
     dead_letters: actor.outbox.deadLetters().length,
     sinks: channels.map((c) => sinkStatusView(c.status())),
