@@ -1,3 +1,4 @@
+import { splitActorName } from "./tenant.ts";
 /** How long a client told to slow down waits before it retries (Retry-After). */
 export const BACKPRESSURE_RETRY_AFTER_SECONDS = 1;
 
@@ -8,6 +9,6 @@ export class BackpressureError extends Error {
     readonly key: string,
     readonly retryAfterSeconds: number,
   ) {
-    super(`the sinks of key ${JSON.stringify(key)} are behind; retry after ${retryAfterSeconds} s`);
+    super(`the sinks of key ${JSON.stringify(splitActorName(key).key)} are behind; retry after ${retryAfterSeconds} s`);
   }
 }

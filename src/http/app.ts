@@ -13,6 +13,8 @@ import { parseJson } from "./json.ts";
 import { specName } from "../actor/windows.ts";
 import { readBodyText } from "./body.ts";
 import { VERSION } from "../version.ts";
+import { corsFor, guard, type Access, type AppEnv } from "./access.ts";
+import { actorName, splitActorName } from "../actor/tenant.ts";
 
 export interface AppOptions {
   backend: Gateway;
@@ -20,6 +22,8 @@ export interface AppOptions {
   env: Env;
   /** Name of the host, reported by /health ("bun", "deno", "workers", "memory"). */
   host: string;
+  /** Who may call which route (src/http/access.ts). */
+  access: Access;
 }
 
 const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
@@ -27,16 +31,22 @@ const DEFAULT_WINDOW_LIMIT = 1_000;
 const MAX_WINDOW_LIMIT = 10_000;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
-export function createApp({ backend, config, env, host }: AppOptions): Hono {
-  const app = new Hono();
+export function createApp({ backend, config, env, host, access }: AppOptions): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
   const startedAt = env.clock.now();
+  app.use("*", corsFor(access));
+  const ingest = guard(access, "ingest");
+  const read = guard(access, "read");
+  const admin = guard(access, "admin");
+  /** The actor a route's :key names, in the caller's tenant. */
+  const actorOf = (c: Context<AppEnv>) => actorName(c.get("caller").tenant, c.req.param("key")!);
 
   app.get("/health", (c) => {
     const runtime = backend.health?.();
     return c.json({ status: "ok", version: VERSION, host, uptime_s: Math.round((env.clock.now() - startedAt) / 1000), ...(runtime ? { runtime } : {}) });
   });
 
-  app.post("/v1/events", async (c) => {
+  app.post("/v1/events", ingest, async (c) => {
     const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
     const ndjson = NDJSON.has(contentType);
     if (!ndjson && contentType !== "application/json") {
@@ -49,19 +59,21 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
     const text = await readBodyText(c.req.raw, config.maxBodyBytes);
     const now = env.clock.now();
     const newId = () => uuidv7(env);
+    const { tenant } = c.get("caller");
     if (!ndjson) {
       const parsed = parseJson(text);
       if (!parsed.ok) throw new ApiError(400, "malformed_json", `malformed JSON: ${parsed.error.message}`, parsed.error);
-      if (!Array.isArray(parsed.value)) return ingestOne(c, parsed.value, now, newId);
-      return ingestBatch(c, parsed.value.map((raw) => ({ raw })), now, newId);
+      if (!Array.isArray(parsed.value)) return ingestOne(c, tenant, parsed.value, now, newId);
+      return ingestBatch(c, tenant, parsed.value.map((raw) => ({ raw })), now, newId);
     }
     const items = ndjsonItems(text);
-    return ingestBatch(c, items, now, newId);
+    return ingestBatch(c, tenant, items, now, newId);
   });
 
-  async function ingestOne(c: Context, raw: unknown, now: number, newId: () => string) {
+  async function ingestOne(c: Context, tenant: string, raw: unknown, now: number, newId: () => string) {
     const result = normalizeEvent(raw, config, now, newId);
     if (!result.ok) throw invalidEvent(result.problems);
+    result.event.key = actorName(tenant, result.event.key);
     const [outcome] = await backend.ingest([result.event]);
     if (outcome!.status === "failed") throw outcome!.error;
     const body: IngestOneBody = { status: outcome!.status, event_id: result.event.id };
@@ -70,7 +82,7 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
     return c.json(body, outcome!.status === "accepted" ? 202 : 200);
   }
 
-  async function ingestBatch(c: Context, items: BatchItem[], now: number, newId: () => string) {
+  async function ingestBatch(c: Context, tenant: string, items: BatchItem[], now: number, newId: () => string) {
     if (items.length === 0) throw new ApiError(400, "empty_batch", "the batch holds no events");
     if (items.length > config.maxBatchEvents) {
       throw new ApiError(413, "too_many_events", `a request may carry at most ${config.maxBatchEvents} events, got ${items.length}`);
@@ -83,6 +95,7 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
       if (item.error) return void rejected.push({ index, error: item.error });
       const result = normalizeEvent(item.raw, config, now, newId);
       if (!result.ok) return void rejected.push({ index, error: invalidEvent(result.problems).body().error });
+      result.event.key = actorName(tenant, result.event.key);
       events.push(result.event);
       positions.push(index);
     });
@@ -108,38 +121,32 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
     return c.json(body, 200);
   }
 
-  app.get("/v1/actors/:key", async (c) => {
-    const key = c.req.param("key");
-    return c.json((await backend.state(key)) ?? notFound(key));
+  app.get("/v1/actors/:key", read, async (c) => {
+    return c.json((await backend.state(actorOf(c))) ?? notFound(c));
   });
 
-  app.get("/v1/actors/:key/windows", async (c) => {
-    const key = c.req.param("key");
-    const windows = await backend.windows(key, windowQuery(c, config));
-    return c.json({ key, windows: windows ?? notFound(key) });
+  app.get("/v1/actors/:key/windows", read, async (c) => {
+    const windows = await backend.windows(actorOf(c), windowQuery(c, config));
+    return c.json({ key: c.req.param("key"), windows: windows ?? notFound(c) });
   });
 
-  app.get("/v1/actors/:key/late", async (c) => {
-    const key = c.req.param("key");
-    const late = await backend.late(key);
-    return c.json({ key, late: late ?? notFound(key) });
+  app.get("/v1/actors/:key/late", read, async (c) => {
+    const late = await backend.late(actorOf(c));
+    return c.json({ key: c.req.param("key"), late: late ?? notFound(c) });
   });
 
-  app.get("/v1/actors/:key/dlq", async (c) => {
-    const key = c.req.param("key");
-    const entries = await backend.deadLetters(key);
-    return c.json({ key, dead_letters: entries ?? notFound(key) });
+  app.get("/v1/actors/:key/dlq", admin, async (c) => {
+    const entries = await backend.deadLetters(actorOf(c));
+    return c.json({ key: c.req.param("key"), dead_letters: entries ?? notFound(c) });
   });
 
-  app.post("/v1/actors/:key/dlq/replay", async (c) => {
-    const key = c.req.param("key");
-    const result = await backend.replay(key, replayFilter(c, config));
-    return c.json({ key, ...(result ?? notFound(key)) });
+  app.post("/v1/actors/:key/dlq/replay", admin, async (c) => {
+    const result = await backend.replay(actorOf(c), replayFilter(c, config));
+    return c.json({ key: c.req.param("key"), ...(result ?? notFound(c)) });
   });
 
-  app.get("/v1/actors/:key/outbox", async (c) => {
-    const key = c.req.param("key");
-    return c.json((await backend.outbox(key)) ?? notFound(key));
+  app.get("/v1/actors/:key/outbox", admin, async (c) => {
+    return c.json((await backend.outbox(actorOf(c))) ?? notFound(c));
   });
 
   // 405 is worked out only for requests no route took, so matched requests pay nothing for it.
@@ -156,7 +163,7 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json(err.body(), err.status, err.headers);
     if (err instanceof BackpressureError) {
-      return c.json({ error: errorBody("backpressure", err.message, { key: err.key }) }, 429, {
+      return c.json({ error: errorBody("backpressure", err.message, { key: splitActorName(err.key).key }) }, 429, {
         "Retry-After": String(err.retryAfterSeconds),
       });
     }
@@ -168,7 +175,7 @@ export function createApp({ backend, config, env, host }: AppOptions): Hono {
 }
 
 /** The methods routed for a path (GET implies HEAD), from the app's own route table. */
-function routeMethods(app: Hono): (path: string) => string[] {
+function routeMethods(app: Hono<AppEnv>): (path: string) => string[] {
   let router: TrieRouter<string[]> | undefined;
   return (path) => {
     if (!router) {
@@ -207,7 +214,7 @@ interface IngestBatchBody {
 
 /** A batch event the host could not take, as its entry in `rejected`. */
 function failureBody({ error }: IngestFailure): ErrorBody {
-  if (error instanceof BackpressureError) return errorBody("backpressure", error.message, { key: error.key, retry_after_s: error.retryAfterSeconds });
+  if (error instanceof BackpressureError) return errorBody("backpressure", error.message, { key: splitActorName(error.key).key, retry_after_s: error.retryAfterSeconds });
   return errorBody(error.code, error.advice(), { retryable: true });
 }
 
@@ -235,8 +242,8 @@ function invalidEvent(problems: Array<{ field: string; message: string }>): ApiE
   return new ApiError(400, "invalid_event", message, problems);
 }
 
-function notFound(key: string): never {
-  throw new ApiError(404, "actor_not_found", `no events have been accepted for key ${JSON.stringify(key)}`);
+function notFound(c: Context): never {
+  throw new ApiError(404, "actor_not_found", `no events have been accepted for key ${JSON.stringify(c.req.param("key"))}`);
 }
 
 function parseTime(field: string, text: string | undefined): number | undefined {

@@ -3,7 +3,9 @@ import { openBunSqlite } from "./bun-sqlite.ts";
 import { bunServeOptions } from "./bun-serve.ts";
 
 const settings = serverSettingsOrExit(process.env);
-const host = selfHosted(settings, openBunSqlite, "bun");
+const sha256 = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest() as Uint8Array;
+const host = selfHosted(settings, openBunSqlite, "bun", sha256);
+for (const warning of host.warnings) console.warn(warning);
 const server = Bun.serve(bunServeOptions(settings.host, settings.port, host.app.fetch));
 console.log(`keyflow ${host.describe} listening on http://${server.hostname}:${server.port}`);
 

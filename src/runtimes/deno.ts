@@ -1,4 +1,5 @@
 import process from "node:process";
+import { createHash } from "node:crypto";
 import { selfHosted, serverSettingsOrExit } from "./self-hosted.ts";
 import { openNodeSqlite } from "./deno-sqlite.ts";
 import { internalErrorResponse } from "../http/errors.ts";
@@ -17,7 +18,9 @@ declare const Deno: {
 };
 
 const settings = serverSettingsOrExit(process.env);
-const host = selfHosted(settings, openNodeSqlite, "deno");
+const sha256 = (text: string) => createHash("sha256").update(text).digest() as Uint8Array;
+const host = selfHosted(settings, openNodeSqlite, "deno", sha256);
+for (const warning of host.warnings) console.warn(warning);
 const server = Deno.serve(
   {
     hostname: settings.host,

@@ -7,27 +7,42 @@ import { ConfigError } from "../settings/config.ts";
 import { serverSettings, type ServerSettings } from "../settings/env.ts";
 import type { EnvVars } from "../settings/reader.ts";
 import { createSinks } from "../sinks/index.ts";
+import { accessFor } from "../http/access.ts";
+import { webCryptoSha256, type Sha256 } from "../auth/key-ring.ts";
 
 export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
 
 /** Store + process host + app for the self-hosted server (Bun, Deno); the entry point adds only the listener. */
-export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hostName: string) {
+export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hostName: string, sha256: Sha256 = webCryptoSha256) {
   const storePath = `${settings.dataDir}/keyflow.db`;
   const store = settings.storage === "sqlite" ? openSqlite(storePath, settings.sqliteSync) : new MemoryKvStore();
   const sinks = createSinks(settings.sinks, { poolPerDelivery: false });
   const { config } = settings;
   const runtime = new ProcessHost({ store, config, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers, sinks });
-  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName });
+  // Without keys the server is open: serverSettings let it start only on loopback (or with KEYFLOW_AUTH=off).
+  const access = accessFor(settings.auth, true, sha256);
+  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access });
   const storage = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
   const replayed = runtime.stats.replayed;
   const recovery = replayed ? `, recovered ${replayed} journal entries of an unclean stop` : "";
-  const describe = `${storage}, sinks: ${config.sinks.join(", ") || "none"}${recovery}`;
+  const keys = access.mode === "keys" ? `${settings.auth.keys.length} API key${settings.auth.keys.length === 1 ? "" : "s"}` : "OPEN (no API keys)";
+  const describe = `${storage}, sinks: ${config.sinks.join(", ") || "none"}, auth: ${keys}${recovery}`;
+  const warnings = access.mode === "keys" ? [] : [openWarning(settings)];
   const shutdown = async () => {
     await runtime.close();
     await Promise.all(sinks.map((s) => s.close?.()));
     store.close();
   };
-  return { app, describe, shutdown };
+  return { app, describe, warnings, shutdown };
+}
+
+function openWarning(settings: ServerSettings): string {
+  const where = `http://${settings.host}:${settings.port}`;
+  if (settings.auth.off) return `keyflow: WARNING: KEYFLOW_AUTH=off: the API at ${where} is open to anyone who can reach it: every key's state, dead letters and replays`;
+  return (
+    `keyflow: WARNING: no API keys are configured (KEYFLOW_API_KEYS): the API is open to anyone on this machine (${where}). ` +
+    "Create keys with `npm run keys -- create` before binding another address; without keys the server refuses to."
+  );
 }
 
 /** The server's settings from the environment; a bad variable ends the process with a message naming it. */

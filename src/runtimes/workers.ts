@@ -1,4 +1,3 @@
-import type { Hono } from "hono";
 import { DurableGateway, type ActorNamespace } from "../hosts/durable/gateway.ts";
 import { stringVars, type WorkerEnv } from "../hosts/durable/env.ts";
 import { createApp } from "../http/app.ts";
@@ -6,22 +5,28 @@ import { errorBody } from "../http/errors.ts";
 import { systemEnv } from "../ports/system.ts";
 import { ConfigError } from "../settings/config.ts";
 import { readSettings } from "../settings/env.ts";
+import { accessFor } from "../http/access.ts";
 
 export { KeyActor } from "../../actors/key-actor.ts";
 
-let app: Hono | undefined;
+let app: ReturnType<typeof createApp> | undefined;
 
 /** The Worker: the shared Hono app, with each key's actor in its own Durable Object. */
 export default {
   fetch(request, env, ctx) {
     try {
-      app ??= createApp({
-        // RPC stubs type their results as RPC promises; the calls are the ActorStub methods.
-        backend: new DurableGateway(env.ACTORS as unknown as ActorNamespace),
-        config: readSettings(stringVars(env)).config,
-        env: systemEnv,
-        host: "workers",
-      });
+      if (!app) {
+        const settings = readSettings(stringVars(env));
+        app = createApp({
+          // RPC stubs type their results as RPC promises; the calls are the ActorStub methods.
+          backend: new DurableGateway(env.ACTORS as unknown as ActorNamespace),
+          config: settings.config,
+          env: systemEnv,
+          host: "workers",
+          // Without keys a Worker is closed, except to requests made on this machine (wrangler dev).
+          access: accessFor(settings.auth, false),
+        });
+      }
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       return Response.json({ error: errorBody("misconfigured", error.message, error.problems) }, { status: 500 });

@@ -6,6 +6,7 @@ import type { SqliteSync } from "../hosts/process/sqlite-store.ts";
 import { deadLetterMirror, enabledSinks, readSinkSettings, type SinkSettings } from "../sinks/settings.ts";
 import { ConfigError, DEFAULT_CONFIG, type Config } from "./config.ts";
 import { EnvReader, type EnvVars } from "./reader.ts";
+import { isLoopback, readAuthSettings, type AuthSettings } from "../auth/settings.ts";
 
 const duration = z.string().transform((text, ctx) => {
   const ms = parseDuration(text);
@@ -86,6 +87,7 @@ export interface Settings {
   /** config.sinks and config.deadLetterMirror follow the sink settings. */
   config: Config;
   sinks: SinkSettings;
+  auth: AuthSettings;
 }
 
 export interface ServerSettings extends Settings {
@@ -110,7 +112,7 @@ function collectSettings(r: EnvReader): Settings {
   config.sinks = enabledSinks(sinks);
   const mirror = deadLetterMirror(sinks);
   if (mirror) config.deadLetterMirror = mirror;
-  return { config, sinks };
+  return { config, sinks, auth: readAuthSettings(r) };
 }
 
 const SERVER_VARIABLES = z.object({
@@ -128,6 +130,12 @@ export function serverSettings(env: EnvVars): ServerSettings {
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = SERVER_VARIABLES.safeParse(present);
   if (!parsed.success) for (const i of parsed.error.issues) r.problem(String(i.path[0]), String(env[String(i.path[0])]), i.message);
+  if (parsed.success && !settings.auth.off && settings.auth.keys.length === 0 && !isLoopback(parsed.data.HOST)) {
+    r.problems.push(
+      `HOST=${parsed.data.HOST}: no API keys are configured, so the server would be open to anyone who can reach it; ` +
+        "set KEYFLOW_API_KEYS (npm run keys -- create makes a key), bind HOST=127.0.0.1, or set KEYFLOW_AUTH=off to run it open on purpose",
+    );
+  }
   if (r.problems.length || !parsed.success) throw new ConfigError(r.problems);
   const s = parsed.data;
   return { ...settings, host: s.HOST, port: s.PORT, storage: s.KEYFLOW_STORAGE, dataDir: s.KEYFLOW_DATA_DIR, sqliteSync: s.KEYFLOW_SQLITE_SYNC };

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Target } from "../support/targets.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
+import { bearer, TEST_KEY_LINES } from "../support/api-keys.ts";
+import { authorizationTests } from "./authorization.ts";
 
 /**
  * The HTTP contract every host serves identically. Written once; each host's test file runs it.
@@ -19,13 +21,15 @@ export function contractSuite(name: string, makeTarget: (env: Record<string, str
     const base = Math.floor((Date.now() - 3 * 3_600_000) / 3_600_000) * 3_600_000;
     const at = (offsetMs: number) => new Date(base + offsetMs).toISOString();
 
+    /** A request with tenant-a's key of every scope: the tests below are about behaviour, authorization.ts about keys. */
+    const send = (path: string, init: RequestInit = {}) => target.fetch(path, { ...init, headers: { ...bearer("all"), ...(init.headers as Record<string, string>) } });
     const post = (body: unknown, contentType = "application/json") =>
-      target.fetch("/v1/events", {
+      send("/v1/events", {
         method: "POST",
         headers: { "content-type": contentType },
         body: typeof body === "string" ? body : JSON.stringify(body),
       });
-    const get = (path: string) => target.fetch(path);
+    const get = (path: string) => send(path);
     const json = async (res: Response) => (await res.json()) as any;
     const expectError = async (res: Response, status: number, code: string) => {
       expect(res.status).toBe(status);
@@ -65,12 +69,19 @@ export function contractSuite(name: string, makeTarget: (env: Record<string, str
 
     beforeAll(async () => {
       receiver = startWebhookReceiver();
-      target = await makeTarget({ KEYFLOW_WEBHOOK_URL: receiver.url, KEYFLOW_WEBHOOK_SECRET: receiver.secret, KEYFLOW_SINK_MAX_DELAY: "5ms" });
+      target = await makeTarget({
+        KEYFLOW_WEBHOOK_URL: receiver.url,
+        KEYFLOW_WEBHOOK_SECRET: receiver.secret,
+        KEYFLOW_SINK_MAX_DELAY: "5ms",
+        KEYFLOW_API_KEYS: TEST_KEY_LINES,
+      });
     });
     afterAll(async () => {
       await target?.stop();
       receiver?.stop();
     });
+
+    authorizationTests(() => target, newKey, () => receiver);
 
     test("GET /health reports status, version and uptime", async () => {
       const res = await get("/health");
@@ -221,10 +232,10 @@ export function contractSuite(name: string, makeTarget: (env: Record<string, str
       await expectError(await post("42"), 400, "invalid_event");
       await expectError(await get("/v1/nothing-here"), 404, "not_found");
       await expectError(await get(`/v1/actors/never-seen-${run}`), 404, "actor_not_found");
-      const wrong = await target.fetch("/v1/events", { method: "DELETE" });
+      const wrong = await send("/v1/events", { method: "DELETE" });
       await expectError(wrong, 405, "method_not_allowed");
       expect(wrong.headers.get("allow")).toContain("POST");
-      await expectError(await target.fetch("/health", { method: "POST" }), 405, "method_not_allowed");
+      await expectError(await send("/health", { method: "POST" }), 405, "method_not_allowed");
     });
 
     test("requests over the limits get 413: more than 10,000 events, or more than 5 MiB", async () => {
@@ -336,23 +347,23 @@ export function contractSuite(name: string, makeTarget: (env: Record<string, str
       // The sink takes them now: replay one by id, one by sink, and the rest with no filter.
       receiver.refusing = false;
       const byId = dead.find((d: any) => d.record.event_id === "d2");
-      expect(await json(await target.fetch(`/v1/actors/${key}/dlq/replay?ids=${byId.id}`, { method: "POST" }))).toEqual({ key, replayed: 1 });
+      expect(await json(await send(`/v1/actors/${key}/dlq/replay?ids=${byId.id}`, { method: "POST" }))).toEqual({ key, replayed: 1 });
       await eventually("d2 replayed to the sink", async () => receiver.received.has("d2"), (v) => v);
       expect((await json(await get(`/v1/actors/${key}/dlq`))).dead_letters.map((d: any) => d.record.event_id).sort()).toEqual(["d3", "d4"]);
       const bySink = dead.find((d: any) => d.record.event_id === "d3");
-      expect(await json(await target.fetch(`/v1/actors/${key}/dlq/replay?sink=webhook&ids=${bySink.id}`, { method: "POST" }))).toEqual({ key, replayed: 1 });
-      expect(await json(await target.fetch(`/v1/actors/${key}/dlq/replay?sink=webhook`, { method: "POST" }))).toEqual({ key, replayed: 1 });
+      expect(await json(await send(`/v1/actors/${key}/dlq/replay?sink=webhook&ids=${bySink.id}`, { method: "POST" }))).toEqual({ key, replayed: 1 });
+      expect(await json(await send(`/v1/actors/${key}/dlq/replay?sink=webhook`, { method: "POST" }))).toEqual({ key, replayed: 1 });
       await eventually("d3 and d4 replayed to the sink", async () => receiver.received.has("d3") && receiver.received.has("d4"), (v) => v);
       expect((await json(await get(`/v1/actors/${key}/dlq`))).dead_letters).toEqual([]);
-      expect(await json(await target.fetch(`/v1/actors/${key}/dlq/replay`, { method: "POST" }))).toEqual({ key, replayed: 0 });
+      expect(await json(await send(`/v1/actors/${key}/dlq/replay`, { method: "POST" }))).toEqual({ key, replayed: 0 });
       const after = await eventually("the outbox drained", async () => json(await get(`/v1/actors/${key}/outbox`)), (o: any) => o.backlog.webhook === 0);
       expect(after.dead_letters).toBe(0);
 
-      const unknownSink = await expectError(await target.fetch(`/v1/actors/${key}/dlq/replay?sink=nope`, { method: "POST" }), 400, "invalid_query");
+      const unknownSink = await expectError(await send(`/v1/actors/${key}/dlq/replay?sink=nope`, { method: "POST" }), 400, "invalid_query");
       expect(unknownSink.details[0].field).toBe("sink");
       expect(unknownSink.message).toContain("webhook");
-      await expectError(await target.fetch(`/v1/actors/${key}/dlq/replay?ids=1,x`, { method: "POST" }), 400, "invalid_query");
-      await expectError(await target.fetch(`/v1/actors/never-${run}/dlq/replay`, { method: "POST" }), 404, "actor_not_found");
+      await expectError(await send(`/v1/actors/${key}/dlq/replay?ids=1,x`, { method: "POST" }), 400, "invalid_query");
+      await expectError(await send(`/v1/actors/never-${run}/dlq/replay`, { method: "POST" }), 404, "actor_not_found");
       await expectError(await get(`/v1/actors/never-${run}/dlq`), 404, "actor_not_found");
       await expectError(await get(`/v1/actors/never-${run}/outbox`), 404, "actor_not_found");
     });

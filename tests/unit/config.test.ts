@@ -325,6 +325,7 @@ describe("serverSettings", () => {
       sqliteSync: "full",
       config: DEFAULT_CONFIG,
       sinks: {},
+      auth: { off: false, keys: [], corsOrigins: [] },
     });
   });
 
@@ -340,6 +341,7 @@ describe("serverSettings", () => {
       KEYFLOW_STORAGE: "memory",
       KEYFLOW_DATA_DIR: "/var/lib/keyflow",
       KEYFLOW_SQLITE_SYNC: "normal",
+      KEYFLOW_AUTH: "off",
     });
     expect(settings).toMatchObject({
       host: "0.0.0.0",

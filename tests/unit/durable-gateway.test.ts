@@ -3,6 +3,7 @@ import type { IngestOutcome } from "../../src/actor/actor.ts";
 import type { Event } from "../../src/actor/event.ts";
 import { DurableGateway, type ActorNamespace, type ActorStub } from "../../src/hosts/durable/gateway.ts";
 import { createApp } from "../../src/http/app.ts";
+import { OPEN_ACCESS } from "../../src/http/access.ts";
 import { DEFAULT_CONFIG } from "../../src/settings/config.ts";
 import { fakeEnv } from "../support/fake-env.ts";
 
@@ -40,7 +41,7 @@ function namespace(failing: Set<string>, behind = new Set<string>()) {
 
 function app(ns: ActorNamespace) {
   const fake = fakeEnv(T0 + 60_000);
-  const http = createApp({ backend: new DurableGateway(ns), config: DEFAULT_CONFIG, env: fake.env, host: "workers" });
+  const http = createApp({ backend: new DurableGateway(ns), config: DEFAULT_CONFIG, env: fake.env, host: "workers", access: OPEN_ACCESS });
   return (body: unknown) => http.request("/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 }
 

@@ -4,6 +4,7 @@ import { normalizeEvent, type Event } from "../../src/actor/event.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 import { ProcessHost } from "../../src/hosts/process/host.ts";
 import { createApp } from "../../src/http/app.ts";
+import { OPEN_ACCESS } from "../../src/http/access.ts";
 import { MemoryKvStore } from "../../src/ports/kv-store.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { fakeEnv } from "../support/fake-env.ts";
@@ -19,7 +20,7 @@ function app(overrides: Partial<Config> = {}, sinks: FakeSink[] = []) {
   const fake = fakeEnv(T0 + 60_000);
   const cfg: Config = { ...config, sinks: sinks.map((s) => s.name), ...overrides };
   const host = new ProcessHost({ store: new MemoryKvStore(), config: cfg, clock: fake.clock, random: fake.random, timers: fake.timers, sinks });
-  const http = createApp({ backend: host, config: cfg, env: fake.env, host: "memory" });
+  const http = createApp({ backend: host, config: cfg, env: fake.env, host: "memory", access: OPEN_ACCESS });
   // Group commit ends on a timer: let virtual time run while a request waits for it.
   const request = async (path: string, init?: RequestInit) => {
     const pending = Promise.resolve(http.request(path, init));

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../src/http/app.ts";
+import { OPEN_ACCESS } from "../../src/http/access.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { BackpressureError } from "../../src/actor/errors.ts";
 import type { Event } from "../../src/actor/event.ts";
@@ -104,7 +105,7 @@ describe("ProcessHost delivery", () => {
     const { ingest, runtime, config, env, run, timers } = setup([sink], { outboxMax: 5 });
     await ingest(batch(0, 5)); // 5 records for each key
     await expect(ingest([ev("a", 100)])).rejects.toBeInstanceOf(BackpressureError);
-    const app = createApp({ backend: runtime, config, env, host: "memory" });
+    const app = createApp({ backend: runtime, config, env, host: "memory", access: OPEN_ACCESS });
     const res = await app.request("/v1/events", {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -128,7 +129,7 @@ describe("ProcessHost delivery", () => {
     await ingest(batch(0, 6));
     await run(300);
     expect(sink.eventIds("a")).toEqual(["a-0", "a-1", "a-2", "a-4", "a-5"]);
-    const app = createApp({ backend: runtime, config, env, host: "memory" });
+    const app = createApp({ backend: runtime, config, env, host: "memory", access: OPEN_ACCESS });
     const dlq = (await (await app.request("/v1/actors/a/dlq")).json()) as any;
     expect(dlq.dead_letters).toHaveLength(1);
     expect(dlq.dead_letters[0]).toMatchObject({ id: 0, sink: "s", record: { kind: "event", event_id: "a-3" } });

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../src/http/app.ts";
+import { OPEN_ACCESS } from "../../src/http/access.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { StorageError } from "../../src/http/gateway.ts";
 import type { Event } from "../../src/actor/event.ts";
@@ -90,7 +91,7 @@ describe("ProcessHost", () => {
       random: fake.random,
       timers: { setTimeout: (fn) => setTimeout(fn, 0), clearTimeout },
     });
-    const app = createApp({ backend: runtime, config, env: fake.env, host: "memory" });
+    const app = createApp({ backend: runtime, config, env: fake.env, host: "memory", access: OPEN_ACCESS });
     const res = await app.request("/v1/events", {
       method: "POST",
       headers: { "content-type": "application/json" },

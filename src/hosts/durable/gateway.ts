@@ -1,5 +1,6 @@
 import { BackpressureError } from "../../actor/errors.ts";
 import { groupByKey, type Event } from "../../actor/event.ts";
+import { splitActorName } from "../../actor/tenant.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
 import { UnavailableError, type Gateway, type GatewayOutcome, type ReplayFilter } from "../../http/gateway.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../http/views.ts";
@@ -71,7 +72,7 @@ export class DurableGateway implements Gateway {
       return await fn(this.actors.getByName(key));
     } catch (error) {
       const reason = (error as Error)?.message ?? String(error);
-      throw new UnavailableError("actor_unavailable", `the actor for key ${JSON.stringify(key)} failed: ${reason}`, "unknown");
+      throw new UnavailableError("actor_unavailable", `the actor for key ${JSON.stringify(splitActorName(key).key)} failed: ${reason}`, "unknown");
     }
   }
 }
