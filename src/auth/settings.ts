@@ -1,5 +1,6 @@
 import type { EnvReader } from "../settings/reader.ts";
 import { parseApiKeys, type ApiKey } from "./api-keys.ts";
+import { parseRate, type RateLimitSettings } from "./rate-limits.ts";
 
 /** Who may call the API: KEYFLOW_AUTH, KEYFLOW_API_KEYS, KEYFLOW_CORS_ORIGINS. */
 export interface AuthSettings {
@@ -8,7 +9,16 @@ export interface AuthSettings {
   keys: ApiKey[];
   /** Extra origins browsers may call from with any key (public keys bring their own). */
   corsOrigins: string[];
+  rateLimits: RateLimitSettings;
 }
+
+/** Token buckets: per API key and per tenant, requests and events (unset: no limit). */
+const RATE_VARIABLES = {
+  KEYFLOW_RATE_LIMIT_KEY_REQUESTS: "keyRequests",
+  KEYFLOW_RATE_LIMIT_KEY_EVENTS: "keyEvents",
+  KEYFLOW_RATE_LIMIT_TENANT_REQUESTS: "tenantRequests",
+  KEYFLOW_RATE_LIMIT_TENANT_EVENTS: "tenantEvents",
+} as const;
 
 const CORS_ORIGIN = /^(\*|https?:\/\/[a-z0-9.-]+(:\d{1,5})?)$/;
 
@@ -22,7 +32,15 @@ export function readAuthSettings(r: EnvReader): AuthSettings {
   for (const origin of corsOrigins) {
     if (!CORS_ORIGIN.test(origin)) r.problem("KEYFLOW_CORS_ORIGINS", origin, "each origin must be scheme://host[:port] or *");
   }
-  return { off: mode === "off", keys, corsOrigins };
+  const rateLimits: RateLimitSettings = {};
+  for (const [name, field] of Object.entries(RATE_VARIABLES)) {
+    const text = r.env[name];
+    if (!text) continue;
+    const rate = parseRate(text);
+    if (typeof rate === "string") r.problem(name, text, rate);
+    else rateLimits[field] = rate;
+  }
+  return { off: mode === "off", keys, corsOrigins, rateLimits };
 }
 
 /** Whether the server listens on this machine only. */

@@ -5,21 +5,23 @@ import { isLoopback, type AuthSettings } from "../auth/settings.ts";
 import { KeyRing, webCryptoSha256, type Sha256 } from "../auth/key-ring.ts";
 import { DEFAULT_TENANT } from "../actor/tenant.ts";
 import { ApiError } from "./errors.ts";
+import { RateLimits, type LimitCheck } from "../auth/rate-limits.ts";
 
 /**
  * Who may do what. "keys": every route but /health needs a key with the route's scope.
  * "open": no keys asked (KEYFLOW_AUTH=off, or a self-hosted server on loopback without keys).
  * "unconfigured": a Worker without keys: closed, except to requests made on this machine (wrangler dev).
  */
-export type Access = { mode: "keys"; ring: KeyRing; corsOrigins: string[] } | { mode: "open" | "unconfigured"; corsOrigins: string[] };
+export type Access = ({ mode: "keys"; ring: KeyRing } | { mode: "open" | "unconfigured" }) & { corsOrigins: string[]; limits: RateLimits };
 
 /** No keys asked: tests of other layers, and a server run open on purpose. */
-export const OPEN_ACCESS: Access = { mode: "open", corsOrigins: [] };
+export const OPEN_ACCESS: Access = { mode: "open", corsOrigins: [], limits: new RateLimits({}) };
 
 export function accessFor(auth: AuthSettings, openWithoutKeys: boolean, sha256: Sha256 = webCryptoSha256): Access {
-  if (auth.off) return { mode: "open", corsOrigins: auth.corsOrigins };
-  if (auth.keys.length) return { mode: "keys", ring: new KeyRing(auth.keys, sha256), corsOrigins: auth.corsOrigins };
-  return { mode: openWithoutKeys ? "open" : "unconfigured", corsOrigins: auth.corsOrigins };
+  const common = { corsOrigins: auth.corsOrigins, limits: new RateLimits(auth.rateLimits) };
+  if (auth.off) return { mode: "open", ...common };
+  if (auth.keys.length) return { mode: "keys", ring: new KeyRing(auth.keys, sha256), ...common };
+  return { mode: openWithoutKeys ? "open" : "unconfigured", ...common };
 }
 
 /** What a guarded route knows of its caller. */
@@ -34,12 +36,36 @@ const OPEN: Caller = { tenant: DEFAULT_TENANT };
 const BEARER = /^bearer +(.*)$/i;
 const REALM = 'Bearer realm="keyflow"';
 
-/** The middleware of a route that needs `scope`: authenticates, checks scope and origin, sets the caller. */
-export function guard(access: Access, scope: Scope): MiddlewareHandler<AppEnv> {
+/**
+ * The middleware of a route that needs `scope`: authenticates, checks scope and origin, admits the
+ * request under the request-rate limits, sets the caller.
+ */
+export function guard(access: Access, scope: Scope, now: () => number): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    c.set("caller", await caller(access, scope, c));
+    const who = await caller(access, scope, c);
+    if (access.limits.enabled) throwIfLimited(access.limits.requests(who.key?.id, who.tenant, now()));
+    c.set("caller", who);
     await next();
   };
+}
+
+/** Admits `count` events of the caller under the event-rate limits, or throws 429 (413 for more than a burst). */
+export function admitEvents(access: Access, who: Caller, count: number, now: number): void {
+  if (access.limits.enabled) throwIfLimited(access.limits.events(who.key?.id, who.tenant, count, now));
+}
+
+function throwIfLimited(check: LimitCheck): void {
+  if (check.ok) return;
+  if ("tooLarge" in check) {
+    throw new ApiError(413, "over_rate_limit_burst", `this request's events exceed the burst of ${check.burst} ${check.limit}: send smaller batches`, {
+      limit: check.limit,
+      burst: check.burst,
+    });
+  }
+  const seconds = Math.max(1, Math.ceil(check.retryAfterMs / 1000));
+  throw new ApiError(429, "rate_limited", `over the limit of ${check.limit}; nothing of this request was applied: retry after ${seconds} s`, { limit: check.limit, retry_after_s: seconds }, {
+    "Retry-After": String(seconds),
+  });
 }
 
 async function caller(access: Access, scope: Scope, c: Context): Promise<Caller> {

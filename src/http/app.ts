@@ -13,7 +13,7 @@ import { parseJson } from "./json.ts";
 import { specName } from "../actor/windows.ts";
 import { readBodyText } from "./body.ts";
 import { VERSION } from "../version.ts";
-import { corsFor, guard, type Access, type AppEnv } from "./access.ts";
+import { admitEvents, corsFor, guard, type Access, type AppEnv, type Caller } from "./access.ts";
 import { actorName, splitActorName } from "../actor/tenant.ts";
 
 export interface AppOptions {
@@ -35,9 +35,10 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
   const app = new Hono<AppEnv>();
   const startedAt = env.clock.now();
   app.use("*", corsFor(access));
-  const ingest = guard(access, "ingest");
-  const read = guard(access, "read");
-  const admin = guard(access, "admin");
+  const clockNow = () => env.clock.now();
+  const ingest = guard(access, "ingest", clockNow);
+  const read = guard(access, "read", clockNow);
+  const admin = guard(access, "admin", clockNow);
   /** The actor a route's :key names, in the caller's tenant. */
   const actorOf = (c: Context<AppEnv>) => actorName(c.get("caller").tenant, c.req.param("key")!);
 
@@ -59,21 +60,22 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
     const text = await readBodyText(c.req.raw, config.maxBodyBytes);
     const now = env.clock.now();
     const newId = () => uuidv7(env);
-    const { tenant } = c.get("caller");
+    const caller = c.get("caller");
     if (!ndjson) {
       const parsed = parseJson(text);
       if (!parsed.ok) throw new ApiError(400, "malformed_json", `malformed JSON: ${parsed.error.message}`, parsed.error);
-      if (!Array.isArray(parsed.value)) return ingestOne(c, tenant, parsed.value, now, newId);
-      return ingestBatch(c, tenant, parsed.value.map((raw) => ({ raw })), now, newId);
+      if (!Array.isArray(parsed.value)) return ingestOne(c, caller, parsed.value, now, newId);
+      return ingestBatch(c, caller, parsed.value.map((raw) => ({ raw })), now, newId);
     }
     const items = ndjsonItems(text);
-    return ingestBatch(c, tenant, items, now, newId);
+    return ingestBatch(c, caller, items, now, newId);
   });
 
-  async function ingestOne(c: Context, tenant: string, raw: unknown, now: number, newId: () => string) {
+  async function ingestOne(c: Context, caller: Caller, raw: unknown, now: number, newId: () => string) {
     const result = normalizeEvent(raw, config, now, newId);
     if (!result.ok) throw invalidEvent(result.problems);
-    result.event.key = actorName(tenant, result.event.key);
+    admitEvents(access, caller, 1, now);
+    result.event.key = actorName(caller.tenant, result.event.key);
     const [outcome] = await backend.ingest([result.event]);
     if (outcome!.status === "failed") throw outcome!.error;
     const body: IngestOneBody = { status: outcome!.status, event_id: result.event.id };
@@ -82,7 +84,7 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
     return c.json(body, outcome!.status === "accepted" ? 202 : 200);
   }
 
-  async function ingestBatch(c: Context, tenant: string, items: BatchItem[], now: number, newId: () => string) {
+  async function ingestBatch(c: Context, caller: Caller, items: BatchItem[], now: number, newId: () => string) {
     if (items.length === 0) throw new ApiError(400, "empty_batch", "the batch holds no events");
     if (items.length > config.maxBatchEvents) {
       throw new ApiError(413, "too_many_events", `a request may carry at most ${config.maxBatchEvents} events, got ${items.length}`);
@@ -95,10 +97,11 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
       if (item.error) return void rejected.push({ index, error: item.error });
       const result = normalizeEvent(item.raw, config, now, newId);
       if (!result.ok) return void rejected.push({ index, error: invalidEvent(result.problems).body().error });
-      result.event.key = actorName(tenant, result.event.key);
+      result.event.key = actorName(caller.tenant, result.event.key);
       events.push(result.event);
       positions.push(index);
     });
+    if (events.length) admitEvents(access, caller, events.length, now);
     const outcomes = events.length ? await backend.ingest(events) : [];
     const body: IngestBatchBody = { accepted: 0, duplicates: 0, late: 0, rejected };
     const assigned: Array<{ index: number; event_id: string }> = [];

@@ -21,11 +21,12 @@ export function authorizationTests(target: () => Target, newKey: (label: string)
       { scope: "admin", method: "POST", path: `/v1/actors/${k}/dlq/replay` },
       { scope: "admin", method: "GET", path: `/v1/actors/${k}/outbox` },
     ] as const;
-  const call = (route: ReturnType<typeof routes>[number], headers: Record<string, string>) =>
+  type Route = { scope: string; method: string; path: string; body?: () => string };
+  const call = (route: Route, headers: Record<string, string>) =>
     target().fetch(route.path, {
       method: route.method,
       headers: { "content-type": "application/json", ...headers },
-      body: "body" in route ? route.body() : undefined,
+      body: route.body?.(),
     });
   const state = async (k: string, as: KeyName = "all") => {
     const res = await target().fetch(`/v1/actors/${k}`, { headers: bearer(as) });

@@ -325,7 +325,7 @@ describe("serverSettings", () => {
       sqliteSync: "full",
       config: DEFAULT_CONFIG,
       sinks: {},
-      auth: { off: false, keys: [], corsOrigins: [] },
+      auth: { off: false, keys: [], corsOrigins: [], rateLimits: {} },
     });
   });
 
