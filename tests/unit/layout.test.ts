@@ -27,18 +27,20 @@ for (const file of files) {
   imports.set(rel(file), specs);
 }
 
-const layerOf = (path: string) => /^src\/(actor|ports|delivery|hosts|http|settings|sinks|runtimes|sim)\//.exec(path)?.[1] ?? path.split("/")[0]!;
+const layerOf = (path: string) => /^src\/(actor|ports|delivery|auth|hosts|http|settings|sinks|runtimes|sim)\//.exec(path)?.[1] ?? path.split("/")[0]!;
 
 /** Which layers each layer may import (besides itself). */
 const ALLOWED: Record<string, string[]> = {
   ports: [],
   actor: ["ports"],
   delivery: ["actor", "ports"],
-  http: ["actor", "ports", "delivery", "settings", "src/version.ts"],
-  settings: ["actor", "delivery", "ports", "sinks", "hosts"],
+  // API keys, tenants' limits: read from the environment like the sinks' settings are.
+  auth: ["actor", "ports", "settings"],
+  http: ["actor", "ports", "delivery", "auth", "settings", "src/version.ts"],
+  settings: ["actor", "delivery", "ports", "auth", "sinks", "hosts"],
   hosts: ["actor", "ports", "delivery", "http", "settings"],
   sinks: ["actor", "ports", "delivery", "settings"],
-  runtimes: ["actor", "ports", "delivery", "http", "settings", "sinks", "hosts", "actors", "src/version.ts"],
+  runtimes: ["actor", "ports", "delivery", "auth", "http", "settings", "sinks", "hosts", "actors", "src/version.ts"],
   actors: ["actor", "ports", "delivery", "http", "settings", "sinks", "hosts"],
   sim: ["actor", "ports", "delivery", "http", "settings", "hosts", "sim"],
 };
@@ -48,11 +50,12 @@ const PACKAGES: Record<string, RegExp> = {
   ports: /^$/,
   actor: /^zod$/,
   delivery: /^$/,
+  auth: /^$/,
   http: /^(hono|hono\/.+)$/,
   settings: /^zod$/,
   hosts: /^$/,
   sinks: /^(zod|@upstash\/redis|@upstash\/kafka|@neondatabase\/serverless)$/,
-  runtimes: /^(hono|bun:sqlite|node:(fs|path|process|sqlite))$/,
+  runtimes: /^(hono|bun:sqlite|node:(fs|path|process|sqlite|crypto))$/,
   actors: /^cloudflare:workers$/,
   sim: /^$/,
 };
@@ -101,9 +104,9 @@ describe("the tree's layering", () => {
     expect(wrong).toEqual([]);
   });
 
-  test("the actor, ports and delivery layers read no runtime global (Bun, Deno, process, caches)", () => {
+  test("the actor, ports, delivery and auth layers read no runtime global (Bun, Deno, process, caches)", () => {
     const offenders = [...imports.keys()]
-      .filter((file) => ["actor", "ports", "delivery"].includes(layerOf(file)) && file !== "src/ports/system.ts")
+      .filter((file) => ["actor", "ports", "delivery", "auth"].includes(layerOf(file)) && file !== "src/ports/system.ts")
       .filter((file) => {
         const code = readFileSync(join(ROOT, file), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
         return /\b(Bun|Deno|process)\.|\bcaches\b/.test(code);

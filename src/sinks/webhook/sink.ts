@@ -1,53 +1,127 @@
-import type { Sink } from "../../delivery/sink.ts";
-import type { OutboxRecord } from "../../actor/outbox.ts";
-import { idempotencyKey, recordView } from "../../delivery/records.ts";
+import { SinkError, type Sink } from "../../delivery/sink.ts";
+import type { EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
+import { idempotencyKey, recordJson } from "../../delivery/records.ts";
 import { post, statusError } from "../http.ts";
+import { base64Of, hexOf, hmac, hmacKey, messageId, secretKey, signedContent, splitSecrets } from "./signing.ts";
+
+export { MIN_SECRET_BYTES, SECRET_PREFIX, messageId, secretProblems, splitSecrets, standardSignature } from "./signing.ts";
 
 export interface WebhookSinkOptions {
   url: string;
+  /** KEYFLOW_WEBHOOK_SECRET: `whsec_<base64>`, or several separated by spaces during a rotation (the current one first). */
   secret: string;
   timeoutMs: number;
+  /** The clock that stamps webhook-timestamp (epoch ms); Date.now unless a test sets it. */
+  now?: () => number;
 }
 
-const hex = (bytes: ArrayBuffer) => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
+const utf8 = new TextEncoder();
 
-/** HMAC-SHA256 of `${timestamp}.${body}` with the shared secret, hex: what X-Keyflow-Signature carries. */
+/**
+ * HMAC-SHA256 of `${timestamp}.${body}` keyed by the UTF-8 bytes of `secret` as written, hex: what the
+ * deprecated X-Keyflow-Signature carries (after `sha256=`). Standard Webhooks: standardSignature.
+ */
 export async function signature(secret: string, timestamp: string, body: string): Promise<string> {
-  const enc = new TextEncoder();
-  const key = await crypto.subtle.importKey("raw", enc.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return hex(await crypto.subtle.sign("HMAC", key, enc.encode(`${timestamp}.${body}`)));
+  return hexOf(await hmac(await hmacKey(utf8.encode(secret)), `${timestamp}.${body}`));
+}
+
+type Deliverable = EventRecord | WindowRecord;
+
+/**
+ * Retry-After (delay-seconds or an HTTP-date) in ms from `now`, if the header holds one.
+ * The delivery layer does not honour it yet: the error carries it (retryAfterMs) and says it.
+ */
+export function retryAfterMs(header: string | null, now: number): number | undefined {
+  const text = header?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** A refused delivery: the HTTP status, and how long the receiver asked the sender to wait (Retry-After), if it did. */
+export class WebhookStatusError extends SinkError {
+  constructor(
+    message: string,
+    permanent: boolean,
+    readonly status: number,
+    readonly retryAfterMs: number | undefined,
+    tooLarge: boolean,
+  ) {
+    super(message, permanent, undefined, tooLarge);
+  }
 }
 
 /**
- * POSTs batches to any HTTP endpoint: {"records":[…]} with each record's idempotency key
- * (event_id, or key/size/start/revision for windows), signed with HMAC-SHA256. The receiver
- * verifies X-Keyflow-Signature and skips ids it has seen (redelivery happens after timeouts).
+ * POSTs batches to any HTTP endpoint as Standard Webhooks (spec v1.0.0) messages: {"records":[…]},
+ * each record with its idempotency_key (idempotencyKey: unique across tenants and actor keys), and
+ * the headers `webhook-id` (the same on every attempt at the same batch), `webhook-timestamp` (Unix
+ * seconds of the attempt) and `webhook-signature` (`v1,<base64>` for each secret). Receivers verify
+ * with any Standard Webhooks library (docs/webhooks.md). X-Keyflow-Timestamp and X-Keyflow-Signature
+ * (hex HMAC of `${timestamp}.${body}` keyed by the current secret as written) are still sent for one
+ * release, deprecated.
+ *
+ * 2xx delivers; 410 Gone is permanent (the records are dead-lettered); 408, 429 and 5xx are transient;
+ * other 4xx are permanent (413: the batch is split).
  */
 export class WebhookSink implements Sink {
   readonly name = "webhook";
+  private readonly secrets: string[];
+  private keys?: Promise<{ standard: CryptoKey[]; legacy: CryptoKey }>;
 
-  constructor(private readonly opts: WebhookSinkOptions) {}
+  constructor(private readonly opts: WebhookSinkOptions) {
+    this.secrets = splitSecrets(opts.secret);
+    for (const secret of this.secrets) secretKey(secret); // a bad whsec_ secret fails here, not at the first delivery
+  }
+
+  /** The HMAC keys, imported once per sink: one per secret, and the deprecated header's. */
+  private hmacKeys() {
+    this.keys ??= (async () => ({
+      standard: await Promise.all(this.secrets.map((s) => hmacKey(secretKey(s)))),
+      legacy: await hmacKey(utf8.encode(this.secrets[0]!)),
+    }))();
+    return this.keys;
+  }
 
   async deliver(records: OutboxRecord[]): Promise<void> {
-    const body = JSON.stringify({
-      records: records.flatMap((r) =>
-        r.kind === "dead_letter" ? [] : [{ idempotency_key: idempotencyKey(r), ...recordView(r) }],
-      ),
-    });
-    const timestamp = String(Math.floor(Date.now() / 1000));
+    const items = records.filter((r): r is Deliverable => r.kind !== "dead_letter");
+    const idempotencyKeys = items.map(idempotencyKey);
+    // {"idempotency_key":…, …recordView}: the record's JSON is built once however many sinks send it.
+    const body = `{"records":[${items.map((r, i) => `{"idempotency_key":${JSON.stringify(idempotencyKeys[i])},${recordJson(r).slice(1)}`).join(",")}]}`;
+    const now = this.opts.now ?? Date.now;
+    const [id, keys] = await Promise.all([messageId(idempotencyKeys), this.hmacKeys()]);
+    const timestamp = String(Math.floor(now() / 1000));
+    const content = signedContent(id, timestamp, body);
+    const [standard, legacy] = await Promise.all([
+      Promise.all(keys.standard.map(async (key) => `v1,${base64Of(await hmac(key, content))}`)),
+      hmac(keys.legacy, `${timestamp}.${body}`),
+    ]);
     const res = await post(
       this.opts.url,
       {
         headers: {
           "content-type": "application/json",
+          "webhook-id": id,
+          "webhook-timestamp": timestamp,
+          "webhook-signature": standard.join(" "),
           "x-keyflow-timestamp": timestamp,
-          "x-keyflow-signature": `sha256=${await signature(this.opts.secret, timestamp, body)}`,
+          "x-keyflow-signature": `sha256=${hexOf(legacy)}`,
         },
         body,
       },
       this.opts.timeoutMs,
       "webhook",
     );
-    if (!res.ok) throw await statusError(res, "webhook");
+    if (res.ok) {
+      await res.body?.cancel();
+      return;
+    }
+    const error = await statusError(res, "webhook");
+    if (res.status === 410) {
+      throw new WebhookStatusError(`${error.message} (410 Gone: the endpoint is gone; fix KEYFLOW_WEBHOOK_URL, then replay the dead letters)`, true, 410, undefined, false);
+    }
+    const wait = error.permanent ? undefined : retryAfterMs(res.headers.get("retry-after"), now());
+    const message = wait === undefined ? error.message : `${error.message} (Retry-After: ${Math.ceil(wait / 1000)} s)`;
+    throw new WebhookStatusError(message, error.permanent, res.status, wait, error.tooLarge);
   }
 }
