@@ -15,7 +15,9 @@ export async function runLoad(opts: {
   contentType: string;
   concurrency: number;
   seconds: number;
+  headers?: Record<string, string>;
 }): Promise<LoadResult> {
+  const headers = { "content-type": opts.contentType, ...opts.headers };
   const latencies: number[] = [];
   const statuses: Record<number, number> = {};
   let errors = 0;
@@ -27,7 +29,7 @@ export async function runLoad(opts: {
       const body = opts.body();
       const t = performance.now();
       try {
-        const res = await fetch(opts.url, { method: "POST", headers: { "content-type": opts.contentType }, body });
+        const res = await fetch(opts.url, { method: "POST", headers, body });
         await res.arrayBuffer();
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
         if (res.status >= 300) errors++;

@@ -1,5 +1,6 @@
 // The sections of `bun run bench`, each measured next to a baseline taken in the same run. The
 // benchmark script runs them long; tests/bench runs them short and checks only their ratios.
+import { createHash } from "node:crypto";
 import { Database } from "bun:sqlite";
 import { Actor } from "../src/actor/actor.ts";
 import { DEFAULT_CONFIG } from "../src/settings/config.ts";
@@ -92,6 +93,49 @@ export async function httpSection(seconds: number, variants = false): Promise<Ro
     return rows;
   } finally {
     await bare.stop();
+  }
+}
+
+/**
+ * What API keys cost ingest: single events to a server with ten keys configured, sent with a key,
+ * against the same server build without keys (open on loopback). Rounds alternate between the two
+ * so that the machine's drift hits both alike; each side's median round is compared.
+ */
+export async function authSection(seconds: number, rounds: number): Promise<Row[]> {
+  let n = 0;
+  const body = () => JSON.stringify({ event_id: `a${n++}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + n, value: 1 });
+  const keys = Array.from({ length: 10 }, (_, i) => `kf_bench_${i}_${"x".repeat(32)}`);
+  const lines = keys.map((k, i) => `tenant-${i % 3}:ingest,read:${createHash("sha256").update(k).digest("hex")}`).join(" ");
+  const dirs = [tempDir("bench-open"), tempDir("bench-keys")];
+  const open = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dirs[0]!.path });
+  const keyed = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dirs[1]!.path, KEYFLOW_API_KEYS: lines });
+  const load = (url: string, headers?: Record<string, string>) =>
+    runLoad({ url: `${url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds, headers });
+  const withKey = { authorization: `Bearer ${keys[7]}` };
+  try {
+    await load(open.url);
+    await load(keyed.url, withKey);
+    const openRuns: LoadResult[] = [];
+    const keyedRuns: LoadResult[] = [];
+    for (let round = 0; round < rounds; round++) {
+      openRuns.push(await load(open.url));
+      keyedRuns.push(await load(keyed.url, withKey));
+    }
+    failOnErrors("keyflow with keys", ...openRuns, ...keyedRuns);
+    const median = (runs: LoadResult[]) => [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]!;
+    const [o, k] = [median(openRuns), median(keyedRuns)];
+    return [
+      {
+        id: "auth.rps", section: "auth", metric: "single event with an API key (10 keys configured): requests/s", value: k.rps, unit: "req/s",
+        baseline: { name: "no keys", value: o.rps }, target: ">= 0.95x",
+      },
+      { id: "auth.p99", section: "auth", metric: "single event with an API key: p99", value: percentile(k.latencies, 99), unit: "ms",
+        baseline: { name: "no keys p99", value: percentile(o.latencies, 99) }, better: "lower" },
+    ];
+  } finally {
+    await open.stop();
+    await keyed.stop();
+    for (const d of dirs) d.remove();
   }
 }
 

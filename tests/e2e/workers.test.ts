@@ -24,6 +24,24 @@ describe("Durable Object alarms (workerd)", () => {
   });
   afterAll(() => target.stop());
 
+  test("without API keys the Worker is open on this machine only: a request for a public hostname gets 401 naming the variable", async () => {
+    const key = `open-${Date.now()}`;
+    expect((await post(target, { event_id: "o1", event_type: "signup", user_id: key })).status).toBe(202);
+    const deployed = await target.fetch(`/v1/actors/${key}`, { headers: { host: "keyflow.example.workers.dev" } });
+    expect(deployed.status).toBe(401);
+    const body = await json(deployed);
+    expect(body.error.code).toBe("auth_not_configured");
+    expect(body.error.message).toContain("wrangler secret put KEYFLOW_API_KEYS");
+    const refused = await target.fetch("/v1/events", {
+      method: "POST",
+      headers: { host: "keyflow.example.workers.dev", "content-type": "application/json" },
+      body: JSON.stringify({ event_id: "o2", event_type: "signup", user_id: key }),
+    });
+    expect(refused.status).toBe(401);
+    expect((await target.fetch("/health", { headers: { host: "keyflow.example.workers.dev" } })).status).toBe(200);
+    expect((await json(await target.fetch(`/v1/actors/${key}`))).totals.events).toBe(1);
+  });
+
   test("an alarm closes a window with no further traffic, also after eviction, woken by the alarm alone", async () => {
     const key = `alarm-${Date.now()}`;
     expect((await post(target, { event_id: "a1", event_type: "purchase", user_id: key, value: 7 })).status).toBe(202);
