@@ -384,7 +384,7 @@ async function diskIdle(pid: number, opts: SinksBenchOptions, what: string): Pro
  * How many of the (actor_key $1[i], event_id $2[i]) pairs processed_events holds: a lookup by key and
  * id, which an index serves whether the table's key is event_id alone or (actor_key, event_id).
  */
-const PRESENT = "SELECT count(*) FROM processed_events p JOIN unnest($1::text[], $2::text[]) AS u(k, id) ON p.actor_key = u.k AND p.event_id = u.id";
+const PRESENT = "SELECT count(*) FROM processed_events p JOIN unnest($1::text[], $2::text[]) AS u(k, id) ON p.tenant = 'default' AND p.actor_key = u.k AND p.event_id = u.id";
 
 /** Counts what of a run reached each sink, cheaply enough to poll every 100 ms. */
 function drainCounter(ctx: Ctx, run: string, sinks: readonly SinkName[] = SINK_NAMES) {

@@ -99,7 +99,14 @@ export function recordJson(record: EventRecord | WindowRecord): string {
   return text;
 }
 
-/** What an idempotent receiver dedupes a record on: the event id, or the window and its revision. */
+/**
+ * What an idempotent receiver dedupes a record on, unique across tenants and keys: a JSON array of
+ * tenant, client key and event id for an event (`["default","user-1","evt-1"]`), or of tenant, key,
+ * window size, start (epoch ms) and revision for a window (`["acme","user-1","1m",1795255200000,2]`).
+ * JSON quotes every part, so no key or id (which may hold any printable character, '|' and '"'
+ * included) can make two records' keys equal; the two kinds differ in length.
+ */
 export function idempotencyKey(record: Exclude<OutboxRecord, { kind: "dead_letter" }>): string {
-  return record.kind === "event" ? record.id : `${record.key}|${record.spec}|${record.start}|${record.revision}`;
+  const { tenant, key } = splitActorName(record.key);
+  return JSON.stringify(record.kind === "event" ? [tenant, key, record.id] : [tenant, key, record.spec, record.start, record.revision]);
 }

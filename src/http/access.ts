@@ -12,13 +12,24 @@ import { RateLimits, type LimitCheck } from "../auth/rate-limits.ts";
  * "open": no keys asked (KEYFLOW_AUTH=off, or a self-hosted server on loopback without keys).
  * "unconfigured": a Worker without keys: closed, except to requests made on this machine (wrangler dev).
  */
-export type Access = ({ mode: "keys"; ring: KeyRing } | { mode: "open" | "unconfigured" }) & { corsOrigins: string[]; limits: RateLimits };
+export type Access = ({ mode: "keys"; ring: KeyRing } | { mode: "open" | "unconfigured" }) & {
+  corsOrigins: string[];
+  limits: RateLimits;
+  /** Workers: the platform's rate limiting binding, asked per API key (coarse, per location); false = over. */
+  platformLimit?: PlatformLimit;
+};
+
+/** A limiter outside the process (the Workers rate limiting binding): whether this key may make one more request. */
+export type PlatformLimit = (keyId: string) => Promise<boolean>;
+
+/** How long a client refused by the platform limiter waits: the binding's shortest period, 10 s. */
+const PLATFORM_RETRY_AFTER_S = 10;
 
 /** No keys asked: tests of other layers, and a server run open on purpose. */
 export const OPEN_ACCESS: Access = { mode: "open", corsOrigins: [], limits: new RateLimits({}) };
 
-export function accessFor(auth: AuthSettings, openWithoutKeys: boolean, sha256: Sha256 = webCryptoSha256): Access {
-  const common = { corsOrigins: auth.corsOrigins, limits: new RateLimits(auth.rateLimits) };
+export function accessFor(auth: AuthSettings, openWithoutKeys: boolean, sha256: Sha256 = webCryptoSha256, platformLimit?: PlatformLimit): Access {
+  const common = { corsOrigins: auth.corsOrigins, limits: new RateLimits(auth.rateLimits), platformLimit };
   if (auth.off) return { mode: "open", ...common };
   if (auth.keys.length) return { mode: "keys", ring: new KeyRing(auth.keys, sha256), ...common };
   return { mode: openWithoutKeys ? "open" : "unconfigured", ...common };
@@ -44,6 +55,9 @@ export function guard(access: Access, scope: Scope, now: () => number): Middlewa
   return async (c, next) => {
     const who = await caller(access, scope, c);
     if (access.limits.enabled) throwIfLimited(access.limits.requests(who.key?.id, who.tenant, now()));
+    if (access.platformLimit && who.key && !(await access.platformLimit(who.key.id))) {
+      throwIfLimited({ ok: false, retryAfterMs: PLATFORM_RETRY_AFTER_S * 1000, limit: "requests per API key (the Workers rate limiting binding KEYFLOW_RATE_LIMITER)" });
+    }
     c.set("caller", who);
     await next();
   };

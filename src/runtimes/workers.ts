@@ -5,11 +5,18 @@ import { errorBody } from "../http/errors.ts";
 import { systemEnv } from "../ports/system.ts";
 import { ConfigError } from "../settings/config.ts";
 import { readSettings } from "../settings/env.ts";
-import { accessFor } from "../http/access.ts";
+import { accessFor, type PlatformLimit } from "../http/access.ts";
 
 export { KeyActor } from "../../actors/key-actor.ts";
 
 let app: ReturnType<typeof createApp> | undefined;
+
+/** The [[ratelimits]] binding KEYFLOW_RATE_LIMITER, if wrangler.toml declares one: a coarse per-key pre-filter. */
+function platformLimit(env: WorkerEnv): PlatformLimit | undefined {
+  const binding = env.KEYFLOW_RATE_LIMITER as RateLimit | undefined;
+  if (!binding || typeof binding.limit !== "function") return undefined;
+  return async (keyId) => (await binding.limit({ key: keyId })).success;
+}
 
 /** The Worker: the shared Hono app, with each key's actor in its own Durable Object. */
 export default {
@@ -24,7 +31,7 @@ export default {
           env: systemEnv,
           host: "workers",
           // Without keys a Worker is closed, except to requests made on this machine (wrangler dev).
-          access: accessFor(settings.auth, false),
+          access: accessFor(settings.auth, false, undefined, platformLimit(env)),
         });
       }
     } catch (error) {

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { SeededRandom } from "../support/fake-env.ts";
 import { processTarget, ROOT, tempDir, WORKERD_SERVER, type Target } from "../support/targets.ts";
+import { bearer, TEST_KEY_LINES } from "../support/api-keys.ts";
 
 const json = async (res: Response) => (await res.json()) as any;
 const post = (target: Target, body: unknown) =>
@@ -138,3 +139,31 @@ test("wrangler deploy --dry-run bundles the Worker cleanly", () => {
   expect(readFileSync(bundle, "utf8")).toContain("KeyActor");
   out.remove();
 }, 120_000);
+
+describe("the Workers rate limiting binding (workerd)", () => {
+  let target: ReturnType<typeof processTarget>;
+  beforeAll(async () => {
+    target = processTarget(WORKERD_SERVER, { KEYFLOW_API_KEYS: TEST_KEY_LINES, KEYFLOW_TEST_RATE_LIMIT: "3" });
+    await target.start();
+  });
+  afterAll(() => target.stop());
+
+  test("KEYFLOW_RATE_LIMITER, when declared, refuses a key's requests over its limit with 429, per API key, nothing applied", async () => {
+    const key = `limited-${Date.now()}`;
+    const send = (as: "ingest" | "read", id: string) =>
+      target.fetch("/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...bearer(as) },
+        body: JSON.stringify({ event_id: id, event_type: "signup", user_id: key }),
+      });
+    for (const id of ["l1", "l2", "l3"]) expect((await send("ingest", id)).status).toBe(202);
+    const refused = await send("ingest", "l4");
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("10");
+    expect((await json(refused)).error).toMatchObject({ code: "rate_limited" });
+    // Another key has its own counter: the read key still reads, and l4 was never applied.
+    const state = await target.fetch(`/v1/actors/${key}`, { headers: bearer("read") });
+    expect(state.status).toBe(200);
+    expect((await json(state)).totals.events).toBe(3);
+  });
+});

@@ -234,12 +234,14 @@ describe("sink faults: connections cut mid-delivery while ingest goes on", () =>
     });
     check();
 
-    // Postgres: exactly one row per accepted (key, event_id), in both tables.
-    const rows = (await pool.query(`SELECT actor_key, event_id FROM ${SCHEMA}.processed_events`)).rows as any[];
-    const inPg = new Set(rows.map((r) => `${r.actor_key}|${r.event_id}`));
+    // Postgres: exactly one row per accepted (tenant, key, event_id), in both tables; every one the default tenant's.
+    const rows = (await pool.query(`SELECT tenant, actor_key, event_id FROM ${SCHEMA}.processed_events`)).rows as any[];
+    const inPg = new Set(rows.map((r) => JSON.stringify([r.tenant, r.actor_key, r.event_id])));
     expect(rows.length).toBe(total);
     expect(inPg.size).toBe(total);
-    for (const [key, ids] of accepted) for (const id of ids) if (!inPg.has(`${key}|${id}`)) throw new Error(`postgres lacks ${key}/${id}`);
+    for (const [key, ids] of accepted) {
+      for (const id of ids) if (!inPg.has(JSON.stringify(["default", key, id]))) throw new Error(`postgres lacks ${key}/${id}`);
+    }
     const raw = await pool.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.raw_events`);
     expect(raw.rows[0].n).toBe(total);
 

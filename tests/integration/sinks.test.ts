@@ -3,14 +3,18 @@ import { Pool } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
 import { SeededRandom } from "../support/fake-env.ts";
 import { startUpstashFront, type UpstashFront } from "../support/fronts.ts";
-import { consumeAll, ensureServices } from "../support/kafka.ts";
+import { BRIDGE_URL, consumeAll, createTopic, ensureServices, kafkaClient } from "../support/kafka.ts";
 import { PG_URL, preparePostgres, WSPROXY } from "../support/postgres.ts";
-import type { EventRecord } from "../../src/actor/outbox.ts";
+import type { DeadLetterRecord, EventRecord, OutboxRecord, WindowRecord } from "../../src/actor/outbox.ts";
+import { actorName, DEFAULT_TENANT } from "../../src/actor/tenant.ts";
 import { SinkError } from "../../src/delivery/sink.ts";
+import { KafkaSink } from "../../src/sinks/kafka/sink.ts";
 import { PostgresSink } from "../../src/sinks/postgres/sink.ts";
+import { RedisSink } from "../../src/sinks/redis/sink.ts";
 import { BIN, ROOT } from "../support/process.ts";
 import { localSinkEnv, REDIS_FRONT } from "../support/sink-env.ts";
 import { BUN_SERVER, processTarget, type Target } from "../support/targets.ts";
+import { bearer, TEST_KEY_LINES } from "../support/api-keys.ts";
 
 // Real Kafka (through the Strimzi bridge), Redis (through the Upstash-REST front) and Postgres
 // (through the Neon WebSocket proxy), all started by scripts/services.sh, reached with the same
@@ -225,7 +229,7 @@ describe("sinks against real Kafka, Redis and Postgres", () => {
     for (const [key, ids] of w.accepted) expect(perKey.get(key)).toEqual(ids);
   }, 360_000);
 
-  test("the same event_id on two keys is two events, and Postgres keeps both (keyed by actor_key, event_id)", async () => {
+  test("the same event_id on two keys is two events, and Postgres keeps both (keyed by tenant, actor_key, event_id)", async () => {
     const keys = [`twin-a-${run}`, `twin-b-${run}`];
     const id = `twin-${run}`;
     for (const key of keys) {
@@ -239,7 +243,7 @@ describe("sinks against real Kafka, Redis and Postgres", () => {
     const rows = await until("both events in processed_events and raw_events", 30_000, async () => {
       const r = await pool.query(
         `SELECT p.actor_key, p.event_id, p.value, r.payload->>'key' AS payload_key
-         FROM processed_events p JOIN raw_events r USING (actor_key, event_id) WHERE p.event_id = $1 ORDER BY p.actor_key`,
+         FROM processed_events p JOIN raw_events r USING (tenant, actor_key, event_id) WHERE p.event_id = $1 ORDER BY p.actor_key`,
         [id],
       );
       return r.rows.length === 2 ? r.rows : undefined;
@@ -356,6 +360,287 @@ describe("outage: the Redis front goes away mid-run and comes back", () => {
   }, 300_000);
 });
 
+/** Neither an actor name's separator nor its JSON escape: what a sink writes names tenant and key apart. */
+function expectNoActorName(what: string, value: unknown) {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  expect(text.includes("\x1f") || text.toLowerCase().includes("\\u001f"), `${what} holds an actor name: ${text.slice(0, 200)}`).toBe(false);
+}
+
+/** Delivers, sending again after a transient failure (a topic just made may need a moment for its leader). */
+async function deliverAll(sink: { deliver(records: OutboxRecord[]): Promise<void> }, records: OutboxRecord[]): Promise<void> {
+  await until("a batch delivered", 30_000, async () => {
+    try {
+      await sink.deliver(records);
+      return true;
+    } catch (error) {
+      if (error instanceof SinkError && !error.permanent) return false;
+      throw error;
+    }
+  });
+}
+
+describe("tenants: the same client key and event id in two tenants, through each sink to the real services", () => {
+  const KEY = `twin-${run}`;
+  const ID = `same-${run}`;
+  const ACME = "acme";
+  const TENANTS = [DEFAULT_TENANT, ACME] as const;
+  const START = Date.UTC(2026, 10, 21, 10);
+  const TS = START + 30_000;
+  const one = (v: number) => ({ count: 1, valued: 1, sum: v, min: v, max: v });
+  /** Per tenant: the event and its closed window as the actor named (tenant, KEY) emits them; value 1 for the default tenant, 2 for acme. */
+  const records = (): Array<EventRecord | WindowRecord> =>
+    TENANTS.flatMap((tenant, i): Array<EventRecord | WindowRecord> => {
+      const key = actorName(tenant, KEY);
+      return [
+        { kind: "event", n: 0, key, id: ID, type: "purchase", ts: TS, value: i + 1, properties: { tenant_index: i }, receivedAt: TS + 1_000, late: false },
+        { kind: "window", n: 1, key, spec: "1m", start: START, end: START + 60_000, revision: 1, final: true, all: one(i + 1), types: { purchase: one(i + 1) } },
+      ];
+    });
+  const redisKeys: string[] = [];
+  const topics: string[] = [];
+  afterAll(async () => {
+    if (redisKeys.length) await redis.del(...redisKeys);
+    if (!topics.length) return;
+    const admin = kafkaClient("keyflow-tenants-cleanup").admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics, timeout: 30_000 }).catch(() => undefined);
+    await admin.disconnect();
+  });
+
+  test("postgres: two rows in every table, the tenant and the client's key in their columns; delivered again, still two", async () => {
+    const batch = records();
+    const dead: DeadLetterRecord[] = batch
+      .filter((r): r is EventRecord => r.kind === "event")
+      .map((r) => ({ kind: "dead_letter", n: 2, key: r.key, sink: "kafka", record: r, error: "refused", failedAt: TS + 2_000 }));
+    const sink = new PostgresSink({ url: PG_URL, wsProxy: WSPROXY, wsProxyTls: false, poolPerDelivery: false });
+    try {
+      await sink.deliver([...batch, ...dead]);
+      await sink.deliver([...batch, ...dead]);
+    } finally {
+      await sink.close();
+    }
+    const rows = async (sql: string) => (await pool.query(sql, [KEY])).rows;
+    expect(await rows("SELECT tenant, actor_key, event_id, value FROM processed_events WHERE actor_key = $1 ORDER BY tenant")).toEqual([
+      { tenant: ACME, actor_key: KEY, event_id: ID, value: 2 },
+      { tenant: DEFAULT_TENANT, actor_key: KEY, event_id: ID, value: 1 },
+    ]);
+    expect(await rows("SELECT tenant, actor_key, event_id, payload->>'tenant' AS t, payload->>'key' AS k FROM raw_events WHERE actor_key = $1 ORDER BY tenant")).toEqual([
+      { tenant: ACME, actor_key: KEY, event_id: ID, t: ACME, k: KEY },
+      { tenant: DEFAULT_TENANT, actor_key: KEY, event_id: ID, t: DEFAULT_TENANT, k: KEY },
+    ]);
+    expect(await rows("SELECT tenant, event_type, sum FROM window_aggregates WHERE actor_key = $1 ORDER BY tenant, event_type")).toEqual([
+      { tenant: ACME, event_type: "*", sum: 2 }, { tenant: ACME, event_type: "purchase", sum: 2 },
+      { tenant: DEFAULT_TENANT, event_type: "*", sum: 1 }, { tenant: DEFAULT_TENANT, event_type: "purchase", sum: 1 },
+    ]);
+    expect(await rows("SELECT tenant, sink, outbox_index, record->>'tenant' AS t, record->>'key' AS k FROM failed_events WHERE actor_key = $1 ORDER BY tenant")).toEqual([
+      { tenant: ACME, sink: "kafka", outbox_index: "0", t: ACME, k: KEY },
+      { tenant: DEFAULT_TENANT, sink: "kafka", outbox_index: "0", t: DEFAULT_TENANT, k: KEY },
+    ]);
+    for (const table of ["raw_events", "processed_events", "window_aggregates", "failed_events"]) {
+      const all = await rows(`SELECT row_to_json(x)::text AS row FROM ${table} x WHERE actor_key = $1`);
+      expect(all.length, table).toBeGreaterThan(0);
+      for (const { row } of all) expectNoActorName(table, row);
+      // The actor name never lands as a key.
+      const named = await pool.query(`SELECT count(*)::int AS n FROM ${table} WHERE actor_key = $1`, [actorName(ACME, KEY)]);
+      expect(named.rows[0].n, table).toBe(0);
+    }
+  }, 60_000);
+
+  test("redis: a stream and a window hash per tenant, each entry with its tenant; the default tenant's keys as before; {tenant} in the prefix", async () => {
+    const plain = `it-${run}-tn:`;
+    const templated = `it-${run}-tp:{tenant}:`;
+    const cases = [
+      { prefix: plain, match: `${plain}*`, bases: { [DEFAULT_TENANT]: plain, [ACME]: `${plain}t:acme:` } },
+      { prefix: templated, match: `it-${run}-tp:*`, bases: { [DEFAULT_TENANT]: `it-${run}-tp:default:`, [ACME]: `it-${run}-tp:acme:` } },
+    ];
+    for (const { prefix, match, bases } of cases) {
+      const sink = new RedisSink({ url: REDIS_FRONT.url, token: REDIS_FRONT.token, prefix, ttlSeconds: 3_600, streamMaxLen: 1_000 });
+      await sink.deliver(records());
+      await sink.deliver(records()); // again: each XADD refused as already there, each hash kept (same revision)
+      const expected: string[] = [];
+      for (const [i, tenant] of TENANTS.entries()) {
+        const base = bases[tenant]!;
+        const stream = RedisSink.streamKey(prefix, tenant, KEY);
+        const hash = RedisSink.windowKey(prefix, tenant, KEY, "1m", START);
+        expect([stream, hash]).toEqual([`${base}events:${KEY}`, `${base}window:${KEY}:1m:${START}`]);
+        expected.push(stream, hash);
+        const entries = (await redis.xrange(stream, "-", "+")) as Record<string, Record<string, unknown>>;
+        expect(Object.values(entries).map((e) => [String(e.tenant), String(e.event_id), Number(e.value)])).toEqual([[tenant, ID, i + 1]]);
+        const h = (await redis.hgetall(hash)) as Record<string, unknown>;
+        expect([String(h.tenant), String(h.key), Number(h.sum), Number(h.revision)]).toEqual([tenant, KEY, i + 1, 1]);
+      }
+      // Every key the sink made under the prefix: these four, and no actor name among them.
+      const found: string[] = [];
+      let cursor = "0";
+      do {
+        const [next, keys] = await redis.scan(cursor, { match, count: 1_000 });
+        found.push(...keys);
+        cursor = String(next);
+      } while (cursor !== "0");
+      redisKeys.push(...found);
+      expect(found.sort()).toEqual(expected.sort());
+      for (const key of found) expectNoActorName("redis key", key);
+    }
+  }, 60_000);
+
+  test("kafka: the client's key as message key, a tenant header on events and windows, {tenant} topics", async () => {
+    const base = `it-${run}-tn`;
+    const perTenant = TENANTS.flatMap((t) => [`${base}.${t}.events`, `${base}.${t}.windows`]);
+    topics.push(...perTenant, `${base}.shared`, `${base}.shared-windows`);
+    await Promise.all(topics.map((t) => createTopic(t, 1)));
+    const opts = { dialect: "v2" as const, url: BRIDGE_URL, headers: true, timeoutMs: 10_000 };
+    await deliverAll(new KafkaSink({ ...opts, topic: `${base}.{tenant}.events`, windowsTopic: `${base}.{tenant}.windows` }), records());
+    await deliverAll(new KafkaSink({ ...opts, topic: `${base}.shared`, windowsTopic: `${base}.shared-windows` }), records());
+
+    const view = (r: Awaited<ReturnType<typeof consumeAll>>[number]) => {
+      for (const part of [r.key, r.value, ...Object.values(r.headers)]) expectNoActorName(`kafka ${r.topic}`, part?.toString() ?? "");
+      const value = JSON.parse(r.value!.toString());
+      return { topic: r.topic, key: r.key!.toString(), tenant: r.headers.tenant?.toString(), value: [value.kind, value.tenant, value.key] };
+    };
+    for (const tenant of TENANTS) {
+      const [ev] = (await consumeAll(`${base}.${tenant}.events`, 1)).map(view);
+      expect(ev).toEqual({ topic: `${base}.${tenant}.events`, key: KEY, tenant, value: ["event", tenant, KEY] });
+      const [win] = (await consumeAll(`${base}.${tenant}.windows`, 1)).map(view);
+      expect(win).toEqual({ topic: `${base}.${tenant}.windows`, key: KEY, tenant, value: ["window", tenant, KEY] });
+    }
+    // One topic for both tenants: the same key and event id twice, told apart by the tenant header.
+    const shared = await consumeAll(`${base}.shared`, 2);
+    expect(shared.map((r) => [r.key!.toString(), r.headers.tenant!.toString(), r.headers.event_id!.toString()])).toEqual([
+      [KEY, DEFAULT_TENANT, ID], [KEY, ACME, ID],
+    ]);
+    shared.forEach(view);
+    const windows = (await consumeAll(`${base}.shared-windows`, 2)).map(view);
+    expect(windows.map((w) => [w.key, w.tenant])).toEqual([[KEY, DEFAULT_TENANT], [KEY, ACME]]);
+  }, 120_000);
+});
+
+describe("tenants end to end: a server with API keys of two tenants, the same key and event id from each", () => {
+  const NAME = `it-${run}-e2e`;
+  const KEY = `e2e-${run}`;
+  const ID = `e2e-${run}`;
+  const CALLERS = [
+    { tenant: "tenant-a", headers: bearer("all"), value: 1 },
+    { tenant: "tenant-b", headers: bearer("otherTenant"), value: 2 },
+  ];
+  let target: ReturnType<typeof processTarget>;
+  beforeAll(async () => {
+    target = processTarget(BUN_SERVER, {
+      ...sinkEnv(),
+      KEYFLOW_API_KEYS: TEST_KEY_LINES,
+      KEYFLOW_REDIS_PREFIX: `${NAME}:`,
+      KEYFLOW_KAFKA_TOPIC: `${NAME}.{tenant}.events`,
+      KEYFLOW_KAFKA_WINDOWS_TOPIC: `${NAME}.{tenant}.windows`,
+    });
+    await target.start();
+  });
+  afterAll(async () => {
+    await target?.stop();
+    await redis.del(...CALLERS.map(({ tenant }) => RedisSink.streamKey(`${NAME}:`, tenant, KEY)));
+    const admin = kafkaClient("keyflow-tenants-e2e-cleanup").admin();
+    await admin.connect();
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${NAME}.`));
+    if (topics.length) await admin.deleteTopics({ topics, timeout: 30_000 }).catch(() => undefined);
+    await admin.disconnect();
+  });
+
+  test("each tenant's event reaches Postgres, Redis and its own Kafka topic under its tenant, with the client's key", async () => {
+    for (const { headers, value } of CALLERS) {
+      const res = await target.fetch("/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ event_id: ID, event_type: "purchase", user_id: KEY, value }),
+      });
+      expect(res.status, await res.clone().text()).toBe(202);
+    }
+    const rows = await until("both tenants' events in processed_events", 30_000, async () => {
+      const r = await pool.query("SELECT tenant, actor_key, event_id, value FROM processed_events WHERE actor_key = $1 ORDER BY tenant", [KEY]);
+      return r.rows.length === 2 ? r.rows : undefined;
+    });
+    expect(rows).toEqual(CALLERS.map(({ tenant, value }) => ({ tenant, actor_key: KEY, event_id: ID, value })));
+    for (const { tenant, value } of CALLERS) {
+      const stream = `${NAME}:t:${tenant}:events:${KEY}`;
+      const entries = await until(`${tenant}'s stream in Redis`, 30_000, async () => {
+        const e = Object.values((await redis.xrange(stream, "-", "+")) as Record<string, Record<string, unknown>>);
+        return e.length ? e : undefined;
+      });
+      expect(entries.map((e) => [String(e.tenant), String(e.event_id), Number(e.value)])).toEqual([[tenant, ID, value]]);
+      const [record] = await consumeAll(`${NAME}.${tenant}.events`, 1, 30_000);
+      expect([record!.key!.toString(), record!.headers.tenant!.toString(), record!.headers.event_id!.toString()]).toEqual([KEY, tenant, ID]);
+      const view = JSON.parse(record!.value!.toString());
+      expect([view.tenant, view.key, view.value]).toEqual([tenant, KEY, value]);
+      expectNoActorName("kafka record", record!.value!.toString());
+    }
+  }, 90_000);
+});
+
+/** The tables as keyflow created them before tenants (commit 7ba8b54), and their index. */
+const TABLES_BEFORE_TENANTS = `
+CREATE TABLE raw_events (
+  actor_key   text        NOT NULL,
+  event_id    text        NOT NULL,
+  payload     jsonb       NOT NULL,
+  received_at timestamptz NOT NULL,
+  stored_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (actor_key, event_id)
+);
+CREATE TABLE processed_events (
+  event_id    text             NOT NULL,
+  actor_key   text             NOT NULL,
+  event_type  text             NOT NULL,
+  event_time  timestamptz      NOT NULL,
+  value       double precision,
+  properties  jsonb,
+  received_at timestamptz      NOT NULL,
+  late        boolean          NOT NULL,
+  minute      timestamptz      NOT NULL,
+  hour        timestamptz      NOT NULL,
+  processed_at timestamptz     NOT NULL DEFAULT now(),
+  PRIMARY KEY (actor_key, event_id)
+);
+CREATE INDEX processed_events_actor_time ON processed_events (actor_key, event_time);
+CREATE TABLE window_aggregates (
+  actor_key    text             NOT NULL,
+  event_type   text             NOT NULL,
+  size         text             NOT NULL,
+  window_start timestamptz      NOT NULL,
+  window_end   timestamptz      NOT NULL,
+  count        bigint           NOT NULL,
+  sum          double precision NOT NULL,
+  min          double precision,
+  max          double precision,
+  avg          double precision,
+  revision     integer          NOT NULL,
+  final        boolean          NOT NULL,
+  updated_at   timestamptz      NOT NULL DEFAULT now(),
+  PRIMARY KEY (actor_key, event_type, size, window_start)
+);
+CREATE TABLE failed_events (
+  actor_key    text        NOT NULL,
+  sink         text        NOT NULL,
+  outbox_index bigint      NOT NULL,
+  kind         text        NOT NULL,
+  event_id     text,
+  record       jsonb       NOT NULL,
+  error        text        NOT NULL,
+  failed_at    timestamptz NOT NULL,
+  PRIMARY KEY (actor_key, sink, outbox_index)
+);`;
+
+/** Rows in the tables of TABLES_BEFORE_TENANTS: events old-1…old-30 over keys key-0…key-2, their windows, dead letters. */
+const ROWS_BEFORE_TENANTS = `
+INSERT INTO raw_events (actor_key, event_id, payload, received_at)
+SELECT 'key-' || (i % 3), 'old-' || i, jsonb_build_object('event_id', 'old-' || i, 'key', 'key-' || (i % 3)), t
+FROM generate_series(1, 30) AS i, LATERAL (SELECT timestamptz '2026-11-21 10:00:00+00' + i * interval '1 second' AS t) AS x;
+INSERT INTO processed_events (event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
+SELECT 'old-' || i, 'key-' || (i % 3), 'purchase', t, i, jsonb_build_object('i', i), t, false, date_trunc('minute', t), date_trunc('hour', t)
+FROM generate_series(1, 30) AS i, LATERAL (SELECT timestamptz '2026-11-21 10:00:00+00' + i * interval '1 second' AS t) AS x;
+INSERT INTO window_aggregates (actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final)
+SELECT 'key-' || k, ty, '1m', timestamptz '2026-11-21 10:00:00+00', timestamptz '2026-11-21 10:01:00+00', 10, 100 + k, 1, 30, 10 + k, 1, true
+FROM generate_series(0, 2) AS k, unnest(ARRAY['*', 'purchase']) AS ty;
+INSERT INTO failed_events (actor_key, sink, outbox_index, kind, event_id, record, error, failed_at)
+SELECT 'key-' || (i % 3), 'kafka', i, 'event', 'old-' || i, jsonb_build_object('event_id', 'old-' || i), 'refused', timestamptz '2026-11-21 10:05:00+00'
+FROM generate_series(1, 4) AS i;`;
+
 /** The processed_events table as keyflow created it before rows were keyed by (actor_key, event_id). */
 const PROCESSED_EVENTS_V1 = `
 CREATE TABLE processed_events (
@@ -373,9 +658,29 @@ CREATE TABLE processed_events (
 );
 CREATE INDEX processed_events_actor_time ON processed_events (actor_key, event_time);`;
 
-describe("postgres migration: processed_events keyed by event_id alone becomes (actor_key, event_id)", () => {
-  // A schema of its own (the sessions' search_path), so the shared tables are not touched.
-  const schema = `kf_migrate_${run}`;
+const TABLES = ["failed_events", "processed_events", "raw_events", "window_aggregates"];
+/** Each table's primary key, and the index, as POSTGRES_SCHEMA makes them. */
+const KEYS_NOW = {
+  failed_events: ["tenant", "actor_key", "sink", "outbox_index"],
+  processed_events: ["tenant", "actor_key", "event_id"],
+  raw_events: ["tenant", "actor_key", "event_id"],
+  window_aggregates: ["tenant", "actor_key", "event_type", "size", "window_start"],
+  processed_events_actor_time: ["tenant", "actor_key", "event_time"],
+};
+/** Every table's rows in a stable order. */
+const ORDER_BY: Record<string, string> = {
+  failed_events: "actor_key, sink, outbox_index",
+  processed_events: "actor_key, event_id",
+  raw_events: "actor_key, event_id",
+  window_aggregates: "actor_key, event_type, size, window_start",
+};
+
+/**
+ * A schema of its own (the sessions' search_path), so the shared tables are not touched, with what a
+ * migration test needs: a pool in it, `npm run migrate` against it, and the shape of its tables.
+ */
+function migrationSchema(tag: string) {
+  const schema = `kf_${tag}_${run}`;
   const url = `${PG_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
   let scoped: Pool;
   beforeAll(async () => {
@@ -387,69 +692,150 @@ describe("postgres migration: processed_events keyed by event_id alone becomes (
     await scoped?.end();
     await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   });
-
-  const event = (n: number, key: string, id: string): EventRecord => ({
-    kind: "event", n, key, id, type: "purchase", ts: Date.UTC(2026, 10, 21, 10, 0, n), value: n, receivedAt: Date.UTC(2026, 10, 21, 10, 1), late: false,
-  });
-  const primaryKey = async () =>
+  /** Columns of a table's primary key, or of an index, in order. */
+  const keyColumns = async (tableOrIndex: string) =>
     (
       await scoped.query(
-        `SELECT array_agg(a.attname::text ORDER BY k.i) AS cols FROM pg_constraint c
-         CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, i)
-         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
-         WHERE c.conrelid = 'processed_events'::regclass AND c.contype = 'p'`,
+        `SELECT array_agg(a.attname::text ORDER BY k.i) AS cols FROM pg_index x
+         CROSS JOIN LATERAL unnest(x.indkey::smallint[]) WITH ORDINALITY AS k(attnum, i)
+         JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+         WHERE (x.indrelid = to_regclass($1) AND x.indisprimary) OR x.indexrelid = to_regclass($1)`,
+        [tableOrIndex],
       )
-    ).rows[0].cols;
-  const migrate = () =>
-    Bun.spawnSync([`${BIN}/bun`, "scripts/migrate.ts"], {
-      cwd: ROOT,
-      env: { ...process.env, KEYFLOW_POSTGRES_URL: url, KEYFLOW_NEON_WSPROXY: WSPROXY },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
+    ).rows[0].cols as string[] | null;
+  return {
+    schema,
+    url,
+    query: (text: string, values?: unknown[]) => scoped.query(text, values),
+    keyColumns,
+    /** Every table's key and the index, by name. */
+    shape: async () => Object.fromEntries(await Promise.all(Object.keys(KEYS_NOW).map(async (name) => [name, await keyColumns(name)] as const))),
+    /** The tenant column of every table: type, nullability, default. */
+    tenantColumns: async () =>
+      (
+        await scoped.query(
+          `SELECT table_name, data_type, is_nullable, column_default FROM information_schema.columns
+           WHERE table_schema = $1 AND column_name = 'tenant' ORDER BY table_name`,
+          [schema],
+        )
+      ).rows,
+    /** The index of every primary key and of processed_events_actor_time: a rebuilt one has a new oid. */
+    indexOids: async () =>
+      (
+        await scoped.query(
+          `SELECT c.relname, c.oid::bigint AS oid FROM pg_class c WHERE c.relkind = 'i' AND c.relnamespace = $1::regnamespace ORDER BY c.relname`,
+          [schema],
+        )
+      ).rows,
+    rows: async (table: string) => (await scoped.query(`SELECT * FROM ${table} ORDER BY ${ORDER_BY[table]}`)).rows,
+    migrate: () =>
+      Bun.spawnSync([`${BIN}/bun`, "scripts/migrate.ts"], {
+        cwd: ROOT,
+        env: { ...process.env, KEYFLOW_POSTGRES_URL: url, KEYFLOW_NEON_WSPROXY: WSPROXY },
+        stdout: "pipe",
+        stderr: "pipe",
+      }),
+  };
+}
 
-  test("an old table is migrated in place by npm run migrate, its rows kept; then the same event_id lands on two keys", async () => {
-    await scoped.query(PROCESSED_EVENTS_V1);
-    await scoped.query(
-      `INSERT INTO processed_events (event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
-       SELECT 'old-' || i, 'key-' || (i % 3), 'purchase', t, i, jsonb_build_object('i', i), t, false, date_trunc('minute', t), date_trunc('hour', t)
-       FROM generate_series(1, 50) AS i, LATERAL (SELECT timestamptz '2026-11-21 10:00:00+00' + i * interval '1 second' AS t) AS x`,
-    );
-    const before = (await scoped.query("SELECT * FROM processed_events ORDER BY event_id")).rows;
-    expect(await primaryKey()).toEqual(["event_id"]);
+const oldEvent = (n: number, tenant: string, key: string, id: string): EventRecord => ({
+  kind: "event", n, key: actorName(tenant, key), id, type: "purchase", ts: Date.UTC(2026, 10, 21, 10, 0, n), value: n, receivedAt: Date.UTC(2026, 10, 21, 10, 1), late: false,
+});
 
-    // The sink does not migrate by itself: against the old table a batch fails, transiently, saying what to do.
-    const sink = new PostgresSink({ url, wsProxy: WSPROXY, wsProxyTls: false, poolPerDelivery: false });
+describe("postgres migration: tables from before tenants get a tenant column and keys, in place", () => {
+  const db = migrationSchema("tenants");
+
+  test("npm run migrate adds tenant ('default' for every row there) and re-keys every table, rows kept; a second run changes nothing", async () => {
+    await db.query(TABLES_BEFORE_TENANTS);
+    await db.query(ROWS_BEFORE_TENANTS);
+    const before = Object.fromEntries(await Promise.all(TABLES.map(async (t) => [t, await db.rows(t)] as const)));
+    expect(Object.values(before).map((rows) => rows.length)).toEqual([4, 30, 30, 6]);
+    expect(await db.keyColumns("processed_events")).toEqual(["actor_key", "event_id"]);
+
+    // The sink does not migrate by itself: against the old tables a batch fails, transiently, saying what to do.
+    const sink = new PostgresSink({ url: db.url, wsProxy: WSPROXY, wsProxyTls: false, poolPerDelivery: false });
     try {
-      const error = await sink.deliver([event(0, "key-a", `same-${run}`)]).catch((e) => e);
+      const error = await sink.deliver([oldEvent(0, "acme", "key-1", "old-1")]).catch((e) => e);
       expect(error).toBeInstanceOf(SinkError);
       expect(error.permanent).toBe(false);
       expect(error.message).toContain("npm run migrate");
 
-      const first = migrate();
+      const first = db.migrate();
       expect(first.exitCode, first.stderr.toString()).toBe(0);
-      expect(await primaryKey()).toEqual(["actor_key", "event_id"]);
-      expect((await scoped.query("SELECT * FROM processed_events ORDER BY event_id")).rows).toEqual(before);
-      // The other tables are there too, and a second run changes nothing.
-      const again = migrate();
+      expect(await db.shape()).toEqual(KEYS_NOW);
+      // The column as a new table has it: NOT NULL, no default (a sink that left it out would fail, not file rows under 'default').
+      expect(await db.tenantColumns()).toEqual(
+        TABLES.map((table_name) => ({ table_name, data_type: "text", is_nullable: "NO", column_default: null })),
+      );
+      for (const table of TABLES) {
+        expect(await db.rows(table), table).toEqual(before[table]!.map((row: object) => ({ ...row, tenant: DEFAULT_TENANT })));
+      }
+
+      // Twice: harmless, and nothing is rebuilt (every index keeps its oid).
+      const indexes = await db.indexOids();
+      expect(indexes.length).toBe(5);
+      const again = db.migrate();
       expect(again.exitCode, again.stderr.toString()).toBe(0);
-      expect(await primaryKey()).toEqual(["actor_key", "event_id"]);
-      const tables = await scoped.query("SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", [schema]);
-      expect(tables.rows.map((r: any) => r.tablename)).toEqual(["failed_events", "processed_events", "raw_events", "window_aggregates"]);
+      expect(await db.indexOids()).toEqual(indexes);
+      expect(await db.shape()).toEqual(KEYS_NOW);
+      for (const table of TABLES) expect((await db.rows(table)).length, table).toBe(before[table]!.length);
+
+      // The old rows are the default tenant's: its copy of old-1 on key-1 is a duplicate; acme's is a row of its own.
+      await sink.deliver([oldEvent(0, DEFAULT_TENANT, "key-1", "old-1"), oldEvent(0, "acme", "key-1", "old-1")]);
+      const rows = await db.query("SELECT tenant, actor_key, value FROM processed_events WHERE event_id = 'old-1' ORDER BY tenant");
+      expect(rows.rows).toEqual([{ tenant: "acme", actor_key: "key-1", value: 0 }, { tenant: DEFAULT_TENANT, actor_key: "key-1", value: 1 }]);
+      const raw = await db.query("SELECT tenant FROM raw_events WHERE event_id = 'old-1' ORDER BY tenant");
+      expect(raw.rows).toEqual([{ tenant: "acme" }, { tenant: DEFAULT_TENANT }]);
+    } finally {
+      await sink.close();
+    }
+  }, 60_000);
+});
+
+describe("postgres migration: processed_events keyed by event_id alone becomes (tenant, actor_key, event_id)", () => {
+  const db = migrationSchema("migrate");
+
+  test("an old table is migrated in place by npm run migrate, its rows kept; then the same event_id lands on two keys", async () => {
+    await db.query(PROCESSED_EVENTS_V1);
+    await db.query(
+      `INSERT INTO processed_events (event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
+       SELECT 'old-' || i, 'key-' || (i % 3), 'purchase', t, i, jsonb_build_object('i', i), t, false, date_trunc('minute', t), date_trunc('hour', t)
+       FROM generate_series(1, 50) AS i, LATERAL (SELECT timestamptz '2026-11-21 10:00:00+00' + i * interval '1 second' AS t) AS x`,
+    );
+    const before = (await db.query("SELECT * FROM processed_events ORDER BY event_id")).rows;
+    expect(await db.keyColumns("processed_events")).toEqual(["event_id"]);
+
+    const sink = new PostgresSink({ url: db.url, wsProxy: WSPROXY, wsProxyTls: false, poolPerDelivery: false });
+    try {
+      const error = await sink.deliver([oldEvent(0, DEFAULT_TENANT, "key-a", `same-${run}`)]).catch((e) => e);
+      expect(error).toBeInstanceOf(SinkError);
+      expect(error.permanent).toBe(false);
+      expect(error.message).toContain("npm run migrate");
+
+      const first = db.migrate();
+      expect(first.exitCode, first.stderr.toString()).toBe(0);
+      expect(await db.keyColumns("processed_events")).toEqual(["tenant", "actor_key", "event_id"]);
+      expect((await db.query("SELECT * FROM processed_events ORDER BY event_id")).rows).toEqual(before.map((row) => ({ ...row, tenant: DEFAULT_TENANT })));
+      // The other tables are there too, and a second run changes nothing.
+      const again = db.migrate();
+      expect(again.exitCode, again.stderr.toString()).toBe(0);
+      expect(await db.shape()).toEqual(KEYS_NOW);
+      const tables = await db.query("SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", [db.schema]);
+      expect(tables.rows.map((r: any) => r.tablename)).toEqual(TABLES);
 
       // The same event_id on two keys: two rows; delivered again: still two.
-      const batch = [event(0, "key-a", `same-${run}`), event(0, "key-b", `same-${run}`)];
+      const batch = [oldEvent(0, DEFAULT_TENANT, "key-a", `same-${run}`), oldEvent(0, DEFAULT_TENANT, "key-b", `same-${run}`)];
       await sink.deliver(batch);
       await sink.deliver(batch);
-      const rows = await scoped.query("SELECT actor_key, value, minute, hour FROM processed_events WHERE event_id = $1 ORDER BY actor_key", [`same-${run}`]);
+      const rows = await db.query("SELECT actor_key, value, minute, hour FROM processed_events WHERE event_id = $1 ORDER BY actor_key", [`same-${run}`]);
       const ts = new Date(Date.UTC(2026, 10, 21, 10, 0, 0));
       expect(rows.rows).toEqual([
         { actor_key: "key-a", value: 0, minute: ts, hour: ts },
         { actor_key: "key-b", value: 0, minute: ts, hour: ts },
       ]);
-      const raw = await scoped.query("SELECT count(*)::int AS n FROM raw_events WHERE event_id = $1", [`same-${run}`]);
+      const raw = await db.query("SELECT count(*)::int AS n FROM raw_events WHERE event_id = $1", [`same-${run}`]);
       expect(raw.rows[0].n).toBe(2);
-      expect((await scoped.query("SELECT count(*)::int AS n FROM processed_events")).rows[0].n).toBe(before.length + 2);
+      expect((await db.query("SELECT count(*)::int AS n FROM processed_events")).rows[0].n).toBe(before.length + 2);
     } finally {
       await sink.close();
     }

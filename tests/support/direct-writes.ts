@@ -9,6 +9,7 @@ import type { Pool } from "@neondatabase/serverless";
 import type { Redis } from "@upstash/redis";
 import type { EventRecord } from "../../src/actor/outbox.ts";
 import { eventRecordView, iso } from "../../src/delivery/records.ts";
+import { splitActorName } from "../../src/actor/tenant.ts";
 import { base64 } from "../../src/sinks/http.ts";
 import { RedisSink } from "../../src/sinks/redis/sink.ts";
 import { BRIDGE_URL } from "./kafka.ts";
@@ -20,32 +21,33 @@ const floorIso = (ms: number, size: number) => iso(Math.floor(ms / size) * size)
 export function directPostgres(pool: Pool): DirectWrite {
   return async (records) => {
     const rows = records.map((e) => ({
-      actor_key: e.key, event_id: e.id, payload: eventRecordView(e), event_type: e.type, event_time: iso(e.ts),
+      ...splitActorName(e.key), event_id: e.id, payload: eventRecordView(e), event_type: e.type, event_time: iso(e.ts),
       value: e.value ?? null, properties: e.properties ?? null, received_at: iso(e.receivedAt), late: e.late,
       minute: floorIso(e.ts, 60_000), hour: floorIso(e.ts, 3_600_000),
     }));
     await pool.query(
-      `WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(actor_key text, event_id text, payload jsonb, event_type text,
+      `WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(tenant text, key text, event_id text, payload jsonb, event_type text,
          event_time timestamptz, value double precision, properties jsonb, received_at timestamptz, late boolean, minute timestamptz, hour timestamptz)),
-       raw AS (INSERT INTO raw_events (actor_key, event_id, payload, received_at) SELECT actor_key, event_id, payload, received_at FROM r)
-       INSERT INTO processed_events (actor_key, event_id, event_type, event_time, value, properties, received_at, late, minute, hour)
-       SELECT actor_key, event_id, event_type, event_time, value, properties, received_at, late, minute, hour FROM r`,
+       raw AS (INSERT INTO raw_events (tenant, actor_key, event_id, payload, received_at) SELECT tenant, key, event_id, payload, received_at FROM r)
+       INSERT INTO processed_events (tenant, actor_key, event_id, event_type, event_time, value, properties, received_at, late, minute, hour)
+       SELECT tenant, key, event_id, event_type, event_time, value, properties, received_at, late, minute, hour FROM r`,
       [JSON.stringify(rows)],
     );
   };
 }
 
-/** Streams named as the sink names them (`prefix` + "events:" + key). */
+/** Streams named as the sink names them (RedisSink.streamKey: `prefix` + "events:" + key for the default tenant). */
 export function directRedis(redis: Redis, prefix: string): DirectWrite {
   return async (records) => {
     const pipeline = redis.pipeline();
     for (const r of records) {
+      const { tenant, key } = splitActorName(r.key);
       const fields: Record<string, string> = {
-        event_id: r.id, event_type: r.type, timestamp: String(r.ts), late: r.late ? "1" : "0",
+        tenant, event_id: r.id, event_type: r.type, timestamp: String(r.ts), late: r.late ? "1" : "0",
         data: JSON.stringify({ value: r.value ?? null, properties: r.properties ?? null, received_at: r.receivedAt }),
       };
       if (r.value !== undefined) fields.value = String(r.value);
-      pipeline.xadd(RedisSink.streamKey(prefix, r.key), `${r.n + 1}-0`, fields);
+      pipeline.xadd(RedisSink.streamKey(prefix, tenant, key), `${r.n + 1}-0`, fields);
     }
     const results = (await pipeline.exec({ keepErrors: true })) as Array<{ error?: string }>;
     const failed = results.find((r) => r?.error);
@@ -56,11 +58,14 @@ export function directRedis(redis: Redis, prefix: string): DirectWrite {
 export function directKafka(topic: string): DirectWrite {
   return async (records) => {
     const body = JSON.stringify({
-      records: records.map((r) => ({
-        key: base64(r.key),
-        value: base64(JSON.stringify(eventRecordView(r))),
-        headers: [{ key: "event_id", value: base64(r.id) }, { key: "event_type", value: base64(r.type) }],
-      })),
+      records: records.map((r) => {
+        const { tenant, key } = splitActorName(r.key);
+        return {
+          key: base64(key),
+          value: base64(JSON.stringify(eventRecordView(r))),
+          headers: [{ key: "event_id", value: base64(r.id) }, { key: "event_type", value: base64(r.type) }, { key: "tenant", value: base64(tenant) }],
+        };
+      }),
     });
     const res = await fetch(`${BRIDGE_URL}/topics/${encodeURIComponent(topic)}`, {
       method: "POST",

@@ -10,6 +10,11 @@ const bindings = {};
 for (const [name, value] of Object.entries(process.env)) {
   if (name.startsWith("KEYFLOW_") && name !== "KEYFLOW_DATA_DIR") bindings[name] = { type: "plain_text", value };
 }
+// Tests of the rate limiting binding: KEYFLOW_TEST_RATE_LIMIT=<n> declares KEYFLOW_RATE_LIMITER with n requests per 10 s.
+if (process.env.KEYFLOW_TEST_RATE_LIMIT) {
+  delete bindings.KEYFLOW_TEST_RATE_LIMIT;
+  bindings.KEYFLOW_RATE_LIMITER = { type: "ratelimit", namespace_id: "1001", simple: { limit: Number(process.env.KEYFLOW_TEST_RATE_LIMIT), period: 10 } };
+}
 const worker = await unstable_startWorker({
   config: `${root}wrangler.toml`,
   bindings,

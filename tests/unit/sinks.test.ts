@@ -4,13 +4,14 @@ import { ConfigError } from "../../src/settings/config.ts";
 import { SinkError } from "../../src/delivery/sink.ts";
 import type { OutboxRecord } from "../../src/actor/outbox.ts";
 import { KafkaSink, requestRanges, type KafkaSinkOptions } from "../../src/sinks/kafka/sink.ts";
-import { eventRecordView } from "../../src/delivery/records.ts";
+import { eventRecordView, idempotencyKey } from "../../src/delivery/records.ts";
 import { base64 } from "../../src/sinks/http.ts";
 import { batchStatement } from "../../src/sinks/postgres/sink.ts";
-import { RedisSink } from "../../src/sinks/redis/sink.ts";
+import { RedisSink, tenantPrefix, windowFields } from "../../src/sinks/redis/sink.ts";
+import { actorName } from "../../src/actor/tenant.ts";
 import { createSinks } from "../../src/sinks/index.ts";
 import { sinkSettings } from "../../src/settings/env.ts";
-import { signature, WebhookSink } from "../../src/sinks/webhook/sink.ts";
+import { signature, standardSignature, WebhookSink } from "../../src/sinks/webhook/sink.ts";
 
 const T0 = Date.UTC(2026, 10, 21, 10);
 const event = (n: number, extra: Partial<OutboxRecord> = {}): OutboxRecord =>
@@ -119,30 +120,38 @@ describe("webhook sink", () => {
   const hook = recorder();
   afterAll(() => hook.stop());
 
-  test("POSTs the batch signed with HMAC-SHA256 over timestamp and body", async () => {
+  test("POSTs the batch with Standard Webhooks headers, and the deprecated HMAC-SHA256 over timestamp and body", async () => {
     const sink = new WebhookSink({ url: `${hook.url}/in`, secret: "s3cret", timeoutMs: 2_000 });
     await sink.deliver([event(0), windowRecord]);
     const req = hook.requests.at(-1)!;
     const ts = req.headers.get("x-keyflow-timestamp")!;
     expect(req.headers.get("x-keyflow-signature")).toBe(`sha256=${await signature("s3cret", ts, req.body)}`);
+    const id = req.headers.get("webhook-id")!;
+    expect(id).toMatch(/^msg_[A-Za-z0-9_-]{43}$/);
+    expect(req.headers.get("webhook-timestamp")).toBe(ts);
+    expect(req.headers.get("webhook-signature")).toBe(await standardSignature("s3cret", id, ts, req.body));
     const body = JSON.parse(req.body);
-    expect(body.records.map((r: any) => r.idempotency_key)).toEqual(["e0", `user-1|1m|${T0}|1`]);
-    expect(body.records[0]).toMatchObject({ kind: "event", event_id: "e0", event_type: "purchase", key: "user-1", value: 0 });
+    expect(body.records.map((r: any) => r.idempotency_key)).toEqual([idempotencyKey(event(0) as any), idempotencyKey(windowRecord as any)]);
+    expect(body.records[0]).toMatchObject({ kind: "event", tenant: "default", event_id: "e0", event_type: "purchase", key: "user-1", value: 0 });
+    expect(body.records[0]).toEqual({ idempotency_key: idempotencyKey(event(0) as any), ...eventRecordView(event(0) as any) });
   });
 
   test("the signature matches an independent HMAC-SHA256 (node:crypto)", async () => {
     const expected = createHmac("sha256", "key").update("1700000000.{\"records\":[]}").digest("hex");
     expect(await signature("key", "1700000000", '{"records":[]}')).toBe(expected);
     expect(await signature("other", "1700000000", '{"records":[]}')).not.toBe(expected);
+    const v1 = createHmac("sha256", "key").update('msg_1.1700000000.{"records":[]}').digest("base64");
+    expect(await standardSignature("key", "msg_1", 1700000000, '{"records":[]}')).toBe(`v1,${v1}`);
   });
 
-  test("5xx and 429 are transient, other 4xx permanent, a dead endpoint transient", async () => {
+  test("5xx and 429 are transient, 410 and other 4xx permanent, a dead endpoint transient", async () => {
     const sink = new WebhookSink({ url: `${hook.url}/in`, secret: "s", timeoutMs: 2_000 });
-    for (const [status, permanent] of [[503, false], [429, false], [400, true], [422, true]] as const) {
+    for (const [status, permanent] of [[503, false], [502, false], [504, false], [429, false], [408, false], [400, true], [401, true], [410, true], [422, true]] as const) {
       hook.answer(() => new Response("no", { status }));
       const error = await sink.deliver([event(1)]).catch((e) => e);
       expect(error).toBeInstanceOf(SinkError);
       expect(error.permanent).toBe(permanent);
+      expect(error.status).toBe(status);
     }
     hook.answer(() => new Response("ok"));
     const dead = new WebhookSink({ url: "http://127.0.0.1:1/nothing", secret: "s", timeoutMs: 1_000 });
@@ -159,7 +168,7 @@ describe("kafka sink request shapes (dialects without a local server)", () => {
     dialect: "v2", url: proxy.url, topic: "keyflow.events", windowsTopic: "keyflow.windows", headers: true, timeoutMs: 2_000, ...o,
   });
 
-  test("v2: one request per topic per batch, records in order, key = actor key, event_id header in base64", async () => {
+  test("v2: one request per topic per batch, records in order, key = the client's key, event_id header in base64", async () => {
     proxy.answer((_p, body) => Response.json({ offsets: body.records.map((_: unknown, i: number) => ({ partition: 0, offset: i })) }));
     await new KafkaSink(opts({ topic: "events.{type}" })).deliver([
       event(0), event(1, { type: "refund" } as any), windowRecord, event(2), event(3, { type: "refund" } as any), event(4),
@@ -312,7 +321,7 @@ describe("redis sink request shape (a stand-in Upstash REST endpoint)", () => {
       ["XADD", "kf:events:user-2"], ["XADD", "kf:events:user-1"], ["EXPIRE", "kf:events:user-1"], ["EXPIRE", "kf:events:user-2"],
     ]);
     expect(commands[0]).toEqual([
-      "XADD", "kf:events:user-1", "MAXLEN", "~", 100, "1-0", "event_id", "e0", "event_type", "purchase", "timestamp", String(T0),
+      "XADD", "kf:events:user-1", "MAXLEN", "~", 100, "1-0", "tenant", "default", "event_id", "e0", "event_type", "purchase", "timestamp", String(T0),
       "late", "0", "data", JSON.stringify({ value: 0, properties: null, received_at: T0 }), "value", "0",
     ]);
     expect(commands[6]!.slice(1)).toEqual(["kf:events:user-1", 60]);
@@ -355,11 +364,11 @@ describe("redis sink request shape (a stand-in Upstash REST endpoint)", () => {
 });
 
 describe("postgres batch statement", () => {
-  test("one statement per batch; events from one JSON array of record views, keyed by (actor_key, event_id)", () => {
+  test("one statement per batch; events from one JSON array of record views, keyed by (tenant, actor_key, event_id)", () => {
     const events = [event(0), event(1, { key: "user-2", properties: { a: 1 } } as any)] as any[];
     const st = batchStatement(events, [], [])!;
     expect(st.values).toEqual([JSON.stringify(events.map(eventRecordView))]);
-    expect(st.text.match(/ON CONFLICT \(actor_key, event_id\) DO NOTHING/g)).toHaveLength(2);
+    expect(st.text.match(/ON CONFLICT \(tenant, actor_key, event_id\) DO NOTHING/g)).toHaveLength(2);
     expect(st.text).not.toContain("window_aggregates");
     const all = batchStatement(events, [windowRecord as any], [
       { kind: "dead_letter", n: 10, key: "user-1", sink: "kafka", record: events[0], error: "refused", failedAt: T0 },
@@ -374,4 +383,172 @@ describe("postgres batch statement", () => {
 
 test("base64 of UTF-8 text matches Buffer's", () => {
   for (const text of ["", "user-1", "é€😀", "x".repeat(70_000) + "ü"]) expect(base64(text)).toBe(Buffer.from(text).toString("base64"));
+});
+
+describe("tenants in sinks", () => {
+  const ACME = "acme";
+  /** The same client key and event id in two tenants: two actors, whose records must never meet in a sink. */
+  const tenantEvent = (tenant: string, n = 0, extra: Partial<OutboxRecord> = {}) => event(n, { key: actorName(tenant, "user-1"), ...extra } as any);
+  const tenantWindow = (tenant: string): OutboxRecord => ({ ...windowRecord, key: actorName(tenant, "user-1") }) as OutboxRecord;
+  /** Neither the separator of an actor name nor its JSON escape. */
+  const expectNoSeparator = (text: string) => {
+    expect(text.includes("\x1f")).toBe(false);
+    expect(text.toLowerCase().includes("\\u001f")).toBe(false);
+  };
+
+  test("settings: KEYFLOW_KAFKA_TOPIC takes {type} and {tenant}, KEYFLOW_KAFKA_WINDOWS_TOPIC {tenant}; each name they make must be a topic name", () => {
+    const kafka = (vars: Record<string, string>) => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", ...vars }).kafka;
+    expect(kafka({ KEYFLOW_KAFKA_TOPIC: "kf.{tenant}.events.{type}", KEYFLOW_KAFKA_WINDOWS_TOPIC: "kf.{tenant}.windows" })).toMatchObject({
+      topic: "kf.{tenant}.events.{type}",
+      windowsTopic: "kf.{tenant}.windows",
+    });
+    expect(kafka({ KEYFLOW_KAFKA_TOPIC: "{tenant}", KEYFLOW_KAFKA_WINDOWS_TOPIC: "{tenant}-w" })).toMatchObject({ topic: "{tenant}", windowsTopic: "{tenant}-w" });
+    // 186 + 63 (the longest tenant) = 249: the longest topic name Kafka takes.
+    expect(kafka({ KEYFLOW_KAFKA_WINDOWS_TOPIC: `${"w".repeat(186)}{tenant}` })?.windowsTopic).toBe(`${"w".repeat(186)}{tenant}`);
+    const problem = (vars: Record<string, string>) => configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", ...vars }));
+    // Windows have no type.
+    expect(problem({ KEYFLOW_KAFKA_WINDOWS_TOPIC: "w.{type}" })).toContain('KEYFLOW_KAFKA_WINDOWS_TOPIC="w.{type}": a Kafka topic name uses [a-zA-Z0-9._-] (and {tenant})');
+    expect(problem({ KEYFLOW_KAFKA_TOPIC: "e.{tenants}" })).toContain('KEYFLOW_KAFKA_TOPIC="e.{tenants}": a Kafka topic name uses [a-zA-Z0-9._-] (and {type}, {tenant})');
+    expect(problem({ KEYFLOW_KAFKA_TOPIC: "e.{key}" })).toContain("KEYFLOW_KAFKA_TOPIC");
+    expect(problem({ KEYFLOW_KAFKA_TOPIC: "e:{tenant}" })).toContain("KEYFLOW_KAFKA_TOPIC");
+    // Too long once the longest tenant (63) or type (64) is in place.
+    expect(problem({ KEYFLOW_KAFKA_WINDOWS_TOPIC: `${"w".repeat(187)}{tenant}` })).toContain("at most 249 characters (counting {tenant} as 63");
+    // 122 + 64 (the longest type) + 63 = 249.
+    expect(kafka({ KEYFLOW_KAFKA_TOPIC: `${"e".repeat(122)}{type}{tenant}` })?.topic).toBe(`${"e".repeat(122)}{type}{tenant}`);
+    expect(problem({ KEYFLOW_KAFKA_TOPIC: `${"e".repeat(123)}{type}{tenant}` })).toContain("at most 249 characters (counting {type} as 64 and {tenant} as 63");
+    expect(problem({ KEYFLOW_KAFKA_TOPIC: "x".repeat(250) })).toContain("at most 249 characters");
+  });
+
+  test("settings: KEYFLOW_REDIS_PREFIX may hold {tenant}", () => {
+    const s = sinkSettings({ KEYFLOW_REDIS_URL: "http://127.0.0.1:8079", KEYFLOW_REDIS_TOKEN: "t", KEYFLOW_REDIS_PREFIX: "kf:{tenant}:" });
+    expect(s.redis?.prefix).toBe("kf:{tenant}:");
+  });
+
+  test("idempotency keys: unique across tenants, keys, ids and windows, whatever the key holds", () => {
+    expect(idempotencyKey(event(0) as any)).toBe(JSON.stringify(["default", "user-1", "e0"]));
+    expect(idempotencyKey(tenantEvent(ACME) as any)).toBe(JSON.stringify([ACME, "user-1", "e0"]));
+    expect(idempotencyKey(tenantWindow(ACME) as any)).toBe(JSON.stringify([ACME, "user-1", "1m", T0, 1]));
+    const records = [
+      event(0), tenantEvent(ACME), tenantEvent("acme-2"), event(0, { key: "user-2" } as any),
+      // Keys and ids that would meet if the parts were joined with '|' (a|b + c vs a + b|c).
+      event(0, { key: "a|b", id: "c" } as any), event(0, { key: "a", id: "b|c" } as any), event(0, { key: 'a"', id: "b" } as any),
+      event(0, { key: "a", id: '"b' } as any),
+      windowRecord, tenantWindow(ACME), { ...windowRecord, revision: 2 }, { ...windowRecord, spec: "1h" }, { ...windowRecord, start: T0 + 60_000 },
+      { ...windowRecord, key: "user-1|1m" },
+    ];
+    const keys = records.map((r) => idempotencyKey(r as any));
+    expect(new Set(keys).size).toBe(records.length);
+    for (const key of keys) expectNoSeparator(key);
+  });
+
+  const proxy = recorder();
+  afterAll(() => proxy.stop());
+  const kafkaOpts = (o: Partial<KafkaSinkOptions>): KafkaSinkOptions => ({
+    dialect: "v2", url: proxy.url, topic: "ev.{tenant}.{type}", windowsTopic: "win.{tenant}", headers: true, timeoutMs: 2_000, ...o,
+  });
+  const batch = () => [event(0), tenantEvent(ACME), windowRecord, tenantWindow(ACME), tenantEvent(ACME, 1, { type: "refund" } as any)];
+
+  test("kafka v2: the client's key as message key, a tenant header on every record, {tenant} topics", async () => {
+    proxy.answer((_p, body) => Response.json({ offsets: body.records.map((_: unknown, i: number) => ({ partition: 0, offset: i })) }));
+    await new KafkaSink(kafkaOpts({})).deliver(batch());
+    const reqs = proxy.requests.splice(0).sort((a, b) => a.path.localeCompare(b.path));
+    expect(reqs.map((r) => r.path)).toEqual(["/topics/ev.acme.purchase", "/topics/ev.acme.refund", "/topics/ev.default.purchase", "/topics/win.acme", "/topics/win.default"]);
+    const decoded = reqs.flatMap((r) =>
+      JSON.parse(r.body).records.map((x: any) => ({
+        key: atob(x.key),
+        value: new TextDecoder().decode(Uint8Array.from(atob(x.value), (c) => c.charCodeAt(0))),
+        headers: Object.fromEntries(x.headers.map((h: any) => [h.key, atob(h.value)])),
+      })),
+    );
+    expect(decoded.map((d: any) => [d.key, d.headers.tenant, JSON.parse(d.value).tenant, JSON.parse(d.value).key])).toEqual([
+      ["user-1", ACME, ACME, "user-1"], ["user-1", ACME, ACME, "user-1"], ["user-1", "default", "default", "user-1"],
+      ["user-1", ACME, ACME, "user-1"], ["user-1", "default", "default", "user-1"],
+    ]);
+    expect(decoded[0].headers).toEqual({ event_id: "e0", event_type: "purchase", tenant: ACME });
+    expect(decoded[3].headers).toEqual({ window: `1m:${T0}:1`, tenant: ACME });
+    for (const d of decoded) expectNoSeparator(JSON.stringify(d));
+    // Without templates, every tenant's records share the topics as before.
+    await new KafkaSink(kafkaOpts({ topic: "keyflow.events", windowsTopic: "keyflow.windows" })).deliver(batch());
+    expect(proxy.requests.splice(0).map((r) => r.path).sort()).toEqual(["/topics/keyflow.events", "/topics/keyflow.windows"]);
+  });
+
+  test("kafka v3 and upstash: the same key, tenant header and topics", async () => {
+    proxy.answer((_p, body) => Response.json({ successes: body.entries.map((e: any) => ({ id: e.id })), failures: [] }));
+    await new KafkaSink(kafkaOpts({ dialect: "v3", clusterId: "lkc-1" })).deliver(batch());
+    const v3 = proxy.requests.splice(0).sort((a, b) => a.path.localeCompare(b.path));
+    expect(v3.map((r) => r.path.split("/")[5])).toEqual(["ev.acme.purchase", "ev.acme.refund", "ev.default.purchase", "win.acme", "win.default"]);
+    const entries = v3.flatMap((r) => JSON.parse(r.body).entries);
+    expect(entries.map((e: any) => [e.key.data, atob(e.headers.find((h: any) => h.name === "tenant").value), e.value.data.tenant, e.value.data.key])).toEqual([
+      ["user-1", ACME, ACME, "user-1"], ["user-1", ACME, ACME, "user-1"], ["user-1", "default", "default", "user-1"],
+      ["user-1", ACME, ACME, "user-1"], ["user-1", "default", "default", "user-1"],
+    ]);
+    for (const r of v3) expectNoSeparator(r.body);
+
+    proxy.answer((_p, body) => Response.json(body.map((m: any, i: number) => ({ topic: m.topic, partition: 0, offset: i, timestamp: 0 }))));
+    await new KafkaSink(kafkaOpts({ dialect: "upstash", username: "u", password: "p" })).deliver(batch());
+    const [req] = proxy.requests.splice(0);
+    const messages = JSON.parse(req!.body);
+    expect(messages.map((m: any) => [m.topic, m.key, m.headers.find((h: any) => h.key === "tenant").value])).toEqual([
+      ["ev.default.purchase", "user-1", "default"], ["ev.acme.purchase", "user-1", ACME], ["win.default", "user-1", "default"],
+      ["win.acme", "user-1", ACME], ["ev.acme.refund", "user-1", ACME],
+    ]);
+    expectNoSeparator(req!.body);
+  });
+
+  test("redis: a default tenant's keys as before, another's under t:<tenant>:, or where {tenant} says", () => {
+    expect(tenantPrefix("kf:", "default")).toBe("kf:");
+    expect(tenantPrefix("kf:", ACME)).toBe("kf:t:acme:");
+    expect(tenantPrefix("kf:{tenant}:", "default")).toBe("kf:default:");
+    expect(tenantPrefix("kf:{tenant}:", ACME)).toBe("kf:acme:");
+    expect(RedisSink.streamKey("kf:", "default", "alice")).toBe("kf:events:alice");
+    expect(RedisSink.streamKey("kf:", ACME, "alice")).toBe("kf:t:acme:events:alice");
+    expect(RedisSink.windowKey("kf:", "default", "alice", "1m", T0)).toBe(`kf:window:alice:1m:${T0}`);
+    expect(RedisSink.windowKey("kf:", ACME, "alice", "1m", T0)).toBe(`kf:t:acme:window:alice:1m:${T0}`);
+    expect(RedisSink.streamKey("{tenant}/", ACME, "alice")).toBe("acme/events:alice");
+    // A default tenant's key named like another tenant's prefix ("t:acme:…") stays apart from it.
+    expect(RedisSink.streamKey("kf:", "default", "t")).not.toBe(RedisSink.streamKey("kf:", ACME, ""));
+    expect(windowFields(tenantWindow(ACME) as any).slice(0, 4)).toEqual(["tenant", ACME, "key", "user-1"]);
+    expect(windowFields(windowRecord as any).slice(0, 4)).toEqual(["tenant", "default", "key", "user-1"]);
+  });
+
+  const upstash = recorder();
+  afterAll(() => upstash.stop());
+
+  test("redis: the same key in two tenants is two streams and two window hashes, each entry with its tenant", async () => {
+    upstash.answer((_path, body) => Response.json((body as string[][]).map((c) => ({ result: c[0]!.toUpperCase() === "XADD" ? "1-0" : 1 }))));
+    for (const prefix of ["kf:", "kf:{tenant}:"]) {
+      await new RedisSink({ url: upstash.url, token: "tok", prefix, ttlSeconds: 60, streamMaxLen: 100 }).deliver(batch());
+      const [req] = upstash.requests.splice(0);
+      expectNoSeparator(req!.body);
+      const commands = JSON.parse(req!.body) as Array<Array<string | number>>;
+      const keyOf = (c: Array<string | number>) => String(c[0]).toUpperCase() === "EVAL" ? String(c[3]) : String(c[1]);
+      const [d, a] = prefix === "kf:" ? ["kf:", "kf:t:acme:"] : ["kf:default:", "kf:acme:"];
+      expect(commands.map((c) => [String(c[0]).toUpperCase(), keyOf(c)])).toEqual([
+        ["XADD", `${d}events:user-1`], ["XADD", `${a}events:user-1`], ["EVAL", `${d}window:user-1:1m:${T0}`],
+        ["EVAL", `${a}window:user-1:1m:${T0}`], ["XADD", `${a}events:user-1`], ["EXPIRE", `${d}events:user-1`], ["EXPIRE", `${a}events:user-1`],
+      ]);
+      const field = (c: Array<string | number>, name: string) => c[c.indexOf(name) + 1];
+      expect(commands.filter((c) => String(c[0]).toUpperCase() === "XADD").map((c) => [field(c, "tenant"), field(c, "event_id")])).toEqual([
+        ["default", "e0"], [ACME, "e0"], [ACME, "e1"],
+      ]);
+    }
+  });
+
+  test("postgres: every table's rows carry the tenant and the client's key; conflicts are per tenant", () => {
+    const events = [event(0), tenantEvent(ACME)] as any[];
+    const dead = [
+      { kind: "dead_letter", n: 10, key: actorName(ACME, "user-1"), sink: "kafka", record: events[1], error: "refused", failedAt: T0 },
+    ] as any[];
+    const st = batchStatement(events, [windowRecord, tenantWindow(ACME)] as any[], dead)!;
+    expect(st.text).toContain("ON CONFLICT (tenant, actor_key, event_id) DO NOTHING");
+    expect(st.text).toContain("ON CONFLICT (tenant, actor_key, event_type, size, window_start) DO UPDATE");
+    expect(st.text).toContain("ON CONFLICT (tenant, actor_key, sink, outbox_index) DO NOTHING");
+    for (const value of st.values) expectNoSeparator(value);
+    const [rawEvents, windows, failed] = st.values.map((v) => JSON.parse(v));
+    expect(rawEvents.map((e: any) => [e.tenant, e.key, e.event_id])).toEqual([["default", "user-1", "e0"], [ACME, "user-1", "e0"]]);
+    expect(windows.map((w: any) => [w.tenant, w.actor_key, w.event_type])).toEqual([
+      ["default", "user-1", "*"], ["default", "user-1", "purchase"], [ACME, "user-1", "*"], [ACME, "user-1", "purchase"],
+    ]);
+    expect(failed.map((f: any) => [f.tenant, f.actor_key, f.record.tenant, f.record.key])).toEqual([[ACME, "user-1", ACME, "user-1"]]);
+  });
 });

@@ -2,6 +2,7 @@ import { Kafka } from "@upstash/kafka";
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
 import { recordJson } from "../../delivery/records.ts";
+import { splitActorName } from "../../actor/tenant.ts";
 import { base64, isTransientStatus, post, statusError } from "../http.ts";
 
 export type KafkaDialect = "v2" | "v3" | "upstash";
@@ -13,8 +14,12 @@ export interface KafkaSinkOptions {
   clusterId?: string;
   username?: string;
   password?: string;
-  /** Topic of events; "{type}" is replaced by the event type (one topic per type). */
+  /**
+   * Topic of events; "{type}" is replaced by the event type (one topic per type), "{tenant}" by the
+   * record's tenant (one topic per tenant).
+   */
   topic: string;
+  /** Topic of windows; "{tenant}" is replaced by the record's tenant. */
   windowsTopic: string;
   /** v2 only: send headers (the Strimzi bridge takes them; Confluent's v2 has none). */
   headers: boolean;
@@ -36,18 +41,29 @@ interface TopicBatch {
   indices: number[];
 }
 
-/** Kafka topic names allow [a-zA-Z0-9._-]; event types may also hold ':'. */
-function topicFor(opts: KafkaSinkOptions, record: EventRecord | WindowRecord): string {
-  if (record.kind === "window") return opts.windowsTopic;
-  if (!opts.topic.includes("{type}")) return opts.topic;
-  return opts.topic.replace("{type}", record.type.replace(/[^a-zA-Z0-9._-]/g, "_"));
+/** The placeholders a topic name may hold (validated in settings.ts). */
+export const TYPE_PLACEHOLDER = "{type}";
+export const TENANT_PLACEHOLDER = "{tenant}";
+
+/**
+ * Kafka topic names allow [a-zA-Z0-9._-]; event types may also hold ':'. Tenant names
+ * ([a-z0-9_-]) go in as they are.
+ */
+function topicFor(opts: KafkaSinkOptions, record: EventRecord | WindowRecord, tenant: string): string {
+  let topic = record.kind === "window" ? opts.windowsTopic : opts.topic;
+  if (record.kind === "event" && topic.includes(TYPE_PLACEHOLDER)) topic = topic.replaceAll(TYPE_PLACEHOLDER, record.type.replace(/[^a-zA-Z0-9._-]/g, "_"));
+  if (topic.includes(TENANT_PLACEHOLDER)) topic = topic.replaceAll(TENANT_PLACEHOLDER, tenant);
+  return topic;
 }
 
-/** Header name/value pairs: event_id and event_type for an event, the window's identity for a window. */
-function headerPairs(record: EventRecord | WindowRecord): Array<[string, string]> {
+/**
+ * Header name/value pairs: event_id and event_type for an event, the window's identity for a
+ * window; then the tenant on every record.
+ */
+function headerPairs(record: EventRecord | WindowRecord, tenant: string): Array<[string, string]> {
   return record.kind === "event"
-    ? [["event_id", record.id], ["event_type", record.type]]
-    : [["window", `${record.spec}:${record.start}:${record.revision}`]];
+    ? [["event_id", record.id], ["event_type", record.type], ["tenant", tenant]]
+    : [["window", `${record.spec}:${record.start}:${record.revision}`], ["tenant", tenant]];
 }
 
 /**
@@ -94,17 +110,18 @@ function recordError(what: string, code: number, message: string, index: number)
 
 /** A v3 records:batch entry with the record's JSON as its value (spliced in: built once per record). */
 function v3Entry(r: EventRecord | WindowRecord, id: number): string {
-  const rest = JSON.stringify({ id: String(id), key: { type: "STRING", data: r.key }, headers: headerPairs(r).map(([name, value]) => ({ name, value: base64(value) })) });
+  const { tenant, key } = splitActorName(r.key);
+  const rest = JSON.stringify({ id: String(id), key: { type: "STRING", data: key }, headers: headerPairs(r, tenant).map(([name, value]) => ({ name, value: base64(value) })) });
   return `${rest.slice(0, -1)},"value":{"type":"JSON","data":${recordJson(r)}}}`;
 }
 
 /**
  * Kafka over HTTP: the REST Proxy v2 records API (Strimzi Kafka Bridge, Confluent REST Proxy,
  * Redpanda, Karapace), v3 (Confluent Cloud) or Upstash's dialect (@upstash/kafka). The message key
- * is the actor key, so one key's records stay in one partition, in order; event_id is in a header
- * and in the value. A batch is one produce request per topic (the topics' requests concurrently),
- * each with its records in outbox order, split into several in turn when over `maxRequestBytes`;
- * Upstash's API takes every topic in one request.
+ * is the client's key (never the actor name), so one key's records stay in one partition, in order;
+ * event_id and tenant are in headers and in the value. A batch is one produce request per topic
+ * (the topics' requests concurrently), each with its records in outbox order, split into several in
+ * turn when over `maxRequestBytes`; Upstash's API takes every topic in one request.
  */
 export class KafkaSink implements Sink {
   readonly name = "kafka";
@@ -125,7 +142,7 @@ export class KafkaSink implements Sink {
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       if (r.kind === "dead_letter") continue;
-      const topic = topicFor(this.opts, r);
+      const topic = topicFor(this.opts, r, splitActorName(r.key).tenant);
       let batch = topics.get(topic);
       if (!batch) topics.set(topic, (batch = { topic, records: [], indices: [] }));
       batch.records.push(r);
@@ -162,7 +179,8 @@ export class KafkaSink implements Sink {
       const r = records[i]!;
       if (r.kind === "dead_letter") continue;
       // The value as text: the client sends a string as it is (an object it would serialise again).
-      const message = { topic: topicFor(this.opts, r), key: r.key, value: recordJson(r), headers: headerPairs(r).map(([key, value]) => ({ key, value })) };
+      const { tenant, key } = splitActorName(r.key);
+      const message = { topic: topicFor(this.opts, r, tenant), key, value: recordJson(r), headers: headerPairs(r, tenant).map(([key, value]) => ({ key, value })) };
       messages.push({ at: i, message });
     }
     const lengths = messages.map(({ message }) => JSON.stringify(message).length);
@@ -201,8 +219,9 @@ export class KafkaSink implements Sink {
    * are (the json format would write the key as a JSON string, quotes included).
    */
   private v2Record(r: EventRecord | WindowRecord): string {
-    const record: { key: string; value: string; headers?: Array<{ key: string; value: string }> } = { key: base64(r.key), value: base64(recordJson(r)) };
-    if (this.opts.headers) record.headers = headerPairs(r).map(([key, value]) => ({ key, value: base64(value) }));
+    const { tenant, key } = splitActorName(r.key);
+    const record: { key: string; value: string; headers?: Array<{ key: string; value: string }> } = { key: base64(key), value: base64(recordJson(r)) };
+    if (this.opts.headers) record.headers = headerPairs(r, tenant).map(([key, value]) => ({ key, value: base64(value) }));
     return JSON.stringify(record);
   }
 

@@ -1,21 +1,27 @@
 /**
  * Tables of the Postgres sink, and the changes that bring tables made by an older keyflow up to date.
  * `npm run migrate` applies both; every statement is idempotent, so it may run any number of times.
+ *
+ * Every table carries the record's tenant (src/actor/tenant.ts) in `tenant`, first in its primary
+ * key, and the client's key (never the actor name) in `actor_key`: the same key and event id in two
+ * tenants are two rows.
  */
 export const POSTGRES_SCHEMA = `
 -- One migration at a time (the statements below run as one transaction, which holds the lock).
 SELECT pg_advisory_xact_lock(hashtext('keyflow.migrate'));
 
 CREATE TABLE IF NOT EXISTS raw_events (
+  tenant      text        NOT NULL,
   actor_key   text        NOT NULL,
   event_id    text        NOT NULL,
   payload     jsonb       NOT NULL,
   received_at timestamptz NOT NULL,
   stored_at   timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (actor_key, event_id)
+  PRIMARY KEY (tenant, actor_key, event_id)
 );
 
 CREATE TABLE IF NOT EXISTS processed_events (
+  tenant      text             NOT NULL,
   event_id    text             NOT NULL,
   actor_key   text             NOT NULL,
   event_type  text             NOT NULL,
@@ -27,11 +33,11 @@ CREATE TABLE IF NOT EXISTS processed_events (
   minute      timestamptz      NOT NULL,
   hour        timestamptz      NOT NULL,
   processed_at timestamptz     NOT NULL DEFAULT now(),
-  PRIMARY KEY (actor_key, event_id)
+  PRIMARY KEY (tenant, actor_key, event_id)
 );
-CREATE INDEX IF NOT EXISTS processed_events_actor_time ON processed_events (actor_key, event_time);
 
 CREATE TABLE IF NOT EXISTS window_aggregates (
+  tenant       text             NOT NULL,
   actor_key    text             NOT NULL,
   event_type   text             NOT NULL, -- '*' for all types together
   size         text             NOT NULL,
@@ -45,10 +51,11 @@ CREATE TABLE IF NOT EXISTS window_aggregates (
   revision     integer          NOT NULL,
   final        boolean          NOT NULL,
   updated_at   timestamptz      NOT NULL DEFAULT now(),
-  PRIMARY KEY (actor_key, event_type, size, window_start)
+  PRIMARY KEY (tenant, actor_key, event_type, size, window_start)
 );
 
 CREATE TABLE IF NOT EXISTS failed_events (
+  tenant       text        NOT NULL,
   actor_key    text        NOT NULL,
   sink         text        NOT NULL,
   outbox_index bigint      NOT NULL,
@@ -57,29 +64,67 @@ CREATE TABLE IF NOT EXISTS failed_events (
   record       jsonb       NOT NULL,
   error        text        NOT NULL,
   failed_at    timestamptz NOT NULL,
-  PRIMARY KEY (actor_key, sink, outbox_index)
+  PRIMARY KEY (tenant, actor_key, sink, outbox_index)
 );
 
--- Tables made before events were keyed per actor: processed_events had event_id alone as its
--- primary key, so the same event_id accepted on two keys was stored once (the second insert was
--- ignored as a conflict). Re-key such a table by (actor_key, event_id) in place; its rows stay.
+-- Tables made by an older keyflow, brought to the shape above in place (their rows stay):
+--  * before tenants, no table had a tenant column: it is added, and every row there is the default
+--    tenant's ('default' is the column's default only while it is added: metadata only, no rewrite);
+--  * each table's primary key, and the processed_events_actor_time index, are re-keyed to the
+--    columns above when they differ (before tenants: the same without tenant; before events were
+--    keyed per actor, processed_events had event_id alone). A new key only adds columns to the
+--    old one, so the rows that were unique stay unique.
 DO $$
 DECLARE
-  pk   name;
-  cols name[];
+  want  record;
+  found name;
+  cols  name[];
+  pk    text;
 BEGIN
-  SELECT c.conname, array_agg(a.attname ORDER BY k.i) INTO pk, cols
-  FROM pg_constraint c
-  CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, i)
-  JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
-  WHERE c.conrelid = 'processed_events'::regclass AND c.contype = 'p'
-  GROUP BY c.conname;
-  IF cols IS DISTINCT FROM ARRAY['actor_key', 'event_id']::name[] THEN
-    IF pk IS NULL THEN
-      ALTER TABLE processed_events ADD PRIMARY KEY (actor_key, event_id);
-    ELSE
-      EXECUTE format('ALTER TABLE processed_events DROP CONSTRAINT %I, ADD CONSTRAINT %I PRIMARY KEY (actor_key, event_id)', pk, pk);
+  FOR want IN
+    SELECT * FROM (VALUES
+      ('raw_events',        ARRAY['tenant', 'actor_key', 'event_id']),
+      ('processed_events',  ARRAY['tenant', 'actor_key', 'event_id']),
+      ('window_aggregates', ARRAY['tenant', 'actor_key', 'event_type', 'size', 'window_start']),
+      ('failed_events',     ARRAY['tenant', 'actor_key', 'sink', 'outbox_index'])
+    ) AS t(tbl, pk)
+  LOOP
+    IF NOT EXISTS (
+      SELECT 1 FROM pg_attribute
+      WHERE attrelid = want.tbl::regclass AND attname = 'tenant' AND attnum > 0 AND NOT attisdropped
+    ) THEN
+      EXECUTE format('ALTER TABLE %I ADD COLUMN tenant text NOT NULL DEFAULT %L', want.tbl, 'default');
+      EXECUTE format('ALTER TABLE %I ALTER COLUMN tenant DROP DEFAULT', want.tbl);
     END IF;
+
+    found := NULL;
+    cols := NULL;
+    SELECT c.conname, array_agg(a.attname ORDER BY k.i) INTO found, cols
+    FROM pg_constraint c
+    CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, i)
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+    WHERE c.conrelid = want.tbl::regclass AND c.contype = 'p'
+    GROUP BY c.conname;
+    IF cols IS DISTINCT FROM want.pk::name[] THEN
+      pk := array_to_string(want.pk, ', '); -- the plain column names listed above
+      IF found IS NULL THEN
+        EXECUTE format('ALTER TABLE %I ADD PRIMARY KEY (%s)', want.tbl, pk);
+      ELSE
+        EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I, ADD CONSTRAINT %I PRIMARY KEY (%s)', want.tbl, found, found, pk);
+      END IF;
+    END IF;
+  END LOOP;
+
+  -- The index by actor and time: dropped when it has other columns, and made again below.
+  SELECT array_agg(a.attname ORDER BY k.i) INTO cols
+  FROM pg_index x
+  CROSS JOIN LATERAL unnest(x.indkey::smallint[]) WITH ORDINALITY AS k(attnum, i)
+  JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
+  WHERE x.indexrelid = to_regclass('processed_events_actor_time');
+  IF cols IS DISTINCT FROM ARRAY['tenant', 'actor_key', 'event_time']::name[] THEN
+    DROP INDEX IF EXISTS processed_events_actor_time;
   END IF;
 END $$;
+
+CREATE INDEX IF NOT EXISTS processed_events_actor_time ON processed_events (tenant, actor_key, event_time);
 `;

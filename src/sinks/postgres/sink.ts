@@ -2,6 +2,7 @@ import { neonConfig, Pool } from "@neondatabase/serverless";
 import { SinkError, type Sink } from "../../delivery/sink.ts";
 import type { DeadLetterRecord, EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
 import { aggregateView, iso, recordJson, recordView } from "../../delivery/records.ts";
+import { splitActorName } from "../../actor/tenant.ts";
 import { POSTGRES_SCHEMA } from "./schema.ts";
 
 export interface PostgresSinkOptions {
@@ -52,8 +53,9 @@ function sinkError(error: unknown): SinkError {
  * Postgres through the Neon serverless driver (WebSocket). Each batch is one statement (so one round
  * trip, and atomic): data-modifying CTEs insert the events into raw_events and processed_events from
  * one JSON array, upsert window_aggregates and insert failed_events. Every write is idempotent, so a
- * batch retried after a timeout leaves one effect: event rows ignore a known (actor_key, event_id),
- * window_aggregates takes only a newer revision, failed_events ignores a known entry.
+ * batch retried after a timeout leaves one effect: event rows ignore a known (tenant, actor_key,
+ * event_id), window_aggregates takes only a newer revision, failed_events ignores a known entry.
+ * Every row carries the record's tenant and the client's key (actor_key), never the actor name.
  *
  * A lost connection never ends the process: the pool and every client it opens have an 'error'
  * listener (node-postgres, which the driver is built on, emits an idle client's connection error on
@@ -148,26 +150,27 @@ export function batchStatement(events: EventRecord[], windows: WindowRecord[], d
   const parts: string[] = [];
   const values: string[] = [];
   if (events.length) {
-    // The record view is the raw_events payload as it is, and the source of every processed_events column.
+    // The record view is the raw_events payload as it is, and the source of every processed_events
+    // column (its tenant and key are the tenant and the client's key).
     values.push(`[${events.map(recordJson).join(",")}]`);
     const p = `$${values.length}`;
     parts.push(
       `e AS (
          SELECT v, r.* FROM jsonb_array_elements(${p}::jsonb) AS v,
-           jsonb_to_record(v) AS r(key text, event_id text, event_type text, "timestamp" timestamptz, value double precision,
+           jsonb_to_record(v) AS r(tenant text, key text, event_id text, event_type text, "timestamp" timestamptz, value double precision,
              properties jsonb, received_at timestamptz, late boolean)
        )`,
       `raw AS (
-         INSERT INTO raw_events (actor_key, event_id, payload, received_at)
-         SELECT key, event_id, v, received_at FROM e
-         ON CONFLICT (actor_key, event_id) DO NOTHING
+         INSERT INTO raw_events (tenant, actor_key, event_id, payload, received_at)
+         SELECT tenant, key, event_id, v, received_at FROM e
+         ON CONFLICT (tenant, actor_key, event_id) DO NOTHING
        )`,
       `processed AS (
-         INSERT INTO processed_events (event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
-         SELECT event_id, key, event_type, "timestamp", value, properties, received_at, late,
+         INSERT INTO processed_events (tenant, event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour)
+         SELECT tenant, event_id, key, event_type, "timestamp", value, properties, received_at, late,
            to_timestamp(floor(extract(epoch FROM "timestamp") / 60) * 60), to_timestamp(floor(extract(epoch FROM "timestamp") / 3600) * 3600)
          FROM e
-         ON CONFLICT (actor_key, event_id) DO NOTHING
+         ON CONFLICT (tenant, actor_key, event_id) DO NOTHING
        )`,
     );
   }
@@ -175,12 +178,12 @@ export function batchStatement(events: EventRecord[], windows: WindowRecord[], d
     values.push(JSON.stringify(windowRows(windows)));
     parts.push(
       `windows AS (
-         INSERT INTO window_aggregates (actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final)
-         SELECT actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final
-         FROM jsonb_to_recordset($${values.length}::jsonb) AS r(actor_key text, event_type text, size text, window_start timestamptz,
+         INSERT INTO window_aggregates (tenant, actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final)
+         SELECT tenant, actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final
+         FROM jsonb_to_recordset($${values.length}::jsonb) AS r(tenant text, actor_key text, event_type text, size text, window_start timestamptz,
            window_end timestamptz, count bigint, sum double precision, min double precision, max double precision,
            avg double precision, revision integer, final boolean)
-         ON CONFLICT (actor_key, event_type, size, window_start) DO UPDATE SET
+         ON CONFLICT (tenant, actor_key, event_type, size, window_start) DO UPDATE SET
            window_end = EXCLUDED.window_end, count = EXCLUDED.count, sum = EXCLUDED.sum, min = EXCLUDED.min,
            max = EXCLUDED.max, avg = EXCLUDED.avg, revision = EXCLUDED.revision, final = EXCLUDED.final, updated_at = now()
          WHERE window_aggregates.revision < EXCLUDED.revision
@@ -191,11 +194,11 @@ export function batchStatement(events: EventRecord[], windows: WindowRecord[], d
     values.push(JSON.stringify(deadRows(dead)));
     parts.push(
       `failed AS (
-         INSERT INTO failed_events (actor_key, sink, outbox_index, kind, event_id, record, error, failed_at)
-         SELECT actor_key, sink, outbox_index, kind, event_id, record, error, failed_at
-         FROM jsonb_to_recordset($${values.length}::jsonb) AS r(actor_key text, sink text, outbox_index bigint, kind text,
+         INSERT INTO failed_events (tenant, actor_key, sink, outbox_index, kind, event_id, record, error, failed_at)
+         SELECT tenant, actor_key, sink, outbox_index, kind, event_id, record, error, failed_at
+         FROM jsonb_to_recordset($${values.length}::jsonb) AS r(tenant text, actor_key text, sink text, outbox_index bigint, kind text,
            event_id text, record jsonb, error text, failed_at timestamptz)
-         ON CONFLICT (actor_key, sink, outbox_index) DO NOTHING
+         ON CONFLICT (tenant, actor_key, sink, outbox_index) DO NOTHING
        )`,
     );
   }
@@ -218,10 +221,12 @@ function latestRevisions(windows: WindowRecord[]): WindowRecord[] {
 
 function windowRows(windows: WindowRecord[]) {
   return windows.flatMap((w) => {
+    const { tenant, key } = splitActorName(w.key);
     const start = iso(w.start);
     const end = iso(w.end);
     return [["*", w.all] as const, ...Object.entries(w.types)].map(([type, agg]) => ({
-      actor_key: w.key,
+      tenant,
+      actor_key: key,
       event_type: type,
       size: w.spec,
       window_start: start,
@@ -234,14 +239,18 @@ function windowRows(windows: WindowRecord[]) {
 }
 
 function deadRows(dead: DeadLetterRecord[]) {
-  return dead.map((d) => ({
-    actor_key: d.key,
-    sink: d.sink,
-    outbox_index: d.record.n,
-    kind: d.record.kind,
-    event_id: d.record.kind === "event" ? d.record.id : null,
-    record: recordView(d.record),
-    error: d.error,
-    failed_at: iso(d.failedAt),
-  }));
+  return dead.map((d) => {
+    const { tenant, key } = splitActorName(d.key);
+    return {
+      tenant,
+      actor_key: key,
+      sink: d.sink,
+      outbox_index: d.record.n,
+      kind: d.record.kind,
+      event_id: d.record.kind === "event" ? d.record.id : null,
+      record: recordView(d.record),
+      error: d.error,
+      failed_at: iso(d.failedAt),
+    };
+  });
 }

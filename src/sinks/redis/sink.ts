@@ -2,10 +2,12 @@ import { Redis } from "@upstash/redis";
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
 import { aggregateView } from "../../delivery/records.ts";
+import { DEFAULT_TENANT, splitActorName } from "../../actor/tenant.ts";
 
 export interface RedisSinkOptions {
   url: string;
   token: string;
+  /** Before every key; "{tenant}" in it is replaced by the record's tenant (see tenantPrefix). */
   prefix: string;
   ttlSeconds: number;
   streamMaxLen: number;
@@ -28,6 +30,24 @@ const REDIS_ERROR = /^(ERR|WRONGTYPE|NOSCRIPT|EXECABORT|OOM)\b/;
 // XADD with an explicit id at or below the stream's top: the entry is already there.
 const ALREADY_ADDED = /equal or smaller than the target stream top item/;
 
+/** The placeholder KEYFLOW_REDIS_PREFIX may hold. */
+export const TENANT_PLACEHOLDER = "{tenant}";
+
+/**
+ * The prefix of a tenant's keys. A prefix with "{tenant}" has it replaced by the tenant's name (every
+ * tenant, the default one too). Without it, the default tenant's keys are those of a keyflow from
+ * before tenants (`kf:events:<key>`), and another tenant's have `t:<tenant>:` after the prefix
+ * (`kf:t:acme:events:<key>`): never a default tenant's key, which goes on with "events:" or
+ * "window:". Tenant names hold no ':' (TENANT_NAME), so two tenants' keys never meet either.
+ */
+export function tenantPrefix(prefix: string, tenant: string): string {
+  if (prefix.includes(TENANT_PLACEHOLDER)) return prefix.replaceAll(TENANT_PLACEHOLDER, tenant);
+  return tenant === DEFAULT_TENANT ? prefix : `${prefix}t:${tenant}:`;
+}
+
+const streamName = (tenantPrefix: string, key: string) => `${tenantPrefix}events:${key}`;
+const windowName = (tenantPrefix: string, key: string, spec: string, start: number) => `${tenantPrefix}window:${key}:${spec}:${start}`;
+
 /**
  * Redis through the Upstash REST API: a per-key stream of processed events (XADD with the outbox
  * position as entry id, so a redelivery is refused as already present; MAXLEN-bounded) and one hash
@@ -38,6 +58,8 @@ export class RedisSink implements Sink {
   readonly name = "redis";
   private readonly redis: Redis;
   private readonly trim: { trim: { type: "MAXLEN"; threshold: number; comparison: "~" } };
+  /** Each tenant's prefix, made once. */
+  private readonly prefixes = new Map<string, string>();
 
   constructor(private readonly opts: RedisSinkOptions) {
     const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -57,25 +79,35 @@ export class RedisSink implements Sink {
     this.trim = { trim: { type: "MAXLEN", threshold: opts.streamMaxLen, comparison: "~" } };
   }
 
-  static streamKey(prefix: string, key: string): string {
-    return `${prefix}events:${key}`;
+  /** The stream of a tenant's key (`key`: the client's key, not the actor name); `prefix` as configured. */
+  static streamKey(prefix: string, tenant: string, key: string): string {
+    return streamName(tenantPrefix(prefix, tenant), key);
   }
 
-  static windowKey(prefix: string, key: string, spec: string, start: number): string {
-    return `${prefix}window:${key}:${spec}:${start}`;
+  /** The hash of a tenant's key's window; `prefix` as configured. */
+  static windowKey(prefix: string, tenant: string, key: string, spec: string, start: number): string {
+    return windowName(tenantPrefix(prefix, tenant), key, spec, start);
+  }
+
+  private prefixOf(tenant: string): string {
+    let prefix = this.prefixes.get(tenant);
+    if (prefix === undefined) this.prefixes.set(tenant, (prefix = tenantPrefix(this.opts.prefix, tenant)));
+    return prefix;
   }
 
   async deliver(records: OutboxRecord[]): Promise<void> {
     const pipeline = this.redis.pipeline();
-    const { prefix, ttlSeconds } = this.opts;
+    const { ttlSeconds } = this.opts;
     // owner[c]: the first record command c is for (a stream's EXPIRE: the stream's first record).
     const owner: number[] = [];
     const streams = new Map<string, number>();
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       if (r.kind === "event") {
-        const stream = RedisSink.streamKey(prefix, r.key);
+        const { tenant, key } = splitActorName(r.key);
+        const stream = streamName(this.prefixOf(tenant), key);
         const fields: Record<string, string> = {
+          tenant,
           event_id: r.id,
           event_type: r.type,
           timestamp: String(r.ts),
@@ -87,8 +119,9 @@ export class RedisSink implements Sink {
         owner.push(i);
         if (!streams.has(stream)) streams.set(stream, i);
       } else if (r.kind === "window") {
-        const key = RedisSink.windowKey(prefix, r.key, r.spec, r.start);
-        pipeline.eval(WINDOW_SCRIPT, [key], [String(r.revision), String(ttlSeconds), ...windowFields(r)]);
+        const { tenant, key } = splitActorName(r.key);
+        const hash = windowName(this.prefixOf(tenant), key, r.spec, r.start);
+        pipeline.eval(WINDOW_SCRIPT, [hash], [String(r.revision), String(ttlSeconds), ...windowFields(r)]);
         owner.push(i);
       }
     }
@@ -125,10 +158,14 @@ export class RedisSink implements Sink {
   }
 }
 
-/** Flat field/value list of a window hash: overall aggregates, then "<type>:<field>" per event type. */
+/**
+ * Flat field/value list of a window hash: its tenant and client key, its identity, overall
+ * aggregates, then "<type>:<field>" per event type.
+ */
 export function windowFields(r: WindowRecord): string[] {
+  const { tenant, key } = splitActorName(r.key);
   const fields: string[] = [
-    "key", r.key, "size", r.spec, "start", String(r.start), "end", String(r.end),
+    "tenant", tenant, "key", key, "size", r.spec, "start", String(r.start), "end", String(r.end),
     "revision", String(r.revision), "final", r.final ? "1" : "0",
   ];
   const add = (prefix: string, agg: ReturnType<typeof aggregateView>) => {
