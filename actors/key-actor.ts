@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
-import { DurableHost, type IngestResult } from "../src/hosts/durable/durable-host.ts";
+import { DurableHost } from "../src/hosts/durable/durable-host.ts";
+import type { ActorIngestResult } from "../src/hosts/durable/gateway.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../src/http/views.ts";
 import type { ReplayFilter } from "../src/http/gateway.ts";
 import { readSettings } from "../src/settings/env.ts";
@@ -10,6 +11,13 @@ import { DurableObjectKvStore } from "../src/hosts/durable/do-store.ts";
 import { stringVars, type WorkerEnv } from "../src/hosts/durable/env.ts";
 import { systemEnv } from "../src/ports/system.ts";
 import { createSinks } from "../src/sinks/index.ts";
+import { splitActorName } from "../src/actor/tenant.ts";
+import { limitFor, type Config } from "../src/settings/config.ts";
+import type { Admission, TenantLimits } from "../src/hosts/durable/tenant-registry.ts";
+import type { TenantRegistry } from "./tenant-registry.ts";
+
+const REPORT_BYTES = 64 * 1024;
+const REPORT_INTERVAL_MS = 60_000;
 
 /**
  * One key's actor as a SQLite-backed Durable Object: RPC methods over DurableHost
@@ -19,10 +27,16 @@ import { createSinks } from "../src/sinks/index.ts";
  */
 export class KeyActor extends DurableObject<WorkerEnv> {
   private readonly object: DurableHost;
+  private readonly config: Config;
+  /** The database size last told to the tenant's registry, and when. */
+  private reported: { bytes: number; atMs: number } | undefined;
+  /** The registry's last answer: the tenant is at its quota of bytes. */
+  private overBytes: Extract<Admission, { ok: false }> | undefined;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
     const { config, sinks: sinkSettings } = readSettings(stringVars(env));
+    this.config = config;
     const sinks = createSinks(sinkSettings, { poolPerDelivery: true });
     this.object = new DurableHost({
       config,
@@ -34,10 +48,55 @@ export class KeyActor extends DurableObject<WorkerEnv> {
     void ctx.blockConcurrencyWhile(async () => this.object.knownAlarm(await ctx.storage.getAlarm()));
   }
 
-  async ingest(key: string, events: Event[]): Promise<IngestResult> {
+  async ingest(key: string, events: Event[]): Promise<ActorIngestResult> {
+    const limits = this.limits(key);
+    if (limits) {
+      const refused = await this.admit(key, limits);
+      if (refused) return { quota: { quota: refused.quota, limit: refused.limit, used: refused.used } };
+    }
     const { result, scheduled } = this.object.ingest(key, events);
     await scheduled;
+    if (limits && "outcomes" in result) this.reportSize(key, limits);
     return result;
+  }
+
+  /** The quotas of the key's tenant, if it has any (and the registry binding is there). */
+  private limits(key: string): TenantLimits | undefined {
+    const { tenant } = splitActorName(key);
+    const limits = { maxKeys: limitFor(this.config.tenantMaxKeys, tenant), maxBytes: limitFor(this.config.tenantMaxBytes, tenant) };
+    return this.env.TENANTS && (limits.maxKeys < Infinity || limits.maxBytes < Infinity) ? limits : undefined;
+  }
+
+  private registry(key: string): TenantRegistry {
+    const tenants = this.env.TENANTS as unknown as DurableObjectNamespace<TenantRegistry>;
+    return tenants.getByName(splitActorName(key).tenant) as unknown as TenantRegistry;
+  }
+
+  /** A new key asks its tenant's registry once; a known key is refused only while the tenant is over its bytes. */
+  private async admit(key: string, limits: TenantLimits): Promise<Extract<Admission, { ok: false }> | undefined> {
+    if (!this.object.isNew(key)) return this.overBytes;
+    const admission = await this.registry(key).admit(key, limits);
+    return admission.ok ? undefined : admission;
+  }
+
+  /**
+   * Tells the registry this object's database size when it moved by 64 KiB or a tenth, or a minute
+   * passed: so a tenant's bytes are known to within that, and an actor learns the tenant is over its
+   * quota at its next report. Not awaited: the answer only updates what the next ingest checks.
+   */
+  private reportSize(key: string, limits: TenantLimits): void {
+    if (limits.maxBytes === Infinity) return;
+    const bytes = this.ctx.storage.sql.databaseSize;
+    const nowMs = Date.now();
+    const last = this.reported;
+    if (last && Math.abs(bytes - last.bytes) < Math.max(REPORT_BYTES, last.bytes / 10) && nowMs - last.atMs < REPORT_INTERVAL_MS) return;
+    this.reported = { bytes, atMs: nowMs };
+    this.registry(key)
+      .report(key, bytes, limits)
+      .then(
+        (answer) => void (this.overBytes = answer.ok ? undefined : answer),
+        () => void (this.reported = undefined),
+      );
   }
 
   async state(key: string): Promise<ActorView | null> {

@@ -31,6 +31,7 @@ export const ACTOR_ROW = {
 
 /** The rows of the process host: one store for every actor of the process. */
 export const PROCESS_ROW = {
+  actorsPrefix: "a/",
   actor: (key: string) => `a/${encodeKey(key)}/`,
   /**
    * Per actor, small and kept apart from its other rows so that many of them share a page: the
@@ -50,6 +51,11 @@ export const PROCESS_ROW = {
   /** Checkpointed actors with records some sink has not taken (a restarted host resumes their delivery). */
   backlogPrefix: "b/",
   backlog: (key: string) => `b/${encodeKey(key)}`,
+  /** Per tenant: its keys and the bytes of its actors' rows, for quotas (tenant names need no encoding). */
+  usagePrefix: "u/",
+  usage: (tenant: string) => `u/${tenant}`,
+  /** Present once the usage rows are kept (a store from before them is counted once, at start). */
+  usageVersion: "m/usage-version",
 } as const;
 
 /** The rows of a Durable Object: its one actor's rows, and the key itself (an alarm carries no name). */

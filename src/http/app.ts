@@ -7,7 +7,7 @@ import type { Config } from "../settings/config.ts";
 import { parseDuration } from "../actor/duration.ts";
 import { ApiError, errorBody, internalErrorResponse, type ErrorBody } from "./errors.ts";
 import { BackpressureError } from "../actor/errors.ts";
-import { UnavailableError, type IngestFailure } from "./gateway.ts";
+import { QuotaError, UnavailableError, type IngestFailure } from "./gateway.ts";
 import { EVENT_TYPE, normalizeEvent, parseIsoTimestamp, type Event } from "../actor/event.ts";
 import { parseJson } from "./json.ts";
 import { specName } from "../actor/windows.ts";
@@ -171,6 +171,7 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
       });
     }
     if (err instanceof UnavailableError) return c.json({ error: errorBody(err.code, err.advice()) }, 503, { "Retry-After": "1" });
+    if (err instanceof QuotaError) return c.json({ error: quotaBody(err) }, 403);
     return internalErrorResponse(err);
   });
 
@@ -218,7 +219,12 @@ interface IngestBatchBody {
 /** A batch event the host could not take, as its entry in `rejected`. */
 function failureBody({ error }: IngestFailure): ErrorBody {
   if (error instanceof BackpressureError) return errorBody("backpressure", error.message, { key: splitActorName(error.key).key, retry_after_s: error.retryAfterSeconds });
+  if (error instanceof QuotaError) return quotaBody(error);
   return errorBody(error.code, error.advice(), { retryable: true });
+}
+
+function quotaBody(error: QuotaError): ErrorBody {
+  return errorBody("quota_exceeded", error.message, { quota: error.quota, limit: error.limit, used: error.used });
 }
 
 type BatchItem = { raw: unknown; error?: undefined } | { raw?: undefined; error: ErrorBody };

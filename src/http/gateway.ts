@@ -29,7 +29,7 @@ export interface Gateway {
 /** An event the host could not take: its key's actor is behind its sinks, or failed. */
 export interface IngestFailure {
   status: "failed";
-  error: BackpressureError | UnavailableError;
+  error: BackpressureError | UnavailableError | QuotaError;
 }
 
 export type GatewayOutcome = IngestOutcome | IngestFailure;
@@ -70,5 +70,21 @@ export class StorageError extends UnavailableError {
   override name = "StorageError";
   constructor(message: string) {
     super("storage_unavailable", message, "none");
+  }
+}
+
+/** A tenant is at its quota of keys or stored bytes: nothing of the request was applied. */
+export class QuotaError extends Error {
+  override name = "QuotaError";
+  constructor(
+    readonly quota: "keys" | "bytes",
+    readonly limit: number,
+    readonly used: number,
+  ) {
+    super(
+      quota === "keys"
+        ? `this tenant has ${used} keys, its quota is ${limit}: events for new keys are refused (existing keys still take events)`
+        : `this tenant's stored data takes ${used} bytes, its quota is ${limit}: new events are refused until it shrinks or the quota grows`,
+    );
   }
 }

@@ -8,6 +8,7 @@ import { readSettings } from "../settings/env.ts";
 import { accessFor, type PlatformLimit } from "../http/access.ts";
 
 export { KeyActor } from "../../actors/key-actor.ts";
+export { TenantRegistry } from "../../actors/tenant-registry.ts";
 
 let app: ReturnType<typeof createApp> | undefined;
 

@@ -17,6 +17,21 @@ export interface Config extends ActorConfig {
    */
   sinkMaxDelayMs: number;
   delivery: DeliveryPolicy;
+  /** Quotas: how many keys (actors) a tenant may have, and how many bytes their stored rows may take. */
+  tenantMaxKeys: TenantLimit;
+  tenantMaxBytes: TenantLimit;
+}
+
+/** A per-tenant limit: one for every tenant (`all`), and some tenants' own; none set means no limit. */
+export interface TenantLimit {
+  all?: number;
+  byTenant: ReadonlyMap<string, number>;
+}
+
+export const NO_LIMIT: TenantLimit = { byTenant: new Map() };
+
+export function limitFor(limit: TenantLimit, tenant: string): number {
+  return limit.byTenant.get(tenant) ?? limit.all ?? Infinity;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -27,6 +42,8 @@ export const DEFAULT_CONFIG: Config = {
   checkpointIntervalMs: 1_000,
   sinkMaxDelayMs: 5,
   delivery: DEFAULT_DELIVERY_POLICY,
+  tenantMaxKeys: NO_LIMIT,
+  tenantMaxBytes: NO_LIMIT,
 };
 
 /** A bad setting; `problems` names each variable and what is wrong with it. */

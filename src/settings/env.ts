@@ -4,7 +4,8 @@ import { parseWindowSpec, type WindowSpec } from "../actor/windows.ts";
 import type { DeliveryPolicy } from "../delivery/policy.ts";
 import type { SqliteSync } from "../hosts/process/sqlite-store.ts";
 import { deadLetterMirror, enabledSinks, readSinkSettings, type SinkSettings } from "../sinks/settings.ts";
-import { ConfigError, DEFAULT_CONFIG, type Config } from "./config.ts";
+import { ConfigError, DEFAULT_CONFIG, type Config, type TenantLimit } from "./config.ts";
+import { TENANT_NAME } from "../actor/tenant.ts";
 import { EnvReader, type EnvVars } from "./reader.ts";
 import { isLoopback, readAuthSettings, type AuthSettings } from "../auth/settings.ts";
 
@@ -25,6 +26,29 @@ const windows = z.string().transform((text, ctx) => {
   if (specs.length === 0) ctx.addIssue({ code: "custom", message: "at least one window is required, e.g. 1m,1h,5m/1m" });
   return specs;
 });
+
+const BYTE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+const wholeCount = (text: string) => (/^\d+$/.test(text) ? Number(text) : undefined);
+const byteSize = (text: string) => {
+  const m = /^(\d+)\s*([a-z]*)$/i.exec(text);
+  const unit = m ? BYTE_UNITS[m[2]!.toLowerCase()] : undefined;
+  return m && unit !== undefined ? Number(m[1]) * unit : undefined;
+};
+/** "1000", "5000,acme=100000,trial=100": a limit for every tenant and/or some tenants' own. */
+const tenantLimit = (parse: (text: string) => number | undefined, what: string) =>
+  z.string().transform((text, ctx) => {
+    const byTenant = new Map<string, number>();
+    let all: number | undefined;
+    for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+      const [name, value] = part.includes("=") ? (part.split("=", 2) as [string, string]) : [undefined, part];
+      const n = parse(value.trim());
+      if (n === undefined) ctx.addIssue({ code: "custom", message: `"${value}" is not ${what}` });
+      else if (name === undefined) all = n;
+      else if (!TENANT_NAME.test(name.trim())) ctx.addIssue({ code: "custom", message: `"${name}" is not a tenant name` });
+      else byTenant.set(name.trim(), n);
+    }
+    return { all, byTenant } as TenantLimit;
+  });
 
 /** The KEYFLOW_* variables of the actors, their hosts and the HTTP layer: variable -> config field and its parser. */
 const VARIABLES = {
@@ -54,6 +78,8 @@ const VARIABLES = {
   KEYFLOW_SINK_BACKOFF_MAX: ["delivery.backoffMaxMs", duration],
   KEYFLOW_BREAKER_THRESHOLD: ["delivery.breakerThreshold", count(1)],
   KEYFLOW_BREAKER_COOLDOWN: ["delivery.breakerCooldownMs", duration],
+  KEYFLOW_TENANT_MAX_KEYS: ["tenantMaxKeys", tenantLimit(wholeCount, "a whole number (e.g. 10000, or 10000,acme=50000)")],
+  KEYFLOW_TENANT_MAX_BYTES: ["tenantMaxBytes", tenantLimit(byteSize, "a size like 500MiB, 2GB or 1048576 (e.g. 1GiB,trial=10MiB)")],
 } as const satisfies Record<string, readonly [ConfigPath, z.ZodType]>;
 
 type ConfigPath = Exclude<keyof Config, "delivery" | "sinks" | "deadLetterMirror"> | `delivery.${keyof DeliveryPolicy}`;

@@ -147,4 +147,49 @@ export function authorizationTests(target: () => Target, newKey: (label: string)
     expect(unauthorized.status).toBe(401);
     expect(unauthorized.headers.get("access-control-allow-origin")).toBe(SHOP_ORIGIN);
   });
+
+  test("quotas: a tenant at its quota of keys is refused new keys (403, nothing applied), its keys still take events", async () => {
+    const post = (k: string, id: string) =>
+      target().fetch("/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...bearer("fewKeys") },
+        body: JSON.stringify({ event_id: id, event_type: "signup", key: k, timestamp: new Date(Date.now() - 3_600_000).toISOString() }),
+      });
+    const keys = [1, 2, 3, 4].map((i) => newKey(`quota${i}`));
+    for (const k of keys.slice(0, 3)) expect((await post(k, "q1")).status, k).toBe(202);
+    const refused = await post(keys[3]!, "q1");
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as any).error).toMatchObject({ code: "quota_exceeded", details: { quota: "keys", limit: 3, used: 3 } });
+    expect((await target().fetch(`/v1/actors/${keys[3]}`, { headers: bearer("fewKeys") })).status).toBe(404);
+    expect((await post(keys[0]!, "q2")).status).toBe(202);
+    // Other tenants have no quota.
+    expect((await state(newKey("unlimited"))).status).toBe(404);
+  });
+
+  test("quotas: a tenant over its quota of stored bytes is refused new events once its usage is counted (403 quota_exceeded)", async () => {
+    const k = newKey("bytes");
+    let n = 0;
+    const post = (key: string) =>
+      target().fetch("/v1/events", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...bearer("fewBytes") },
+        body: JSON.stringify({ event_id: `b${++n}`, event_type: "signup", key, timestamp: new Date(Date.now() - 3_600_000).toISOString() }),
+      });
+    expect((await post(k)).status).toBe(202);
+    // Usage is counted as it is stored: at the next checkpoint (self-hosted) or report (Workers).
+    const deadline = Date.now() + 30_000;
+    let last: Response;
+    for (;;) {
+      last = await post(k);
+      if (last.status !== 202 || Date.now() > deadline) break;
+      await Bun.sleep(50);
+    }
+    expect(last.status).toBe(403);
+    const error = ((await last.json()) as any).error;
+    expect(error).toMatchObject({ code: "quota_exceeded", details: { quota: "bytes", limit: 1 } });
+    expect(error.details.used).toBeGreaterThan(1);
+    expect((await post(newKey("bytes-new"))).status).toBe(403);
+    const read = await target().fetch(`/v1/actors/${k}`, { headers: bearer("fewBytes") });
+    expect(read.status).toBe(200); // reads go on
+  });
 }

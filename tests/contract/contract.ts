@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Target } from "../support/targets.ts";
 import { SeededRandom } from "../support/fake-env.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
-import { bearer, TEST_KEY_LINES } from "../support/api-keys.ts";
+import { bearer, QUOTA_ENV, TEST_KEY_LINES } from "../support/api-keys.ts";
 import { authorizationTests } from "./authorization.ts";
 
 /**
@@ -74,6 +74,7 @@ export function contractSuite(name: string, makeTarget: (env: Record<string, str
         KEYFLOW_WEBHOOK_SECRET: receiver.secret,
         KEYFLOW_SINK_MAX_DELAY: "5ms",
         KEYFLOW_API_KEYS: TEST_KEY_LINES,
+        ...QUOTA_ENV,
       });
     });
     afterAll(async () => {

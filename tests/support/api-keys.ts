@@ -13,6 +13,9 @@ const keys = {
   admin: { tenant: "tenant-a", scopes: "admin" },
   public: { tenant: "tenant-a", scopes: "ingest", origins: SHOP_ORIGIN },
   otherTenant: { tenant: "tenant-b", scopes: "ingest,read,admin" },
+  /** Tenants with quotas (QUOTA_ENV): 3 keys; 1 byte, so the first checkpoint puts it over. */
+  fewKeys: { tenant: "tenant-q", scopes: "ingest,read" },
+  fewBytes: { tenant: "tenant-r", scopes: "ingest,read" },
 } as const;
 
 export type KeyName = keyof typeof keys;
@@ -25,5 +28,8 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 export const TEST_KEY_LINES = Object.entries(keys)
   .map(([name, k]) => [k.tenant, k.scopes, sha256(TEST_KEYS[name as KeyName]), ...("origins" in k ? [k.origins] : [])].join(":"))
   .join("\n");
+
+/** The quotas every contract host runs with: only the quota tenants have any. */
+export const QUOTA_ENV = { KEYFLOW_TENANT_MAX_KEYS: "tenant-q=3", KEYFLOW_TENANT_MAX_BYTES: "tenant-r=1" };
 
 export const bearer = (name: KeyName) => ({ authorization: `Bearer ${TEST_KEYS[name]}` });

@@ -48,6 +48,8 @@ describe("configFromEnv: defaults", () => {
       emit: "final",
       outboxMax: 100_000,
       sinkMaxDelayMs: 5,
+      tenantMaxKeys: { byTenant: new Map() },
+      tenantMaxBytes: { byTenant: new Map() },
       delivery: {
         batchSize: 500,
         maxBatchSize: 5_000,
@@ -129,6 +131,8 @@ describe("configFromEnv: each variable", () => {
     ["KEYFLOW_SINK_BACKOFF_MAX", "1m", "delivery.backoffMaxMs", MINUTE],
     ["KEYFLOW_BREAKER_THRESHOLD", "3", "delivery.breakerThreshold", 3],
     ["KEYFLOW_BREAKER_COOLDOWN", "2s", "delivery.breakerCooldownMs", 2_000],
+    ["KEYFLOW_TENANT_MAX_KEYS", "100", "tenantMaxKeys", { all: 100, byTenant: new Map() }],
+    ["KEYFLOW_TENANT_MAX_BYTES", "1MiB", "tenantMaxBytes", { all: 2 ** 20, byTenant: new Map() }],
   ];
 
   test("the table covers every variable", () => {
@@ -311,6 +315,20 @@ describe("parseWindowSpec", () => {
       const result = parseWindowSpec(text);
       expect(typeof result).toBe("string");
       expect(result as string).toContain(`"${text}"`);
+    }
+  });
+});
+
+describe("tenant quotas", () => {
+  test("a limit for every tenant and some tenants' own; sizes with units", () => {
+    const config = configFromEnv({ KEYFLOW_TENANT_MAX_KEYS: "1000, trial=10", KEYFLOW_TENANT_MAX_BYTES: "acme=2GiB,trial=500kb" });
+    expect(config.tenantMaxKeys).toEqual({ all: 1000, byTenant: new Map([["trial", 10]]) });
+    expect(config.tenantMaxBytes).toEqual({ all: undefined, byTenant: new Map([["acme", 2 * 2 ** 30], ["trial", 500_000]]) });
+  });
+
+  test("bad limits are named", () => {
+    for (const [name, value] of [["KEYFLOW_TENANT_MAX_KEYS", "ten"], ["KEYFLOW_TENANT_MAX_KEYS", "Acme=1"], ["KEYFLOW_TENANT_MAX_BYTES", "1 parsec"]] as const) {
+      expect(() => configFromEnv({ [name]: value }), value).toThrow(name);
     }
   });
 });

@@ -195,9 +195,10 @@ describe("ProcessHost delivery", () => {
     await ingest(batch(0, 20));
     await run(200);
     for (const k of keys) expect(sink.eventIds(k)).toEqual(expectedIds(k, 20));
-    // The ingest and each settled batch: journal rows only; no actor row yet.
+    // The ingest and each settled batch: journal rows only (and the tenant's usage, with the commit that created its keys); no actor row yet.
     expect(written.length).toBeGreaterThanOrEqual(2);
-    expect(written.flat().every((k) => k.startsWith("j/"))).toBe(true);
+    expect(written.flat().filter((k) => !k.startsWith("u/") && k !== "m/usage-version").every((k) => k.startsWith("j/"))).toBe(true);
+    expect(written.slice(1).flat().every((k) => k.startsWith("j/"))).toBe(true);
     expect(runtime.stats.checkpoints).toBe(0);
     // A crash now loses no ack: the restarted host knows every record was taken and sends nothing again.
     const again = new FakeSink("s");

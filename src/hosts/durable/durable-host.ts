@@ -61,6 +61,11 @@ export class DurableHost {
     this.alarmAt = at;
   }
 
+  /** Whether `key` has no durable state yet (its first event would create it). */
+  isNew(key: string): boolean {
+    return this.load(key).isNew;
+  }
+
   /** The actor in memory, if any. */
   get loaded(): Actor | undefined {
     return this.actor;

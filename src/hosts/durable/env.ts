@@ -2,6 +2,8 @@
 export interface WorkerEnv {
   /** The KeyActor Durable Objects (actors/key-actor.ts); the gateway calls them through ActorNamespace. */
   ACTORS: DurableObjectNamespace;
+  /** One TenantRegistry per tenant (actors/tenant-registry.ts): keys and stored bytes, for quotas. */
+  TENANTS?: DurableObjectNamespace;
   [variable: string]: unknown;
 }
 

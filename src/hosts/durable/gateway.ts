@@ -2,13 +2,16 @@ import { BackpressureError } from "../../actor/errors.ts";
 import { groupByKey, type Event } from "../../actor/event.ts";
 import { splitActorName } from "../../actor/tenant.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
-import { UnavailableError, type Gateway, type GatewayOutcome, type ReplayFilter } from "../../http/gateway.ts";
+import { QuotaError, UnavailableError, type Gateway, type GatewayOutcome, type ReplayFilter } from "../../http/gateway.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../http/views.ts";
 import type { IngestResult } from "./durable-host.ts";
 
+/** A key's answer to ingest: its host's, or its tenant's quota refusing it before the host saw it. */
+export type ActorIngestResult = IngestResult | { quota: { quota: "keys" | "bytes"; limit: number; used: number } };
+
 /** What the gateway calls on a key's Durable Object (the RPC methods of actors/key-actor.ts). */
 export type ActorStub = Omit<Gateway, "ingest" | "health"> & {
-  ingest(key: string, events: Event[]): Promise<IngestResult>;
+  ingest(key: string, events: Event[]): Promise<ActorIngestResult>;
 };
 
 /** The Durable Object namespace, as the gateway uses it: one object per key name. */
@@ -28,14 +31,19 @@ export class DurableGateway implements Gateway {
     await Promise.all(
       [...groupByKey(events)].map(async ([key, indexes]) => {
         // call() turns any failure into an UnavailableError: this key's events fail, the others' stand.
-        const result: IngestResult | UnavailableError = await this.call(key, (stub) => stub.ingest(key, indexes.map((i) => events[i]!))).catch(
+        const result: ActorIngestResult | UnavailableError = await this.call(key, (stub) => stub.ingest(key, indexes.map((i) => events[i]!))).catch(
           (error: UnavailableError) => error,
         );
         if (!(result instanceof UnavailableError) && "outcomes" in result) {
           indexes.forEach((i, n) => (outcomes[i] = result.outcomes[n]!));
           return;
         }
-        const error = result instanceof UnavailableError ? result : new BackpressureError(key, result.backpressure.retryAfterSeconds);
+        const error =
+          result instanceof UnavailableError
+            ? result
+            : "quota" in result
+              ? new QuotaError(result.quota.quota, result.quota.limit, result.quota.used)
+              : new BackpressureError(key, result.backpressure.retryAfterSeconds);
         for (const i of indexes) outcomes[i] = { status: "failed", error };
       }),
     );

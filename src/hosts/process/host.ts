@@ -17,6 +17,8 @@ import type { Config } from "../../settings/config.ts";
 import { DeliveryLoops } from "./delivery-loops.ts";
 import { commandFor, commandKeys, decodeJournal, encodeJournal, RetainedJournal, type Command, type CommittedCommand, type JournaledCommand } from "./journal.ts";
 import { WakeSchedule } from "./wake-schedule.ts";
+import { TenantUsage } from "./tenant-usage.ts";
+import { splitActorName } from "../../actor/tenant.ts";
 
 /** What the simulator's checker is told; it changes nothing. */
 export interface ProcessHostHooks {
@@ -98,11 +100,14 @@ export class ProcessHost implements Gateway {
   private checkpointTimer: unknown;
   private closed = false;
   readonly delivery: DeliveryLoops;
+  /** Keys and stored bytes per tenant, for quotas. */
+  readonly usage: TenantUsage;
   /** Counters for /health, progress output and benchmarks. */
   readonly stats = { commits: 0, rowsWritten: 0, checkpoints: 0, replayed: 0, actorsLoaded: 0, actorsEvicted: 0 };
 
   constructor(private readonly opts: ProcessHostOptions) {
     const { config } = opts;
+    this.usage = new TenantUsage(config.tenantMaxKeys, config.tenantMaxBytes);
     const channels = (opts.sinks ?? []).map((sink) => new SinkChannel(sink, config.delivery, opts.random));
     this.delivery = new DeliveryLoops(channels, {
       clock: opts.clock,
@@ -136,7 +141,9 @@ export class ProcessHost implements Gateway {
     }
     const now = this.opts.clock.now();
     const recovered: Array<{ key: string; since: number }> = [];
-    for (const [key, journaled] of this.journal.commandsByKey()) {
+    const byKey = this.journal.commandsByKey();
+    this.usage.recover(store, byKey.keys());
+    for (const [key, journaled] of byKey) {
       const { actor, replayedFrom } = this.load(key, journaled);
       this.actors.set(key, actor);
       this.stats.actorsLoaded++;
@@ -160,6 +167,7 @@ export class ProcessHost implements Gateway {
   private load(key: string, journaled?: JournaledCommand[]): { actor: Actor; replayedFrom?: number } {
     const prefix = PROCESS_ROW.actor(key);
     const rows = listRelative(this.opts.store, prefix);
+    this.usage.loaded(key, prefix, rows);
     const progress = this.readProgress(key, rows);
     const replay = journaled ? journaled.filter((c) => c.seq > progress.journal) : this.journal.commandsAfter(key, progress.journal);
     // Restored as of the first command's time, so dedupe expiry follows the same clock as the first time.
@@ -219,10 +227,13 @@ export class ProcessHost implements Gateway {
     const actors = [...byKey.keys()].map((key) => this.actor(key));
     // Refuse the whole request before applying any of it when one of its keys is over its bound.
     const behind = actors.find((a) => a.outbox.backlog() >= this.opts.config.outboxMax);
-    if (behind) {
+    try {
+      if (behind) throw new BackpressureError(behind.key, BACKPRESSURE_RETRY_AFTER_SECONDS);
+      this.admit(actors);
+    } catch (error) {
       // Nothing of the request is applied: keys it named for the first time stay unknown.
-      for (const actor of actors) if (actor.isNew) this.actors.delete(actor.key);
-      throw new BackpressureError(behind.key, BACKPRESSURE_RETRY_AFTER_SECONDS);
+      for (const actor of actors) if (actor.isNew) this.drop(actor.key);
+      throw error;
     }
     const outcomes = new Array<IngestOutcome>(events.length);
     const now = this.opts.clock.now();
@@ -237,6 +248,24 @@ export class ProcessHost implements Gateway {
     }
     await this.commit();
     return outcomes;
+  }
+
+  /** Throws QuotaError when a tenant of these actors is at its quota of keys (counting the new ones) or bytes. */
+  private admit(actors: Actor[]): void {
+    const tenants = new Set<string>();
+    const newKeys = new Map<string, number>();
+    for (const actor of actors) {
+      const { tenant } = splitActorName(actor.key);
+      tenants.add(tenant);
+      if (actor.isNew) newKeys.set(tenant, (newKeys.get(tenant) ?? 0) + 1);
+    }
+    this.usage.admit(tenants, newKeys);
+  }
+
+  /** Takes an actor out of memory. */
+  private drop(key: string): void {
+    this.actors.delete(key);
+    this.usage.forget(key);
   }
 
   async state(key: string): Promise<ActorView | null> {
@@ -385,11 +414,13 @@ export class ProcessHost implements Gateway {
     const marks: { add: string[]; remove: string[] } = { add: [], remove: [] };
     const savedWakes: Array<[string, number | undefined]> = [];
     const refHolders = new Map<string, number | undefined>();
+    const checkpoints: Parameters<TenantUsage["plan"]>[0] = [];
     for (const key of checkpointed) {
       const actor = this.actors.get(key);
       assert(actor !== undefined, "a checkpointed actor is in memory");
       const prefix = PROCESS_ROW.actor(key);
       const writes = actor.drainWrites({ inlineRefs: all, outboxMetaApart: true });
+      checkpoints.push({ key, prefix, puts: writes.puts, deletes: writes.deletes });
       for (const [k, v] of writes.puts) puts.push([prefix + k, v]);
       for (const k of writes.deletes) deletes.push(prefix + k);
       const progress: Progress = { journal: seq, outbox: actor.outbox.getMeta() };
@@ -399,6 +430,8 @@ export class ProcessHost implements Gateway {
       this.planRestRows(actor, puts, deletes, marks, savedWakes);
     }
     if (checkpointed.size) puts.push([PROCESS_ROW.journalSeq, String(seq)]);
+    const usage = this.usage.plan(checkpoints);
+    puts.push(...usage.rows);
     if (journaled.length) puts.push([PROCESS_ROW.journal(seq), encodeJournal(journaled)]);
 
     const keepFrom = this.journalFloor(journaled.length ? seq : Infinity, checkpointed, refHolders);
@@ -410,13 +443,14 @@ export class ProcessHost implements Gateway {
     } catch (cause) {
       // Memory is now ahead of storage: forget these actors so the next access rebuilds what is
       // durable (their rows plus their journaled commands). Nothing else changed durably.
-      for (const key of turnKeys) this.actors.delete(key);
-      for (const key of checkpointed) this.actors.delete(key);
+      for (const key of turnKeys) this.drop(key);
+      for (const key of checkpointed) this.drop(key);
       this.delivery.reconsider([...turnKeys, ...checkpointed]);
       const error = new StorageError(`storage commit failed: ${(cause as Error)?.message ?? cause}`);
       for (const w of waiters) w.reject(error);
       return;
     }
+    usage.apply();
     this.applyCommit(seq, now, turn, turnKeys, journaled, checkpointed, { keepFrom, marks, savedWakes, refHolders });
     this.stats.rowsWritten += puts.length + deletes.length;
     for (const w of waiters) w.resolve();
@@ -582,7 +616,7 @@ export class ProcessHost implements Gateway {
     if (this.turnKeys.has(key)) await this.commit();
     const actor = this.actor(key);
     if (!actor.isNew) return actor;
-    this.actors.delete(key);
+    this.drop(key);
     return null;
   }
 
@@ -595,7 +629,7 @@ export class ProcessHost implements Gateway {
       if (evicted >= excess) break;
       if (this.pending.has(key) || this.refHolders.has(key) || this.delivery.backlogged.has(key) || actor.outbox.backlog() > 0) continue;
       if (this.turnKeys.has(key)) continue;
-      this.actors.delete(key);
+      this.drop(key);
       evicted++;
     }
     this.stats.actorsEvicted += evicted;
