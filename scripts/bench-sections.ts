@@ -1,11 +1,12 @@
 // The sections of `bun run bench`, each measured next to a baseline taken in the same run. The
 // benchmark script runs them long; tests/bench runs them short and checks only their ratios.
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { Database } from "bun:sqlite";
 import { Actor } from "../src/actor/actor.ts";
 import { DEFAULT_CONFIG } from "../src/settings/config.ts";
 import { DedupeIndex } from "../src/actor/dedupe.ts";
-import { BUN_SERVER, spawnServer, tempDir, WORKERD_SERVER } from "../tests/support/targets.ts";
+import { BUN_SERVER, spawnServer, tempDir, WORKERD_SERVER, type ServerProcess } from "../tests/support/targets.ts";
 import { benchEvents, coreRates } from "./bench-core.ts";
 import { percentile, runLoad, type LoadResult } from "./bench-load.ts";
 
@@ -97,9 +98,11 @@ export async function httpSection(seconds: number, variants = false): Promise<Ro
 }
 
 /**
- * What API keys cost ingest: single events to a server with ten keys configured, sent with a key,
- * against the same server build without keys (open on loopback). Rounds alternate between the two
- * so that the machine's drift hits both alike; each side's median round is compared.
+ * What API keys cost ingest: single events to a server with ten keys configured (three tenants),
+ * sent with a key, against the same server build without keys (open on loopback). Rounds alternate
+ * between the two so that the machine's drift hits both alike; each side's median round is compared,
+ * by throughput and by the server's own CPU time per request (/proc/<pid>/stat: what the load
+ * generator, which shares the cores, costs does not count there).
  */
 export async function authSection(seconds: number, rounds: number): Promise<Row[]> {
   let n = 0;
@@ -109,21 +112,25 @@ export async function authSection(seconds: number, rounds: number): Promise<Row[
   const dirs = [tempDir("bench-open"), tempDir("bench-keys")];
   const open = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dirs[0]!.path });
   const keyed = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dirs[1]!.path, KEYFLOW_API_KEYS: lines });
-  const load = (url: string, headers?: Record<string, string>) =>
-    runLoad({ url: `${url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds, headers });
   const withKey = { authorization: `Bearer ${keys[7]}` };
+  const measure = async (server: ServerProcess, headers?: Record<string, string>) => {
+    const cpuBefore = cpuSeconds(server.proc.pid);
+    const result = await runLoad({ url: `${server.url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds, headers });
+    return { ...result, cpuUsPerRequest: ((cpuSeconds(server.proc.pid) - cpuBefore) * 1e6) / result.requests };
+  };
   try {
-    await load(open.url);
-    await load(keyed.url, withKey);
-    const openRuns: LoadResult[] = [];
-    const keyedRuns: LoadResult[] = [];
+    await measure(open);
+    await measure(keyed, withKey);
+    const openRuns: Array<Awaited<ReturnType<typeof measure>>> = [];
+    const keyedRuns: typeof openRuns = [];
     for (let round = 0; round < rounds; round++) {
-      openRuns.push(await load(open.url));
-      keyedRuns.push(await load(keyed.url, withKey));
+      openRuns.push(await measure(open));
+      keyedRuns.push(await measure(keyed, withKey));
     }
     failOnErrors("keyflow with keys", ...openRuns, ...keyedRuns);
-    const median = (runs: LoadResult[]) => [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]!;
-    const [o, k] = [median(openRuns), median(keyedRuns)];
+    const median = <T>(runs: T[], by: (r: T) => number) => [...runs].sort((a, b) => by(a) - by(b))[Math.floor(runs.length / 2)]!;
+    const [o, k] = [median(openRuns, (r) => r.rps), median(keyedRuns, (r) => r.rps)];
+    const [oCpu, kCpu] = [median(openRuns, (r) => r.cpuUsPerRequest), median(keyedRuns, (r) => r.cpuUsPerRequest)];
     return [
       {
         id: "auth.rps", section: "auth", metric: "single event with an API key (10 keys configured): requests/s", value: k.rps, unit: "req/s",
@@ -131,12 +138,21 @@ export async function authSection(seconds: number, rounds: number): Promise<Row[
       },
       { id: "auth.p99", section: "auth", metric: "single event with an API key: p99", value: percentile(k.latencies, 99), unit: "ms",
         baseline: { name: "no keys p99", value: percentile(o.latencies, 99) }, better: "lower" },
+      { id: "auth.cpu", section: "auth", metric: "single event with an API key: server CPU per request", value: kCpu.cpuUsPerRequest, unit: "us",
+        baseline: { name: "no keys", value: oCpu.cpuUsPerRequest }, better: "lower" },
     ];
   } finally {
     await open.stop();
     await keyed.stop();
     for (const d of dirs) d.remove();
   }
+}
+
+/** utime + stime of a process, in seconds (Linux /proc; clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 export async function batchSection(seconds: number): Promise<Row[]> {

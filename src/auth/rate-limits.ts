@@ -62,11 +62,11 @@ export type LimitCheck = { ok: true } | { ok: false; retryAfterMs: number; limit
  */
 export class RateLimits {
   private readonly buckets = new Map<string, Bucket>();
+  /** Whether any limit is set (checked on every request, so worked out once). */
+  readonly enabled: boolean;
 
-  constructor(private readonly settings: RateLimitSettings) {}
-
-  get enabled(): boolean {
-    return Object.values(this.settings).some(Boolean);
+  constructor(private readonly settings: RateLimitSettings) {
+    this.enabled = Object.values(settings).some(Boolean);
   }
 
   requests(keyId: string | undefined, tenant: string, now: number): LimitCheck {

@@ -53,7 +53,8 @@ const REALM = 'Bearer realm="keyflow"';
  */
 export function guard(access: Access, scope: Scope, now: () => number): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const who = await caller(access, scope, c);
+    const found = caller(access, scope, c);
+    const who = found instanceof Promise ? await found : found;
     if (access.limits.enabled) throwIfLimited(access.limits.requests(who.key?.id, who.tenant, now()));
     if (access.platformLimit && who.key && !(await access.platformLimit(who.key.id))) {
       throwIfLimited({ ok: false, retryAfterMs: PLATFORM_RETRY_AFTER_S * 1000, limit: "requests per API key (the Workers rate limiting binding KEYFLOW_RATE_LIMITER)" });
@@ -82,7 +83,8 @@ function throwIfLimited(check: LimitCheck): void {
   });
 }
 
-async function caller(access: Access, scope: Scope, c: Context): Promise<Caller> {
+/** The caller, or an ApiError; synchronous unless the key ring hashes asynchronously (WebCrypto). */
+function caller(access: Access, scope: Scope, c: Context): Caller | Promise<Caller> {
   if (access.mode !== "keys") {
     if (access.mode === "open" || isLoopback(new URL(c.req.url).hostname)) return OPEN;
     throw new ApiError(
@@ -99,7 +101,12 @@ async function caller(access: Access, scope: Scope, c: Context): Promise<Caller>
     const message = header === undefined ? "an API key is required: send Authorization: Bearer <key>" : "the Authorization header must be Bearer <key>";
     throw new ApiError(401, "unauthorized", message, undefined, { "WWW-Authenticate": REALM });
   }
-  const key = await access.ring.find(token);
+  const key = access.ring.find(token);
+  return key instanceof Promise ? key.then((k) => permitted(k, scope, c)) : permitted(key, scope, c);
+}
+
+/** What a found (or not found) key may do here. */
+function permitted(key: ApiKey | undefined, scope: Scope, c: Context): Caller {
   if (!key) throw new ApiError(401, "unauthorized", "the API key is not valid", undefined, { "WWW-Authenticate": `${REALM}, error="invalid_token"` });
   if (!key.scopes.has(scope)) {
     throw new ApiError(403, "forbidden", `this API key (${key.id}) does not have the ${scope} scope`, { scope }, {

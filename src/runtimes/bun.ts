@@ -3,7 +3,7 @@ import { openBunSqlite } from "./bun-sqlite.ts";
 import { bunServeOptions } from "./bun-serve.ts";
 
 const settings = serverSettingsOrExit(process.env);
-const sha256 = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest() as Uint8Array;
+const sha256 = { into: (text: string, out: Uint8Array) => void Bun.CryptoHasher.hash("sha256", text, out) };
 const host = selfHosted(settings, openBunSqlite, "bun", sha256);
 for (const warning of host.warnings) console.warn(warning);
 const server = Bun.serve(bunServeOptions(settings.host, settings.port, host.app.fetch));

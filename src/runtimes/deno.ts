@@ -18,7 +18,7 @@ declare const Deno: {
 };
 
 const settings = serverSettingsOrExit(process.env);
-const sha256 = (text: string) => createHash("sha256").update(text).digest() as Uint8Array;
+const sha256 = { into: (text: string, out: Uint8Array) => out.set(createHash("sha256").update(text).digest()) };
 const host = selfHosted(settings, openNodeSqlite, "deno", sha256);
 for (const warning of host.warnings) console.warn(warning);
 const server = Deno.serve(
