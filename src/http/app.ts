@@ -1,4 +1,4 @@
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type ErrorHandler, type NotFoundHandler } from "hono";
 import { TrieRouter } from "hono/router/trie-router";
 import type { Gateway } from "./gateway.ts";
 import { uuidv7 } from "../ports/uuid.ts";
@@ -13,7 +13,8 @@ import { parseJson } from "./json.ts";
 import { specName } from "../actor/windows.ts";
 import { readBodyText } from "./body.ts";
 import { VERSION } from "../version.ts";
-import { admitEvents, corsFor, guard, type Access, type AppEnv, type Caller } from "./access.ts";
+import { admitEvents, authorize, corsFor, type Access, type Caller } from "./access.ts";
+import type { Scope } from "../auth/api-keys.ts";
 import { actorName, splitActorName } from "../actor/tenant.ts";
 
 export interface AppOptions {
@@ -31,23 +32,22 @@ const DEFAULT_WINDOW_LIMIT = 1_000;
 const MAX_WINDOW_LIMIT = 10_000;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
-export function createApp({ backend, config, env, host, access }: AppOptions): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+export function createApp({ backend, config, env, host, access }: AppOptions): Hono {
+  const app = new Hono();
   const startedAt = env.clock.now();
-  app.use("*", corsFor(access));
   const clockNow = () => env.clock.now();
-  const ingest = guard(access, "ingest", clockNow);
-  const read = guard(access, "read", clockNow);
-  const admin = guard(access, "admin", clockNow);
-  /** The actor a route's :key names, in the caller's tenant. */
-  const actorOf = (c: Context<AppEnv>) => actorName(c.get("caller").tenant, c.req.param("key")!);
+  const caller = (c: Context, scope: Scope) => authorize(access, scope, c, clockNow);
+  /** The actor a route's :key names, in the tenant of a caller with `scope`. */
+  const actorOf = async (c: Context, scope: Scope) => actorName((await caller(c, scope)).tenant, c.req.param("key")!);
 
   app.get("/health", (c) => {
     const runtime = backend.health?.();
     return c.json({ status: "ok", version: VERSION, host, uptime_s: Math.round((env.clock.now() - startedAt) / 1000), ...(runtime ? { runtime } : {}) });
   });
 
-  app.post("/v1/events", ingest, async (c) => {
+  app.post("/v1/events", async (c) => {
+    const found = caller(c, "ingest");
+    const who = found instanceof Promise ? await found : found;
     const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
     const ndjson = NDJSON.has(contentType);
     if (!ndjson && contentType !== "application/json") {
@@ -60,15 +60,14 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
     const text = await readBodyText(c.req.raw, config.maxBodyBytes);
     const now = env.clock.now();
     const newId = () => uuidv7(env);
-    const caller = c.get("caller");
     if (!ndjson) {
       const parsed = parseJson(text);
       if (!parsed.ok) throw new ApiError(400, "malformed_json", `malformed JSON: ${parsed.error.message}`, parsed.error);
-      if (!Array.isArray(parsed.value)) return ingestOne(c, caller, parsed.value, now, newId);
-      return ingestBatch(c, caller, parsed.value.map((raw) => ({ raw })), now, newId);
+      if (!Array.isArray(parsed.value)) return ingestOne(c, who, parsed.value, now, newId);
+      return ingestBatch(c, who, parsed.value.map((raw) => ({ raw })), now, newId);
     }
     const items = ndjsonItems(text);
-    return ingestBatch(c, caller, items, now, newId);
+    return ingestBatch(c, who, items, now, newId);
   });
 
   async function ingestOne(c: Context, caller: Caller, raw: unknown, now: number, newId: () => string) {
@@ -124,46 +123,48 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
     return c.json(body, 200);
   }
 
-  app.get("/v1/actors/:key", read, async (c) => {
-    return c.json((await backend.state(actorOf(c))) ?? notFound(c));
+  app.get("/v1/actors/:key", async (c) => {
+    return c.json((await backend.state(await actorOf(c, "read"))) ?? notFound(c));
   });
 
-  app.get("/v1/actors/:key/windows", read, async (c) => {
-    const windows = await backend.windows(actorOf(c), windowQuery(c, config));
+  app.get("/v1/actors/:key/windows", async (c) => {
+    const actor = await actorOf(c, "read");
+    const windows = await backend.windows(actor, windowQuery(c, config));
     return c.json({ key: c.req.param("key"), windows: windows ?? notFound(c) });
   });
 
-  app.get("/v1/actors/:key/late", read, async (c) => {
-    const late = await backend.late(actorOf(c));
+  app.get("/v1/actors/:key/late", async (c) => {
+    const late = await backend.late(await actorOf(c, "read"));
     return c.json({ key: c.req.param("key"), late: late ?? notFound(c) });
   });
 
-  app.get("/v1/actors/:key/dlq", admin, async (c) => {
-    const entries = await backend.deadLetters(actorOf(c));
+  app.get("/v1/actors/:key/dlq", async (c) => {
+    const entries = await backend.deadLetters(await actorOf(c, "admin"));
     return c.json({ key: c.req.param("key"), dead_letters: entries ?? notFound(c) });
   });
 
-  app.post("/v1/actors/:key/dlq/replay", admin, async (c) => {
-    const result = await backend.replay(actorOf(c), replayFilter(c, config));
+  app.post("/v1/actors/:key/dlq/replay", async (c) => {
+    const actor = await actorOf(c, "admin");
+    const result = await backend.replay(actor, replayFilter(c, config));
     return c.json({ key: c.req.param("key"), ...(result ?? notFound(c)) });
   });
 
-  app.get("/v1/actors/:key/outbox", admin, async (c) => {
-    return c.json((await backend.outbox(actorOf(c))) ?? notFound(c));
+  app.get("/v1/actors/:key/outbox", async (c) => {
+    return c.json((await backend.outbox(await actorOf(c, "admin"))) ?? notFound(c));
   });
 
   // 405 is worked out only for requests no route took, so matched requests pay nothing for it.
   const allowedMethods = routeMethods(app);
-  app.notFound((c) => {
+  const notFoundHandler: NotFoundHandler = (c) => {
     const methods = allowedMethods(c.req.path);
     if (methods.length && !methods.includes(c.req.method)) {
       const message = `${c.req.method} is not allowed on ${c.req.path}; use ${methods.join(", ")}`;
       return c.json({ error: errorBody("method_not_allowed", message) }, 405, { Allow: methods.join(", ") });
     }
     return c.json({ error: errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`) }, 404);
-  });
+  };
 
-  app.onError((err, c) => {
+  const errorHandler: ErrorHandler = (err, c) => {
     if (err instanceof ApiError) return c.json(err.body(), err.status, err.headers);
     if (err instanceof BackpressureError) {
       return c.json({ error: errorBody("backpressure", err.message, { key: splitActorName(err.key).key }) }, 429, {
@@ -173,13 +174,30 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
     if (err instanceof UnavailableError) return c.json({ error: errorBody(err.code, err.advice()) }, 503, { "Retry-After": "1" });
     if (err instanceof QuotaError) return c.json({ error: quotaBody(err) }, 403);
     return internalErrorResponse(err);
-  });
+  };
+  app.notFound(notFoundHandler);
+  app.onError(errorHandler);
+  return withCors(app, access, notFoundHandler, errorHandler);
+}
 
+/**
+ * The app as every host serves it: a request with an Origin header (a browser's) goes through the
+ * same routes behind Hono's CORS middleware; any other goes straight to them, so that servers'
+ * requests, most of the traffic, do not pay for a middleware layer they never use.
+ */
+function withCors(app: Hono, access: Access, notFound: NotFoundHandler, onError: ErrorHandler): Hono {
+  const browser = new Hono();
+  browser.use("*", corsFor(access));
+  browser.route("/", app);
+  browser.notFound(notFound);
+  browser.onError(onError);
+  const direct = app.fetch;
+  app.fetch = (request, env, ctx) => (request.headers.has("origin") ? browser.fetch(request, env, ctx) : direct(request, env, ctx));
   return app;
 }
 
 /** The methods routed for a path (GET implies HEAD), from the app's own route table. */
-function routeMethods(app: Hono<AppEnv>): (path: string) => string[] {
+function routeMethods(app: Hono): (path: string) => string[] {
   let router: TrieRouter<string[]> | undefined;
   return (path) => {
     if (!router) {

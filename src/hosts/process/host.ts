@@ -18,7 +18,6 @@ import { DeliveryLoops } from "./delivery-loops.ts";
 import { commandFor, commandKeys, decodeJournal, encodeJournal, RetainedJournal, type Command, type CommittedCommand, type JournaledCommand } from "./journal.ts";
 import { WakeSchedule } from "./wake-schedule.ts";
 import { TenantUsage } from "./tenant-usage.ts";
-import { splitActorName } from "../../actor/tenant.ts";
 
 /** What the simulator's checker is told; it changes nothing. */
 export interface ProcessHostHooks {
@@ -229,7 +228,7 @@ export class ProcessHost implements Gateway {
     const behind = actors.find((a) => a.outbox.backlog() >= this.opts.config.outboxMax);
     try {
       if (behind) throw new BackpressureError(behind.key, BACKPRESSURE_RETRY_AFTER_SECONDS);
-      this.admit(actors);
+      this.usage.admit(actors);
     } catch (error) {
       // Nothing of the request is applied: keys it named for the first time stay unknown.
       for (const actor of actors) if (actor.isNew) this.drop(actor.key);
@@ -248,18 +247,6 @@ export class ProcessHost implements Gateway {
     }
     await this.commit();
     return outcomes;
-  }
-
-  /** Throws QuotaError when a tenant of these actors is at its quota of keys (counting the new ones) or bytes. */
-  private admit(actors: Actor[]): void {
-    const tenants = new Set<string>();
-    const newKeys = new Map<string, number>();
-    for (const actor of actors) {
-      const { tenant } = splitActorName(actor.key);
-      tenants.add(tenant);
-      if (actor.isNew) newKeys.set(tenant, (newKeys.get(tenant) ?? 0) + 1);
-    }
-    this.usage.admit(tenants, newKeys);
   }
 
   /** Takes an actor out of memory. */

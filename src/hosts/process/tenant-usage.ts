@@ -35,10 +35,15 @@ export class TenantUsage {
   /** Counted at start from a store without usage rows: the next commit writes them all. */
   private unsaved = false;
 
+  /** Whether any tenant has a quota (without one, admission only counts new keys). */
+  private readonly limited: boolean;
+
   constructor(
     private readonly maxKeys: TenantLimit,
     private readonly maxBytes: TenantLimit,
-  ) {}
+  ) {
+    this.limited = [maxKeys, maxBytes].some((l) => l.all !== undefined || l.byTenant.size > 0);
+  }
 
   /** Reads the usage rows; a store from before them is counted once, from its progress and actor rows. */
   recover(store: KvStore, journaledKeys: Iterable<string>): void {
@@ -64,19 +69,31 @@ export class TenantUsage {
   }
 
   /**
-   * Admits a request that creates `newKeys` keys per tenant and adds events to `tenants`; throws
-   * QuotaError, before anything is applied, when a tenant is over a quota.
+   * Admits a request for these actors (`isNew`: its first events would create the key); throws
+   * QuotaError, before anything is applied, when a tenant is at a quota. Then counts the new keys.
    */
-  admit(tenants: Iterable<string>, newKeys: ReadonlyMap<string, number>): void {
-    for (const tenant of tenants) {
+  admit(actors: ReadonlyArray<{ key: string; isNew: boolean }>): void {
+    if (this.limited) this.check(actors);
+    for (const actor of actors) {
+      if (!actor.isNew) continue;
+      const { tenant } = splitActorName(actor.key);
+      this.created.set(tenant, (this.created.get(tenant) ?? 0) + 1);
+    }
+  }
+
+  private check(actors: ReadonlyArray<{ key: string; isNew: boolean }>): void {
+    const newKeys = new Map<string, number>();
+    for (const actor of actors) {
+      const { tenant } = splitActorName(actor.key);
+      newKeys.set(tenant, (newKeys.get(tenant) ?? 0) + (actor.isNew ? 1 : 0));
+    }
+    for (const [tenant, adding] of newKeys) {
       const used = this.get(tenant);
       const maxBytes = limitFor(this.maxBytes, tenant);
       if (used.bytes >= maxBytes) throw new QuotaError("bytes", maxBytes, used.bytes);
-      const adding = newKeys.get(tenant) ?? 0;
       const maxKeys = limitFor(this.maxKeys, tenant);
       if (adding && used.keys + adding > maxKeys) throw new QuotaError("keys", maxKeys, used.keys);
     }
-    for (const [tenant, n] of newKeys) this.created.set(tenant, (this.created.get(tenant) ?? 0) + n);
   }
 
   /** An actor was loaded from these rows (relative to `prefix`). */
