@@ -97,55 +97,78 @@ export async function httpSection(seconds: number, variants = false): Promise<Ro
   }
 }
 
+type Side = { env: Record<string, string>; headers?: Record<string, string> };
+type Measured = LoadResult & { cpuUsPerRequest: number };
+
 /**
- * What API keys cost ingest: single events to a server with ten keys configured (three tenants),
- * sent with a key, against the same server build without keys (open on loopback). Rounds alternate
- * between the two so that the machine's drift hits both alike; each side's median round is compared,
- * by throughput and by the server's own CPU time per request (/proc/<pid>/stat: what the load
- * generator, which shares the cores, costs does not count there).
+ * Single events to two servers of the same build, differing in `env`, in alternating rounds so that
+ * the machine's drift hits both alike; the median round of each side by throughput and by the
+ * server's own CPU time per request (/proc/<pid>/stat: the load generator, which shares the cores,
+ * does not count there).
  */
-export async function authSection(seconds: number, rounds: number): Promise<Row[]> {
+async function compareServers(seconds: number, rounds: number, what: string, base: Side, other: Side): Promise<{ base: Measured; other: Measured; baseCpu: Measured; otherCpu: Measured }> {
   let n = 0;
   const body = () => JSON.stringify({ event_id: `a${n++}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + n, value: 1 });
-  const keys = Array.from({ length: 10 }, (_, i) => `kf_bench_${i}_${"x".repeat(32)}`);
-  const lines = keys.map((k, i) => `tenant-${i % 3}:ingest,read:${createHash("sha256").update(k).digest("hex")}`).join(" ");
-  const dirs = [tempDir("bench-open"), tempDir("bench-keys")];
-  const open = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dirs[0]!.path });
-  const keyed = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dirs[1]!.path, KEYFLOW_API_KEYS: lines });
-  const withKey = { authorization: `Bearer ${keys[7]}` };
-  const measure = async (server: ServerProcess, headers?: Record<string, string>) => {
+  const dirs = [tempDir("bench-a"), tempDir("bench-b")];
+  const servers = [
+    await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dirs[0]!.path, ...base.env }),
+    await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dirs[1]!.path, ...other.env }),
+  ];
+  const measure = async (server: ServerProcess, headers?: Record<string, string>): Promise<Measured> => {
     const cpuBefore = cpuSeconds(server.proc.pid);
     const result = await runLoad({ url: `${server.url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds, headers });
     return { ...result, cpuUsPerRequest: ((cpuSeconds(server.proc.pid) - cpuBefore) * 1e6) / result.requests };
   };
   try {
-    await measure(open);
-    await measure(keyed, withKey);
-    const openRuns: Array<Awaited<ReturnType<typeof measure>>> = [];
-    const keyedRuns: typeof openRuns = [];
+    await measure(servers[0]!, base.headers);
+    await measure(servers[1]!, other.headers);
+    const runs: Measured[][] = [[], []];
     for (let round = 0; round < rounds; round++) {
-      openRuns.push(await measure(open));
-      keyedRuns.push(await measure(keyed, withKey));
+      runs[0]!.push(await measure(servers[0]!, base.headers));
+      runs[1]!.push(await measure(servers[1]!, other.headers));
     }
-    failOnErrors("keyflow with keys", ...openRuns, ...keyedRuns);
-    const median = <T>(runs: T[], by: (r: T) => number) => [...runs].sort((a, b) => by(a) - by(b))[Math.floor(runs.length / 2)]!;
-    const [o, k] = [median(openRuns, (r) => r.rps), median(keyedRuns, (r) => r.rps)];
-    const [oCpu, kCpu] = [median(openRuns, (r) => r.cpuUsPerRequest), median(keyedRuns, (r) => r.cpuUsPerRequest)];
-    return [
-      {
-        id: "auth.rps", section: "auth", metric: "single event with an API key (10 keys configured): requests/s", value: k.rps, unit: "req/s",
-        baseline: { name: "no keys", value: o.rps }, target: ">= 0.95x",
-      },
-      { id: "auth.p99", section: "auth", metric: "single event with an API key: p99", value: percentile(k.latencies, 99), unit: "ms",
-        baseline: { name: "no keys p99", value: percentile(o.latencies, 99) }, better: "lower" },
-      { id: "auth.cpu", section: "auth", metric: "single event with an API key: server CPU per request", value: kCpu.cpuUsPerRequest, unit: "us",
-        baseline: { name: "no keys", value: oCpu.cpuUsPerRequest }, better: "lower" },
-    ];
+    failOnErrors(what, ...runs[0]!, ...runs[1]!);
+    const median = (rs: Measured[], by: (r: Measured) => number) => [...rs].sort((a, b) => by(a) - by(b))[Math.floor(rs.length / 2)]!;
+    return {
+      base: median(runs[0]!, (r) => r.rps),
+      other: median(runs[1]!, (r) => r.rps),
+      baseCpu: median(runs[0]!, (r) => r.cpuUsPerRequest),
+      otherCpu: median(runs[1]!, (r) => r.cpuUsPerRequest),
+    };
   } finally {
-    await open.stop();
-    await keyed.stop();
+    for (const server of servers) await server.stop();
     for (const d of dirs) d.remove();
   }
+}
+
+/** What API keys cost ingest: a server with ten keys (three tenants), sent a key, against no keys. */
+export async function authSection(seconds: number, rounds: number): Promise<Row[]> {
+  const keys = Array.from({ length: 10 }, (_, i) => `kf_bench_${i}_${"x".repeat(32)}`);
+  const lines = keys.map((k, i) => `tenant-${i % 3}:ingest,read:${createHash("sha256").update(k).digest("hex")}`).join(" ");
+  const r = await compareServers(seconds, rounds, "keyflow with keys", { env: {} }, { env: { KEYFLOW_API_KEYS: lines }, headers: { authorization: `Bearer ${keys[7]}` } });
+  return [
+    {
+      id: "auth.rps", section: "auth", metric: "single event with an API key (10 keys configured): requests/s", value: r.other.rps, unit: "req/s",
+      baseline: { name: "no keys", value: r.base.rps }, target: ">= 0.95x",
+    },
+    { id: "auth.p99", section: "auth", metric: "single event with an API key: p99", value: percentile(r.other.latencies, 99), unit: "ms",
+      baseline: { name: "no keys p99", value: percentile(r.base.latencies, 99) }, better: "lower" },
+    { id: "auth.cpu", section: "auth", metric: "single event with an API key: server CPU per request", value: r.otherCpu.cpuUsPerRequest, unit: "us",
+      baseline: { name: "no keys", value: r.baseCpu.cpuUsPerRequest }, better: "lower" },
+  ];
+}
+
+/** What operating costs ingest: metrics on (the default) against KEYFLOW_METRICS=off. */
+export async function opsSection(seconds: number, rounds: number): Promise<Row[]> {
+  const r = await compareServers(seconds, rounds, "keyflow with metrics", { env: { KEYFLOW_METRICS: "off" } }, { env: {} });
+  return [
+    {
+      id: "ops.rps", section: "ops", metric: "single event with metrics on: requests/s", value: r.other.rps, unit: "req/s",
+      baseline: { name: "metrics off", value: r.base.rps }, target: ">= 0.9x",
+    },
+    { id: "ops.cpu", section: "ops", metric: "single event with metrics on: server CPU per request", value: r.otherCpu.cpuUsPerRequest, unit: "us",
+      baseline: { name: "metrics off", value: r.baseCpu.cpuUsPerRequest }, better: "lower" },
+  ];
 }
 
 /** utime + stime of a process, in seconds (Linux /proc; clock ticks of 1/100 s). */

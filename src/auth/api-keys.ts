@@ -7,7 +7,8 @@ import { TENANT_NAME } from "../actor/tenant.ts";
  * new key once, with its line.
  */
 
-export const SCOPES = ["ingest", "read", "admin"] as const;
+/** `metrics`: the operator's view across tenants (GET /metrics); the others act within the key's tenant. */
+export const SCOPES = ["ingest", "read", "admin", "metrics"] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKey {

@@ -15,6 +15,7 @@ import { readBodyText } from "./body.ts";
 import { VERSION } from "../version.ts";
 import { admitEvents, authorize, corsFor, type Access, type Caller } from "./access.ts";
 import type { Scope } from "../auth/api-keys.ts";
+import type { KeyflowMetrics } from "../metrics/keyflow.ts";
 import { actorName, splitActorName } from "../actor/tenant.ts";
 
 export interface AppOptions {
@@ -25,6 +26,10 @@ export interface AppOptions {
   host: string;
   /** Who may call which route (src/http/access.ts). */
   access: Access;
+  /** Counted as requests pass and served at GET /metrics (the self-hosted server). */
+  metrics?: KeyflowMetrics;
+  /** A monotonic clock in ms for request durations (performance.now); the wall clock when absent. */
+  elapsedMs?: () => number;
 }
 
 const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
@@ -32,7 +37,7 @@ const DEFAULT_WINDOW_LIMIT = 1_000;
 const MAX_WINDOW_LIMIT = 10_000;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
-export function createApp({ backend, config, env, host, access }: AppOptions): Hono {
+export function createApp({ backend, config, env, host, access, metrics, elapsedMs }: AppOptions): Hono {
   const app = new Hono();
   const startedAt = env.clock.now();
   const clockNow = () => env.clock.now();
@@ -45,9 +50,19 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
     return c.json({ status: "ok", version: VERSION, host, uptime_s: Math.round((env.clock.now() - startedAt) / 1000), ...(runtime ? { runtime } : {}) });
   });
 
+  const elapsed = elapsedMs ?? clockNow;
+
+  if (metrics) {
+    app.get("/metrics", async (c) => {
+      await caller(c, "metrics");
+      return c.body(metrics.text(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    });
+  }
+
   app.post("/v1/events", async (c) => {
     const found = caller(c, "ingest");
     const who = found instanceof Promise ? await found : found;
+    const startedMs = metrics ? elapsed() : 0;
     const contentType = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
     const ndjson = NDJSON.has(contentType);
     if (!ndjson && contentType !== "application/json") {
@@ -63,19 +78,29 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
     if (!ndjson) {
       const parsed = parseJson(text);
       if (!parsed.ok) throw new ApiError(400, "malformed_json", `malformed JSON: ${parsed.error.message}`, parsed.error);
-      if (!Array.isArray(parsed.value)) return ingestOne(c, who, parsed.value, now, newId);
-      return ingestBatch(c, who, parsed.value.map((raw) => ({ raw })), now, newId);
+      if (!Array.isArray(parsed.value)) return ingestOne(c, who, parsed.value, now, newId, startedMs);
+      return ingestBatch(c, who, parsed.value.map((raw) => ({ raw })), now, newId, startedMs);
     }
     const items = ndjsonItems(text);
-    return ingestBatch(c, who, items, now, newId);
+    return ingestBatch(c, who, items, now, newId, startedMs);
   });
 
-  async function ingestOne(c: Context, caller: Caller, raw: unknown, now: number, newId: () => string) {
+  async function ingestOne(c: Context, caller: Caller, raw: unknown, now: number, newId: () => string, startedMs: number) {
     const result = normalizeEvent(raw, config, now, newId);
-    if (!result.ok) throw invalidEvent(result.problems);
+    if (!result.ok) {
+      if (metrics) {
+        metrics.ingest(caller.tenant, (elapsed() - startedMs) / 1000, 1);
+        metrics.event(caller.tenant, undefined, "rejected");
+      }
+      throw invalidEvent(result.problems);
+    }
     admitEvents(access, caller, 1, now);
     result.event.key = actorName(caller.tenant, result.event.key);
     const [outcome] = await backend.ingest([result.event]);
+    if (metrics) {
+      metrics.ingest(caller.tenant, (elapsed() - startedMs) / 1000, 1);
+      metrics.event(caller.tenant, result.event.type, outcome!.status === "failed" ? "rejected" : outcome!.status, outcome!.status !== "failed" && outcome!.late);
+    }
     if (outcome!.status === "failed") throw outcome!.error;
     const body: IngestOneBody = { status: outcome!.status, event_id: result.event.id };
     if (result.event.assigned) body.id_assigned = true;
@@ -83,7 +108,7 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
     return c.json(body, outcome!.status === "accepted" ? 202 : 200);
   }
 
-  async function ingestBatch(c: Context, caller: Caller, items: BatchItem[], now: number, newId: () => string) {
+  async function ingestBatch(c: Context, caller: Caller, items: BatchItem[], now: number, newId: () => string, startedMs: number) {
     if (items.length === 0) throw new ApiError(400, "empty_batch", "the batch holds no events");
     if (items.length > config.maxBatchEvents) {
       throw new ApiError(413, "too_many_events", `a request may carry at most ${config.maxBatchEvents} events, got ${items.length}`);
@@ -116,6 +141,11 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
       if (outcome.late) body.late++;
       if (events[n]!.assigned) assigned.push({ index, event_id: events[n]!.id });
     });
+    if (metrics) {
+      metrics.ingest(caller.tenant, (elapsed() - startedMs) / 1000, items.length);
+      for (let r = 0; r < items.length - events.length; r++) metrics.event(caller.tenant, undefined, "rejected");
+      outcomes.forEach((o, n) => metrics.event(caller.tenant, events[n]!.type, o.status === "failed" ? "rejected" : o.status, o.status !== "failed" && o.late));
+    }
     // Every event the host was given failed: the whole request answers as its failure did.
     if (failed && outcomes.every((o) => o.status === "failed")) throw failed.error;
     rejected.sort((a, b) => a.index - b.index);
@@ -177,7 +207,37 @@ export function createApp({ backend, config, env, host, access }: AppOptions): H
   };
   app.notFound(notFoundHandler);
   app.onError(errorHandler);
-  return withCors(app, access, notFoundHandler, errorHandler);
+  return measured(withCors(app, access, notFoundHandler, errorHandler), metrics, elapsed);
+}
+
+/** Counts every request by route pattern, method and status, with its duration. */
+function measured(app: Hono, metrics: KeyflowMetrics | undefined, elapsed: () => number): Hono {
+  if (!metrics) return app;
+  const inner = app.fetch;
+  app.fetch = async (request, env, ctx) => {
+    const startedMs = elapsed();
+    const response = await inner(request, env, ctx);
+    metrics.request(routeOf(request.url), request.method, response.status, (elapsed() - startedMs) / 1000);
+    return response;
+  };
+  return app;
+}
+
+const ACTOR_ROUTES = new Map([["", "/v1/actors/:key"], ["/windows", "/v1/actors/:key/windows"], ["/late", "/v1/actors/:key/late"], ["/dlq", "/v1/actors/:key/dlq"], ["/dlq/replay", "/v1/actors/:key/dlq/replay"], ["/outbox", "/v1/actors/:key/outbox"]]);
+
+/** The route pattern of a URL, for a metric label: never the key in it, and one label for anything unknown. */
+export function routeOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const query = url.indexOf("?", start);
+  const path = start < 0 ? "/" : url.slice(start, query < 0 ? undefined : query);
+  if (path === "/v1/events" || path === "/health" || path === "/metrics" || path === "/ready") return path;
+  if (path.startsWith("/v1/actors/")) {
+    const rest = path.slice("/v1/actors/".length);
+    const slash = rest.indexOf("/");
+    const route = ACTOR_ROUTES.get(slash < 0 ? "" : rest.slice(slash));
+    if (route && slash !== 0 && rest.length) return route;
+  }
+  return "unmatched";
 }
 
 /**

@@ -8,6 +8,7 @@ import { serverSettings, type ServerSettings } from "../settings/env.ts";
 import type { EnvVars } from "../settings/reader.ts";
 import { createSinks } from "../sinks/index.ts";
 import { accessFor } from "../http/access.ts";
+import { KeyflowMetrics } from "../metrics/keyflow.ts";
 import { webCryptoSha256, type Sha256 } from "../auth/key-ring.ts";
 
 export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
@@ -21,7 +22,8 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   const runtime = new ProcessHost({ store, config, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers, sinks });
   // Without keys the server is open: serverSettings let it start only on loopback (or with KEYFLOW_AUTH=off).
   const access = accessFor(settings.auth, true, sha256);
-  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access });
+  const metrics = settings.metrics ? hostMetrics(runtime) : undefined;
+  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs: () => performance.now() });
   const storage = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
   const replayed = runtime.stats.replayed;
   const recovery = replayed ? `, recovered ${replayed} journal entries of an unclean stop` : "";
@@ -34,6 +36,27 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
     store.close();
   };
   return { app, describe, warnings, shutdown };
+}
+
+/** The self-hosted server's metrics: the HTTP layer's, the process host's and the process's memory. */
+function hostMetrics(runtime: ProcessHost): KeyflowMetrics {
+  const metrics = new KeyflowMetrics();
+  metrics.collectHost(() => ({
+    now: systemEnv.clock.now(),
+    actorsInMemory: runtime.loadedActors,
+    journalRows: runtime.journalRows,
+    ...runtime.stats,
+    sinks: runtime.delivery.channels.map((c) => c.status()),
+    ...runtime.outboxSummary(),
+  }));
+  const rss = metrics.registry.gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
+  const heap = metrics.registry.gauge("keyflow_heap_used_bytes", "JavaScript heap in use, in bytes.");
+  metrics.registry.onCollect(() => {
+    const memory = process.memoryUsage();
+    rss.set([], memory.rss);
+    heap.set([], memory.heapUsed);
+  });
+  return metrics;
 }
 
 function openWarning(settings: ServerSettings): string {

@@ -122,6 +122,8 @@ export interface ServerSettings extends Settings {
   storage: "sqlite" | "memory";
   dataDir: string;
   sqliteSync: SqliteSync;
+  /** GET /metrics and the counting behind it (KEYFLOW_METRICS=off turns both off). */
+  metrics: boolean;
 }
 
 /** Every entry point's settings (Worker, Durable Object, Bun, Deno); throws ConfigError naming each bad variable. */
@@ -147,6 +149,7 @@ const SERVER_VARIABLES = z.object({
   KEYFLOW_STORAGE: z.enum(["sqlite", "memory"]).default("sqlite"),
   KEYFLOW_DATA_DIR: z.string().min(1).default(".keyflow"),
   KEYFLOW_SQLITE_SYNC: z.enum(["full", "normal", "off"]).default("full"),
+  KEYFLOW_METRICS: z.enum(["on", "off"]).default("on"),
 });
 
 /** The self-hosted server's settings (Bun, Deno); throws ConfigError naming each bad variable. */
@@ -164,7 +167,7 @@ export function serverSettings(env: EnvVars): ServerSettings {
   }
   if (r.problems.length || !parsed.success) throw new ConfigError(r.problems);
   const s = parsed.data;
-  return { ...settings, host: s.HOST, port: s.PORT, storage: s.KEYFLOW_STORAGE, dataDir: s.KEYFLOW_DATA_DIR, sqliteSync: s.KEYFLOW_SQLITE_SYNC };
+  return { ...settings, host: s.HOST, port: s.PORT, storage: s.KEYFLOW_STORAGE, dataDir: s.KEYFLOW_DATA_DIR, sqliteSync: s.KEYFLOW_SQLITE_SYNC, metrics: s.KEYFLOW_METRICS === "on" };
 }
 
 /** The sink settings alone (npm run migrate, tests); throws ConfigError naming each bad variable. */

@@ -16,6 +16,8 @@ const keys = {
   /** Tenants with quotas (QUOTA_ENV): 3 keys; 1 byte, so the first checkpoint puts it over. */
   fewKeys: { tenant: "tenant-q", scopes: "ingest,read" },
   fewBytes: { tenant: "tenant-r", scopes: "ingest,read" },
+  /** An operator's key for GET /metrics (all tenants). */
+  metrics: { tenant: "default", scopes: "metrics" },
 } as const;
 
 export type KeyName = keyof typeof keys;

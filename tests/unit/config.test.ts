@@ -341,6 +341,7 @@ describe("serverSettings", () => {
       storage: "sqlite",
       dataDir: ".keyflow",
       sqliteSync: "full",
+      metrics: true,
       config: DEFAULT_CONFIG,
       sinks: {},
       auth: { off: false, keys: [], corsOrigins: [], rateLimits: {} },

@@ -570,6 +570,29 @@ export class ProcessHost implements Gateway {
     return this.actors.size;
   }
 
+  get journalRows(): number {
+    return this.journal.rowCount;
+  }
+
+  /** For metrics: per sink, the records loaded actors have not delivered and when the oldest arrived; their dead letters. */
+  outboxSummary(): { backlog: Map<string, { records: number; oldestAt: number | null }>; deadLetters: number } {
+    const backlog = new Map(this.opts.config.sinks.map((sink) => [sink, { records: 0, oldestAt: null as number | null }]));
+    let deadLetters = 0;
+    for (const actor of this.actors.values()) {
+      const { outbox } = actor;
+      deadLetters += outbox.deadLetters().length;
+      for (const [sink, b] of backlog) {
+        const waiting = outbox.backlog(sink);
+        if (!waiting) continue;
+        b.records += waiting;
+        const oldest = outbox.record(outbox.position(sink));
+        const at = oldest?.kind === "event" ? oldest.receivedAt : oldest?.kind === "window" ? (oldest.closedAt ?? null) : null;
+        if (at !== null && (b.oldestAt === null || at < b.oldestAt)) b.oldestAt = at;
+      }
+    }
+    return { backlog, deadLetters };
+  }
+
   /** The actor of `key` in memory, if it is (for inspection: the simulator's checker). */
   peek(key: string): Actor | undefined {
     return this.actors.get(key);

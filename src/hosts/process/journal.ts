@@ -132,6 +132,11 @@ export class RetainedJournal {
   }
 
   /** The seqs of the rows dropBefore(seq) would drop. */
+  /** Journal rows retained (in memory as in storage). */
+  get rowCount(): number {
+    return this.rows.length;
+  }
+
   seqsBefore(seq: number): number[] {
     return this.rows.slice(0, this.countBefore(seq)).map((row) => row.seq);
   }
