@@ -49,6 +49,21 @@ export class KeyflowMetrics {
   private readonly late = this.registry.counter("keyflow_events_late_total", "Accepted events that arrived after some window of theirs had closed.", ["tenant", "type"]);
   private readonly ingestSeconds = this.registry.histogram("keyflow_ingest_duration_seconds", "POST /v1/events latency, until every accepted event is durable.", ["tenant"]);
 
+  /** What a process host reports as it goes: commit and delivery durations (ms from a monotonic clock). */
+  hostObserver(elapsedMs: () => number) {
+    const commits = this.registry.histogram(
+      "keyflow_commit_duration_seconds",
+      "Group commit (storage transaction) durations; checkpoints=\"true\" when it checkpointed actors.",
+      ["checkpoints"],
+    );
+    const deliveries = this.registry.histogram("keyflow_sink_delivery_duration_seconds", "Delivery of one batch to a sink, by sink.", ["sink"]);
+    return {
+      elapsedMs,
+      commit: (durationMs: number, checkpoints: number) => commits.observe([checkpoints ? "true" : "false"], durationMs / 1000),
+      delivery: (sink: string, durationMs: number) => deliveries.observe([sink], durationMs / 1000),
+    };
+  }
+
   /** A finished request: its route (a pattern, never the key in it), method, status and duration. */
   request(route: string, method: string, status: number, seconds: number): void {
     this.requests.inc([route, method, String(status)]);

@@ -19,11 +19,14 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   const store = settings.storage === "sqlite" ? openSqlite(storePath, settings.sqliteSync) : new MemoryKvStore();
   const sinks = createSinks(settings.sinks, { poolPerDelivery: false });
   const { config } = settings;
-  const runtime = new ProcessHost({ store, config, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers, sinks });
+  const metrics = settings.metrics ? new KeyflowMetrics() : undefined;
+  const elapsedMs = () => performance.now();
+  const observer = metrics?.hostObserver(elapsedMs);
+  const runtime = new ProcessHost({ store, config, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers, sinks, observer });
   // Without keys the server is open: serverSettings let it start only on loopback (or with KEYFLOW_AUTH=off).
   const access = accessFor(settings.auth, true, sha256);
-  const metrics = settings.metrics ? hostMetrics(runtime) : undefined;
-  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs: () => performance.now() });
+  if (metrics) collectHostMetrics(metrics, runtime);
+  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs });
   const storage = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
   const replayed = runtime.stats.replayed;
   const recovery = replayed ? `, recovered ${replayed} journal entries of an unclean stop` : "";
@@ -38,9 +41,8 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   return { app, describe, warnings, shutdown };
 }
 
-/** The self-hosted server's metrics: the HTTP layer's, the process host's and the process's memory. */
-function hostMetrics(runtime: ProcessHost): KeyflowMetrics {
-  const metrics = new KeyflowMetrics();
+/** What the self-hosted server adds to the HTTP layer's metrics at each scrape: the process host's state and the process's memory. */
+function collectHostMetrics(metrics: KeyflowMetrics, runtime: ProcessHost): void {
   metrics.collectHost(() => ({
     now: systemEnv.clock.now(),
     actorsInMemory: runtime.loadedActors,
@@ -56,7 +58,6 @@ function hostMetrics(runtime: ProcessHost): KeyflowMetrics {
     rss.set([], memory.rss);
     heap.set([], memory.heapUsed);
   });
-  return metrics;
 }
 
 function openWarning(settings: ServerSettings): string {

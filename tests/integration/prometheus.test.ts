@@ -10,16 +10,22 @@ import { join } from "node:path";
 import { BUN_SERVER, processTarget, type Target } from "../support/targets.ts";
 import { bearer, TEST_KEY_LINES, TEST_KEYS } from "../support/api-keys.ts";
 import { freePort } from "../support/process.ts";
+import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
 
 let target: Target & { start(): Promise<void> };
+let receiver: WebhookReceiver;
 let url = "";
 beforeAll(async () => {
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
-  target = processTarget(BUN_SERVER, { KEYFLOW_API_KEYS: TEST_KEY_LINES });
+  receiver = startWebhookReceiver();
+  target = processTarget(BUN_SERVER, { KEYFLOW_API_KEYS: TEST_KEY_LINES, KEYFLOW_WEBHOOK_URL: receiver.url, KEYFLOW_WEBHOOK_SECRET: receiver.secret });
   await target.start();
 });
-afterAll(() => target?.stop());
+afterAll(async () => {
+  await target?.stop();
+  receiver?.stop();
+});
 
 const post = (body: unknown) =>
   target.fetch("/v1/events", { method: "POST", headers: { "content-type": "application/json", ...bearer("all") }, body: JSON.stringify(body) });
@@ -41,8 +47,16 @@ test("GET /metrics needs the metrics scope, and promtool check metrics accepts w
   expect(text).toContain('keyflow_http_requests_total{route="/v1/events",method="POST",status="202"} 1');
   expect(text).toMatch(/keyflow_ingest_duration_seconds_count\{tenant="tenant-a"\} 3/);
   expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+  expect(text).toMatch(/^keyflow_commit_duration_seconds_count\{checkpoints="false"\} [1-9]/m);
   expect(text).not.toContain("alice"); // never an actor key
-  const check = Bun.spawnSync(["promtool", "check", "metrics"], { stdin: new TextEncoder().encode(text) });
+  // The webhook sink's deliveries: counted, with their durations, once the receiver has the event.
+  const deadline = Date.now() + 30_000;
+  while (!receiver.received.has("m1") && Date.now() < deadline) await Bun.sleep(20);
+  const after = await (await target.fetch("/metrics", { headers: bearer("metrics") })).text();
+  expect(after).toMatch(/^keyflow_sink_delivered_total\{sink="webhook"\} [1-9]/m);
+  expect(after).toMatch(/^keyflow_sink_delivery_duration_seconds_count\{sink="webhook"\} [1-9]/m);
+  expect(after).toContain('keyflow_sink_breaker_state{sink="webhook",state="closed"} 1');
+  const check = Bun.spawnSync(["promtool", "check", "metrics"], { stdin: new TextEncoder().encode(after) });
   const said = check.stdout.toString() + check.stderr.toString();
   expect(said, said).not.toMatch(/error|problem/i);
   expect(check.exitCode).toBe(0);

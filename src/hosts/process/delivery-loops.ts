@@ -16,6 +16,8 @@ export interface DeliveryHost {
   actor(key: string): Actor;
   /** Applies what a batch settled to the actors and journals it (committed with the next group commit). */
   settle(sink: string, settled: Settlement[], now: number): void;
+  /** Told how long each batch took to deliver (metrics). */
+  observer?: { elapsedMs(): number; delivery(sink: string, durationMs: number, records: number): void };
 }
 
 interface SinkLoop {
@@ -139,7 +141,10 @@ export class DeliveryLoops {
   }
 
   private async send(loop: SinkLoop, batch: OutboxRecord[], keys: string[]): Promise<void> {
+    const observer = this.host.observer;
+    const startedMs = observer ? observer.elapsedMs() : 0;
     const outcomes = await loop.channel.deliver(batch, () => this.host.clock.now());
+    observer?.delivery(loop.channel.name, observer.elapsedMs() - startedMs, batch.length);
     const settled = settlements(batch, outcomes);
     if (settled.length) this.host.settle(loop.channel.name, settled, this.host.clock.now());
     // Keys whose records every sink has taken leave the backlog; the others go to its end, so the

@@ -25,6 +25,13 @@ export interface ProcessHostHooks {
   committed?(commands: readonly CommittedCommand[], actorOf: (key: string) => Actor | undefined): void;
 }
 
+/** What metrics are told; it changes nothing. Durations come from `elapsedMs`, a monotonic clock in ms. */
+export interface HostObserver {
+  elapsedMs(): number;
+  commit(durationMs: number, checkpoints: number): void;
+  delivery(sink: string, durationMs: number, records: number): void;
+}
+
 export interface ProcessHostOptions {
   store: KvStore;
   /** config.sinks must name exactly the `sinks` given here. */
@@ -34,6 +41,7 @@ export interface ProcessHostOptions {
   timers: Timers;
   sinks?: Sink[];
   hooks?: ProcessHostHooks;
+  observer?: HostObserver;
 }
 
 const MAX_TIMER_DELAY_MS = 3_600_000;
@@ -115,6 +123,7 @@ export class ProcessHost implements Gateway {
       policy: config.delivery,
       actor: (key) => this.actor(key),
       settle: (sink, settled, now) => this.settle(sink, settled, now),
+      observer: opts.observer,
     });
     this.recover();
     this.armWakeTimer();
@@ -425,6 +434,8 @@ export class ProcessHost implements Gateway {
     const dropped = this.journal.seqsBefore(keepFrom);
     for (const old of dropped) deletes.push(PROCESS_ROW.journal(old));
 
+    const observer = this.opts.observer;
+    const startedMs = observer ? observer.elapsedMs() : 0;
     try {
       if (puts.length || deletes.length) this.opts.store.write(puts, deletes);
     } catch (cause) {
@@ -437,6 +448,7 @@ export class ProcessHost implements Gateway {
       for (const w of waiters) w.reject(error);
       return;
     }
+    observer?.commit(observer.elapsedMs() - startedMs, checkpointed.size);
     usage.apply();
     this.applyCommit(seq, now, turn, turnKeys, journaled, checkpointed, { keepFrom, marks, savedWakes, refHolders });
     this.stats.rowsWritten += puts.length + deletes.length;
