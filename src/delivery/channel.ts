@@ -58,6 +58,8 @@ export class SinkChannel {
   private attempts = 0;
   private failingSince: number | null = null;
   private lastError = "";
+  /** How long the last successful batch took (ms of the host's clock). */
+  private lastLatencyMs: number | null = null;
   readonly stats = { delivered: 0, deadLettered: 0, transientFailures: 0, attempts: 0 };
 
   constructor(
@@ -81,8 +83,10 @@ export class SinkChannel {
   async deliver(records: OutboxRecord[], now: () => number): Promise<Outcome[]> {
     const outcomes: Outcome[] = new Array<Outcome>(records.length).fill(PENDING);
     if (!records.length || now() < this.retryAt || !this.breaker.beforeAttempt(now())) return outcomes;
+    const startedAt = now();
     const failure = await this.attempt(records, 0, outcomes);
     if (!failure) {
+      this.lastLatencyMs = now() - startedAt;
       this.breaker.success();
       this.attempts = 0;
       this.failingSince = null;
@@ -172,6 +176,8 @@ export class SinkChannel {
       retryAt: this.retryAt || null,
       consecutiveFailures: this.attempts,
       lastError: this.lastError || null,
+      failingSince: this.failingSince,
+      lastLatencyMs: this.lastLatencyMs,
       ...this.stats,
       breakerOpened: this.breaker.stats.opened,
       breakerClosed: this.breaker.stats.closed,
@@ -186,6 +192,9 @@ export interface ChannelStatus {
   retryAt: number | null;
   consecutiveFailures: number;
   lastError: string | null;
+  /** When the current run of failures began; null while deliveries succeed. */
+  failingSince: number | null;
+  lastLatencyMs: number | null;
   delivered: number;
   deadLettered: number;
   transientFailures: number;

@@ -16,6 +16,8 @@ import { VERSION } from "../version.ts";
 import { admitEvents, authorize, corsFor, type Access, type Caller } from "./access.ts";
 import type { Scope } from "../auth/api-keys.ts";
 import type { KeyflowMetrics } from "../metrics/keyflow.ts";
+import type { ChannelStatus } from "../delivery/channel.ts";
+import { iso } from "../delivery/records.ts";
 import { actorName, splitActorName } from "../actor/tenant.ts";
 
 export interface AppOptions {
@@ -51,6 +53,25 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
   });
 
   const elapsed = elapsedMs ?? clockNow;
+
+  app.get("/ready", async (c) => {
+    const statuses = backend.sinkStatus?.() ?? [];
+    const now = clockNow();
+    const sinks = statuses.map((s) => sinkReadiness(s, now));
+    const down = sinks.some((s) => s.status === "down" && s.down_for_s * 1000 >= config.readySinkDownAfterMs);
+    const body: Record<string, unknown> = { status: down ? "not_ready" : "ready" };
+    // The sinks' errors are for operators: a caller without the metrics scope learns only the verdict.
+    if (await mayRead(c)) body.sinks = sinks;
+    return c.json(body, down ? 503 : 200);
+  });
+  const mayRead = async (c: Context) => {
+    try {
+      await caller(c, "metrics");
+      return true;
+    } catch {
+      return false;
+    }
+  };
 
   if (metrics) {
     app.get("/metrics", async (c) => {
@@ -208,6 +229,28 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
   app.notFound(notFoundHandler);
   app.onError(errorHandler);
   return measured(withCors(app, access, notFoundHandler, errorHandler), metrics, elapsed);
+}
+
+interface SinkReadinessView {
+  sink: string;
+  /** ok: delivering; degraded: failing and retrying, breaker closed; down: breaker open or probing. */
+  status: "ok" | "degraded" | "down";
+  last_error: string | null;
+  latency_ms: number | null;
+  failing_since: string | null;
+  down_for_s: number;
+}
+
+function sinkReadiness(s: ChannelStatus, now: number): SinkReadinessView {
+  const status = s.breaker !== "closed" ? "down" : s.failingSince !== null ? "degraded" : "ok";
+  return {
+    sink: s.sink,
+    status,
+    last_error: s.failingSince === null ? null : s.lastError,
+    latency_ms: s.lastLatencyMs,
+    failing_since: s.failingSince === null ? null : iso(s.failingSince),
+    down_for_s: status === "down" && s.failingSince !== null ? Math.max(0, (now - s.failingSince) / 1000) : 0,
+  };
 }
 
 /** Counts every request by route pattern, method and status, with its duration. */

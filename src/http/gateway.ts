@@ -2,6 +2,7 @@ import type { IngestOutcome } from "../actor/actor.ts";
 import type { BackpressureError } from "../actor/errors.ts";
 import type { Event } from "../actor/event.ts";
 import type { WindowQuery } from "../actor/windows.ts";
+import type { ChannelStatus } from "../delivery/channel.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "./views.ts";
 
 /**
@@ -24,6 +25,8 @@ export interface Gateway {
   outbox(key: string): Promise<OutboxView | null>;
   /** Counters of a host that runs its actors in this process (the self-hosted server), for /health. */
   health?(): Record<string, number>;
+  /** The host's sink channels, for /ready (a host whose channels live in each actor, Workers, has none). */
+  sinkStatus?(): ChannelStatus[];
 }
 
 /** An event the host could not take: its key's actor is behind its sinks, or failed. */

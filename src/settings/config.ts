@@ -17,6 +17,8 @@ export interface Config extends ActorConfig {
    */
   sinkMaxDelayMs: number;
   delivery: DeliveryPolicy;
+  /** GET /ready answers 503 once a sink has been down (breaker open) for this long. */
+  readySinkDownAfterMs: number;
   /** Quotas: how many keys (actors) a tenant may have, and how many bytes their stored rows may take. */
   tenantMaxKeys: TenantLimit;
   tenantMaxBytes: TenantLimit;
@@ -42,6 +44,7 @@ export const DEFAULT_CONFIG: Config = {
   checkpointIntervalMs: 1_000,
   sinkMaxDelayMs: 5,
   delivery: DEFAULT_DELIVERY_POLICY,
+  readySinkDownAfterMs: 60_000,
   tenantMaxKeys: NO_LIMIT,
   tenantMaxBytes: NO_LIMIT,
 };

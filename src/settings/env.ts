@@ -78,6 +78,7 @@ const VARIABLES = {
   KEYFLOW_SINK_BACKOFF_MAX: ["delivery.backoffMaxMs", duration],
   KEYFLOW_BREAKER_THRESHOLD: ["delivery.breakerThreshold", count(1)],
   KEYFLOW_BREAKER_COOLDOWN: ["delivery.breakerCooldownMs", duration],
+  KEYFLOW_READY_SINK_DOWN_AFTER: ["readySinkDownAfterMs", duration],
   KEYFLOW_TENANT_MAX_KEYS: ["tenantMaxKeys", tenantLimit(wholeCount, "a whole number (e.g. 10000, or 10000,acme=50000)")],
   KEYFLOW_TENANT_MAX_BYTES: ["tenantMaxBytes", tenantLimit(byteSize, "a size like 500MiB, 2GB or 1048576 (e.g. 1GiB,trial=10MiB)")],
 } as const satisfies Record<string, readonly [ConfigPath, z.ZodType]>;

@@ -48,6 +48,7 @@ describe("configFromEnv: defaults", () => {
       emit: "final",
       outboxMax: 100_000,
       sinkMaxDelayMs: 5,
+      readySinkDownAfterMs: 60_000,
       tenantMaxKeys: { byTenant: new Map() },
       tenantMaxBytes: { byTenant: new Map() },
       delivery: {
@@ -131,6 +132,7 @@ describe("configFromEnv: each variable", () => {
     ["KEYFLOW_SINK_BACKOFF_MAX", "1m", "delivery.backoffMaxMs", MINUTE],
     ["KEYFLOW_BREAKER_THRESHOLD", "3", "delivery.breakerThreshold", 3],
     ["KEYFLOW_BREAKER_COOLDOWN", "2s", "delivery.breakerCooldownMs", 2_000],
+    ["KEYFLOW_READY_SINK_DOWN_AFTER", "2m", "readySinkDownAfterMs", 2 * MINUTE],
     ["KEYFLOW_TENANT_MAX_KEYS", "100", "tenantMaxKeys", { all: 100, byTenant: new Map() }],
     ["KEYFLOW_TENANT_MAX_BYTES", "1MiB", "tenantMaxBytes", { all: 2 ** 20, byTenant: new Map() }],
   ];

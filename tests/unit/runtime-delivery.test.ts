@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../../src/http/app.ts";
-import { OPEN_ACCESS } from "../../src/http/access.ts";
+import { accessFor, OPEN_ACCESS } from "../../src/http/access.ts";
+import { readSettings } from "../../src/settings/env.ts";
+import { createHash } from "node:crypto";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { BackpressureError } from "../../src/actor/errors.ts";
 import type { Event } from "../../src/actor/event.ts";
@@ -97,6 +99,40 @@ describe("ProcessHost delivery", () => {
     const second = setup([after], {}, store);
     await second.run(200);
     for (const k of keys) expect(after.eventIds(k)).toEqual(expectedIds(k, 10));
+  });
+
+  test("GET /ready: ok, degraded while retrying, down with the breaker open, 503 once down longer than configured; details for operators only", async () => {
+    const sink = new FakeSink("s");
+    const { ingest, runtime, config, env, run } = setup([sink], { readySinkDownAfterMs: 2_000 });
+    const metricsKey = "kf_ready_test_key_0123456789";
+    const { auth } = readSettings({ KEYFLOW_API_KEYS: `ops:metrics:${createHash("sha256").update(metricsKey).digest("hex")}` });
+    const app = createApp({ backend: runtime, config, env, host: "memory", access: accessFor(auth, true) });
+    const ready = async (withKey = true) => {
+      const res = await app.request("/ready", withKey ? { headers: { authorization: `Bearer ${metricsKey}` } } : {});
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    await ingest(batch(0, 2));
+    await run(200);
+    expect(await ready()).toMatchObject({ status: 200, body: { status: "ready", sinks: [{ sink: "s", status: "ok", last_error: null }] } });
+    expect((await ready()).body.sinks[0].latency_ms).toBeNumber();
+    sink.down = 1_000_000;
+    await ingest(batch(2, 4));
+    await run(60, 1);
+    const degraded = await ready();
+    expect(degraded.body.sinks[0]).toMatchObject({ status: "degraded" });
+    expect(degraded.body.sinks[0].last_error).toContain("connection refused");
+    await run(400);
+    expect((await ready()).body.sinks[0]).toMatchObject({ status: "down" });
+    expect((await ready()).status).toBe(200); // down, not yet for 2 s
+    await run(2_500);
+    const notReady = await ready();
+    expect(notReady).toMatchObject({ status: 503, body: { status: "not_ready" } });
+    expect(notReady.body.sinks[0].down_for_s).toBeGreaterThanOrEqual(2);
+    // Without the metrics scope: the verdict only, no errors.
+    expect(await ready(false)).toEqual({ status: 503, body: { status: "not_ready" } });
+    sink.down = 0;
+    await run(3_000);
+    expect(await ready()).toMatchObject({ status: 200, body: { status: "ready", sinks: [{ status: "ok" }] } });
   });
 
   test("backpressure: over the outbox bound ingest is refused with 429 and Retry-After; nothing is dropped", async () => {

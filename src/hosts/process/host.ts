@@ -4,7 +4,7 @@ import { groupByKey, type Event } from "../../actor/event.ts";
 import { ACTOR_ROW, decodeKey, PROCESS_ROW, rowNumber } from "../../actor/layout.ts";
 import type { EventRecord, OutboxMeta } from "../../actor/outbox.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
-import { SinkChannel } from "../../delivery/channel.ts";
+import { SinkChannel, type ChannelStatus } from "../../delivery/channel.ts";
 import { applySettlement, type Settlement } from "../../delivery/settle.ts";
 import type { Sink } from "../../delivery/sink.ts";
 import { StorageError, type Gateway, type ReplayFilter } from "../../http/gateway.ts";
@@ -580,6 +580,10 @@ export class ProcessHost implements Gateway {
 
   get loadedActors(): number {
     return this.actors.size;
+  }
+
+  sinkStatus(): ChannelStatus[] {
+    return this.delivery.channels.map((c) => c.status());
   }
 
   get journalRows(): number {
