@@ -101,6 +101,26 @@ test("a real Prometheus server scrapes the host with its bearer key and answers 
   }
 }, 90_000);
 
+test("docs/grafana-dashboard.json: every query is valid PromQL (promtool check rules) and names only metrics the server serves", async () => {
+  const dashboard = JSON.parse(await Bun.file(join(import.meta.dir, "../../docs/grafana-dashboard.json")).text());
+  const exprs: string[] = dashboard.panels.flatMap((p: any) => p.targets.map((t: any) => t.expr));
+  expect(exprs.length).toBeGreaterThanOrEqual(10);
+  const dir = mkdtempSync(join(tmpdir(), "keyflow-rules-"));
+  try {
+    const rules = ["groups:", "  - name: dashboard", "    rules:", ...exprs.flatMap((e, i) => [`      - record: keyflow:dashboard_${i}`, `        expr: ${JSON.stringify(e)}`])];
+    writeFileSync(join(dir, "rules.yml"), rules.join("\n"));
+    const check = Bun.spawnSync(["promtool", "check", "rules", join(dir, "rules.yml")]);
+    expect(check.exitCode, check.stdout.toString() + check.stderr.toString()).toBe(0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const served = await (await target.fetch("/metrics", { headers: bearer("metrics") })).text();
+  const families = new Set([...served.matchAll(/^# TYPE (\S+) (\S+)/gm)].flatMap((m) => (m[2] === "histogram" ? [`${m[1]}_bucket`, `${m[1]}_count`, `${m[1]}_sum`] : [m[1]!])));
+  for (const expr of exprs) {
+    for (const [name] of expr.matchAll(/\b(?:keyflow|process)_[a-z_]+/g)) expect(families.has(name), `${name} in ${expr}`).toBe(true);
+  }
+});
+
 async function serverUrl(): Promise<string> {
   // processTarget keeps its URL private: find it from a request's answer of the health route.
   const res = await target.fetch("/health");
