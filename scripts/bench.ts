@@ -22,7 +22,7 @@ const sections: Array<[string, string, () => Row[] | null | Promise<Row[] | null
   ["core", "actor core in memory: ingest + dedupe + windows (1m, 1h), pre-parsed events, 10,000 keys", () => coreSection(QUICK ? 300_000 : 1_000_000)],
   ["http", `Bun host, single-event JSON requests, 32 connections, ${SECONDS}s each (SQLite, synchronous=full)`, () => httpSection(SECONDS, true)],
   ["auth", `Bun host, single events with and without API keys, 32 connections, ${QUICK ? 3 : 7} alternating rounds of ${SECONDS}s`, () => authSection(SECONDS, QUICK ? 3 : 7)],
-  ["ops", `Bun host, single events with metrics on and off, 32 connections, ${QUICK ? 3 : 7} alternating rounds of ${SECONDS}s`, () => opsSection(SECONDS, QUICK ? 3 : 7)],
+  ["ops", `Bun host, single events with metrics and request logs on and off, 32 connections, ${QUICK ? 3 : 7} alternating rounds of ${SECONDS}s`, () => opsSection(SECONDS, QUICK ? 3 : 7)],
   ["batch", `Bun host, 1,000-event NDJSON batches over 1,000 keys, 4 connections, ${SECONDS}s (durable)`, () => batchSection(SECONDS)],
   ["workerd", `Worker + Durable Objects in local workerd (wrangler's programmatic API), ${SECONDS}s each`, () => workerdSection(SECONDS)],
   ["sinks", "end to end: ingest -> visible in Redis, Postgres and Kafka (local services)", () => sinksSection(QUICK ? 100 : 300)],

@@ -54,7 +54,20 @@ const REALM = 'Bearer realm="keyflow"';
  */
 export function authorize(access: Access, scope: Scope, c: Context, now: () => number): Caller | Promise<Caller> {
   const found = caller(access, scope, c);
-  return found instanceof Promise ? found.then((who) => admitRequest(access, who, now)) : admitRequest(access, found, now);
+  if (found instanceof Promise) return found.then((who) => admitRequest(access, remember(c, who), now));
+  return admitRequest(access, remember(c, found), now);
+}
+
+/** Who made a request, once authorized (for its log line). */
+const callers = new WeakMap<Request, Caller>();
+
+export function callerOf(request: Request): Caller | undefined {
+  return callers.get(request);
+}
+
+function remember(c: Context, who: Caller): Caller {
+  callers.set(c.req.raw, who);
+  return who;
 }
 
 function admitRequest(access: Access, who: Caller, now: () => number): Caller | Promise<Caller> {

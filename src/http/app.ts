@@ -13,9 +13,10 @@ import { parseJson } from "./json.ts";
 import { specName } from "../actor/windows.ts";
 import { readBodyText } from "./body.ts";
 import { VERSION } from "../version.ts";
-import { admitEvents, authorize, corsFor, type Access, type Caller } from "./access.ts";
+import { admitEvents, authorize, callerOf, corsFor, type Access, type Caller } from "./access.ts";
 import type { Scope } from "../auth/api-keys.ts";
 import type { KeyflowMetrics } from "../metrics/keyflow.ts";
+import { requestIdOf, SILENT, type Logger } from "../logging/logger.ts";
 import type { ChannelStatus } from "../delivery/channel.ts";
 import { iso } from "../delivery/records.ts";
 import { actorName, splitActorName } from "../actor/tenant.ts";
@@ -32,6 +33,8 @@ export interface AppOptions {
   metrics?: KeyflowMetrics;
   /** A monotonic clock in ms for request durations (performance.now); the wall clock when absent. */
   elapsedMs?: () => number;
+  /** One JSON line per request at info (KEYFLOW_LOG_LEVEL); none when absent. */
+  logger?: Logger;
 }
 
 const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
@@ -39,7 +42,7 @@ const DEFAULT_WINDOW_LIMIT = 1_000;
 const MAX_WINDOW_LIMIT = 10_000;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
-export function createApp({ backend, config, env, host, access, metrics, elapsedMs }: AppOptions): Hono {
+export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT }: AppOptions): Hono {
   const app = new Hono();
   const startedAt = env.clock.now();
   const clockNow = () => env.clock.now();
@@ -228,7 +231,7 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
   };
   app.notFound(notFoundHandler);
   app.onError(errorHandler);
-  return measured(withCors(app, access, notFoundHandler, errorHandler), metrics, elapsed);
+  return observed(withCors(app, access, notFoundHandler, errorHandler), metrics, logger, elapsed, () => uuidv7(env));
 }
 
 interface SinkReadinessView {
@@ -253,14 +256,28 @@ function sinkReadiness(s: ChannelStatus, now: number): SinkReadinessView {
   };
 }
 
-/** Counts every request by route pattern, method and status, with its duration. */
-function measured(app: Hono, metrics: KeyflowMetrics | undefined, elapsed: () => number): Hono {
-  if (!metrics) return app;
+/**
+ * Every request gets a correlation ID (the client's x-request-id, its traceparent's trace id, or a
+ * new one), returned in x-request-id; it is counted by route pattern, method and status, and logged
+ * as one JSON line at info (no payloads, no credentials).
+ */
+function observed(app: Hono, metrics: KeyflowMetrics | undefined, logger: Logger, elapsed: () => number, newId: () => string): Hono {
   const inner = app.fetch;
+  const logging = logger.enabled("info");
   app.fetch = async (request, env, ctx) => {
     const startedMs = elapsed();
+    const requestId = requestIdOf(request.headers.get("x-request-id"), request.headers.get("traceparent"), newId);
     const response = await inner(request, env, ctx);
-    metrics.request(routeOf(request.url), request.method, response.status, (elapsed() - startedMs) / 1000);
+    response.headers.set("x-request-id", requestId);
+    if (metrics || logging) {
+      const route = routeOf(request.url);
+      const latencyMs = elapsed() - startedMs;
+      metrics?.request(route, request.method, response.status, latencyMs / 1000);
+      if (logging) {
+        const tenant = callerOf(request)?.tenant;
+        logger.info("request", { method: request.method, route, status: response.status, latency_ms: Math.round(latencyMs * 100) / 100, request_id: requestId, tenant });
+      }
+    }
     return response;
   };
   return app;

@@ -1,4 +1,4 @@
-import { ProcessHost } from "../hosts/process/host.ts";
+import { ProcessHost, type HostObserver } from "../hosts/process/host.ts";
 import type { SqliteSync } from "../hosts/process/sqlite-store.ts";
 import { createApp } from "../http/app.ts";
 import { MemoryKvStore, type KvStore } from "../ports/kv-store.ts";
@@ -9,6 +9,7 @@ import type { EnvVars } from "../settings/reader.ts";
 import { createSinks } from "../sinks/index.ts";
 import { accessFor } from "../http/access.ts";
 import { KeyflowMetrics } from "../metrics/keyflow.ts";
+import { Logger } from "../logging/logger.ts";
 import { webCryptoSha256, type Sha256 } from "../auth/key-ring.ts";
 
 export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
@@ -21,12 +22,13 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   const { config } = settings;
   const metrics = settings.metrics ? new KeyflowMetrics() : undefined;
   const elapsedMs = () => performance.now();
-  const observer = metrics?.hostObserver(elapsedMs);
+  const logger = new Logger(settings.logLevel, batchedStdout(), () => systemEnv.clock.now());
+  const observer = hostObserver(metrics, logger, elapsedMs);
   const runtime = new ProcessHost({ store, config, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers, sinks, observer });
   // Without keys the server is open: serverSettings let it start only on loopback (or with KEYFLOW_AUTH=off).
   const access = accessFor(settings.auth, true, sha256);
   if (metrics) collectHostMetrics(metrics, runtime);
-  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs });
+  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs, logger });
   const storage = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
   const replayed = runtime.stats.replayed;
   const recovery = replayed ? `, recovered ${replayed} journal entries of an unclean stop` : "";
@@ -39,6 +41,36 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
     store.close();
   };
   return { app, describe, warnings, shutdown };
+}
+
+/** Commit and delivery durations to the metrics; sink failures and breaker changes to the log, at warn. */
+function hostObserver(metrics: KeyflowMetrics | undefined, logger: Logger, elapsedMs: () => number): HostObserver {
+  const timings = metrics?.hostObserver(elapsedMs);
+  return {
+    elapsedMs,
+    commit: (ms, checkpoints) => timings?.commit(ms, checkpoints),
+    delivery: (sink, ms) => timings?.delivery(sink, ms),
+    sinkTrouble: (sink, { error, breaker }) => {
+      if (breaker) logger.warn("sink breaker", { sink, from: breaker.from, to: breaker.to, error });
+      else logger.warn("sink delivery failed", { sink, error });
+    },
+  };
+}
+
+/**
+ * Log lines to stdout, gathered over one turn of the event loop and written together: one write per
+ * turn instead of one per request.
+ */
+function batchedStdout(): (line: string) => void {
+  let lines: string[] = [];
+  const flush = () => {
+    const text = `${lines.join("\n")}\n`;
+    lines = [];
+    process.stdout.write(text);
+  };
+  return (line) => {
+    if (lines.push(line) === 1) (globalThis.setImmediate ?? ((fn: () => void) => setTimeout(fn, 0)))(flush);
+  };
 }
 
 /** What the self-hosted server adds to the HTTP layer's metrics at each scrape: the process host's state and the process's memory. */

@@ -6,6 +6,7 @@ import type { SqliteSync } from "../hosts/process/sqlite-store.ts";
 import { deadLetterMirror, enabledSinks, readSinkSettings, type SinkSettings } from "../sinks/settings.ts";
 import { ConfigError, DEFAULT_CONFIG, type Config, type TenantLimit } from "./config.ts";
 import { TENANT_NAME } from "../actor/tenant.ts";
+import { LOG_LEVELS, type LogLevel } from "../logging/logger.ts";
 import { EnvReader, type EnvVars } from "./reader.ts";
 import { isLoopback, readAuthSettings, type AuthSettings } from "../auth/settings.ts";
 
@@ -125,6 +126,7 @@ export interface ServerSettings extends Settings {
   sqliteSync: SqliteSync;
   /** GET /metrics and the counting behind it (KEYFLOW_METRICS=off turns both off). */
   metrics: boolean;
+  logLevel: LogLevel;
 }
 
 /** Every entry point's settings (Worker, Durable Object, Bun, Deno); throws ConfigError naming each bad variable. */
@@ -151,6 +153,7 @@ const SERVER_VARIABLES = z.object({
   KEYFLOW_DATA_DIR: z.string().min(1).default(".keyflow"),
   KEYFLOW_SQLITE_SYNC: z.enum(["full", "normal", "off"]).default("full"),
   KEYFLOW_METRICS: z.enum(["on", "off"]).default("on"),
+  KEYFLOW_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 });
 
 /** The self-hosted server's settings (Bun, Deno); throws ConfigError naming each bad variable. */
@@ -168,7 +171,7 @@ export function serverSettings(env: EnvVars): ServerSettings {
   }
   if (r.problems.length || !parsed.success) throw new ConfigError(r.problems);
   const s = parsed.data;
-  return { ...settings, host: s.HOST, port: s.PORT, storage: s.KEYFLOW_STORAGE, dataDir: s.KEYFLOW_DATA_DIR, sqliteSync: s.KEYFLOW_SQLITE_SYNC, metrics: s.KEYFLOW_METRICS === "on" };
+  return { ...settings, host: s.HOST, port: s.PORT, storage: s.KEYFLOW_STORAGE, dataDir: s.KEYFLOW_DATA_DIR, sqliteSync: s.KEYFLOW_SQLITE_SYNC, metrics: s.KEYFLOW_METRICS === "on", logLevel: s.KEYFLOW_LOG_LEVEL };
 }
 
 /** The sink settings alone (npm run migrate, tests); throws ConfigError naming each bad variable. */

@@ -62,8 +62,11 @@ export async function spawnUntil(
       const decoder = new TextDecoder();
       for await (const chunk of stream) {
         log += decoder.decode(chunk);
+        // A server logs a line per request: keep the start and the latest output, not all of it.
+        if (log.length > 2_000_000) log = `${log.slice(0, 200_000)}\n…\n${log.slice(-200_000)}`;
+        if (settled) continue;
         const m = ready.exec(log);
-        if (m && !settled) {
+        if (m) {
           settled = true;
           clearTimeout(timer);
           resolve(m);

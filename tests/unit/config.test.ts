@@ -344,6 +344,7 @@ describe("serverSettings", () => {
       dataDir: ".keyflow",
       sqliteSync: "full",
       metrics: true,
+      logLevel: "info",
       config: DEFAULT_CONFIG,
       sinks: {},
       auth: { off: false, keys: [], corsOrigins: [], rateLimits: {} },

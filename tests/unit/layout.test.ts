@@ -27,7 +27,7 @@ for (const file of files) {
   imports.set(rel(file), specs);
 }
 
-const layerOf = (path: string) => /^src\/(actor|ports|delivery|auth|metrics|hosts|http|settings|sinks|runtimes|sim)\//.exec(path)?.[1] ?? path.split("/")[0]!;
+const layerOf = (path: string) => /^src\/(actor|ports|delivery|auth|metrics|logging|hosts|http|settings|sinks|runtimes|sim)\//.exec(path)?.[1] ?? path.split("/")[0]!;
 
 /** Which layers each layer may import (besides itself). */
 const ALLOWED: Record<string, string[]> = {
@@ -38,11 +38,12 @@ const ALLOWED: Record<string, string[]> = {
   auth: ["actor", "ports", "settings"],
   // The Prometheus registry and keyflow's metrics: plain data, fed by the HTTP layer and the hosts.
   metrics: [],
-  http: ["actor", "ports", "delivery", "auth", "metrics", "settings", "src/version.ts"],
-  settings: ["actor", "delivery", "ports", "auth", "sinks", "hosts"],
+  logging: [],
+  http: ["actor", "ports", "delivery", "auth", "metrics", "logging", "settings", "src/version.ts"],
+  settings: ["actor", "delivery", "ports", "auth", "logging", "sinks", "hosts"],
   hosts: ["actor", "ports", "delivery", "http", "settings"],
   sinks: ["actor", "ports", "delivery", "settings"],
-  runtimes: ["actor", "ports", "delivery", "auth", "metrics", "http", "settings", "sinks", "hosts", "actors", "src/version.ts"],
+  runtimes: ["actor", "ports", "delivery", "auth", "metrics", "logging", "http", "settings", "sinks", "hosts", "actors", "src/version.ts"],
   actors: ["actor", "ports", "delivery", "http", "settings", "sinks", "hosts"],
   sim: ["actor", "ports", "delivery", "http", "settings", "hosts", "sim"],
 };
@@ -54,6 +55,7 @@ const PACKAGES: Record<string, RegExp> = {
   delivery: /^$/,
   auth: /^$/,
   metrics: /^$/,
+  logging: /^$/,
   http: /^(hono|hono\/.+)$/,
   settings: /^zod$/,
   hosts: /^$/,
@@ -109,7 +111,7 @@ describe("the tree's layering", () => {
 
   test("the actor, ports, delivery, auth and metrics layers read no runtime global (Bun, Deno, process, caches)", () => {
     const offenders = [...imports.keys()]
-      .filter((file) => ["actor", "ports", "delivery", "auth", "metrics"].includes(layerOf(file)) && file !== "src/ports/system.ts")
+      .filter((file) => ["actor", "ports", "delivery", "auth", "metrics", "logging"].includes(layerOf(file)) && file !== "src/ports/system.ts")
       .filter((file) => {
         const code = readFileSync(join(ROOT, file), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
         return /\b(Bun|Deno|process)\.|\bcaches\b/.test(code);

@@ -6,6 +6,13 @@ import { settlements, type Settlement } from "../../delivery/settle.ts";
 import type { Clock } from "../../ports/clock.ts";
 import type { Timers } from "../../ports/timers.ts";
 
+export interface DeliveryObserver {
+  elapsedMs(): number;
+  delivery(sink: string, durationMs: number, records: number): void;
+  /** A batch failed (`error`: the channel's last error), and/or the breaker changed state. */
+  sinkTrouble?(sink: string, event: { error?: string; breaker?: { from: string; to: string } }): void;
+}
+
 export interface DeliveryHost {
   clock: Clock;
   timers: Timers;
@@ -16,8 +23,8 @@ export interface DeliveryHost {
   actor(key: string): Actor;
   /** Applies what a batch settled to the actors and journals it (committed with the next group commit). */
   settle(sink: string, settled: Settlement[], now: number): void;
-  /** Told how long each batch took to deliver (metrics). */
-  observer?: { elapsedMs(): number; delivery(sink: string, durationMs: number, records: number): void };
+  /** Told how each batch went (metrics and logs). */
+  observer?: DeliveryObserver;
 }
 
 interface SinkLoop {
@@ -56,6 +63,13 @@ export class DeliveryLoops {
       timer: undefined,
       timerAt: Infinity,
     }));
+  }
+
+  private reportTrouble(channel: SinkChannel, before: ReturnType<SinkChannel["status"]>, observer: DeliveryObserver): void {
+    const after = channel.status();
+    const failed = after.transientFailures > before.transientFailures || after.deadLettered > before.deadLettered;
+    const breaker = after.breaker !== before.breaker ? { from: before.breaker, to: after.breaker } : undefined;
+    if (failed || breaker) observer.sinkTrouble?.(channel.name, { ...(failed ? { error: after.lastError ?? "refused" } : {}), ...(breaker ? { breaker } : {}) });
   }
 
   /** After a commit: the actor's new records may go out; an idle sink starts on them after its linger. */
@@ -143,8 +157,12 @@ export class DeliveryLoops {
   private async send(loop: SinkLoop, batch: OutboxRecord[], keys: string[]): Promise<void> {
     const observer = this.host.observer;
     const startedMs = observer ? observer.elapsedMs() : 0;
+    const before = observer?.sinkTrouble ? loop.channel.status() : undefined;
     const outcomes = await loop.channel.deliver(batch, () => this.host.clock.now());
-    observer?.delivery(loop.channel.name, observer.elapsedMs() - startedMs, batch.length);
+    if (observer) {
+      observer.delivery(loop.channel.name, observer.elapsedMs() - startedMs, batch.length);
+      if (before) this.reportTrouble(loop.channel, before, observer);
+    }
     const settled = settlements(batch, outcomes);
     if (settled.length) this.host.settle(loop.channel.name, settled, this.host.clock.now());
     // Keys whose records every sink has taken leave the backlog; the others go to its end, so the

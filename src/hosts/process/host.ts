@@ -14,7 +14,7 @@ import type { Clock, Random } from "../../ports/clock.ts";
 import { listRelative, type KvStore } from "../../ports/kv-store.ts";
 import type { Timers } from "../../ports/timers.ts";
 import type { Config } from "../../settings/config.ts";
-import { DeliveryLoops } from "./delivery-loops.ts";
+import { DeliveryLoops, type DeliveryObserver } from "./delivery-loops.ts";
 import { commandFor, commandKeys, decodeJournal, encodeJournal, RetainedJournal, type Command, type CommittedCommand, type JournaledCommand } from "./journal.ts";
 import { WakeSchedule } from "./wake-schedule.ts";
 import { TenantUsage } from "./tenant-usage.ts";
@@ -25,11 +25,9 @@ export interface ProcessHostHooks {
   committed?(commands: readonly CommittedCommand[], actorOf: (key: string) => Actor | undefined): void;
 }
 
-/** What metrics are told; it changes nothing. Durations come from `elapsedMs`, a monotonic clock in ms. */
-export interface HostObserver {
-  elapsedMs(): number;
+/** What metrics and logs are told; it changes nothing. Durations come from `elapsedMs`, a monotonic clock in ms. */
+export interface HostObserver extends DeliveryObserver {
   commit(durationMs: number, checkpoints: number): void;
-  delivery(sink: string, durationMs: number, records: number): void;
 }
 
 export interface ProcessHostOptions {
