@@ -17,6 +17,7 @@ import { admitEvents, authorize, callerOf, corsFor, type Access, type Caller } f
 import type { Scope } from "../auth/api-keys.ts";
 import type { KeyflowMetrics } from "../metrics/keyflow.ts";
 import { requestIdOf, SILENT, type Logger } from "../logging/logger.ts";
+import type { ErrorReporter } from "../reporting/reporter.ts";
 import type { ChannelStatus } from "../delivery/channel.ts";
 import { iso } from "../delivery/records.ts";
 import { actorName, splitActorName } from "../actor/tenant.ts";
@@ -35,6 +36,8 @@ export interface AppOptions {
   elapsedMs?: () => number;
   /** One JSON line per request at info (KEYFLOW_LOG_LEVEL); none when absent. */
   logger?: Logger;
+  /** Told of every unexpected error (a 500), with the request's tenant and correlation ID (Sentry). */
+  reportError?: ErrorReporter;
 }
 
 const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
@@ -42,7 +45,7 @@ const DEFAULT_WINDOW_LIMIT = 1_000;
 const MAX_WINDOW_LIMIT = 10_000;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
-export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT }: AppOptions): Hono {
+export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT, reportError }: AppOptions): Hono {
   const app = new Hono();
   const startedAt = env.clock.now();
   const clockNow = () => env.clock.now();
@@ -227,6 +230,17 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
     }
     if (err instanceof UnavailableError) return c.json({ error: errorBody(err.code, err.advice()) }, 503, { "Retry-After": "1" });
     if (err instanceof QuotaError) return c.json({ error: quotaBody(err) }, 403);
+    if (reportError) {
+      const request = c.req.raw;
+      let waitUntil: ((p: Promise<unknown>) => void) | undefined;
+      try {
+        const ctx = c.executionCtx;
+        waitUntil = (p) => ctx.waitUntil(p);
+      } catch {
+        // No execution context (self-hosted): the report goes out in the background.
+      }
+      reportError(err, { request, requestId: requestIds.get(request), tenant: callerOf(request)?.tenant, waitUntil });
+    }
     return internalErrorResponse(err);
   };
   app.notFound(notFoundHandler);
@@ -256,6 +270,9 @@ function sinkReadiness(s: ChannelStatus, now: number): SinkReadinessView {
   };
 }
 
+/** Each request's correlation ID, for what reports an error on it. */
+const requestIds = new WeakMap<Request, string>();
+
 /**
  * Every request gets a correlation ID (the client's x-request-id, its traceparent's trace id, or a
  * new one), returned in x-request-id; it is counted by route pattern, method and status, and logged
@@ -267,6 +284,7 @@ function observed(app: Hono, metrics: KeyflowMetrics | undefined, logger: Logger
   app.fetch = async (request, env, ctx) => {
     const startedMs = elapsed();
     const requestId = requestIdOf(request.headers.get("x-request-id"), request.headers.get("traceparent"), newId);
+    requestIds.set(request, requestId);
     const response = await inner(request, env, ctx);
     response.headers.set("x-request-id", requestId);
     if (metrics || logging) {

@@ -10,6 +10,8 @@ import { createSinks } from "../sinks/index.ts";
 import { accessFor } from "../http/access.ts";
 import { KeyflowMetrics } from "../metrics/keyflow.ts";
 import { Logger } from "../logging/logger.ts";
+import { lazySentry } from "../reporting/reporter.ts";
+import { VERSION } from "../version.ts";
 import { webCryptoSha256, type Sha256 } from "../auth/key-ring.ts";
 
 export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
@@ -28,7 +30,8 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   // Without keys the server is open: serverSettings let it start only on loopback (or with KEYFLOW_AUTH=off).
   const access = accessFor(settings.auth, true, sha256);
   if (metrics) collectHostMetrics(metrics, runtime);
-  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs, logger });
+  const reportError = settings.sentryDsn ? lazySentry(settings.sentryDsn, hostName, VERSION) : undefined;
+  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs, logger, reportError });
   const storage = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
   const replayed = runtime.stats.replayed;
   const recovery = replayed ? `, recovered ${replayed} journal entries of an unclean stop` : "";

@@ -6,6 +6,8 @@ import { systemEnv } from "../ports/system.ts";
 import { ConfigError } from "../settings/config.ts";
 import { readSettings } from "../settings/env.ts";
 import { accessFor, type PlatformLimit } from "../http/access.ts";
+import { lazySentry } from "../reporting/reporter.ts";
+import { VERSION } from "../version.ts";
 
 export { KeyActor } from "../../actors/key-actor.ts";
 export { TenantRegistry } from "../../actors/tenant-registry.ts";
@@ -33,6 +35,7 @@ export default {
           host: "workers",
           // Without keys a Worker is closed, except to requests made on this machine (wrangler dev).
           access: accessFor(settings.auth, false, undefined, platformLimit(env)),
+          ...(settings.sentryDsn ? { reportError: lazySentry(settings.sentryDsn, "workers", VERSION) } : {}),
         });
       }
     } catch (error) {

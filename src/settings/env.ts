@@ -116,6 +116,8 @@ export interface Settings {
   config: Config;
   sinks: SinkSettings;
   auth: AuthSettings;
+  /** SENTRY_DSN: unexpected errors are reported to Sentry (toucan-js). */
+  sentryDsn?: string;
 }
 
 export interface ServerSettings extends Settings {
@@ -143,7 +145,10 @@ function collectSettings(r: EnvReader): Settings {
   config.sinks = enabledSinks(sinks);
   const mirror = deadLetterMirror(sinks);
   if (mirror) config.deadLetterMirror = mirror;
-  return { config, sinks, auth: readAuthSettings(r) };
+  const dsn = r.env.SENTRY_DSN;
+  // The DSN holds a key: it is named, never echoed.
+  if (dsn && !/^https?:\/\/[^@/\s]+@[^/\s]+\/\S+$/.test(dsn)) r.problems.push("SENTRY_DSN: must be a Sentry DSN like https://<key>@o0.ingest.sentry.io/<project>");
+  return { config, sinks, auth: readAuthSettings(r), ...(dsn ? { sentryDsn: dsn } : {}) };
 }
 
 const SERVER_VARIABLES = z.object({
