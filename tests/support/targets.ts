@@ -32,7 +32,8 @@ export function tempDir(label: string): { path: string; remove(): void } {
 /** The shared Hono app and runtime in this process, on SQLite in a temp dir. */
 export function inProcessTarget(extraEnv: Record<string, string> = {}): Target {
   const dir = tempDir("inproc");
-  const settings = serverSettings({ ...CONTRACT_ENV, ...extraEnv, KEYFLOW_DATA_DIR: dir.path });
+  // Request log lines would land in the test runner's own output: warn and above only, unless a test asks.
+  const settings = serverSettings({ ...CONTRACT_ENV, KEYFLOW_LOG_LEVEL: "warn", ...extraEnv, KEYFLOW_DATA_DIR: dir.path });
   let host = selfHosted(settings, openBunSqlite, "memory");
   return {
     fetch: async (path, init) => host.app.request(path, init),
