@@ -89,12 +89,6 @@ export function newKeyText(bytes: Uint8Array, isPublic: boolean): string {
   return `${isPublic ? "kf_pub_" : "kf_"}${b64url}`;
 }
 
-export function toHex(bytes: Uint8Array): string {
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return hex;
-}
-
 function fromHex(hex: string): Uint8Array {
   const bytes = new Uint8Array(hex.length / 2);
   for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);

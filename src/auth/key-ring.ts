@@ -41,10 +41,6 @@ export class KeyRing {
     this.hashes = keys.map((k) => words(k.sha256));
   }
 
-  get size(): number {
-    return this.keys.length;
-  }
-
   find(token: string): ApiKey | undefined | Promise<ApiKey | undefined> {
     if (!TOKEN.test(token)) return undefined;
     if ("digest" in this.sha256) return this.sha256.digest(token).then((d) => this.match(words(d)));

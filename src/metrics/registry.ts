@@ -65,10 +65,6 @@ export class Counter extends Metric {
     }
   }
 
-  get(values: Labels = []): number {
-    return this.series.get(keyOf(values))?.value ?? 0;
-  }
-
   lines(): string[] {
     return [...this.series.values()].map((s) => `${this.name}${labelText(this.labelNames, s.values)} ${formatNumber(s.value)}`);
   }

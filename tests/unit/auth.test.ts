@@ -10,7 +10,7 @@ import { createApp } from "../../src/http/app.ts";
 import { MemoryKvStore } from "../../src/ports/kv-store.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { readSettings, serverSettings } from "../../src/settings/env.ts";
-import { fakeEnv } from "../support/fake-env.ts";
+import { fakeEnv, pumpedRequest } from "../support/fake-env.ts";
 
 const hex = (text: string) => createHash("sha256").update(text).digest("hex");
 const KEY = "kf_unit_test_key_0123456789";
@@ -136,15 +136,7 @@ function app(env: Record<string, string>, openWithoutKeys: boolean) {
   const { auth } = readSettings(env);
   const host = new ProcessHost({ store: new MemoryKvStore(), config, clock: fake.clock, random: fake.random, timers: fake.timers, sinks: [] });
   const http = createApp({ backend: host, config, env: fake.env, host: "memory", access: accessFor(auth, openWithoutKeys) });
-  // Group commit ends on a timer: let virtual time run while a request waits for it.
-  const request = async (url: string, init?: RequestInit) => {
-    const pending = Promise.resolve(http.request(url, init));
-    for (let i = 0; i < 20; i++) {
-      fake.timers.advance(0);
-      await Bun.sleep(0);
-    }
-    return pending;
-  };
+  const request = pumpedRequest(http, fake.timers);
   return { request, fake };
 }
 

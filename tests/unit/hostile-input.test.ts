@@ -7,7 +7,7 @@ import { createApp } from "../../src/http/app.ts";
 import { OPEN_ACCESS } from "../../src/http/access.ts";
 import { MemoryKvStore } from "../../src/ports/kv-store.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
-import { fakeEnv } from "../support/fake-env.ts";
+import { fakeEnv, pumpedRequest } from "../support/fake-env.ts";
 import { FakeSink } from "../support/fake-sink.ts";
 
 // Regression tests for issue 9's defects 1, 2, 4, 5 and 6: client-chosen strings are data.
@@ -21,15 +21,7 @@ function app(overrides: Partial<Config> = {}, sinks: FakeSink[] = []) {
   const cfg: Config = { ...config, sinks: sinks.map((s) => s.name), ...overrides };
   const host = new ProcessHost({ store: new MemoryKvStore(), config: cfg, clock: fake.clock, random: fake.random, timers: fake.timers, sinks });
   const http = createApp({ backend: host, config: cfg, env: fake.env, host: "memory", access: OPEN_ACCESS });
-  // Group commit ends on a timer: let virtual time run while a request waits for it.
-  const request = async (path: string, init?: RequestInit) => {
-    const pending = Promise.resolve(http.request(path, init));
-    for (let i = 0; i < 20; i++) {
-      fake.timers.advance(0);
-      await Bun.sleep(0);
-    }
-    return pending;
-  };
+  const request = pumpedRequest(http, fake.timers);
   const post = (body: unknown) =>
     request("/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
   return { host, request, post, fake };

@@ -8,7 +8,7 @@ import { Logger, requestIdOf } from "../../src/logging/logger.ts";
 import { MemoryKvStore } from "../../src/ports/kv-store.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { readSettings } from "../../src/settings/env.ts";
-import { fakeEnv } from "../support/fake-env.ts";
+import { fakeEnv, pumpedRequest } from "../support/fake-env.ts";
 import { FakeSink } from "../support/fake-sink.ts";
 
 const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
@@ -22,14 +22,7 @@ function app(level: "info" | "warn" = "info") {
   const lines: string[] = [];
   const logger = new Logger(level, (line) => lines.push(line), () => fake.clock.now());
   const http = createApp({ backend: host, config, env: fake.env, host: "memory", access: accessFor(auth, true), logger });
-  const request = async (path: string, init?: RequestInit) => {
-    const pending = Promise.resolve(http.request(path, init));
-    for (let i = 0; i < 20; i++) {
-      fake.timers.advance(0);
-      await Bun.sleep(0);
-    }
-    return pending;
-  };
+  const request = pumpedRequest(http, fake.timers);
   return { request, lines };
 }
 
