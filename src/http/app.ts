@@ -21,6 +21,7 @@ import type { ErrorReporter } from "../reporting/reporter.ts";
 import type { ChannelStatus } from "../delivery/channel.ts";
 import { iso } from "../delivery/records.ts";
 import { actorName, splitActorName } from "../actor/tenant.ts";
+import { assetFile, assetResponse, PAGES, type ReadAsset } from "./assets.ts";
 
 export interface AppOptions {
   backend: Gateway;
@@ -38,6 +39,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Told of every unexpected error (a 500), with the request's tenant and correlation ID (Sentry). */
   reportError?: ErrorReporter;
+  /** The packaged pages and scripts (src/http/public/); on Workers the platform serves them instead. */
+  assets?: ReadAsset;
 }
 
 const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
@@ -45,7 +48,7 @@ const DEFAULT_WINDOW_LIMIT = 1_000;
 const MAX_WINDOW_LIMIT = 10_000;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
-export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT, reportError }: AppOptions): Hono {
+export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT, reportError, assets }: AppOptions): Hono {
   const app = new Hono();
   const startedAt = env.clock.now();
   const clockNow = () => env.clock.now();
@@ -83,6 +86,15 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
     app.get("/metrics", async (c) => {
       await caller(c, "metrics");
       return c.body(metrics.text(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    });
+  }
+
+  if (assets) {
+    // The pages themselves hold no data: they ask for a key and read the API with it.
+    for (const [route, file] of PAGES) app.get(route, async (c) => (await assetResponse(assets, file)) ?? c.notFound());
+    app.get("/assets/:name", async (c) => {
+      const file = assetFile(c.req.param("name"));
+      return (file && (await assetResponse(assets, file))) || c.notFound();
     });
   }
 
@@ -308,7 +320,8 @@ export function routeOf(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   const query = url.indexOf("?", start);
   const path = start < 0 ? "/" : url.slice(start, query < 0 ? undefined : query);
-  if (path === "/v1/events" || path === "/health" || path === "/metrics" || path === "/ready") return path;
+  if (path === "/v1/events" || path === "/health" || path === "/metrics" || path === "/ready" || PAGES.has(path)) return path;
+  if (path.startsWith("/assets/")) return "/assets/:name";
   if (path.startsWith("/v1/actors/")) {
     const rest = path.slice("/v1/actors/".length);
     const slash = rest.indexOf("/");

@@ -13,6 +13,8 @@ import { Logger } from "../logging/logger.ts";
 import { lazySentry } from "../reporting/reporter.ts";
 import { VERSION } from "../version.ts";
 import { webCryptoSha256, type Sha256 } from "../auth/key-ring.ts";
+import { readFile } from "node:fs/promises";
+import type { ReadAsset } from "../http/assets.ts";
 
 export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
 
@@ -31,7 +33,7 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   const access = accessFor(settings.auth, true, sha256);
   if (metrics) collectHostMetrics(metrics, runtime);
   const reportError = settings.sentryDsn ? lazySentry(settings.sentryDsn, hostName, VERSION) : undefined;
-  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs, logger, reportError });
+  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs, logger, reportError, assets: packagedAssets() });
   const storage = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
   const replayed = runtime.stats.replayed;
   const recovery = replayed ? `, recovered ${replayed} journal entries of an unclean stop` : "";
@@ -44,6 +46,17 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
     store.close();
   };
   return { app, describe, warnings, shutdown };
+}
+
+/** The files under src/http/public/, read once each and kept (they change only with a new version). */
+function packagedAssets(): ReadAsset {
+  const root = new URL("../http/public/", import.meta.url);
+  const read = new Map<string, Promise<Uint8Array | null>>();
+  return (path) => {
+    let bytes = read.get(path);
+    if (!bytes) read.set(path, (bytes = readFile(new URL(path, root)).then((b) => new Uint8Array(b), () => null)));
+    return bytes;
+  };
 }
 
 /** Commit and delivery durations to the metrics; sink failures and breaker changes to the log, at warn. */
