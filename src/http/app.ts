@@ -22,6 +22,7 @@ import type { ChannelStatus } from "../delivery/channel.ts";
 import { iso } from "../delivery/records.ts";
 import { actorName, splitActorName } from "../actor/tenant.ts";
 import { assetFile, assetResponse, PAGES, type ReadAsset } from "./assets.ts";
+import { TopKeys } from "../metrics/top-keys.ts";
 
 export interface AppOptions {
   backend: Gateway;
@@ -46,6 +47,8 @@ export interface AppOptions {
 const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
 const DEFAULT_WINDOW_LIMIT = 1_000;
 const MAX_WINDOW_LIMIT = 10_000;
+const DEFAULT_TOP_KEYS = 10;
+const MAX_TOP_KEYS = 100;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
 export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT, reportError, assets }: AppOptions): Hono {
@@ -55,6 +58,8 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
   const caller = (c: Context, scope: Scope) => authorize(access, scope, c, clockNow);
   /** The actor a route's :key names, in the tenant of a caller with `scope`. */
   const actorOf = async (c: Context, scope: Scope) => actorName((await caller(c, scope)).tenant, c.req.param("key")!);
+  /** Each tenant's busiest keys by accepted events, in this process (this isolate on Workers): approximate. */
+  const topKeys = new TopKeys(startedAt);
 
   app.get("/health", (c) => {
     const runtime = backend.health?.();
@@ -141,6 +146,7 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
       metrics.event(caller.tenant, result.event.type, outcome!.status === "failed" ? "rejected" : outcome!.status, outcome!.status !== "failed" && outcome!.late);
     }
     if (outcome!.status === "failed") throw outcome!.error;
+    if (outcome!.status === "accepted") topKeys.of(caller.tenant)?.add(result.event.key);
     const body: IngestOneBody = { status: outcome!.status, event_id: result.event.id };
     if (result.event.assigned) body.id_assigned = true;
     if (outcome!.late) body.late = true;
@@ -169,14 +175,17 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
     const body: IngestBatchBody = { accepted: 0, duplicates: 0, late: 0, rejected };
     const assigned: Array<{ index: number; event_id: string }> = [];
     let failed: IngestFailure | undefined;
+    const top = topKeys.of(caller.tenant);
     outcomes.forEach((outcome, n) => {
       const index = positions[n]!;
       if (outcome.status === "failed") {
         failed = outcome;
         return void rejected.push({ index, error: failureBody(outcome) });
       }
-      if (outcome.status === "accepted") body.accepted++;
-      else body.duplicates++;
+      if (outcome.status === "accepted") {
+        body.accepted++;
+        top?.add(events[n]!.key);
+      } else body.duplicates++;
       if (outcome.late) body.late++;
       if (events[n]!.assigned) assigned.push({ index, event_id: events[n]!.id });
     });
@@ -191,6 +200,13 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
     if (assigned.length) body.assigned_ids = assigned;
     return c.json(body, 200);
   }
+
+  app.get("/v1/top-keys", async (c) => {
+    const { tenant } = await caller(c, "read");
+    const limit = topKeysLimit(c.req.query("limit"));
+    const keys = topKeys.top(tenant, limit).map((k) => ({ key: splitActorName(k.key).key, events: k.count, error_bound: k.error }));
+    return c.json({ keys, approximate: true, since: iso(topKeys.since) });
+  });
 
   app.get("/v1/actors/:key", async (c) => {
     return c.json((await backend.state(await actorOf(c, "read"))) ?? notFound(c));
@@ -320,7 +336,7 @@ export function routeOf(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   const query = url.indexOf("?", start);
   const path = start < 0 ? "/" : url.slice(start, query < 0 ? undefined : query);
-  if (path === "/v1/events" || path === "/health" || path === "/metrics" || path === "/ready" || PAGES.has(path)) return path;
+  if (path === "/v1/events" || path === "/v1/top-keys" || path === "/health" || path === "/metrics" || path === "/ready" || PAGES.has(path)) return path;
   if (path.startsWith("/assets/")) return "/assets/:name";
   if (path.startsWith("/v1/actors/")) {
     const rest = path.slice("/v1/actors/".length);
@@ -465,6 +481,15 @@ function windowQuery(c: Context, config: Config) {
     throw new ApiError(400, "invalid_query", "from must be before to", [{ field: "from", message: "must be before to" }]);
   }
   return { spec, type, from, to, limit };
+}
+
+function topKeysLimit(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_TOP_KEYS;
+  const limit = Number(text);
+  if (!/^\d+$/.test(text) || limit < 1 || limit > MAX_TOP_KEYS) {
+    throw new ApiError(400, "invalid_query", `limit must be an integer in 1..${MAX_TOP_KEYS}`, [{ field: "limit", message: "out of range" }]);
+  }
+  return limit;
 }
 
 /** `?sink=redis` and/or `?ids=1,2,3` select what to replay; nothing selects every dead letter. */

@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { SpaceSaving, TopKeys } from "../../src/metrics/top-keys.ts";
 import { Rng } from "../fuzz/rng.ts";
+import { inProcessTarget } from "../support/targets.ts";
+import { bearer, TEST_KEY_LINES, type KeyName } from "../support/api-keys.ts";
+import { routeOf } from "../../src/http/app.ts";
 
 describe("Space-Saving sketch", () => {
   test("exact when the distinct keys fit its capacity", () => {
@@ -74,5 +77,46 @@ describe("TopKeys", () => {
     expect(top.top("a", 10)).toEqual([{ key: "x", count: 2, error: 0 }]);
     expect(top.top("b", 10)).toEqual([{ key: "x", count: 1, error: 0 }]);
     expect(top.top("c", 10)).toEqual([]);
+  });
+});
+
+describe("GET /v1/top-keys", () => {
+  test("the caller's tenant's busiest keys by accepted events (single and batch), read scope, limit in 1..100", async () => {
+    const target = inProcessTarget({ KEYFLOW_API_KEYS: TEST_KEY_LINES });
+    try {
+      const post = (key: KeyName, body: unknown) =>
+        target.fetch("/v1/events", { method: "POST", headers: { "content-type": "application/json", ...bearer(key) }, body: JSON.stringify(body) });
+      const ts = Date.now();
+      expect((await post("all", { event_id: "e1", event_type: "view", key: "alice", timestamp: ts })).status).toBe(202);
+      expect((await post("all", { event_id: "e1", event_type: "view", key: "alice", timestamp: ts })).status).toBe(200); // a duplicate: not counted
+      const batch = [1, 2, 3].map((i) => ({ event_id: `b${i}`, event_type: "view", key: "__proto__", timestamp: ts }));
+      expect((await post("all", [...batch, { event_type: "BAD", key: "x" }])).status).toBe(200);
+      expect((await post("otherTenant", { event_id: "o1", event_type: "view", key: "mallory", timestamp: ts })).status).toBe(202);
+
+      const res = await target.fetch("/v1/top-keys", { headers: bearer("read") });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as any;
+      expect(body.keys).toEqual([
+        { key: "__proto__", events: 3, error_bound: 0 },
+        { key: "alice", events: 1, error_bound: 0 },
+      ]);
+      expect(body.approximate).toBe(true);
+      expect(Number.isNaN(Date.parse(body.since))).toBe(false);
+      expect(((await (await target.fetch("/v1/top-keys?limit=1", { headers: bearer("read") })).json()) as any).keys).toEqual([{ key: "__proto__", events: 3, error_bound: 0 }]);
+      expect(((await (await target.fetch("/v1/top-keys", { headers: bearer("otherTenant") })).json()) as any).keys).toEqual([{ key: "mallory", events: 1, error_bound: 0 }]);
+
+      for (const limit of ["0", "101", "-1", "1.5", "ten", ""]) {
+        const bad = await target.fetch(`/v1/top-keys?limit=${limit}`, { headers: bearer("read") });
+        expect(bad.status, limit).toBe(400);
+        const error = ((await bad.json()) as any).error;
+        expect(error.code).toBe("invalid_query");
+        expect(JSON.stringify(error)).toContain("limit");
+      }
+      expect((await target.fetch("/v1/top-keys")).status).toBe(401);
+      expect((await target.fetch("/v1/top-keys", { headers: bearer("ingest") })).status).toBe(403);
+      expect(routeOf("http://h/v1/top-keys?limit=5")).toBe("/v1/top-keys");
+    } finally {
+      await target.stop();
+    }
   });
 });
