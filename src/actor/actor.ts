@@ -418,5 +418,6 @@ function eventRecord(key: string, event: Event, now: number, late: boolean): New
   const record: NewRecord = { kind: "event", key, id: event.id, type: event.type, ts: event.ts, receivedAt: now, late };
   if (event.value !== undefined) record.value = event.value;
   if (event.properties !== undefined) record.properties = event.properties;
+  if (event.requestId !== undefined) record.requestId = event.requestId;
   return record;
 }

@@ -11,6 +11,8 @@ export interface Event {
   ts: number;
   value?: number;
   properties?: Record<string, unknown>;
+  /** The correlation ID of the request that brought it (x-request-id), carried into every sink record. */
+  requestId?: string;
 }
 
 export const EVENT_TYPE = /^[a-z0-9_.:-]{1,64}$/;

@@ -15,6 +15,8 @@ export interface EventRecord {
   properties?: Record<string, unknown>;
   receivedAt: number;
   late: boolean;
+  /** The correlation ID of the request that brought the event (absent for events from before it was kept). */
+  requestId?: string;
   /** Deliver to this sink only (DLQ replays and mirrors). */
   only?: string;
   /**
@@ -28,7 +30,7 @@ export interface EventRecord {
 export type RecordRef = [seq: number, entry: number, event: number];
 
 /** The event fields a journal reference resolves to. */
-export type RecordBody = Pick<EventRecord, "key" | "id" | "type" | "ts" | "value" | "properties" | "receivedAt">;
+export type RecordBody = Pick<EventRecord, "key" | "id" | "type" | "ts" | "value" | "properties" | "receivedAt" | "requestId">;
 export type ResolveRef = (ref: RecordRef) => RecordBody | undefined;
 
 /** A window's aggregates: every revision under emit=updates, and once as final when it closes. */
@@ -366,6 +368,7 @@ function fromStored(row: OutboxRecord | StoredRef, resolve: ResolveRef | undefin
   const record = { kind: "event", key: body.key, id: body.id, type: body.type, ts: body.ts, receivedAt: body.receivedAt, late: row.late } as EventRecord;
   if (body.value !== undefined) record.value = body.value;
   if (body.properties !== undefined) record.properties = body.properties;
+  if (body.requestId !== undefined) record.requestId = body.requestId;
   if (row.only !== undefined) record.only = row.only;
   record.n = row.n;
   record.ref = row.ref;

@@ -38,6 +38,8 @@ export interface EventRecordView {
   late: boolean;
   value?: number;
   properties?: Record<string, unknown>;
+  /** The correlation ID of the request that brought the event (its x-request-id). */
+  request_id?: string;
 }
 
 export interface WindowRecordView extends AggregateView {
@@ -68,6 +70,7 @@ export function eventRecordView(record: EventRecord): EventRecordView {
   };
   if (record.value !== undefined) view.value = record.value;
   if (record.properties !== undefined) view.properties = record.properties;
+  if (record.requestId !== undefined) view.request_id = record.requestId;
   return view;
 }
 

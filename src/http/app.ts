@@ -140,6 +140,7 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
     }
     admitEvents(access, caller, 1, now);
     result.event.key = actorName(caller.tenant, result.event.key);
+    result.event.requestId = requestIds.get(c.req.raw);
     const [outcome] = await backend.ingest([result.event]);
     if (metrics) {
       metrics.ingest(caller.tenant, (elapsed() - startedMs) / 1000, 1);
@@ -162,11 +163,13 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
     const events: Event[] = [];
     /** The batch index of each event in `events`. */
     const positions: number[] = [];
+    const requestId = requestIds.get(c.req.raw);
     items.forEach((item, index) => {
       if (item.error) return void rejected.push({ index, error: item.error });
       const result = normalizeEvent(item.raw, config, now, newId);
       if (!result.ok) return void rejected.push({ index, error: invalidEvent(result.problems).body().error });
       result.event.key = actorName(caller.tenant, result.event.key);
+      result.event.requestId = requestId;
       events.push(result.event);
       positions.push(index);
     });
@@ -298,7 +301,7 @@ function sinkReadiness(s: ChannelStatus, now: number): SinkReadinessView {
   };
 }
 
-/** Each request's correlation ID, for what reports an error on it. */
+/** Each request's correlation ID: carried by the events it brings, and told to what reports an error on it. */
 const requestIds = new WeakMap<Request, string>();
 
 /**

@@ -185,7 +185,7 @@ export class Checker implements Observer {
       } else {
         const props = this.props.get(`${r.key}\u0000${r.id}`);
         const ok = list.some(
-          (a) => a.ts === r.ts && a.type === r.type && a.value === r.value && a.receivedAt === r.receivedAt && a.late === r.late && props === JSON.stringify(r.properties),
+          (a) => a.ts === r.ts && a.type === r.type && a.value === r.value && a.receivedAt === r.receivedAt && a.late === r.late && a.requestId === r.requestId && props === JSON.stringify(r.properties),
         );
         if (!ok) this.violation(`${sink.name} received event ${r.id} with content ${text}; accepted as ${JSON.stringify(list)}`);
       }

@@ -43,6 +43,7 @@ export interface MEvent {
   type: string;
   ts: number;
   value?: number;
+  requestId?: string;
 }
 
 export interface MOutcome {
@@ -58,6 +59,7 @@ export interface Acceptance {
   value?: number;
   receivedAt: number;
   late: boolean;
+  requestId?: string;
 }
 
 /** One window record the sinks must receive. */
@@ -200,6 +202,7 @@ export class KeyModel {
       }
       const acceptance: Acceptance = { id: e.id, type: e.type, ts: e.ts, receivedAt: now, late };
       if (e.value !== undefined) acceptance.value = e.value;
+      if (e.requestId !== undefined) acceptance.requestId = e.requestId;
       const list = this.acceptances.get(e.id);
       if (list) list.push(acceptance);
       else this.acceptances.set(e.id, [acceptance]);

@@ -103,6 +103,8 @@ export function generateWorkload(
     sent.set(key, history);
     const size = Math.min(prng.range(1, plan.maxBatch), plan.events - made);
     const events: Event[] = [];
+    // Every other request carries a correlation ID (drawn from no PRNG, so seeds replay as before).
+    const requestId = requests.length % 2 ? `req-${requests.length}` : undefined;
     for (let j = 0; j < size; j++) {
       if (history.length && prng.chance(plan.dupRate)) {
         // The same event again: same id and payload (a producer's retry).
@@ -128,6 +130,7 @@ export function generateWorkload(
       const value = drawValue(prng, plan.values);
       if (value !== undefined) e.value = value;
       if (prng.chance(0.1)) e.properties = { plan: prng.pick(["free", "pro"]), n };
+      if (requestId !== undefined) e.requestId = requestId;
       events.push(e);
       history.push(e);
       made++;

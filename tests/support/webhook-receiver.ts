@@ -19,6 +19,8 @@ export interface WebhookReceiver {
   refusing: boolean;
   /** Requests refused because their signature did not verify, with the library's reason. */
   readonly unverified: string[];
+  /** Told of every delivery taken (verified, not refused), with its headers: a test can await one. */
+  onDelivery?: (headers: Headers, records: Array<Record<string, unknown>>) => void;
   stop(): void;
 }
 
@@ -74,6 +76,7 @@ export function startWebhookReceiver(): WebhookReceiver {
       const refused = records.some((r) => r.kind === "event" && (r.properties as { refuse?: boolean } | undefined)?.refuse === true);
       if (refused && receiver.refusing) return Response.json({ error: "refused by the test receiver" }, { status: 400 });
       for (const r of records) if (r.kind === "event") received.take(r);
+      receiver.onDelivery?.(req.headers, records);
       return new Response(null, { status: 204 });
     },
   });

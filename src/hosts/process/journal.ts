@@ -45,7 +45,8 @@ export function commandFor(command: Command, keep: (key: string) => boolean): Co
 /** The `from` of a settlement read back from the journal: replayed in order, it starts where the cursor is. */
 export const REPLAYED = -1;
 
-type WireEvent = [id: string, type: string, ts: number, value: number | null, properties: Record<string, unknown> | null, assigned: 0 | 1];
+/** `requestId` is last and optional: rows written before it was kept have six elements. */
+type WireEvent = [id: string, type: string, ts: number, value: number | null, properties: Record<string, unknown> | null, assigned: 0 | 1, requestId?: string];
 /** A settlement as journaled: without `from` (replayed in order, a settlement starts at the cursor it was made against). */
 type WireSettlement = [key: string, upTo: number, dead?: Array<[n: number, error: string, attempts: number]>];
 type WireCommand =
@@ -56,12 +57,17 @@ type WireCommand =
 /** Rows written before commands were journaled held only ingests: [key, now, events]. */
 type LegacyEntry = [key: string, now: number, events: WireEvent[]];
 
-const toWireEvent = (e: Event): WireEvent => [e.id, e.type, e.ts, e.value ?? null, e.properties ?? null, e.assigned ? 1 : 0];
+function toWireEvent(e: Event): WireEvent {
+  const wire: WireEvent = [e.id, e.type, e.ts, e.value ?? null, e.properties ?? null, e.assigned ? 1 : 0];
+  if (e.requestId !== undefined) wire.push(e.requestId);
+  return wire;
+}
 
-function fromWireEvent(key: string, [id, type, ts, value, properties, assigned]: WireEvent): Event {
+function fromWireEvent(key: string, [id, type, ts, value, properties, assigned, requestId]: WireEvent): Event {
   const event: Event = { id, assigned: assigned === 1, type, key, ts };
   if (value !== null) event.value = value;
   if (properties !== null) event.properties = properties;
+  if (requestId !== undefined) event.requestId = requestId;
   return event;
 }
 
@@ -215,6 +221,7 @@ export class RetainedJournal {
     const body: RecordBody = { key: command.key, id: e.id, type: e.type, ts: e.ts, receivedAt: command.now };
     if (e.value !== undefined) body.value = e.value;
     if (e.properties !== undefined) body.properties = e.properties;
+    if (e.requestId !== undefined) body.requestId = e.requestId;
     return body;
   }
 

@@ -58,12 +58,13 @@ function topicFor(opts: KafkaSinkOptions, record: EventRecord | WindowRecord, te
 
 /**
  * Header name/value pairs: event_id and event_type for an event, the window's identity for a
- * window; then the tenant on every record.
+ * window; then the tenant on every record, and request-id on an event that has one.
  */
 function headerPairs(record: EventRecord | WindowRecord, tenant: string): Array<[string, string]> {
-  return record.kind === "event"
-    ? [["event_id", record.id], ["event_type", record.type], ["tenant", tenant]]
-    : [["window", `${record.spec}:${record.start}:${record.revision}`], ["tenant", tenant]];
+  if (record.kind === "window") return [["window", `${record.spec}:${record.start}:${record.revision}`], ["tenant", tenant]];
+  const pairs: Array<[string, string]> = [["event_id", record.id], ["event_type", record.type], ["tenant", tenant]];
+  if (record.requestId !== undefined) pairs.push(["request-id", record.requestId]);
+  return pairs;
 }
 
 /**
@@ -119,7 +120,7 @@ function v3Entry(r: EventRecord | WindowRecord, id: number): string {
  * Kafka over HTTP: the REST Proxy v2 records API (Strimzi Kafka Bridge, Confluent REST Proxy,
  * Redpanda, Karapace), v3 (Confluent Cloud) or Upstash's dialect (@upstash/kafka). The message key
  * is the client's key (never the actor name), so one key's records stay in one partition, in order;
- * event_id and tenant are in headers and in the value. A batch is one produce request per topic
+ * event_id, tenant and request-id are in headers and in the value. A batch is one produce request per topic
  * (the topics' requests concurrently), each with its records in outbox order, split into several in
  * turn when over `maxRequestBytes`; Upstash's API takes every topic in one request.
  */

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS processed_events (
   minute      timestamptz      NOT NULL,
   hour        timestamptz      NOT NULL,
   processed_at timestamptz     NOT NULL DEFAULT now(),
+  request_id  text, -- the correlation ID of the request that brought the event (x-request-id)
   PRIMARY KEY (tenant, actor_key, event_id)
 );
 
@@ -127,4 +128,7 @@ BEGIN
 END $$;
 
 CREATE INDEX IF NOT EXISTS processed_events_actor_time ON processed_events (tenant, actor_key, event_time);
+
+-- Before correlation IDs were carried to the sinks (nullable, no default: metadata only, no rewrite).
+ALTER TABLE processed_events ADD COLUMN IF NOT EXISTS request_id text;
 `;

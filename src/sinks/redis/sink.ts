@@ -115,6 +115,7 @@ export class RedisSink implements Sink {
           data: JSON.stringify({ value: r.value ?? null, properties: r.properties ?? null, received_at: r.receivedAt }),
         };
         if (r.value !== undefined) fields.value = String(r.value);
+        if (r.requestId !== undefined) fields.request_id = r.requestId;
         pipeline.xadd(stream, `${r.n + 1}-0`, fields, this.trim);
         owner.push(i);
         if (!streams.has(stream)) streams.set(stream, i);

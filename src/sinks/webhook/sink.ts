@@ -27,6 +27,17 @@ export async function signature(secret: string, timestamp: string, body: string)
 
 type Deliverable = EventRecord | WindowRecord;
 
+/** What requestIdOf lets through (printable ASCII, at most 128): always a valid header value. */
+const HEADER_SAFE = /^[\x21-\x7e]{1,128}$/;
+
+/** The correlation ID every record of a delivery shares, if they all share one (windows carry none). */
+function sharedRequestId(items: readonly Deliverable[]): string | undefined {
+  const first = items[0];
+  const id = first?.kind === "event" ? first.requestId : undefined;
+  if (id === undefined || !HEADER_SAFE.test(id)) return undefined;
+  return items.every((r) => r.kind === "event" && r.requestId === id) ? id : undefined;
+}
+
 /**
  * Retry-After (delay-seconds or an HTTP-date) in ms from `now`, if the header holds one.
  * The delivery layer does not honour it yet: the error carries it (retryAfterMs) and says it.
@@ -56,7 +67,8 @@ export class WebhookStatusError extends SinkError {
  * POSTs batches to any HTTP endpoint as Standard Webhooks (spec v1.0.0) messages: {"records":[…]},
  * each record with its idempotency_key (idempotencyKey: unique across tenants and actor keys), and
  * the headers `webhook-id` (the same on every attempt at the same batch), `webhook-timestamp` (Unix
- * seconds of the attempt) and `webhook-signature` (`v1,<base64>` for each secret). Receivers verify
+ * seconds of the attempt) and `webhook-signature` (`v1,<base64>` for each secret), and `x-request-id`
+ * when every record shares one correlation ID (each record's `request_id` is in the body). Receivers verify
  * with any Standard Webhooks library (docs/webhooks.md). X-Keyflow-Timestamp and X-Keyflow-Signature
  * (hex HMAC of `${timestamp}.${body}` keyed by the current secret as written) are still sent for one
  * release, deprecated.
@@ -96,19 +108,19 @@ export class WebhookSink implements Sink {
       Promise.all(keys.standard.map(async (key) => `v1,${base64Of(await hmac(key, content))}`)),
       hmac(keys.legacy, `${timestamp}.${body}`),
     ]);
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      "webhook-id": id,
+      "webhook-timestamp": timestamp,
+      "webhook-signature": standard.join(" "),
+      "x-keyflow-timestamp": timestamp,
+      "x-keyflow-signature": `sha256=${hexOf(legacy)}`,
+    };
+    const requestId = sharedRequestId(items);
+    if (requestId !== undefined) headers["x-request-id"] = requestId;
     const res = await post(
       this.opts.url,
-      {
-        headers: {
-          "content-type": "application/json",
-          "webhook-id": id,
-          "webhook-timestamp": timestamp,
-          "webhook-signature": standard.join(" "),
-          "x-keyflow-timestamp": timestamp,
-          "x-keyflow-signature": `sha256=${hexOf(legacy)}`,
-        },
-        body,
-      },
+      { headers, body },
       this.opts.timeoutMs,
       "webhook",
     );
