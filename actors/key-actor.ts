@@ -9,7 +9,7 @@ import type { Event } from "../src/actor/event.ts";
 import type { WindowQuery } from "../src/actor/windows.ts";
 import { DurableObjectKvStore } from "../src/hosts/durable/do-store.ts";
 import { stringVars, type WorkerEnv } from "../src/hosts/durable/env.ts";
-import { systemEnv } from "../src/ports/system.ts";
+import { systemEnv, systemTimers } from "../src/ports/system.ts";
 import { createSinks } from "../src/sinks/index.ts";
 import { splitActorName } from "../src/actor/tenant.ts";
 import { limitFor, type Config } from "../src/settings/config.ts";
@@ -44,6 +44,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
       store: new DurableObjectKvStore(ctx.storage),
       alarms: ctx.storage,
       channels: sinks.map((sink) => new SinkChannel(sink, config.delivery, systemEnv.random)),
+      timers: systemTimers,
     });
     void ctx.blockConcurrencyWhile(async () => this.object.knownAlarm(await ctx.storage.getAlarm()));
   }
@@ -119,6 +120,11 @@ export class KeyActor extends DurableObject<WorkerEnv> {
     const { result, scheduled } = this.object.replay(key, filter);
     await scheduled;
     return result;
+  }
+
+  /** The key's live view (server-sent events); the stream keeps the object awake while it is open. */
+  async live(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>> {
+    return this.object.live(key, lastEventId);
   }
 
   async outbox(key: string): Promise<OutboxView | null> {

@@ -5,6 +5,7 @@ import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts
 import { ACTOR_ROW, rowNumber } from "./layout.ts";
 import { Outbox, type NewRecord, type OutboxMeta, type ResolveRef } from "./outbox.ts";
 import type { Event } from "./event.ts";
+import type { LiveFeed, LiveRecord } from "../live/feed.ts";
 import {
   addToAggregate,
   emptyAggregate,
@@ -99,6 +100,8 @@ export class Actor {
   private lateDirty = false;
   private newClosed: Array<{ seq: number; window: ClosedWindow }> = [];
   private purgedClosed: number[] = [];
+  /** Where the records go for live views, while someone watches this key (the host attaches it). */
+  live: LiveFeed | undefined;
 
   constructor(
     readonly key: string,
@@ -122,7 +125,7 @@ export class Actor {
     // Expire first, so an ID past the horizon is new whether or not this actor stayed in memory.
     this.dedupe.expire(now);
     const outcomes: IngestOutcome[] = new Array(events.length);
-    const touched = this.config.emit === "updates" ? new Set<WindowState>() : undefined;
+    const touched = this.config.emit === "updates" || this.live ? new Set<WindowState>() : undefined;
     let accepted = 0;
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
@@ -136,7 +139,11 @@ export class Actor {
       const missed = this.apply(event, touched);
       if (missed) this.recordLate(event, missed, now);
       outcomes[i] = missed ? ACCEPTED_LATE : ACCEPTED;
-      if (this.outbox.enabled) this.outbox.append(eventRecord(this.key, event, now, missed !== undefined));
+      if (this.outbox.enabled || this.live) {
+        const record = eventRecord(this.key, event, now, missed !== undefined);
+        this.outbox.append(record);
+        this.live?.push(record);
+      }
     }
     if (events.length) this.stateDirty = true;
     // Duplicates are retries of what the actor already has: they do not count as activity.
@@ -148,21 +155,25 @@ export class Actor {
     return outcomes;
   }
 
+  /** A window's record: to the sinks when final or under emit=updates, to live views always. */
   private emitWindow(w: WindowState, final: boolean, now: number): void {
-    if (!this.outbox.enabled) return;
-    w.rev = (w.rev ?? 0) + 1;
-    this.outbox.append({
+    const toSinks = this.outbox.enabled && (final || this.config.emit === "updates");
+    if (!toSinks && !this.live) return;
+    if (toSinks) w.rev = (w.rev ?? 0) + 1;
+    const record: LiveRecord = {
       kind: "window",
       key: this.key,
       spec: w.spec,
       start: w.start,
       end: w.end,
-      revision: w.rev,
+      revision: w.rev ?? 0,
       final,
       all: { ...w.all },
       types: Object.fromEntries([...w.types].map(([type, agg]) => [type, { ...agg }])),
       ...(final ? { closedAt: now } : {}),
-    });
+    };
+    if (toSinks) this.outbox.append(record);
+    this.live?.push(record);
   }
 
   /** Wall-clock housekeeping (run on the host's alarm): idle watermark advance, closing, retention. */
@@ -414,8 +425,8 @@ export interface ActorSnapshot extends ActorFacts {
   lateLogSize: number;
 }
 
-function eventRecord(key: string, event: Event, now: number, late: boolean): NewRecord {
-  const record: NewRecord = { kind: "event", key, id: event.id, type: event.type, ts: event.ts, receivedAt: now, late };
+function eventRecord(key: string, event: Event, now: number, late: boolean): LiveRecord & { kind: "event" } {
+  const record: LiveRecord & { kind: "event" } = { kind: "event", key, id: event.id, type: event.type, ts: event.ts, receivedAt: now, late };
   if (event.value !== undefined) record.value = event.value;
   if (event.properties !== undefined) record.properties = event.properties;
   if (event.requestId !== undefined) record.requestId = event.requestId;

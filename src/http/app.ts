@@ -226,6 +226,32 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
     return c.json({ key: c.req.param("key"), late: late ?? notFound(c) });
   });
 
+  /** Open live streams per tenant: a tenant past config.liveMaxStreams is refused more. */
+  const liveStreams = new Map<string, number>();
+  app.get("/v1/actors/:key/live", async (c) => {
+    const who = await caller(c, "read");
+    if (!backend.live) throw new ApiError(501, "not_implemented", `live views are not available on the ${host} host`);
+    const open = liveStreams.get(who.tenant) ?? 0;
+    if (open >= config.liveMaxStreams) {
+      throw new ApiError(429, "too_many_streams", `this tenant has ${open} live streams open, the most allowed (KEYFLOW_LIVE_MAX_STREAMS); close one first`, undefined, { "Retry-After": "5" });
+    }
+    // An empty ID is the client's way to start afresh (as EventSource's spec has it).
+    const lastEventId = c.req.header("last-event-id") || c.req.query("last_event_id") || null;
+    if (lastEventId !== null && !LIVE_EVENT_ID.test(lastEventId)) {
+      throw new ApiError(400, "invalid_query", "Last-Event-ID must be an ID this stream sent", [{ field: "last_event_id", message: "not a live event ID" }]);
+    }
+    const stream = await backend.live(actorName(who.tenant, c.req.param("key")), lastEventId);
+    liveStreams.set(who.tenant, open + 1);
+    const release = () => {
+      const left = (liveStreams.get(who.tenant) ?? 1) - 1;
+      if (left > 0) liveStreams.set(who.tenant, left);
+      else liveStreams.delete(who.tenant);
+    };
+    return new Response(counted(stream, release), {
+      headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no", "content-encoding": "identity" },
+    });
+  });
+
   app.get("/v1/actors/:key/dlq", async (c) => {
     const entries = await backend.deadLetters(await actorOf(c, "admin"));
     return c.json({ key: c.req.param("key"), dead_letters: entries ?? notFound(c) });
@@ -332,7 +358,7 @@ function observed(app: Hono, metrics: KeyflowMetrics | undefined, logger: Logger
   return app;
 }
 
-const ACTOR_ROUTES = new Map([["", "/v1/actors/:key"], ["/windows", "/v1/actors/:key/windows"], ["/late", "/v1/actors/:key/late"], ["/dlq", "/v1/actors/:key/dlq"], ["/dlq/replay", "/v1/actors/:key/dlq/replay"], ["/outbox", "/v1/actors/:key/outbox"]]);
+const ACTOR_ROUTES = new Map([["", "/v1/actors/:key"], ["/windows", "/v1/actors/:key/windows"], ["/late", "/v1/actors/:key/late"], ["/dlq", "/v1/actors/:key/dlq"], ["/dlq/replay", "/v1/actors/:key/dlq/replay"], ["/outbox", "/v1/actors/:key/outbox"], ["/live", "/v1/actors/:key/live"]]);
 
 /** The route pattern of a URL, for a metric label: never the key in it, and one label for anything unknown. */
 export function routeOf(url: string): string {
@@ -385,6 +411,36 @@ function routeMethods(app: Hono): (path: string) => string[] {
     for (const [methods] of router.match("ALL", path)[0]) for (const m of methods as string[]) found.add(m);
     return [...found];
   };
+}
+
+/** What a live stream's IDs look like (src/live/sse.ts): an incarnation and a number. */
+const LIVE_EVENT_ID = /^[a-z0-9-]{1,64}\.\d{1,15}$/;
+
+/** `source`, calling `release` once when it ends, fails or is cancelled by the client. */
+function counted(source: ReadableStream<Uint8Array>, release: () => void): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  let released = false;
+  const done = () => {
+    if (!released) (released = true), release();
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await reader.read();
+        if (next.done) {
+          done();
+          controller.close();
+        } else controller.enqueue(next.value);
+      } catch (error) {
+        done();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      done();
+      return reader.cancel(reason);
+    },
+  });
 }
 
 /** The body of a single event's answer. */

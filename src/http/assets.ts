@@ -5,7 +5,7 @@
  */
 
 /** The bytes of a file under src/http/public/, or null when there is none. */
-export type ReadAsset = (path: string) => Promise<Uint8Array | null>;
+export type ReadAsset = (path: string) => Promise<Uint8Array<ArrayBuffer> | null>;
 
 /** The pages: route → file. */
 export const PAGES = new Map([

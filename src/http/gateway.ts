@@ -23,6 +23,11 @@ export interface Gateway {
   replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null>;
   /** Delivery state: backlog per sink, dead letters, and the sink channels serving this actor. */
   outbox(key: string): Promise<OutboxView | null>;
+  /**
+   * The key's live view as server-sent events (src/live/sse.ts): accepted events and window updates
+   * and closes from now on, or resumed after `lastEventId`. Ends when the client cancels it.
+   */
+  live?(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>>;
   /** Counters of a host that runs its actors in this process (the self-hosted server), for /health. */
   health?(): Record<string, number>;
   /** The host's sink channels, for /ready (a host whose channels live in each actor, Workers, has none). */

@@ -51,7 +51,7 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
 /** The files under src/http/public/, read once each and kept (they change only with a new version). */
 function packagedAssets(): ReadAsset {
   const root = new URL("../http/public/", import.meta.url);
-  const read = new Map<string, Promise<Uint8Array | null>>();
+  const read = new Map<string, Promise<Uint8Array<ArrayBuffer> | null>>();
   return (path) => {
     let bytes = read.get(path);
     if (!bytes) read.set(path, (bytes = readFile(new URL(path, root)).then((b) => new Uint8Array(b), () => null)));

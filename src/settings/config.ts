@@ -22,6 +22,12 @@ export interface Config extends ActorConfig {
   /** Quotas: how many keys (actors) a tenant may have, and how many bytes their stored rows may take. */
   tenantMaxKeys: TenantLimit;
   tenantMaxBytes: TenantLimit;
+  /** Live views: items retained per watched key for clients that reconnect with Last-Event-ID. */
+  liveRetain: number;
+  /** Live views: messages a client may leave unread before its stream is ended. */
+  liveMaxQueued: number;
+  /** Live views: open streams per tenant (per isolate on Workers). */
+  liveMaxStreams: number;
 }
 
 /** A per-tenant limit: one for every tenant (`all`), and some tenants' own; none set means no limit. */
@@ -47,6 +53,9 @@ export const DEFAULT_CONFIG: Config = {
   readySinkDownAfterMs: 60_000,
   tenantMaxKeys: NO_LIMIT,
   tenantMaxBytes: NO_LIMIT,
+  liveRetain: 1_000,
+  liveMaxQueued: 1_000,
+  liveMaxStreams: 100,
 };
 
 /** A bad setting; `problems` names each variable and what is wrong with it. */

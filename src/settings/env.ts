@@ -80,6 +80,9 @@ const VARIABLES = {
   KEYFLOW_BREAKER_THRESHOLD: ["delivery.breakerThreshold", count(1)],
   KEYFLOW_BREAKER_COOLDOWN: ["delivery.breakerCooldownMs", duration],
   KEYFLOW_READY_SINK_DOWN_AFTER: ["readySinkDownAfterMs", duration],
+  KEYFLOW_LIVE_RETAIN: ["liveRetain", count(1)],
+  KEYFLOW_LIVE_MAX_QUEUED: ["liveMaxQueued", count(1)],
+  KEYFLOW_LIVE_MAX_STREAMS: ["liveMaxStreams", count(1)],
   KEYFLOW_TENANT_MAX_KEYS: ["tenantMaxKeys", tenantLimit(wholeCount, "a whole number (e.g. 10000, or 10000,acme=50000)")],
   KEYFLOW_TENANT_MAX_BYTES: ["tenantMaxBytes", tenantLimit(byteSize, "a size like 500MiB, 2GB or 1048576 (e.g. 1GiB,trial=10MiB)")],
 } as const satisfies Record<string, readonly [ConfigPath, z.ZodType]>;

@@ -4,6 +4,7 @@ import { SeededRandom } from "../support/fake-env.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
 import { bearer, QUOTA_ENV, TEST_KEY_LINES } from "../support/api-keys.ts";
 import { authorizationTests } from "./authorization.ts";
+import { sseReader, type SseMessage } from "../support/sse.ts";
 
 /**
  * The HTTP contract every host serves identically. Written once; each host's test file runs it.
@@ -380,6 +381,56 @@ export function contractSuite(name: string, makeTarget: (env: Record<string, str
         expect(res.status).toBeLessThan(500);
         expect(res.headers.get("content-type")).toContain("application/json");
       }
+    });
+
+    test("live view: accepted events and window updates and closes as server-sent events; a reconnect with Last-Event-ID resumes", async () => {
+      const key = newKey("live");
+      const data = (m: SseMessage) => JSON.parse(m.data);
+      const isEvent = (id: string) => (m: SseMessage) => m.event === "event" && data(m).event_id === id;
+      const res = await get(`/v1/actors/${encodeURIComponent(key)}/live`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toContain("text/event-stream");
+      const first = sseReader(res);
+      try {
+        await post([event(key, "l1", 1_000, { value: 5 }), event(key, "l2", 1_500, { value: 7 })]);
+        const l2 = await first.until(isEvent("l2"));
+        expect(data(l2)).toMatchObject({ kind: "event", key, event_id: "l2", event_type: "purchase", value: 7, late: false });
+        // The 1s window [1000, 2000) was updated by each event; the second update holds both.
+        const update = await first.until((m) => m.event === "window" && data(m).size === "1s" && data(m).count === 2);
+        expect(data(update)).toMatchObject({ kind: "window", key, start: at(1_000), end: at(2_000), final: false, sum: 12 });
+        // An event far ahead moves the watermark past the window's end plus lateness: it closes.
+        await post(event(key, "l3", 6_000, { value: 1 }));
+        const closed = await first.until((m) => m.event === "window" && data(m).size === "1s" && data(m).final === true);
+        expect(data(closed)).toMatchObject({ start: at(1_000), count: 2, sum: 12 });
+        // Duplicates are not news: after a duplicate and a new event, the stream shows only the new one.
+        await post(event(key, "l1", 1_000, { value: 5 }));
+        await post(event(key, "l3b", 6_100, { value: 1 }));
+        await first.until(isEvent("l3b"));
+        expect(first.messages.filter(isEvent("l1")).length).toBe(1);
+        const ids = first.messages.map((m) => m.id).filter((id) => id !== undefined);
+        expect(new Set(ids).size).toBe(ids.length);
+      } finally {
+        await first.cancel();
+      }
+      const lastSeen = first.messages.findLast((m) => m.id !== undefined)!.id!;
+      // Missed while disconnected, then resumed: everything after the last ID seen, nothing before it.
+      await post(event(key, "l4", 6_500, { value: 2 }));
+      const again = sseReader(await send(`/v1/actors/${encodeURIComponent(key)}/live`, { headers: { "last-event-id": lastSeen } }));
+      try {
+        await again.until(isEvent("l4"));
+        expect(again.messages.some((m) => m.event === "gap")).toBe(false);
+        expect(again.messages.filter((m) => m.event === "event").map((m) => data(m).event_id)).toEqual(["l4"]);
+      } finally {
+        await again.cancel();
+      }
+      // An ID from another incarnation (or too old): the client is told it may have missed some.
+      const foreign = sseReader(await get(`/v1/actors/${encodeURIComponent(key)}/live?last_event_id=zz-0.5`));
+      try {
+        await foreign.until((m) => m.event === "gap");
+      } finally {
+        await foreign.cancel();
+      }
+      await expectError(await get(`/v1/actors/${encodeURIComponent(key)}/live?last_event_id=${encodeURIComponent("<script>")}`), 400, "invalid_query");
     });
 
     test("after a restart duplicates are still rejected and state and windows are identical", async () => {

@@ -51,6 +51,9 @@ describe("configFromEnv: defaults", () => {
       readySinkDownAfterMs: 60_000,
       tenantMaxKeys: { byTenant: new Map() },
       tenantMaxBytes: { byTenant: new Map() },
+      liveRetain: 1_000,
+      liveMaxQueued: 1_000,
+      liveMaxStreams: 100,
       delivery: {
         batchSize: 500,
         maxBatchSize: 5_000,

@@ -33,6 +33,7 @@ function namespace(failing: Set<string>, behind = new Set<string>()) {
         deadLetters: unused,
         replay: unused,
         outbox: unused,
+        live: unused,
       };
     },
   };

@@ -11,6 +11,9 @@ import { DURABLE_ROW } from "../../actor/layout.ts";
 import { listRelative, type KvStore } from "../../ports/kv-store.ts";
 import type { AlarmStorage } from "../../ports/alarms.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
+import type { Timers } from "../../ports/timers.ts";
+import { LiveFeed } from "../../live/feed.ts";
+import { liveStream } from "../../live/sse.ts";
 
 /** Cloudflare stops retrying a failing alarm after 6 retries; the last one arms a fallback first. */
 export const ALARM_MAX_RETRIES = 6;
@@ -36,6 +39,8 @@ export interface DurableHostOptions {
   /** One channel per sink: its breaker and backoff belong to this object. */
   channels: SinkChannel[];
   hooks?: DurableHostHooks;
+  /** For live views' keepalives; without timers the object serves none. */
+  timers?: Timers;
 }
 
 /** An alarm gave up on outcomes computed on an actor that was dropped meanwhile; the alarm is retried. */
@@ -53,6 +58,8 @@ export class StaleActorError extends Error {
 export class DurableHost {
   private actor: Actor | undefined;
   private alarmAt: number | null = null;
+  /** The key's live view, from its first watcher while the object stays in memory. */
+  private feed: LiveFeed | undefined;
 
   constructor(private readonly opts: DurableHostOptions) {}
 
@@ -124,6 +131,19 @@ export class DurableHost {
     return actor.isNew ? null : render.outbox(actor, this.opts.channels);
   }
 
+  /** The key's live view as server-sent events, from now on (or resumed after `lastEventId`). */
+  live(key: string, lastEventId: string | null): ReadableStream<Uint8Array> {
+    const { timers, config, clock } = this.opts;
+    assert(timers !== undefined, "a host serving live views has timers");
+    if (!this.feed) {
+      // The object's start time tells its numbering apart from an earlier incarnation's.
+      this.feed = new LiveFeed(clock.now().toString(36), config.liveRetain);
+      if (this.actor) this.actor.live = this.feed;
+    }
+    this.load(key);
+    return liveStream(this.feed, { lastEventId, timers, maxQueued: config.liveMaxQueued });
+  }
+
   /** Alarms are at-least-once: tick() and delivery are idempotent, so a repeated alarm is harmless. */
   async alarm(retryCount: number): Promise<void> {
     const { clock, hooks } = this.opts;
@@ -192,6 +212,7 @@ export class DurableHost {
     }
     const rows = listRelative(this.opts.store, DURABLE_ROW.actorPrefix);
     const actor = Actor.restore(key, this.opts.config, rows, this.opts.clock.now());
+    actor.live = this.feed;
     // Only a key with durable state is kept; a read of an unknown key must not pin one.
     if (!actor.isNew) this.actor = actor;
     return actor;
@@ -204,9 +225,11 @@ export class DurableHost {
     } catch (error) {
       // Memory is now ahead of storage: drop it, so the next call reloads what is durable.
       this.actor = undefined;
+      actor.live?.discard();
       throw error;
     }
     actor.outbox.markDurable();
+    actor.live?.publish();
     this.actor = actor;
   }
 

@@ -10,8 +10,9 @@ import type { IngestResult } from "./durable-host.ts";
 export type ActorIngestResult = IngestResult | { quota: { quota: "keys" | "bytes"; limit: number; used: number } };
 
 /** What the gateway calls on a key's Durable Object (the RPC methods of actors/key-actor.ts). */
-export type ActorStub = Omit<Gateway, "ingest" | "health"> & {
+export type ActorStub = Omit<Gateway, "ingest" | "health" | "live"> & {
   ingest(key: string, events: Event[]): Promise<ActorIngestResult>;
+  live(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>>;
 };
 
 /** The Durable Object namespace, as the gateway uses it: one object per key name. */
@@ -72,6 +73,11 @@ export class DurableGateway implements Gateway {
 
   outbox(key: string): Promise<OutboxView | null> {
     return this.call(key, (stub) => stub.outbox(key));
+  }
+
+  /** The stream comes from the key's object over RPC; the client's disconnect cancels it there. */
+  live(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>> {
+    return this.call(key, (stub) => stub.live(key, lastEventId));
   }
 
   /** A failed call may have been carried out before it failed (its reply is what was lost). */

@@ -18,6 +18,8 @@ import { DeliveryLoops, type DeliveryObserver } from "./delivery-loops.ts";
 import { commandFor, commandKeys, decodeJournal, encodeJournal, RetainedJournal, type Command, type CommittedCommand, type JournaledCommand } from "./journal.ts";
 import { WakeSchedule } from "./wake-schedule.ts";
 import { TenantUsage } from "./tenant-usage.ts";
+import { LiveFeeds } from "../../live/feed.ts";
+import { liveStream } from "../../live/sse.ts";
 
 /** What the simulator's checker is told; it changes nothing. */
 export interface ProcessHostHooks {
@@ -104,6 +106,8 @@ export class ProcessHost implements Gateway {
   private wakeTimerAt: number | undefined;
   private checkpointTimer: unknown;
   private closed = false;
+  /** Live views of watched keys; a feed outlives its actor's eviction, so a reload keeps feeding it. */
+  private readonly feeds: LiveFeeds;
   readonly delivery: DeliveryLoops;
   /** Keys and stored bytes per tenant, for quotas. */
   readonly usage: TenantUsage;
@@ -111,6 +115,13 @@ export class ProcessHost implements Gateway {
   readonly stats = { commits: 0, rowsWritten: 0, checkpoints: 0, replayed: 0, actorsLoaded: 0, actorsEvicted: 0 };
 
   constructor(private readonly opts: ProcessHostOptions) {
+    const { liveRetain, maxActorsInMemory } = opts.config;
+    let incarnations = 0;
+    const incarnationPrefix = Math.floor(opts.random.next() * 2 ** 32).toString(36);
+    this.feeds = new LiveFeeds(liveRetain, maxActorsInMemory, () => `${incarnationPrefix}-${(incarnations++).toString(36)}`, (key) => {
+      const actor = this.actors.get(key);
+      if (actor) actor.live = undefined;
+    });
     const { config } = opts;
     this.usage = new TenantUsage(config.tenantMaxKeys, config.tenantMaxBytes);
     const channels = (opts.sinks ?? []).map((sink) => new SinkChannel(sink, config.delivery, opts.random));
@@ -190,6 +201,8 @@ export class ProcessHost implements Gateway {
       if (outcomes) pointAtJournal(actor, outcomes, firstN, seq, index);
     }
     actor.outbox.markDurable();
+    // Attached only now: what the replay made again was published the first time (or never was durable).
+    actor.live = this.feeds.get(key);
     this.stats.replayed += replay.length;
     return { actor, replayedFrom: replay[0]?.seq };
   }
@@ -256,8 +269,9 @@ export class ProcessHost implements Gateway {
     return outcomes;
   }
 
-  /** Takes an actor out of memory. */
+  /** Takes an actor out of memory; what its live view had not yet published never happened. */
   private drop(key: string): void {
+    this.actors.get(key)?.live?.discard();
     this.actors.delete(key);
     this.usage.forget(key);
   }
@@ -294,6 +308,16 @@ export class ProcessHost implements Gateway {
       await this.commit();
     }
     return { replayed };
+  }
+
+  /** The key's live view as server-sent events, from now on (or resumed after `lastEventId`). */
+  async live(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>> {
+    this.ensureOpen();
+    const feed = this.feeds.open(key, (created) => {
+      const actor = this.actors.get(key);
+      if (actor) actor.live = created;
+    });
+    return liveStream(feed, { lastEventId, timers: this.opts.timers, maxQueued: this.opts.config.liveMaxQueued });
   }
 
   async outbox(key: string): Promise<OutboxView | null> {
@@ -551,6 +575,7 @@ export class ProcessHost implements Gateway {
     for (const key of checkpointed) touched.add(this.actors.get(key)!);
     for (const actor of touched) {
       actor.outbox.markDurable();
+      actor.live?.publish();
       this.scheduleWake(actor);
       this.delivery.committed(actor);
     }
@@ -574,6 +599,7 @@ export class ProcessHost implements Gateway {
     // Checkpoints every pending actor, with its records in full, so a clean stop leaves no journal.
     this.closed = true;
     this.flush(true);
+    this.feeds.closeAll();
   }
 
   get loadedActors(): number {
