@@ -3,9 +3,8 @@ import type { ActorConfig } from "./config.ts";
 import { DedupeIndex } from "./dedupe.ts";
 import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts";
 import { ACTOR_ROW, rowNumber } from "./layout.ts";
-import { Outbox, type NewRecord, type OutboxMeta, type ResolveRef } from "./outbox.ts";
+import { Outbox, type EventRecord, type NewRecord, type OutboxMeta, type ResolveRef, type WindowRecord } from "./outbox.ts";
 import type { Event } from "./event.ts";
-import type { LiveFeed, LiveRecord } from "../live/feed.ts";
 import {
   addToAggregate,
   emptyAggregate,
@@ -71,6 +70,16 @@ export interface Writes {
   deletes: string[];
 }
 
+/** A record the actor made, as sinks get it (`n` only when the outbox numbered it). */
+export type LiveRecord = Omit<EventRecord, "n"> | Omit<WindowRecord, "n">;
+
+/** Where an actor's records go while someone watches its key (src/live/feed.ts): the host publishes them once durable. */
+export interface LiveOutput {
+  push(record: LiveRecord): void;
+  publish(): void;
+  discard(): void;
+}
+
 // Outcomes are shared, never mutated: one allocation fewer per event on the hot path.
 const ACCEPTED: IngestOutcome = Object.freeze({ status: "accepted" });
 const ACCEPTED_LATE: IngestOutcome = Object.freeze({ status: "accepted", late: true });
@@ -101,7 +110,7 @@ export class Actor {
   private newClosed: Array<{ seq: number; window: ClosedWindow }> = [];
   private purgedClosed: number[] = [];
   /** Where the records go for live views, while someone watches this key (the host attaches it). */
-  live: LiveFeed | undefined;
+  live: LiveOutput | undefined;
 
   constructor(
     readonly key: string,

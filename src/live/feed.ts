@@ -1,8 +1,5 @@
 import { assert } from "../ports/assert.ts";
-import type { EventRecord, WindowRecord } from "../actor/outbox.ts";
-
-/** A record the actor made (as sinks get it; `n` only when the outbox numbered it). */
-export type LiveRecord = Omit<EventRecord, "n"> | Omit<WindowRecord, "n">;
+import type { LiveOutput, LiveRecord } from "../actor/actor.ts";
 
 /** One message of a key's live view, numbered in the order its actor made it. */
 export interface LiveItem {
@@ -23,7 +20,7 @@ export interface LiveSubscriber {
  * `retain` items) so that a client reconnecting with the last ID it saw misses nothing retained.
  * `incarnation` tells this feed's numbering apart from an earlier feed's for the same key.
  */
-export class LiveFeed {
+export class LiveFeed implements LiveOutput {
   private readonly retained: LiveItem[] = [];
   private pending: LiveItem[] = [];
   private nextSeq = 1;

@@ -27,7 +27,7 @@ for (const file of files) {
   imports.set(rel(file), specs);
 }
 
-const layerOf = (path: string) => /^src\/(actor|ports|delivery|auth|metrics|logging|reporting|hosts|http|settings|sinks|runtimes|sim)\//.exec(path)?.[1] ?? path.split("/")[0]!;
+const layerOf = (path: string) => /^src\/(actor|ports|delivery|auth|metrics|logging|reporting|live|hosts|http|settings|sinks|runtimes|sim)\//.exec(path)?.[1] ?? path.split("/")[0]!;
 
 /** Which layers each layer may import (besides itself). */
 const ALLOWED: Record<string, string[]> = {
@@ -41,9 +41,11 @@ const ALLOWED: Record<string, string[]> = {
   logging: [],
   // Unexpected errors to Sentry: the one place toucan-js is used.
   reporting: [],
+  // Live views: a key's records as server-sent events, fed by the hosts.
+  live: ["actor", "ports", "delivery"],
   http: ["actor", "ports", "delivery", "auth", "metrics", "logging", "reporting", "settings", "src/version.ts"],
   settings: ["actor", "delivery", "ports", "auth", "logging", "sinks", "hosts"],
-  hosts: ["actor", "ports", "delivery", "http", "settings"],
+  hosts: ["actor", "ports", "delivery", "live", "http", "settings"],
   sinks: ["actor", "ports", "delivery", "settings"],
   runtimes: ["actor", "ports", "delivery", "auth", "metrics", "logging", "reporting", "http", "settings", "sinks", "hosts", "actors", "src/version.ts"],
   actors: ["actor", "ports", "delivery", "http", "settings", "sinks", "hosts"],
@@ -59,11 +61,13 @@ const PACKAGES: Record<string, RegExp> = {
   metrics: /^$/,
   logging: /^$/,
   reporting: /^toucan-js$/,
-  http: /^(hono|hono\/.+)$/,
+  live: /^$/,
+  // zod for the response schemas; @hono/zod-openapi turns them and the routes into GET /openapi.json.
+  http: /^(hono|hono\/.+|zod|@hono\/zod-openapi)$/,
   settings: /^zod$/,
   hosts: /^$/,
   sinks: /^(zod|@upstash\/redis|@upstash\/kafka|@neondatabase\/serverless)$/,
-  runtimes: /^(hono|bun:sqlite|node:(fs|path|process|sqlite|crypto))$/,
+  runtimes: /^(hono|bun:sqlite|node:(fs|fs\/promises|path|process|sqlite|crypto))$/,
   actors: /^cloudflare:workers$/,
   sim: /^$/,
 };
@@ -114,7 +118,7 @@ describe("the tree's layering", () => {
 
   test("the actor, ports, delivery, auth and metrics layers read no runtime global (Bun, Deno, process, caches)", () => {
     const offenders = [...imports.keys()]
-      .filter((file) => ["actor", "ports", "delivery", "auth", "metrics", "logging"].includes(layerOf(file)) && file !== "src/ports/system.ts")
+      .filter((file) => ["actor", "ports", "delivery", "auth", "metrics", "logging", "live"].includes(layerOf(file)) && file !== "src/ports/system.ts")
       .filter((file) => {
         const code = readFileSync(join(ROOT, file), "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
         return /\b(Bun|Deno|process)\.|\bcaches\b/.test(code);
