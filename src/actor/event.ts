@@ -50,14 +50,22 @@ const key = z
   .transform(String)
   .superRefine(refined(keyProblem));
 
-const wire = z.object({
-  event_id: z.string({ error: "must be a string" }).superRefine(refined((id) => identifierProblem(id, 128))).nullish(),
+/** One event as clients send it; the descriptions are its documentation (GET /openapi.json). */
+export const wire = z.object({
+  event_id: z
+    .string({ error: "must be a string" })
+    .superRefine(refined((id) => identifierProblem(id, 128)))
+    .nullish()
+    .describe("1-128 printable characters, unique per key: a retry with the same id is answered as a duplicate. Assigned by the server when absent."),
   event_type: z.string({ error: "is required and must be a string" }).regex(EVENT_TYPE, "must match [a-z0-9_.:-]{1,64}"),
-  key: key.nullish(),
-  user_id: key.nullish(),
-  timestamp: z.union([z.string(), z.number()], { error: "must be an ISO-8601 string or epoch milliseconds" }).nullish(),
-  value: z.number({ error: "must be a finite number" }).nullish(),
-  properties: z.unknown().optional(),
+  key: key.nullish().describe('The actor key (1-256 printable characters, not "." or ".."); key or user_id is required.'),
+  user_id: key.nullish().describe("The actor key, when key is absent."),
+  timestamp: z
+    .union([z.string(), z.number()], { error: "must be an ISO-8601 string or epoch milliseconds" })
+    .nullish()
+    .describe("When the event happened: ISO-8601 (UTC when no offset) or epoch milliseconds; the arrival time when absent."),
+  value: z.number({ error: "must be a finite number" }).nullish().describe("The measure summed into windows; properties.amount when absent."),
+  properties: z.unknown().optional().meta({ type: "object", description: "A JSON object: limited depth and encoded size, no __proto__/constructor/prototype keys, no NUL." }),
 });
 
 /** Parses an ISO-8601 date-time (UTC when no offset is given) without relying on engine-specific Date.parse. */

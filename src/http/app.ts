@@ -22,6 +22,8 @@ import type { ChannelStatus } from "../delivery/channel.ts";
 import { iso } from "../delivery/records.ts";
 import { actorName, splitActorName } from "../actor/tenant.ts";
 import { assetFile, assetResponse, PAGES, type ReadAsset } from "./assets.ts";
+import type { z } from "zod";
+import type * as S from "./schemas.ts";
 import { TopKeys } from "../metrics/top-keys.ts";
 
 export interface AppOptions {
@@ -44,11 +46,11 @@ export interface AppOptions {
   assets?: ReadAsset;
 }
 
-const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
-const DEFAULT_WINDOW_LIMIT = 1_000;
-const MAX_WINDOW_LIMIT = 10_000;
-const DEFAULT_TOP_KEYS = 10;
-const MAX_TOP_KEYS = 100;
+export const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
+export const DEFAULT_WINDOW_LIMIT = 1_000;
+export const MAX_WINDOW_LIMIT = 10_000;
+export const DEFAULT_TOP_KEYS = 10;
+export const MAX_TOP_KEYS = 100;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
 export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT, reportError, assets }: AppOptions): Hono {
@@ -64,6 +66,13 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
   app.get("/health", (c) => {
     const runtime = backend.health?.();
     return c.json({ status: "ok", version: VERSION, host, uptime_s: Math.round((env.clock.now() - startedAt) / 1000), ...(runtime ? { runtime } : {}) });
+  });
+
+  // Built on the first request only: the generator is loaded then, not when a host starts.
+  let openApi: Promise<string> | undefined;
+  app.get("/openapi.json", async (c) => {
+    openApi ??= import("./openapi.ts").then((m) => m.openApiDocument(config));
+    return c.body(await openApi, 200, { "content-type": "application/json; charset=utf-8" });
   });
 
   const elapsed = elapsedMs ?? clockNow;
@@ -305,15 +314,7 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
   return observed(withCors(app, access, notFoundHandler, errorHandler), metrics, logger, elapsed, () => uuidv7(env));
 }
 
-interface SinkReadinessView {
-  sink: string;
-  /** ok: delivering; degraded: failing and retrying, breaker closed; down: breaker open or probing. */
-  status: "ok" | "degraded" | "down";
-  last_error: string | null;
-  latency_ms: number | null;
-  failing_since: string | null;
-  down_for_s: number;
-}
+type SinkReadinessView = z.infer<typeof S.SinkReadinessViewSchema>;
 
 function sinkReadiness(s: ChannelStatus, now: number): SinkReadinessView {
   const status = s.breaker !== "closed" ? "down" : s.failingSince !== null ? "degraded" : "ok";
@@ -365,7 +366,7 @@ export function routeOf(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   const query = url.indexOf("?", start);
   const path = start < 0 ? "/" : url.slice(start, query < 0 ? undefined : query);
-  if (path === "/v1/events" || path === "/v1/top-keys" || path === "/health" || path === "/metrics" || path === "/ready" || PAGES.has(path)) return path;
+  if (path === "/v1/events" || path === "/v1/top-keys" || path === "/health" || path === "/metrics" || path === "/ready" || path === "/openapi.json" || PAGES.has(path)) return path;
   if (path.startsWith("/assets/")) return "/assets/:name";
   if (path.startsWith("/v1/actors/")) {
     const rest = path.slice("/v1/actors/".length);
@@ -444,21 +445,10 @@ function counted(source: ReadableStream<Uint8Array>, release: () => void): Reada
 }
 
 /** The body of a single event's answer. */
-interface IngestOneBody {
-  status: "accepted" | "duplicate";
-  event_id: string;
-  id_assigned?: true;
-  late?: true;
-}
+type IngestOneBody = z.infer<typeof S.IngestOneSchema>;
 
 /** The body of a batch's answer: what happened to each event, by its index in the batch. */
-interface IngestBatchBody {
-  accepted: number;
-  duplicates: number;
-  late: number;
-  rejected: Array<{ index: number; error: ErrorBody }>;
-  assigned_ids?: Array<{ index: number; event_id: string }>;
-}
+type IngestBatchBody = z.infer<typeof S.IngestBatchSchema>;
 
 /** A batch event the host could not take, as its entry in `rejected`. */
 function failureBody({ error }: IngestFailure): ErrorBody {

@@ -1,10 +1,8 @@
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+import type { ErrorBodySchema } from "./schemas.ts";
 
-export interface ErrorBody {
-  code: string;
-  message: string;
-  details?: unknown;
-}
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
 /** An error a client caused or can act on; rendered as {"error":{code,message,details}}. */
 export class ApiError extends Error {

@@ -3,79 +3,21 @@ import type { DeadLetter } from "../actor/outbox.ts";
 import type { Aggregate, ClosedWindow, WindowQuery, WindowState } from "../actor/windows.ts";
 import type { ChannelStatus, SinkChannel } from "../delivery/channel.ts";
 import { splitActorName } from "../actor/tenant.ts";
-import { aggregateView, iso, recordView, type AggregateView, type RecordView } from "../delivery/records.ts";
+import { aggregateView, iso, recordView } from "../delivery/records.ts";
+import type { z } from "zod";
+import type * as S from "./schemas.ts";
 
-/** The HTTP API's response bodies (snake_case, ISO-8601 times), rendered from the actor's internal shapes. */
+/** The HTTP API's response bodies (snake_case, ISO-8601 times), rendered from the actor's internal shapes; their types are the schemas of schemas.ts. */
 
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 const EMPTY: Aggregate = { count: 0, valued: 0, sum: 0, min: null, max: null };
 
-export interface WindowView extends AggregateView {
-  size: string;
-  start: string;
-  end: string;
-  closed: boolean;
-  /** With ?type=: the aggregates of that event type only. */
-  type?: string;
-  /** Without ?type=: the aggregates of each event type. */
-  by_type?: Record<string, AggregateView>;
-  closed_at?: string;
-  closed_by?: ClosedWindow["closedBy"];
-}
-
-export interface ActorView {
-  key: string;
-  totals: { events: number; duplicates: number; late: number; by_type: Record<string, number> };
-  first_event_at: string | null;
-  last_event_at: string | null;
-  last_arrival_at: string | null;
-  watermark: string | null;
-  open_windows: WindowView[];
-  recently_closed_windows: WindowView[];
-  closed_windows_retained: number;
-  dedupe_ids: number;
-  late_log_size: number;
-}
-
-export interface LateView {
-  event_id: string;
-  event_type: string;
-  timestamp: string;
-  received_at: string;
-  watermark_at_arrival: string;
-  missed_windows: string[];
-  value?: number;
-}
-
-export interface DeadLetterView {
-  id: number;
-  sink: string;
-  error: string;
-  attempts: number;
-  failed_at: string;
-  record: RecordView;
-}
-
-interface SinkStatusView {
-  sink: string;
-  breaker: ChannelStatus["breaker"];
-  retry_at: string | null;
-  consecutive_failures: number;
-  last_error: string | null;
-  attempts: number;
-  delivered: number;
-  dead_lettered: number;
-  transient_failures: number;
-  breaker_opened: number;
-  breaker_closed: number;
-}
-
-export interface OutboxView {
-  key: string;
-  backlog: Record<string, number>;
-  dead_letters: number;
-  sinks: SinkStatusView[];
-}
+export type WindowView = z.infer<typeof S.WindowViewSchema>;
+export type ActorView = z.infer<typeof S.ActorViewSchema>;
+export type LateView = z.infer<typeof S.LateViewSchema>;
+export type DeadLetterView = z.infer<typeof S.DeadLetterViewSchema>;
+type SinkStatusView = z.infer<typeof S.SinkStatusViewSchema>;
+export type OutboxView = z.infer<typeof S.OutboxViewSchema>;
 
 function isClosed(w: WindowState | ClosedWindow): w is ClosedWindow {
   return "closedAt" in w;
