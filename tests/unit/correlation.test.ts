@@ -42,6 +42,14 @@ describe("journal", () => {
     expect("requestId" in read!.events[0]!).toBe(false);
   });
 
+  test("one request's events share its ID: written once per command, not once per event", () => {
+    const commands: Command[] = [{ kind: "ingest", key: "k", now: T0, events: [ev("k", "a", "req-1"), ev("k", "b", "req-1"), ev("k", "c", "req-1")] }];
+    const text = encodeJournal(commands);
+    expect(text.split("req-1").length - 1).toBe(1);
+    expect(JSON.parse(text)[0][3].map((e: unknown[]) => e.length)).toEqual([6, 6, 6]);
+    expect(decodeJournal(text)).toEqual(commands);
+  });
+
   test("a journal reference resolves to the event with its request ID", () => {
     const journal = new RetainedJournal();
     journal.append(3, decodeJournal(encodeJournal([{ kind: "ingest", key: "k", now: T0, events: [ev("k", "a", "req-1"), ev("k", "b")] }])));

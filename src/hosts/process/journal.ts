@@ -49,33 +49,47 @@ export const REPLAYED = -1;
 type WireEvent = [id: string, type: string, ts: number, value: number | null, properties: Record<string, unknown> | null, assigned: 0 | 1, requestId?: string];
 /** A settlement as journaled: without `from` (replayed in order, a settlement starts at the cursor it was made against). */
 type WireSettlement = [key: string, upTo: number, dead?: Array<[n: number, error: string, attempts: number]>];
+/** An ingest's events share their request's correlation ID: it is written once, after them (older rows have none). */
 type WireCommand =
-  | ["i", string, number, WireEvent[]]
+  | ["i", string, number, WireEvent[], sharedRequestId?: string]
   | ["t", string, number]
   | ["s", string, number, WireSettlement[]]
   | ["r", string, number, string | null, number[] | null];
 /** Rows written before commands were journaled held only ingests: [key, now, events]. */
 type LegacyEntry = [key: string, now: number, events: WireEvent[]];
 
-function toWireEvent(e: Event): WireEvent {
+/** `withRequestId`: the event's own ID goes with it (the command's events do not all share one). */
+function toWireEvent(e: Event, withRequestId: boolean): WireEvent {
   const wire: WireEvent = [e.id, e.type, e.ts, e.value ?? null, e.properties ?? null, e.assigned ? 1 : 0];
-  if (e.requestId !== undefined) wire.push(e.requestId);
+  if (withRequestId && e.requestId !== undefined) wire.push(e.requestId);
   return wire;
 }
 
-function fromWireEvent(key: string, [id, type, ts, value, properties, assigned, requestId]: WireEvent): Event {
+function fromWireEvent(key: string, [id, type, ts, value, properties, assigned, requestId]: WireEvent, sharedRequestId?: string): Event {
   const event: Event = { id, assigned: assigned === 1, type, key, ts };
   if (value !== null) event.value = value;
   if (properties !== null) event.properties = properties;
-  if (requestId !== undefined) event.requestId = requestId;
+  const correlation = requestId ?? sharedRequestId;
+  if (correlation !== undefined) event.requestId = correlation;
   return event;
+}
+
+/** The correlation ID every event shares (one request's events do), if they all do. */
+function sharedRequestId(events: readonly Event[]): string | undefined {
+  const id = events[0]?.requestId;
+  if (id === undefined) return undefined;
+  for (let i = 1; i < events.length; i++) if (events[i]!.requestId !== id) return undefined;
+  return id;
 }
 
 export function encodeJournal(commands: readonly Command[]): string {
   const wire = commands.map((c): WireCommand => {
     switch (c.kind) {
-      case "ingest":
-        return ["i", c.key, c.now, c.events.map(toWireEvent)];
+      case "ingest": {
+        const shared = sharedRequestId(c.events);
+        const events = c.events.map((e) => toWireEvent(e, shared === undefined));
+        return shared === undefined ? ["i", c.key, c.now, events] : ["i", c.key, c.now, events, shared];
+      }
       case "tick":
         return ["t", c.key, c.now];
       case "settle":
@@ -101,7 +115,7 @@ export function decodeJournal(text: string): Command[] {
     const c = w as WireCommand;
     switch (c[0]) {
       case "i":
-        return { kind: "ingest", key: c[1], now: c[2], events: c[3].map((e) => fromWireEvent(c[1], e)) };
+        return { kind: "ingest", key: c[1], now: c[2], events: c[3].map((e) => fromWireEvent(c[1], e, c[4])) };
       case "t":
         return { kind: "tick", key: c[1], now: c[2] };
       case "s":
