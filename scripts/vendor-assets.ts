@@ -15,6 +15,8 @@ export const VENDORED: ReadonlyArray<{ from: string; to: string }> = [
   { from: "uplot/dist/uPlot.iife.min.js", to: "assets/uPlot.iife.min.js" },
   { from: "uplot/dist/uPlot.min.css", to: "assets/uPlot.min.css" },
   { from: "uplot/LICENSE", to: "assets/uPlot.LICENSE.txt" },
+  // Scalar's API reference (MIT; its package ships no licence file) for /docs: one script, styles included.
+  { from: "@scalar/api-reference/dist/browser/standalone.js", to: "assets/scalar.js" },
 ];
 
 export const vendoredPaths = ({ from, to }: { from: string; to: string }) => ({
