@@ -16,6 +16,10 @@ import { limitFor, type Config } from "../src/settings/config.ts";
 import type { Admission, TenantLimits } from "../src/hosts/durable/tenant-registry.ts";
 import type { TenantRegistry } from "./tenant-registry.ts";
 
+import { resumeFrames, socketMessage } from "../src/live/socket.ts";
+
+/** The tag of the hibernatable WebSockets watching this object's key. */
+const LIVE_TAG = "live";
 const REPORT_BYTES = 64 * 1024;
 const REPORT_INTERVAL_MS = 60_000;
 
@@ -47,6 +51,63 @@ export class KeyActor extends DurableObject<WorkerEnv> {
       timers: systemTimers,
     });
     void ctx.blockConcurrencyWhile(async () => this.object.knownAlarm(await ctx.storage.getAlarm()));
+    // Woken from hibernation with sockets still open: they watch the key again.
+    const sockets = ctx.getWebSockets(LIVE_TAG);
+    if (sockets.length) this.watchWithSockets((sockets[0]!.deserializeAttachment() as { key: string }).key);
+  }
+
+  /** Stops the sockets' subscription to the live feed, while they watch. */
+  private unwatchSockets: (() => void) | undefined;
+
+  /**
+   * A live view over a hibernatable WebSocket (the Worker forwards the upgrade here): the object
+   * may hibernate between events while sockets stay open, unlike a server-sent events stream.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const key = url.searchParams.get("key");
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket" || key === null) {
+      return Response.json({ error: { code: "upgrade_required", message: "this object takes WebSocket upgrades for live views only" } }, { status: 426 });
+    }
+    const open = this.ctx.getWebSockets(LIVE_TAG).length;
+    if (open >= this.config.liveMaxStreams) {
+      const message = `this key has ${open} live sockets open, the most allowed (KEYFLOW_LIVE_MAX_STREAMS); close one first`;
+      return Response.json({ error: { code: "too_many_streams", message } }, { status: 429, headers: { "Retry-After": "5" } });
+    }
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    this.ctx.acceptWebSocket(server, [LIVE_TAG]);
+    server.serializeAttachment({ key });
+    for (const frame of resumeFrames(this.object.liveFeed(key), url.searchParams.get("last_event_id"))) server.send(frame);
+    this.watchWithSockets(key);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private watchWithSockets(key: string): void {
+    if (this.unwatchSockets) return;
+    const feed = this.object.liveFeed(key);
+    this.unwatchSockets = this.object.watch(key, {
+      deliver: (items) => {
+        const frames = items.map((item) => socketMessage(feed, item));
+        for (const ws of this.ctx.getWebSockets(LIVE_TAG)) {
+          try {
+            for (const frame of frames) ws.send(frame);
+          } catch {
+            // A socket closing as this is sent: its close event follows.
+          }
+        }
+      },
+      end: () => undefined,
+    });
+  }
+
+  /** Clients send nothing on a live socket (protocol pings are answered by the runtime). */
+  override async webSocketMessage(): Promise<void> {}
+
+  override async webSocketClose(): Promise<void> {
+    if (this.ctx.getWebSockets(LIVE_TAG).every((ws) => ws.readyState !== WebSocket.OPEN)) {
+      this.unwatchSockets?.();
+      this.unwatchSockets = undefined;
+    }
   }
 
   async ingest(key: string, events: Event[]): Promise<ActorIngestResult> {

@@ -239,17 +239,13 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
   const liveStreams = new Map<string, number>();
   app.get("/v1/actors/:key/live", async (c) => {
     const who = await caller(c, "read");
+    if (c.req.header("upgrade")?.toLowerCase() === "websocket") return liveSocket(c, who);
     if (!backend.live) throw new ApiError(501, "not_implemented", `live views are not available on the ${host} host`);
     const open = liveStreams.get(who.tenant) ?? 0;
     if (open >= config.liveMaxStreams) {
       throw new ApiError(429, "too_many_streams", `this tenant has ${open} live streams open, the most allowed (KEYFLOW_LIVE_MAX_STREAMS); close one first`, undefined, { "Retry-After": "5" });
     }
-    // An empty ID is the client's way to start afresh (as EventSource's spec has it).
-    const lastEventId = c.req.header("last-event-id") || c.req.query("last_event_id") || null;
-    if (lastEventId !== null && !LIVE_EVENT_ID.test(lastEventId)) {
-      throw new ApiError(400, "invalid_query", "Last-Event-ID must be an ID this stream sent", [{ field: "last_event_id", message: "not a live event ID" }]);
-    }
-    const stream = await backend.live(actorName(who.tenant, c.req.param("key")), lastEventId);
+    const stream = await backend.live(actorName(who.tenant, c.req.param("key")), liveEventIdOf(c));
     liveStreams.set(who.tenant, open + 1);
     const release = () => {
       const left = (liveStreams.get(who.tenant) ?? 1) - 1;
@@ -260,6 +256,14 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
       headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no", "content-encoding": "identity" },
     });
   });
+
+  /** Bounded per key by its object: the Worker does not see the socket close. */
+  async function liveSocket(c: Context, who: Caller) {
+    if (!backend.liveSocket) {
+      throw new ApiError(400, "websocket_unsupported", `the ${host} host streams live views as server-sent events: request it without Upgrade: websocket`);
+    }
+    return backend.liveSocket(actorName(who.tenant, c.req.param("key")!), liveEventIdOf(c), c.req.raw);
+  }
 
   app.get("/v1/actors/:key/dlq", async (c) => {
     const entries = await backend.deadLetters(await actorOf(c, "admin"));
@@ -416,6 +420,16 @@ function routeMethods(app: Hono): (path: string) => string[] {
 
 /** What a live stream's IDs look like (src/live/sse.ts): an incarnation and a number. */
 const LIVE_EVENT_ID = /^[a-z0-9-]{1,64}\.\d{1,15}$/;
+
+/** The last live ID the client saw (Last-Event-ID, or ?last_event_id= where headers cannot be set), or null. */
+function liveEventIdOf(c: Context): string | null {
+  // An empty ID is the client's way to start afresh (as EventSource's spec has it).
+  const id = c.req.header("last-event-id") || c.req.query("last_event_id") || null;
+  if (id !== null && !LIVE_EVENT_ID.test(id)) {
+    throw new ApiError(400, "invalid_query", "Last-Event-ID must be an ID this stream sent", [{ field: "last_event_id", message: "not a live event ID" }]);
+  }
+  return id;
+}
 
 /** `source`, calling `release` once when it ends, fails or is cancelled by the client. */
 function counted(source: ReadableStream<Uint8Array>, release: () => void): ReadableStream<Uint8Array> {

@@ -28,6 +28,8 @@ export interface Gateway {
    * and closes from now on, or resumed after `lastEventId`. Ends when the client cancels it.
    */
   live?(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>>;
+  /** The live view over a WebSocket (`request` asks for the upgrade): Workers, where the object can hibernate meanwhile. */
+  liveSocket?(key: string, lastEventId: string | null, request: Request): Promise<Response>;
   /** Counters of a host that runs its actors in this process (the self-hosted server), for /health. */
   health?(): Record<string, number>;
   /** The host's sink channels, for /ready (a host whose channels live in each actor, Workers, has none). */

@@ -30,6 +30,19 @@ export function resumeAfter(feed: LiveFeed, lastEventId: string | null): number 
   return Number.isSafeInteger(seq) && seq >= 0 ? seq : undefined;
 }
 
+/**
+ * What a client resuming after `lastEventId` gets first: the retained items after it, and whether
+ * it may have missed some (its ID is from another incarnation, or items after it were dropped).
+ */
+export function resumption(feed: LiveFeed, lastEventId: string | null): { items: LiveItem[]; gap: boolean } {
+  if (lastEventId === null) return { items: [], gap: false };
+  const after = resumeAfter(feed, lastEventId);
+  return after === undefined ? { items: feed.since(0).items, gap: true } : feed.since(after);
+}
+
+/** Why a gap is reported, as its data. */
+export const gapData = (lastEventId: string | null) => JSON.stringify({ last_event_id: lastEventId, reason: "the items after it are no longer retained" });
+
 function message(feed: LiveFeed, item: LiveItem): string {
   const data = recordJson(item.record as EventRecord | WindowRecord);
   return `id: ${liveEventId(feed, item.seq)}\nevent: ${item.record.kind}\ndata: ${data}\n\n`;
@@ -70,12 +83,9 @@ export function liveStream(feed: LiveFeed, options: LiveStreamOptions): Readable
           keepalive = timers.setTimeout(tick, KEEPALIVE_MS);
         };
         send("retry: 1000\n: keyflow live view\n\n");
-        const after = resumeAfter(feed, options.lastEventId);
-        if (options.lastEventId !== null) {
-          const { items, gap } = after === undefined ? { items: feed.since(0).items, gap: true } : feed.since(after);
-          if (gap) send(`event: gap\ndata: ${JSON.stringify({ last_event_id: options.lastEventId, reason: "the items after it are no longer retained" })}\n\n`);
-          if (items.length) send(items.map((item) => message(feed, item)).join(""));
-        }
+        const { items, gap } = resumption(feed, options.lastEventId);
+        if (gap) send(`event: gap\ndata: ${gapData(options.lastEventId)}\n\n`);
+        if (items.length) send(items.map((item) => message(feed, item)).join(""));
         unsubscribe = feed.subscribe({
           deliver(items) {
             if ((controller.desiredSize ?? 0) <= 0) return finish(`event: overflow\ndata: ${JSON.stringify({ reason: `more than ${maxQueued} messages unread` })}\n\n`);

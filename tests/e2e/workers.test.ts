@@ -43,6 +43,41 @@ describe("Durable Object alarms (workerd)", () => {
     expect((await json(await target.fetch(`/v1/actors/${key}`))).totals.events).toBe(1);
   });
 
+  test("live view over a hibernatable WebSocket: events and window updates as JSON frames; a reconnect resumes after its last id", async () => {
+    const key = `socket-${Date.now()}`;
+    const wsUrl = (query = "") => `${target.url.replace(/^http/, "ws")}/v1/actors/${key}/live${query}`;
+    const open = (query = "") => {
+      const ws = new WebSocket(wsUrl(query));
+      const frames: any[] = [];
+      ws.onmessage = (m) => frames.push(JSON.parse(String(m.data)));
+      const opened = new Promise<void>((resolve, reject) => ((ws.onopen = () => resolve()), (ws.onerror = () => reject(new Error("socket failed")))));
+      const until = async (done: (f: any) => boolean) => {
+        const deadline = Date.now() + 20_000;
+        while (!frames.some(done)) {
+          if (Date.now() > deadline) throw new Error(`not seen within 20 s: ${JSON.stringify(frames)}`);
+          await Bun.sleep(20);
+        }
+        return frames.find(done);
+      };
+      return { ws, frames, opened, until };
+    };
+    const first = open();
+    await first.opened;
+    expect((await post(target, [{ event_id: "s1", event_type: "purchase", user_id: key, value: 3 }])).status).toBe(200);
+    const s1 = await first.until((f) => f.event === "event" && f.data.event_id === "s1");
+    expect(s1.data).toMatchObject({ kind: "event", key, value: 3 });
+    await first.until((f) => f.event === "window" && f.data.final === false && f.data.count === 1);
+    const lastId = first.frames.at(-1).id;
+    first.ws.close();
+    expect((await post(target, [{ event_id: "s2", event_type: "purchase", user_id: key, value: 4 }])).status).toBe(200);
+    const again = open(`?last_event_id=${encodeURIComponent(lastId)}`);
+    await again.opened;
+    await again.until((f) => f.event === "event" && f.data.event_id === "s2");
+    expect(again.frames.filter((f) => f.event === "event").map((f) => f.data.event_id)).toEqual(["s2"]);
+    expect(again.frames.some((f) => f.event === "gap")).toBe(false);
+    again.ws.close();
+  });
+
   test("an alarm closes a window with no further traffic, also after eviction, woken by the alarm alone", async () => {
     const key = `alarm-${Date.now()}`;
     expect((await post(target, { event_id: "a1", event_type: "purchase", user_id: key, value: 7 })).status).toBe(202);

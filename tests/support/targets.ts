@@ -59,7 +59,7 @@ export async function spawnServer(cmd: string[], env: Record<string, string>, ti
 }
 
 /** A host started as its own process (bun or deno), on SQLite in a temp dir; restarts keep the dir. */
-export function processTarget(cmd: string[], extraEnv: Record<string, string> = {}): Target & { start(): Promise<void> } {
+export function processTarget(cmd: string[], extraEnv: Record<string, string> = {}): Target & { start(): Promise<void>; readonly url: string } {
   const dir = tempDir("proc");
   const env = { ...CONTRACT_ENV, ...extraEnv, PORT: "0", HOST: "127.0.0.1", KEYFLOW_DATA_DIR: dir.path };
   let server: ServerProcess | undefined;
@@ -68,6 +68,9 @@ export function processTarget(cmd: string[], extraEnv: Record<string, string> = 
       server = await spawnServer(cmd, env);
     },
     fetch: (path, init) => fetch(server!.url + path, init),
+    get url() {
+      return server!.url;
+    },
     async restart() {
       const code = await server!.stop();
       if (code !== 0) throw new Error(`server exited with ${code} on SIGTERM:\n${server!.output()}`);

@@ -34,6 +34,7 @@ function namespace(failing: Set<string>, behind = new Set<string>()) {
         replay: unused,
         outbox: unused,
         live: unused,
+        fetch: unused,
       };
     },
   };

@@ -154,6 +154,14 @@ describe("GET /v1/actors/:key/live", () => {
     await third.body!.cancel();
   });
 
+  test("a WebSocket upgrade on a host that streams server-sent events is a 400 saying so", async () => {
+    const { runtime, clock } = setup();
+    const app = createApp({ backend: runtime, config, env: { clock, random: { next: () => 0.5 } }, host: "bun", access: OPEN_ACCESS });
+    const res = await app.request("/v1/actors/k/live", { headers: { upgrade: "websocket" } });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as any).error.code).toBe("websocket_unsupported");
+  });
+
   test("a Last-Event-ID that is not one of ours is a 400 naming the field", async () => {
     const { runtime, clock } = setup();
     const app = createApp({ backend: runtime, config, env: { clock, random: { next: () => 0.5 } }, host: "memory", access: OPEN_ACCESS });

@@ -12,7 +12,7 @@ import { listRelative, type KvStore } from "../../ports/kv-store.ts";
 import type { AlarmStorage } from "../../ports/alarms.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
 import type { Timers } from "../../ports/timers.ts";
-import { LiveFeed } from "../../live/feed.ts";
+import { LiveFeed, type LiveSubscriber } from "../../live/feed.ts";
 import { liveStream } from "../../live/sse.ts";
 
 /** Cloudflare stops retrying a failing alarm after 6 retries; the last one arms a fallback first. */
@@ -133,15 +133,25 @@ export class DurableHost {
 
   /** The key's live view as server-sent events, from now on (or resumed after `lastEventId`). */
   live(key: string, lastEventId: string | null): ReadableStream<Uint8Array> {
-    const { timers, config, clock } = this.opts;
+    const { timers, config } = this.opts;
     assert(timers !== undefined, "a host serving live views has timers");
+    return liveStream(this.liveFeed(key), { lastEventId, timers, maxQueued: config.liveMaxQueued });
+  }
+
+  /** The key's live feed, made on its first watcher (the object's WebSockets subscribe to it). */
+  liveFeed(key: string): LiveFeed {
     if (!this.feed) {
       // The object's start time tells its numbering apart from an earlier incarnation's.
-      this.feed = new LiveFeed(clock.now().toString(36), config.liveRetain);
+      this.feed = new LiveFeed(this.opts.clock.now().toString(36), this.opts.config.liveRetain);
       if (this.actor) this.actor.live = this.feed;
     }
     this.load(key);
-    return liveStream(this.feed, { lastEventId, timers, maxQueued: config.liveMaxQueued });
+    return this.feed;
+  }
+
+  /** `subscriber` is told of the key's live items from now on; returns how to stop. */
+  watch(key: string, subscriber: LiveSubscriber): () => void {
+    return this.liveFeed(key).subscribe(subscriber);
   }
 
   /** Alarms are at-least-once: tick() and delivery are idempotent, so a repeated alarm is harmless. */

@@ -13,6 +13,8 @@ export type ActorIngestResult = IngestResult | { quota: { quota: "keys" | "bytes
 export type ActorStub = Omit<Gateway, "ingest" | "health" | "live"> & {
   ingest(key: string, events: Event[]): Promise<ActorIngestResult>;
   live(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>>;
+  /** A WebSocket upgrade for the key's live view (the object's own fetch handler). */
+  fetch(request: Request): Promise<Response>;
 };
 
 /** The Durable Object namespace, as the gateway uses it: one object per key name. */
@@ -78,6 +80,17 @@ export class DurableGateway implements Gateway {
   /** The stream comes from the key's object over RPC; the client's disconnect cancels it there. */
   live(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>> {
     return this.call(key, (stub) => stub.live(key, lastEventId));
+  }
+
+  /** The upgrade goes to the key's object, which accepts the socket with the hibernation API. */
+  async liveSocket(key: string, lastEventId: string | null, request: Request): Promise<Response> {
+    const url = new URL("https://actor.internal/live");
+    url.searchParams.set("key", key);
+    if (lastEventId !== null) url.searchParams.set("last_event_id", lastEventId);
+    const response = await this.call(key, (stub) => stub.fetch(new Request(url, { headers: request.headers })));
+    // An object's response has immutable headers; the app adds its own (x-request-id, CORS).
+    const webSocket = (response as Response & { webSocket?: unknown }).webSocket;
+    return new Response(response.body, { status: response.status, headers: response.headers, ...(webSocket ? { webSocket } : {}) } as ResponseInit);
   }
 
   /** A failed call may have been carried out before it failed (its reply is what was lost). */
