@@ -15,6 +15,8 @@ import { splitActorName } from "../src/actor/tenant.ts";
 import { limitFor, type Config } from "../src/settings/config.ts";
 import type { Admission, TenantLimits } from "../src/hosts/durable/tenant-registry.ts";
 import type { TenantRegistry } from "./tenant-registry.ts";
+import { ActorMetrics, HUB_NAME, metricsSettings, type MetricsHubStub } from "../src/hosts/durable/metrics-reporter.ts";
+import { uuidv7 } from "../src/ports/uuid.ts";
 
 import { resumeFrames, socketMessage } from "../src/live/socket.ts";
 
@@ -36,20 +38,30 @@ export class KeyActor extends DurableObject<WorkerEnv> {
   private reported: { bytes: number; atMs: number } | undefined;
   /** The registry's last answer: the tenant is at its quota of bytes. */
   private overBytes: Extract<Admission, { ok: false }> | undefined;
+  /** Reports the sink channels' counts and delivery state to the metrics hub (binding METRICS). */
+  private readonly metrics: ActorMetrics | undefined;
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
     const { config, sinks: sinkSettings } = readSettings(stringVars(env));
     this.config = config;
     const sinks = createSinks(sinkSettings, { poolPerDelivery: true });
+    const channels = sinks.map((sink) => new SinkChannel(sink, config.delivery, systemEnv.random));
     this.object = new DurableHost({
       config,
       clock: systemEnv.clock,
       store: new DurableObjectKvStore(ctx.storage),
       alarms: ctx.storage,
-      channels: sinks.map((sink) => new SinkChannel(sink, config.delivery, systemEnv.random)),
+      channels,
       timers: systemTimers,
     });
+    const metrics = metricsSettings(stringVars(env));
+    const hub = env.METRICS as DurableObjectNamespace | undefined;
+    if (metrics.on && hub && channels.length) {
+      const stub = () => hub.getByName(HUB_NAME) as unknown as MetricsHubStub;
+      const { intervalMs } = metrics;
+      this.metrics = new ActorMetrics({ id: ctx.id.toString(), epoch: uuidv7(systemEnv), intervalMs, clock: systemEnv.clock, channels, send: (report) => stub().report(report) });
+    }
     void ctx.blockConcurrencyWhile(async () => this.object.knownAlarm(await ctx.storage.getAlarm()));
     // Woken from hibernation with sockets still open: they watch the key again.
     const sockets = ctx.getWebSockets(LIVE_TAG);
@@ -180,6 +192,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
   async replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null> {
     const { result, scheduled } = this.object.replay(key, filter);
     await scheduled;
+    this.reportMetrics();
     return result;
   }
 
@@ -194,5 +207,12 @@ export class KeyActor extends DurableObject<WorkerEnv> {
 
   override async alarm(info?: AlarmInvocationInfo): Promise<void> {
     await this.object.alarm(info?.retryCount ?? 0);
+    this.reportMetrics();
+  }
+
+  /** Not awaited: the hub's answer changes nothing here, and a report that fails goes again with the next. */
+  private reportMetrics(): void {
+    const metrics = this.metrics;
+    if (metrics) void this.ctx.storage.getAlarm().then((at) => metrics.afterRun(this.object.loaded, at), () => undefined);
   }
 }

@@ -42,6 +42,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Told of every unexpected error (a 500), with the request's tenant and correlation ID (Sentry). */
   reportError?: ErrorReporter;
+  /** What GET /metrics serves when it is not `metrics` itself (Workers: the metrics hub's totals). */
+  scrape?: () => Promise<string>;
   /** The packaged pages and scripts (src/http/public/); on Workers the platform serves them instead. */
   assets?: ReadAsset;
 }
@@ -53,7 +55,7 @@ export const DEFAULT_TOP_KEYS = 10;
 export const MAX_TOP_KEYS = 100;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
-export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT, reportError, assets }: AppOptions): Hono {
+export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT, reportError, assets, scrape }: AppOptions): Hono {
   const app = new Hono();
   const startedAt = env.clock.now();
   const clockNow = () => env.clock.now();
@@ -78,7 +80,7 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
   const elapsed = elapsedMs ?? clockNow;
 
   app.get("/ready", async (c) => {
-    const statuses = backend.sinkStatus?.() ?? [];
+    const statuses = (await backend.sinkStatus?.()) ?? [];
     const now = clockNow();
     const sinks = statuses.map((s) => sinkReadiness(s, now));
     const down = sinks.some((s) => s.status === "down" && s.down_for_s * 1000 >= config.readySinkDownAfterMs);
@@ -99,7 +101,7 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
   if (metrics) {
     app.get("/metrics", async (c) => {
       await caller(c, "metrics");
-      return c.body(metrics.text(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+      return c.body(scrape ? await scrape() : metrics.text(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
     });
   }
 

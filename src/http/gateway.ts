@@ -32,8 +32,8 @@ export interface Gateway {
   liveSocket?(key: string, lastEventId: string | null, request: Request): Promise<Response>;
   /** Counters of a host that runs its actors in this process (the self-hosted server), for /health. */
   health?(): Record<string, number>;
-  /** The host's sink channels, for /ready (a host whose channels live in each actor, Workers, has none). */
-  sinkStatus?(): ChannelStatus[];
+  /** The host's sink channels, for /ready (Workers: each key's channels, as reported to the metrics hub). */
+  sinkStatus?(): ChannelStatus[] | Promise<ChannelStatus[]>;
 }
 
 /** An event the host could not take: its key's actor is behind its sinks, or failed. */

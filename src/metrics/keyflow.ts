@@ -1,4 +1,4 @@
-import { BoundedValues, Registry } from "./registry.ts";
+import { BoundedValues, Registry, type Series } from "./registry.ts";
 
 /** Event types per tenant and metric kept as their own label value; the rest count as "_other". */
 const MAX_TYPES = 200;
@@ -90,14 +90,7 @@ export class KeyflowMetrics {
     const checkpoints = r.counter("keyflow_checkpoints_total", "Actors checkpointed into their own rows.");
     const rows = r.counter("keyflow_storage_rows_written_total", "Storage rows written or deleted.");
     const replayed = r.counter("keyflow_journal_replayed_total", "Journal entries replayed at start (after an unclean stop).");
-    const delivered = r.counter("keyflow_sink_delivered_total", "Records delivered, by sink.", ["sink"]);
-    const failed = r.counter("keyflow_sink_failures_total", "Failed delivery attempts that will be retried, by sink.", ["sink"]);
-    const attempts = r.counter("keyflow_sink_attempts_total", "Delivery attempts (batches sent), by sink.", ["sink"]);
-    const deadLettered = r.counter("keyflow_sink_dead_lettered_total", "Records a sink refused for good (now dead letters), by sink.", ["sink"]);
-    const breaker = r.gauge("keyflow_sink_breaker_state", "1 for the circuit breaker's current state, by sink.", ["sink", "state"]);
-    const backlog = r.gauge("keyflow_sink_backlog_records", "Outbox records not yet delivered, by sink (actors in memory).", ["sink"]);
-    const oldest = r.gauge("keyflow_sink_oldest_undelivered_age_seconds", "Age of the oldest record not yet delivered, by sink (0: none).", ["sink"]);
-    const dlq = r.gauge("keyflow_dead_letters", "Dead letters held by actors in memory.");
+    const { delivered, failed, attempts, deadLettered, breaker, backlog, oldest, dlq } = this.sinkMetrics();
     r.onCollect(() => {
       const s = snapshot();
       actors.set([], s.actorsInMemory);
@@ -117,6 +110,39 @@ export class KeyflowMetrics {
         backlog.set([c.sink], b.records);
         oldest.set([c.sink], b.oldestAt === null ? 0 : Math.max(0, (s.now - b.oldestAt) / 1000));
       }
+    });
+  }
+
+  /**
+   * The per-sink metrics, registered once: counters the sink channels keep, gauges of the outboxes.
+   * Self-hosted, the breaker gauge is 1 for the one channel's state; on Workers, where each key's
+   * Durable Object has its own channel, it counts the objects in each state.
+   */
+  sinkMetrics() {
+    const r = this.registry;
+    return {
+      delivered: r.counter("keyflow_sink_delivered_total", "Records delivered, by sink.", ["sink"]),
+      failed: r.counter("keyflow_sink_failures_total", "Failed delivery attempts that will be retried, by sink.", ["sink"]),
+      attempts: r.counter("keyflow_sink_attempts_total", "Delivery attempts (batches sent), by sink.", ["sink"]),
+      deadLettered: r.counter("keyflow_sink_dead_lettered_total", "Records a sink refused for good (now dead letters), by sink.", ["sink"]),
+      breaker: r.gauge("keyflow_sink_breaker_state", "Circuit breakers in each state, by sink (self-hosted: 1 for the current state).", ["sink", "state"]),
+      backlog: r.gauge("keyflow_sink_backlog_records", "Outbox records not yet delivered, by sink (self-hosted: actors in memory).", ["sink"]),
+      oldest: r.gauge("keyflow_sink_oldest_undelivered_age_seconds", "Age of the oldest record not yet delivered, by sink (0: none).", ["sink"]),
+      dlq: r.gauge("keyflow_dead_letters", "Dead letters held by actors (self-hosted: actors in memory)."),
+    };
+  }
+
+  /**
+   * Adds series other isolates and actors reported (Workers) to this registry's counters and
+   * histograms; event types stay bounded here as they are where they were counted.
+   */
+  absorb(series: Iterable<Series>): Series[] {
+    return this.registry.absorb(series, (names, labels) => {
+      const i = names.indexOf("type");
+      if (i < 0 || labels[i] === "_invalid" || labels[i] === "_other") return labels;
+      const bounded = [...labels];
+      bounded[i] = this.types.of(labels[i]!);
+      return bounded;
     });
   }
 

@@ -7,6 +7,14 @@
 
 type Labels = readonly string[];
 
+/**
+ * A counter's or a histogram's series as plain data: what a reporter on Workers drains from its own
+ * registry and sends to the metrics hub, and what the hub keeps as its totals and adds up.
+ */
+export type Series =
+  | { name: string; labels: string[]; value: number }
+  | { name: string; labels: string[]; counts: number[]; sum: number; count: number };
+
 /** Label values as one map key: the values never hold NUL (tenants, types and routes are validated). */
 const keyOf = (values: Labels) => values.join("\u0000");
 
@@ -68,6 +76,19 @@ export class Counter extends Metric {
   lines(): string[] {
     return [...this.series.values()].map((s) => `${this.name}${labelText(this.labelNames, s.values)} ${formatNumber(s.value)}`);
   }
+
+  data(): Series[] {
+    return [...this.series.values()].map((s) => ({ name: this.name, labels: [...s.values], value: s.value }));
+  }
+
+  total(values: Labels): Series | undefined {
+    const s = this.series.get(keyOf(values));
+    return s && { name: this.name, labels: [...s.values], value: s.value };
+  }
+
+  clear(): void {
+    this.series.clear();
+  }
 }
 
 export class Gauge extends Metric {
@@ -115,6 +136,32 @@ export class Histogram extends Metric {
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;
     s.sum += value;
     s.count++;
+  }
+
+  /** Adds another histogram's buckets (same bounds), sum and count to a series. */
+  add(values: Labels, counts: readonly number[], sum: number, count: number): void {
+    const key = keyOf(values);
+    let s = this.series.get(key);
+    if (!s) {
+      this.check(values);
+      this.series.set(key, (s = { values: [...values], counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 }));
+    }
+    counts.forEach((n, i) => (s.counts[i]! += n));
+    s.sum += sum;
+    s.count += count;
+  }
+
+  data(): Series[] {
+    return [...this.series.values()].map((s) => ({ name: this.name, labels: [...s.values], counts: [...s.counts], sum: s.sum, count: s.count }));
+  }
+
+  total(values: Labels): Series | undefined {
+    const s = this.series.get(keyOf(values));
+    return s && { name: this.name, labels: [...s.values], counts: [...s.counts], sum: s.sum, count: s.count };
+  }
+
+  clear(): void {
+    this.series.clear();
   }
 
   lines(): string[] {
@@ -176,9 +223,43 @@ export class Registry {
     return `${out.join("\n")}\n`;
   }
 
+  /** The counters' and histograms' series as data; `drain` then starts them again from zero (a reporter's delta). */
+  series(drain = false): Series[] {
+    const out: Series[] = [];
+    for (const m of this.metrics) {
+      if (!(m instanceof Counter || m instanceof Histogram)) continue;
+      out.push(...m.data());
+      if (drain) m.clear();
+    }
+    return out;
+  }
+
+  /**
+   * Adds series (other registries' deltas, or stored totals) to the counters and histograms of the
+   * same names; a series of an unknown name or of the wrong shape is skipped. `relabel` may rewrite
+   * label values (to bound them). Returns the series it changed, with their new totals.
+   */
+  absorb(series: Iterable<Series>, relabel?: (labelNames: Labels, labels: Labels) => Labels): Series[] {
+    const touched = new Map<string, { metric: Counter | Histogram; labels: Labels }>();
+    for (const s of series) {
+      const metric = this.metrics.find((m) => m.name === s.name);
+      if (!metric || !Array.isArray(s.labels) || s.labels.length !== metric.labelNames.length || !s.labels.every((l) => typeof l === "string")) continue;
+      const labels = relabel ? relabel(metric.labelNames, s.labels) : s.labels;
+      if (metric instanceof Counter && "value" in s && Number.isFinite(s.value)) metric.inc(labels, s.value);
+      else if (metric instanceof Histogram && "counts" in s && validHistogram(s, metric.buckets.length)) metric.add(labels, s.counts, s.sum, s.count);
+      else continue;
+      touched.set(keyOf([s.name, ...labels]), { metric, labels });
+    }
+    return [...touched.values()].map(({ metric, labels }) => metric.total(labels)!);
+  }
+
   private add<T extends Metric>(metric: T): T {
     if (this.metrics.some((m) => m.name === metric.name)) throw new Error(`metric ${metric.name} is registered twice`);
     this.metrics.push(metric);
     return metric;
   }
+}
+
+function validHistogram(s: { counts: unknown; sum: unknown; count: unknown }, buckets: number): s is { counts: number[]; sum: number; count: number } {
+  return Array.isArray(s.counts) && s.counts.length === buckets && s.counts.every((n) => Number.isFinite(n)) && Number.isFinite(s.sum) && Number.isFinite(s.count);
 }

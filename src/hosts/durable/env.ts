@@ -4,6 +4,10 @@ export interface WorkerEnv {
   ACTORS: DurableObjectNamespace;
   /** One TenantRegistry per tenant (actors/tenant-registry.ts): keys and stored bytes, for quotas. */
   TENANTS?: DurableObjectNamespace;
+  /** The one MetricsHub (actors/metrics-hub.ts) that isolates and keys report to: GET /metrics and /ready. */
+  METRICS?: DurableObjectNamespace;
+  /** Optional Workers Analytics Engine dataset: one data point per HTTP request (sampled there). */
+  KEYFLOW_ANALYTICS?: AnalyticsEngineDataset;
   [variable: string]: unknown;
 }
 

@@ -5,6 +5,7 @@ import type { WindowQuery } from "../../actor/windows.ts";
 import { QuotaError, UnavailableError, type Gateway, type GatewayOutcome, type ReplayFilter } from "../../http/gateway.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../http/views.ts";
 import type { IngestResult } from "./durable-host.ts";
+import type { ChannelStatus } from "../../delivery/channel.ts";
 
 /** A key's answer to ingest: its host's, or its tenant's quota refusing it before the host saw it. */
 export type ActorIngestResult = IngestResult | { quota: { quota: "keys" | "bytes"; limit: number; used: number } };
@@ -27,7 +28,11 @@ export interface ActorNamespace {
  * once. Each key's outcome is its own: one key behind or failing does not hide what the others did.
  */
 export class DurableGateway implements Gateway {
-  constructor(private readonly actors: ActorNamespace) {}
+  /** `sinkStatus`: the sinks' state summed over the keys' objects (the metrics hub), for /ready. */
+  constructor(
+    private readonly actors: ActorNamespace,
+    readonly sinkStatus?: () => Promise<ChannelStatus[]>,
+  ) {}
 
   async ingest(events: Event[]): Promise<GatewayOutcome[]> {
     const outcomes = new Array<GatewayOutcome>(events.length);
