@@ -24,6 +24,7 @@ import { actorName, splitActorName } from "../actor/tenant.ts";
 import { assetFile, assetResponse, PAGES, type ReadAsset } from "./assets.ts";
 import type { z } from "zod";
 import type * as S from "./schemas.ts";
+import { DEFAULT_TOP_KEYS, DEFAULT_WINDOW_LIMIT, MAX_TOP_KEYS, MAX_WINDOW_LIMIT, NDJSON } from "./params.ts";
 import { TopKeys } from "../metrics/top-keys.ts";
 
 export interface AppOptions {
@@ -47,12 +48,6 @@ export interface AppOptions {
   /** The packaged pages and scripts (src/http/public/); on Workers the platform serves them instead. */
   assets?: ReadAsset;
 }
-
-export const NDJSON = new Set(["application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"]);
-export const DEFAULT_WINDOW_LIMIT = 1_000;
-export const MAX_WINDOW_LIMIT = 10_000;
-export const DEFAULT_TOP_KEYS = 10;
-export const MAX_TOP_KEYS = 100;
 
 /** The HTTP API, identical on every host: the host supplies only the ActorBackend. */
 export function createApp({ backend, config, env, host, access, metrics, elapsedMs, logger = SILENT, reportError, assets, scrape }: AppOptions): Hono {

@@ -4,7 +4,7 @@ import { EVENT_TYPE, wire } from "../actor/event.ts";
 import type { Scope } from "../auth/api-keys.ts";
 import type { Config } from "../settings/config.ts";
 import { VERSION } from "../version.ts";
-import { DEFAULT_TOP_KEYS, DEFAULT_WINDOW_LIMIT, MAX_TOP_KEYS, MAX_WINDOW_LIMIT, NDJSON } from "./app.ts";
+import { DEFAULT_TOP_KEYS, DEFAULT_WINDOW_LIMIT, MAX_TOP_KEYS, MAX_WINDOW_LIMIT, NDJSON } from "./params.ts";
 import * as S from "./schemas.ts";
 
 /**
@@ -86,7 +86,7 @@ const page = (path: string, name: string) =>
     summary: name,
     description: "A packaged page: it holds no data and reads the API with the key you give it.",
     security: [],
-    responses: { 200: { description: "The page", headers: { "x-request-id": header("RequestId") }, content: { "text/html": { schema: z.string() } } } },
+    responses: { 200: { description: "The page", content: { "text/html": { schema: z.string() } } } },
   });
 
 const Event = wire.meta({ id: "Event", description: "One event. Fields not listed are ignored." });
@@ -244,8 +244,8 @@ export function apiRoutes(config: Config) {
       path: "/metrics",
       operationId: "getMetrics",
       tags: ["Operations"],
-      summary: "Prometheus metrics (self-hosted server)",
-      description: `Served by the self-hosted server when metrics are on. ${guarded("metrics").description}`,
+      summary: "Prometheus metrics",
+      description: `Served when metrics are on. ${guarded("metrics").description}`,
       security: guarded("metrics").security,
       parameters,
       responses: {
@@ -273,7 +273,7 @@ export function apiRoutes(config: Config) {
       security: [],
       request: { params: z.object({ name: z.string().meta({ example: "docs.js" }) }) },
       responses: {
-        200: { description: "The file", headers: { "x-request-id": header("RequestId") }, content: { "text/javascript": { schema: z.string() }, "text/css": { schema: z.string() } } },
+        200: { description: "The file", content: { "text/javascript": { schema: z.string() }, "text/css": { schema: z.string() } } },
         404: error("No such file", ["not_found"]),
       },
     }),
@@ -303,9 +303,10 @@ export function openApiDocument(config: Config): string {
   });
   registry.registerComponent("headers", "RequestId", {
     description: "The request's correlation ID: the client's x-request-id, its traceparent's trace id, or a new one.",
+    required: true,
     schema: { type: "string" },
   });
-  registry.registerComponent("headers", "RetryAfter", { description: "Seconds to wait before retrying.", schema: { type: "integer", minimum: 1 } });
+  registry.registerComponent("headers", "RetryAfter", { description: "Seconds to wait before retrying.", required: true, schema: { type: "integer", minimum: 1 } });
   registry.registerComponent("headers", "WWWAuthenticate", { description: 'The Bearer challenge (RFC 6750): realm="keyflow", and error and scope when a key was refused.', schema: { type: "string" } });
   for (const route of apiRoutes(config)) registry.registerPath(route);
   const document = app.getOpenAPI31Document({
