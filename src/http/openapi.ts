@@ -181,15 +181,19 @@ export function apiRoutes(config: Config) {
         operationId: "getLive",
         summary: "An actor's live view (server-sent events)",
         description:
-          "`event: event` for each accepted event and `event: window` for each window update and close, the data being the record as sinks get it. Resume with Last-Event-ID; `event: gap` when items were missed, `event: overflow` (and the stream ends) for a client too slow.",
+          "`event: event` for each accepted event and `event: window` for each window update and close, the data being the record as sinks get it. Resume with Last-Event-ID; `event: gap` when items were missed, `event: overflow` (and the stream ends) for a client too slow. On Workers, with `Upgrade: websocket`, the same as WebSocket frames `{\"id\",\"event\",\"data\"}`.",
         request: {
-          headers: z.object({ "last-event-id": z.string().optional().meta({ description: "The id of the last message seen, to resume after it." }) }),
+          headers: z.object({
+            "last-event-id": z.string().optional().meta({ description: "The id of the last message seen, to resume after it." }),
+            upgrade: z.literal("websocket").optional().meta({ description: "A WebSocket instead (Workers only)." }),
+          }),
           query: z.object({ last_event_id: z.string().optional().meta({ description: "As Last-Event-ID, for clients that cannot set headers." }) }),
         },
       },
       {
         200: { description: "The stream", headers: { "x-request-id": header("RequestId") }, content: { "text/event-stream": { schema: z.string() } } },
-        400: error("Last-Event-ID is not an id this stream sent", ["invalid_query"]),
+        101: { description: "A WebSocket (Workers, with Upgrade: websocket)", headers: { "x-request-id": header("RequestId") } },
+        400: error("Last-Event-ID is not an id this stream sent, or a WebSocket was asked of a host without them", ["invalid_query", "websocket_unsupported"]),
         429: error("Over a rate limit, or the tenant has its most live streams open", ["rate_limited", "too_many_streams"], { "Retry-After": header("RetryAfter") }),
         501: error("This host has no live views", ["not_implemented"]),
       },
