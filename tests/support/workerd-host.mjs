@@ -15,6 +15,11 @@ if (process.env.KEYFLOW_TEST_RATE_LIMIT) {
   delete bindings.KEYFLOW_TEST_RATE_LIMIT;
   bindings.KEYFLOW_RATE_LIMITER = { type: "ratelimit", namespace_id: "1001", simple: { limit: Number(process.env.KEYFLOW_TEST_RATE_LIMIT), period: 10 } };
 }
+// KEYFLOW_TEST_ANALYTICS=<dataset> declares the Analytics Engine binding KEYFLOW_ANALYTICS (local writes are accepted, not queryable).
+if (process.env.KEYFLOW_TEST_ANALYTICS) {
+  delete bindings.KEYFLOW_TEST_ANALYTICS;
+  bindings.KEYFLOW_ANALYTICS = { type: "analytics_engine", dataset: process.env.KEYFLOW_TEST_ANALYTICS };
+}
 const worker = await unstable_startWorker({
   config: `${root}wrangler.toml`,
   bindings,
