@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { readFile } from "node:fs/promises";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import type { z } from "zod";
-import { createApp } from "../../src/http/app.ts";
+import { createApp, routeOf } from "../../src/http/app.ts";
 import { accessFor } from "../../src/http/access.ts";
 import { apiRoutes } from "../../src/http/openapi.ts";
 import type { RecordView } from "../../src/delivery/records.ts";
@@ -18,6 +18,7 @@ import { MemoryKvStore } from "../../src/ports/kv-store.ts";
 import { readSettings } from "../../src/settings/env.ts";
 import type { Config } from "../../src/settings/config.ts";
 import { fakeEnv } from "../support/fake-env.ts";
+import { inProcessTarget } from "../support/targets.ts";
 import { FakeSink } from "../support/fake-sink.ts";
 import { bearer, QUOTA_ENV, TEST_KEY_LINES, type KeyName } from "../support/api-keys.ts";
 
@@ -114,11 +115,27 @@ describe("the document", () => {
     expect(document.openapi).toBe("3.1.0");
   });
 
-  test("is public, JSON, and the same on every request (built once)", async () => {
+  test("is public, JSON, and the same on every request (built once); counted as its own route", async () => {
     const first = await app.request("/openapi.json");
     expect(first.status).toBe(200);
     expect(first.headers.get("content-type")).toStartWith("application/json");
     expect(await first.text()).toBe(await (await app.request("/openapi.json")).text());
+    expect(routeOf("http://localhost/openapi.json?x=1")).toBe("/openapi.json");
+  });
+
+  test("the self-hosted server serves it, /docs and the reference's scripts with their content types", async () => {
+    const target = inProcessTarget();
+    try {
+      for (const [path, type] of [["/openapi.json", "application/json"], ["/docs", "text/html"], ["/assets/docs.js", "text/javascript"], ["/assets/scalar.js", "text/javascript"]] as const) {
+        const res = await target.fetch(path);
+        expect(res.status, path).toBe(200);
+        expect(res.headers.get("content-type"), path).toBe(`${type}; charset=utf-8`);
+        if (path === "/docs") expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+        await res.arrayBuffer();
+      }
+    } finally {
+      await target.stop();
+    }
   });
 
   test("names every route the app serves, with its method; and serves nothing more", () => {
