@@ -496,7 +496,7 @@ function start() {
   httpChart = chart($("chart-http"), [{ label: "requests/s", stroke: "#555" }], { y: "requests/s" });
   windowsChart = chart($("chart-windows"), [
     { label: "count", stroke: "#27c", fill: "rgba(34,119,204,0.35)" },
-    { label: "sum", stroke: "#2a7", fill: "rgba(34,170,119,0.2)", scale: "sum" },
+    { label: "sum", stroke: "#2a7", scale: "sum" },
   ], { bars: true, y: "events", right: "sum", xPad: () => Math.min(sizeSeconds($("window-size").value), 86400) });
 
   $("api-key").value = state.key;
