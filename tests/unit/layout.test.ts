@@ -45,7 +45,8 @@ const ALLOWED: Record<string, string[]> = {
   live: ["actor", "ports", "delivery"],
   http: ["actor", "ports", "delivery", "auth", "metrics", "logging", "reporting", "settings", "src/version.ts"],
   settings: ["actor", "delivery", "ports", "auth", "logging", "sinks", "hosts"],
-  hosts: ["actor", "ports", "delivery", "live", "http", "settings"],
+  // metrics: the Durable Object host's reporters and the metrics hub (Workers) sum keyflow's metrics.
+  hosts: ["actor", "ports", "delivery", "live", "metrics", "http", "settings"],
   sinks: ["actor", "ports", "delivery", "settings"],
   runtimes: ["actor", "ports", "delivery", "auth", "metrics", "logging", "reporting", "http", "settings", "sinks", "hosts", "actors", "src/version.ts"],
   actors: ["actor", "ports", "delivery", "live", "http", "settings", "sinks", "hosts"],
