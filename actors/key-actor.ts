@@ -56,7 +56,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
       timers: systemTimers,
     });
     const metrics = metricsSettings(stringVars(env));
-    const hub = env.METRICS as DurableObjectNamespace | undefined;
+    const hub = env.METRICS;
     if (metrics.on && hub && channels.length) {
       const stub = () => hub.getByName(HUB_NAME) as unknown as MetricsHubStub;
       const { intervalMs } = metrics;
