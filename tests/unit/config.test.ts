@@ -136,6 +136,9 @@ describe("configFromEnv: each variable", () => {
     ["KEYFLOW_BREAKER_THRESHOLD", "3", "delivery.breakerThreshold", 3],
     ["KEYFLOW_BREAKER_COOLDOWN", "2s", "delivery.breakerCooldownMs", 2_000],
     ["KEYFLOW_READY_SINK_DOWN_AFTER", "2m", "readySinkDownAfterMs", 2 * MINUTE],
+    ["KEYFLOW_LIVE_RETAIN", "50", "liveRetain", 50],
+    ["KEYFLOW_LIVE_MAX_QUEUED", "20", "liveMaxQueued", 20],
+    ["KEYFLOW_LIVE_MAX_STREAMS", "3", "liveMaxStreams", 3],
     ["KEYFLOW_TENANT_MAX_KEYS", "100", "tenantMaxKeys", { all: 100, byTenant: new Map() }],
     ["KEYFLOW_TENANT_MAX_BYTES", "1MiB", "tenantMaxBytes", { all: 2 ** 20, byTenant: new Map() }],
   ];
