@@ -26,7 +26,8 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   const { config } = settings;
   const metrics = settings.metrics ? new KeyflowMetrics() : undefined;
   const elapsedMs = () => performance.now();
-  const logger = new Logger(settings.logLevel, batchedStdout(), () => systemEnv.clock.now());
+  const stdout = batchedStdout();
+  const logger = new Logger(settings.logLevel, stdout.write, () => systemEnv.clock.now());
   const observer = hostObserver(metrics, logger, elapsedMs);
   const runtime = new ProcessHost({ store, config, clock: systemEnv.clock, random: systemEnv.random, timers: systemTimers, sinks, observer });
   // Without keys the server is open: serverSettings let it start only on loopback (or with KEYFLOW_AUTH=off).
@@ -44,6 +45,7 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
     await runtime.close();
     await Promise.all(sinks.map((s) => s.close?.()));
     store.close();
+    stdout.flush();
   };
   return { app, describe, warnings, shutdown };
 }
@@ -73,20 +75,32 @@ function hostObserver(metrics: KeyflowMetrics | undefined, logger: Logger, elaps
   };
 }
 
+/** Log lines wait at most this long to be written with the ones after them. */
+const LOG_LINGER_MS = 10;
+const LOG_BATCH_LINES = 512;
+
 /**
- * Log lines to stdout, gathered over one turn of the event loop and written together: one write per
- * turn instead of one per request.
+ * Log lines to stdout, gathered for up to LOG_LINGER_MS (or LOG_BATCH_LINES) and written together:
+ * one write per batch instead of one per request or per event-loop turn (each write is a system
+ * call, and at 20,000 requests/s they cost more than building the lines). Flushed at shutdown.
  */
-function batchedStdout(): (line: string) => void {
+function batchedStdout(): { write(line: string): void; flush(): void } {
   let lines: string[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const flush = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    if (!lines.length) return;
     const text = `${lines.join("\n")}\n`;
     lines = [];
     process.stdout.write(text);
   };
-  return (line) => {
-    if (lines.push(line) === 1) (globalThis.setImmediate ?? ((fn: () => void) => setTimeout(fn, 0)))(flush);
+  const write = (line: string) => {
+    const count = lines.push(line);
+    if (count >= LOG_BATCH_LINES) flush();
+    else if (count === 1) timer = setTimeout(flush, LOG_LINGER_MS);
   };
+  return { write, flush };
 }
 
 /** What the self-hosted server adds to the HTTP layer's metrics at each scrape: the process host's state and the process's memory. */
