@@ -10,6 +10,7 @@ import { lazySentry } from "../reporting/reporter.ts";
 import { VERSION } from "../version.ts";
 import { HUB_NAME, IsolateMetrics, metricsSettings, type MetricsHubStub } from "../hosts/durable/metrics-reporter.ts";
 import { uuidv7 } from "../ports/uuid.ts";
+import { Logger } from "../logging/logger.ts";
 
 export { KeyActor } from "../../actors/key-actor.ts";
 export { TenantRegistry } from "../../actors/tenant-registry.ts";
@@ -58,6 +59,8 @@ export default {
           host: "workers",
           // Without keys a Worker is closed, except to requests made on this machine (wrangler dev).
           access: accessFor(settings.auth, false, undefined, platformLimit(env)),
+          // Request lines go to Workers Logs ([observability]), which indexes JSON lines' fields.
+          logger: new Logger(settings.logLevel, (line) => console.log(line), () => systemEnv.clock.now()),
           ...(settings.sentryDsn ? { reportError: lazySentry(settings.sentryDsn, "workers", VERSION) } : {}),
         });
       }

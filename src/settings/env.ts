@@ -121,6 +121,8 @@ export interface Settings {
   auth: AuthSettings;
   /** SENTRY_DSN: unexpected errors are reported to Sentry (toucan-js). */
   sentryDsn?: string;
+  /** KEYFLOW_LOG_LEVEL: request lines at info (stdout self-hosted, Workers Logs on Workers). */
+  logLevel: LogLevel;
 }
 
 export interface ServerSettings extends Settings {
@@ -131,7 +133,6 @@ export interface ServerSettings extends Settings {
   sqliteSync: SqliteSync;
   /** GET /metrics and the counting behind it (KEYFLOW_METRICS=off turns both off). */
   metrics: boolean;
-  logLevel: LogLevel;
 }
 
 /** Every entry point's settings (Worker, Durable Object, Bun, Deno); throws ConfigError naming each bad variable. */
@@ -151,7 +152,8 @@ function collectSettings(r: EnvReader): Settings {
   const dsn = r.env.SENTRY_DSN;
   // The DSN holds a key: it is named, never echoed.
   if (dsn && !/^https?:\/\/[^@/\s]+@[^/\s]+\/\S+$/.test(dsn)) r.problems.push("SENTRY_DSN: must be a Sentry DSN like https://<key>@o0.ingest.sentry.io/<project>");
-  return { config, sinks, auth: readAuthSettings(r), ...(dsn ? { sentryDsn: dsn } : {}) };
+  const logLevel = r.env.KEYFLOW_LOG_LEVEL ? r.check(LOG_LEVEL, "KEYFLOW_LOG_LEVEL", r.env.KEYFLOW_LOG_LEVEL) : "info";
+  return { config, sinks, auth: readAuthSettings(r), logLevel: logLevel ?? "info", ...(dsn ? { sentryDsn: dsn } : {}) };
 }
 
 const SERVER_VARIABLES = z.object({
@@ -161,8 +163,9 @@ const SERVER_VARIABLES = z.object({
   KEYFLOW_DATA_DIR: z.string().min(1).default(".keyflow"),
   KEYFLOW_SQLITE_SYNC: z.enum(["full", "normal", "off"]).default("full"),
   KEYFLOW_METRICS: z.enum(["on", "off"]).default("on"),
-  KEYFLOW_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 });
+
+const LOG_LEVEL = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
 
 /** The self-hosted server's settings (Bun, Deno); throws ConfigError naming each bad variable. */
 export function serverSettings(env: EnvVars): ServerSettings {
@@ -179,7 +182,7 @@ export function serverSettings(env: EnvVars): ServerSettings {
   }
   if (r.problems.length || !parsed.success) throw new ConfigError(r.problems);
   const s = parsed.data;
-  return { ...settings, host: s.HOST, port: s.PORT, storage: s.KEYFLOW_STORAGE, dataDir: s.KEYFLOW_DATA_DIR, sqliteSync: s.KEYFLOW_SQLITE_SYNC, metrics: s.KEYFLOW_METRICS === "on", logLevel: s.KEYFLOW_LOG_LEVEL };
+  return { ...settings, host: s.HOST, port: s.PORT, storage: s.KEYFLOW_STORAGE, dataDir: s.KEYFLOW_DATA_DIR, sqliteSync: s.KEYFLOW_SQLITE_SYNC, metrics: s.KEYFLOW_METRICS === "on" };
 }
 
 /** The sink settings alone (npm run migrate, tests); throws ConfigError naming each bad variable. */

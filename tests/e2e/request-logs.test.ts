@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { BUN_SERVER, DENO_SERVER, spawnServer, tempDir } from "../support/targets.ts";
+import { BUN_SERVER, DENO_SERVER, spawnServer, tempDir, WORKERD_SERVER } from "../support/targets.ts";
 
 /** The request lines a server printed (JSON objects with msg "request"). */
 const requestLines = (output: string) =>
@@ -42,3 +42,28 @@ for (const [name, cmd] of [["Bun", BUN_SERVER], ["Deno", DENO_SERVER]] as const)
     }
   });
 }
+
+test("Workers: the same request line goes to the Worker's console (Workers Logs when deployed)", async () => {
+  const dir = tempDir("logs-workerd");
+  // wrangler prints a Worker's console.log only at its "log" level.
+  const server = await spawnServer(WORKERD_SERVER, { HOST: "127.0.0.1", PORT: "0", KEYFLOW_DATA_DIR: dir.path, KEYFLOW_TEST_WRANGLER_LOG_LEVEL: "log" });
+  try {
+    const res = await fetch(`${server.url}/v1/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "log-test-workers" },
+      body: JSON.stringify({ event_id: "w1", event_type: "purchase", user_id: "secret-user" }),
+    });
+    expect(res.status).toBe(202);
+    const deadline = Date.now() + 10_000;
+    while (!requestLines(server.output()).some((l) => l.request_id === "log-test-workers")) {
+      if (Date.now() > deadline) throw new Error(`no request line within 10 s:\n${server.output()}`);
+      await Bun.sleep(20);
+    }
+    const line = requestLines(server.output()).find((l) => l.request_id === "log-test-workers");
+    expect(line).toMatchObject({ level: "info", msg: "request", method: "POST", route: "/v1/events", status: 202, tenant: "default" });
+    expect(server.output()).not.toContain("secret-user");
+  } finally {
+    await server.stop();
+    dir.remove();
+  }
+});

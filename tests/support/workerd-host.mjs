@@ -27,7 +27,7 @@ const worker = await unstable_startWorker({
     server: { hostname: process.env.HOST ?? "127.0.0.1", port: Number(process.env.PORT ?? 8787) },
     inspector: false,
     persist: process.env.KEYFLOW_DATA_DIR ?? `${root}.wrangler/state`,
-    logLevel: "warn",
+    logLevel: process.env.KEYFLOW_TEST_WRANGLER_LOG_LEVEL ?? "warn",
     watch: false,
   },
 });
