@@ -4,6 +4,7 @@ import type { ActorIngestResult } from "../src/hosts/durable/gateway.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../src/http/views.ts";
 import type { ReplayFilter } from "../src/http/gateway.ts";
 import { readSettings } from "../src/settings/env.ts";
+import { Logger, sinkTroubleLog } from "../src/logging/logger.ts";
 import { SinkChannel } from "../src/delivery/channel.ts";
 import type { Event } from "../src/actor/event.ts";
 import type { WindowQuery } from "../src/actor/windows.ts";
@@ -43,7 +44,8 @@ export class KeyActor extends DurableObject<WorkerEnv> {
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
-    const { config, sinks: sinkSettings } = readSettings(stringVars(env));
+    const { config, sinks: sinkSettings, logLevel } = readSettings(stringVars(env));
+    const logger = new Logger(logLevel, (line) => console.log(line), () => systemEnv.clock.now());
     this.config = config;
     const sinks = createSinks(sinkSettings, { poolPerDelivery: true });
     const channels = sinks.map((sink) => new SinkChannel(sink, config.delivery, systemEnv.random));
@@ -54,6 +56,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
       alarms: ctx.storage,
       channels,
       timers: systemTimers,
+      sinkTrouble: sinkTroubleLog(logger),
     });
     const metrics = metricsSettings(stringVars(env));
     const hub = env.METRICS;

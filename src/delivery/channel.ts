@@ -202,3 +202,16 @@ export interface ChannelStatus {
   breakerOpened: number;
   breakerClosed: number;
 }
+
+/** What went wrong in a delivery, from the channel's status before and after it: a failed batch and/or a breaker change. */
+export interface SinkTrouble {
+  error?: string;
+  breaker?: { from: string; to: string };
+}
+
+export function troubleBetween(before: ChannelStatus, after: ChannelStatus): SinkTrouble | undefined {
+  const failed = after.transientFailures > before.transientFailures || after.deadLettered > before.deadLettered;
+  const breaker = after.breaker !== before.breaker ? { from: before.breaker, to: after.breaker } : undefined;
+  if (!failed && !breaker) return undefined;
+  return { ...(failed ? { error: after.lastError ?? "refused" } : {}), ...(breaker ? { breaker } : {}) };
+}

@@ -49,6 +49,14 @@ export class Logger {
   }
 }
 
+/** A sink's failed delivery or breaker change, at warn (every host logs these the same way). */
+export function sinkTroubleLog(logger: Logger) {
+  return (sink: string, { error, breaker }: { error?: string; breaker?: { from: string; to: string } }): void => {
+    if (breaker) logger.warn("sink breaker", { sink, from: breaker.from, to: breaker.to, error });
+    else logger.warn("sink delivery failed", { sink, error });
+  };
+}
+
 /** A logger that writes nothing (tests of other layers). */
 export const SILENT = new Logger("off", () => {}, () => 0);
 

@@ -9,7 +9,7 @@ import type { EnvVars } from "../settings/reader.ts";
 import { createSinks } from "../sinks/index.ts";
 import { accessFor } from "../http/access.ts";
 import { KeyflowMetrics } from "../metrics/keyflow.ts";
-import { Logger } from "../logging/logger.ts";
+import { Logger, sinkTroubleLog } from "../logging/logger.ts";
 import { lazySentry } from "../reporting/reporter.ts";
 import { VERSION } from "../version.ts";
 import { webCryptoSha256, type Sha256 } from "../auth/key-ring.ts";
@@ -68,10 +68,7 @@ function hostObserver(metrics: KeyflowMetrics | undefined, logger: Logger, elaps
     elapsedMs,
     commit: (ms, checkpoints) => timings?.commit(ms, checkpoints),
     delivery: (sink, ms) => timings?.delivery(sink, ms),
-    sinkTrouble: (sink, { error, breaker }) => {
-      if (breaker) logger.warn("sink breaker", { sink, from: breaker.from, to: breaker.to, error });
-      else logger.warn("sink delivery failed", { sink, error });
-    },
+    sinkTrouble: sinkTroubleLog(logger),
   };
 }
 

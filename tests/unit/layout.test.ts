@@ -49,7 +49,7 @@ const ALLOWED: Record<string, string[]> = {
   hosts: ["actor", "ports", "delivery", "live", "metrics", "http", "settings"],
   sinks: ["actor", "ports", "delivery", "settings"],
   runtimes: ["actor", "ports", "delivery", "auth", "metrics", "logging", "reporting", "http", "settings", "sinks", "hosts", "actors", "src/version.ts"],
-  actors: ["actor", "ports", "delivery", "live", "http", "settings", "sinks", "hosts"],
+  actors: ["actor", "ports", "delivery", "live", "logging", "http", "settings", "sinks", "hosts"],
   sim: ["actor", "ports", "delivery", "http", "settings", "hosts", "sim"],
 };
 

@@ -4,7 +4,9 @@ import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
 import { ProcessHost } from "../../src/hosts/process/host.ts";
 import { accessFor } from "../../src/http/access.ts";
 import { createApp } from "../../src/http/app.ts";
-import { Logger, requestIdOf } from "../../src/logging/logger.ts";
+import { Logger, requestIdOf, sinkTroubleLog } from "../../src/logging/logger.ts";
+import { DurableHost } from "../../src/hosts/durable/durable-host.ts";
+import { SinkChannel } from "../../src/delivery/channel.ts";
 import { MemoryKvStore } from "../../src/ports/kv-store.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { readSettings } from "../../src/settings/env.ts";
@@ -109,5 +111,36 @@ describe("sink trouble", () => {
     expect(sink.eventIds("k")).toEqual(["e1"]);
     expect(lines.every((l) => JSON.parse(l).level === "warn")).toBe(true);
     expect(lines.length).toBe(events.length);
+  });
+});
+
+describe("sink trouble on the Durable Object host", () => {
+  test("a failed delivery and the breaker opening are each told once, as warn lines naming the sink", async () => {
+    const { clock } = fakeEnv(Date.UTC(2026, 10, 21, 10, 0, 0));
+    const sink = new FakeSink("webhook");
+    const config = { ...DEFAULT_CONFIG, sinks: ["webhook"], delivery: { ...DEFAULT_CONFIG.delivery, breakerThreshold: 2 } };
+    const lines: string[] = [];
+    const logger = new Logger("info", (line) => lines.push(line), () => clock.now());
+    const host = new DurableHost({
+      config,
+      clock,
+      store: new MemoryKvStore(),
+      alarms: { setAlarm: () => undefined, deleteAlarm: () => undefined },
+      channels: [new SinkChannel(sink, config.delivery, { next: () => 0.5 })],
+      sinkTrouble: sinkTroubleLog(logger),
+    });
+    await host.ingest("alice", [{ id: "e1", assigned: false, type: "purchase", key: "alice", ts: clock.now() }]).scheduled;
+    sink.down = 10;
+    for (let i = 0; i < 2; i++) {
+      clock.time += 60_000;
+      await host.alarm(0);
+    }
+    const logged = lines.map((l) => JSON.parse(l));
+    expect(logged.map((l) => [l.level, l.msg, l.sink])).toEqual([
+      ["warn", "sink delivery failed", "webhook"],
+      ["warn", "sink breaker", "webhook"],
+    ]);
+    expect(logged[1]).toMatchObject({ from: "closed", to: "open" });
+    expect(typeof logged[0].error).toBe("string");
   });
 });

@@ -3,7 +3,7 @@ import { render, type ActorView, type DeadLetterView, type LateView, type Outbox
 import { assert } from "../../ports/assert.ts";
 import type { Clock } from "../../ports/clock.ts";
 import type { Config } from "../../settings/config.ts";
-import type { SinkChannel } from "../../delivery/channel.ts";
+import { troubleBetween, type SinkChannel, type SinkTrouble } from "../../delivery/channel.ts";
 import { BackpressureError } from "../../actor/errors.ts";
 import type { Event } from "../../actor/event.ts";
 import { applySettlement, settlements } from "../../delivery/settle.ts";
@@ -41,6 +41,8 @@ export interface DurableHostOptions {
   hooks?: DurableHostHooks;
   /** For live views' keepalives; without timers the object serves none. */
   timers?: Timers;
+  /** A delivery failed and/or a sink's breaker changed state (logged at warn). */
+  sinkTrouble?(sink: string, trouble: SinkTrouble): void;
 }
 
 /** An alarm gave up on outcomes computed on an actor that was dropped meanwhile; the alarm is retried. */
@@ -211,7 +213,10 @@ export class DurableHost {
     if (clock.now() < channel.readyAt()) return;
     const batch = actor.outbox.pending(channel.name, config.delivery.batchSize);
     if (!batch.length) return;
+    const before = this.opts.sinkTrouble ? channel.status() : undefined;
     const outcomes = await channel.deliver(batch, () => clock.now());
+    const trouble = before && troubleBetween(before, channel.status());
+    if (trouble) this.opts.sinkTrouble!(channel.name, trouble);
     for (const settlement of settlements(batch, outcomes)) applySettlement(actor.outbox, channel.name, settlement, clock.now());
   }
 

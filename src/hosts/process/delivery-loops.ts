@@ -1,6 +1,6 @@
 import type { Actor } from "../../actor/actor.ts";
 import type { OutboxRecord } from "../../actor/outbox.ts";
-import type { SinkChannel } from "../../delivery/channel.ts";
+import { troubleBetween, type SinkChannel, type SinkTrouble } from "../../delivery/channel.ts";
 import type { DeliveryPolicy } from "../../delivery/policy.ts";
 import { settlements, type Settlement } from "../../delivery/settle.ts";
 import type { Clock } from "../../ports/clock.ts";
@@ -10,7 +10,7 @@ export interface DeliveryObserver {
   elapsedMs(): number;
   delivery(sink: string, durationMs: number, records: number): void;
   /** A batch failed (`error`: the channel's last error), and/or the breaker changed state. */
-  sinkTrouble?(sink: string, event: { error?: string; breaker?: { from: string; to: string } }): void;
+  sinkTrouble?(sink: string, event: SinkTrouble): void;
 }
 
 export interface DeliveryHost {
@@ -66,10 +66,8 @@ export class DeliveryLoops {
   }
 
   private reportTrouble(channel: SinkChannel, before: ReturnType<SinkChannel["status"]>, observer: DeliveryObserver): void {
-    const after = channel.status();
-    const failed = after.transientFailures > before.transientFailures || after.deadLettered > before.deadLettered;
-    const breaker = after.breaker !== before.breaker ? { from: before.breaker, to: after.breaker } : undefined;
-    if (failed || breaker) observer.sinkTrouble?.(channel.name, { ...(failed ? { error: after.lastError ?? "refused" } : {}), ...(breaker ? { breaker } : {}) });
+    const trouble = troubleBetween(before, channel.status());
+    if (trouble) observer.sinkTrouble?.(channel.name, trouble);
   }
 
   /** After a commit: the actor's new records may go out; an idle sink starts on them after its linger. */
