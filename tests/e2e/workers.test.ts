@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { SeededRandom } from "../support/fake-env.ts";
 import { processTarget, ROOT, tempDir, WORKERD_SERVER, type Target } from "../support/targets.ts";
 import { bearer, TEST_KEY_LINES } from "../support/api-keys.ts";
+import { PAGE_SECURITY_HEADERS } from "../../src/http/assets.ts";
 
 const json = async (res: Response) => (await res.json()) as any;
 const post = (target: Target, body: unknown) =>
@@ -76,6 +77,19 @@ describe("Durable Object alarms (workerd)", () => {
     expect(again.frames.filter((f) => f.event === "event").map((f) => f.data.event_id)).toEqual(["s2"]);
     expect(again.frames.some((f) => f.event === "gap")).toBe(false);
     again.ws.close();
+  });
+
+  test("the packaged pages are Static Assets: /dashboard, /docs and their scripts, with the pages' CSP from public/_headers", async () => {
+    for (const [path, type] of [["/dashboard", "text/html"], ["/docs", "text/html"], ["/assets/dashboard.js", "javascript"], ["/assets/uPlot.iife.min.js", "javascript"], ["/assets/scalar.js", "javascript"]]) {
+      const res = await target.fetch(path!);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get("content-type"), path).toContain(type!);
+      await res.arrayBuffer();
+    }
+    const page = await target.fetch("/dashboard");
+    expect(page.headers.get("content-security-policy")).toBe(PAGE_SECURITY_HEADERS["content-security-policy"]!);
+    expect(await page.text()).toContain("/assets/dashboard.js");
+    expect((await json(await target.fetch("/openapi.json"))).openapi).toBe("3.1.0");
   });
 
   test("an alarm closes a window with no further traffic, also after eviction, woken by the alarm alone", async () => {
