@@ -31,7 +31,8 @@ import { z } from "zod";
 
 export const DEFAULT_RELATIVE_ACCURACY = 0.01;
 export const DEFAULT_MAX_BUCKETS = 2048;
-export const MAX_MAX_BUCKETS = 1 << 16;
+/** Enough for every finite double of one sign without collapse at α = 1% (~73,000 buckets). */
+export const MAX_MAX_BUCKETS = 1 << 17;
 /** Values of smaller magnitude count as zero: every bucket's lower bound is then a normal number (γ ≤ 3 < 2^1). */
 export const MIN_INDEXABLE = 2 ** -1021;
 
