@@ -4,6 +4,7 @@ import type { ActorIngestResult } from "../src/hosts/durable/gateway.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../src/http/views.ts";
 import type { ReplayFilter } from "../src/http/gateway.ts";
 import { readSettings } from "../src/settings/env.ts";
+import { CONFIG_FILE } from "./config-file.ts";
 import { Logger, sinkTroubleLog } from "../src/logging/logger.ts";
 import { SinkChannel } from "../src/delivery/channel.ts";
 import type { Event } from "../src/actor/event.ts";
@@ -44,7 +45,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
-    const { config, sinks: sinkSettings, logLevel } = readSettings(stringVars(env));
+    const { config, sinks: sinkSettings, logLevel } = readSettings(stringVars(env), CONFIG_FILE);
     const logger = new Logger(logLevel, (line) => console.log(line), () => systemEnv.clock.now());
     this.config = config;
     const sinks = createSinks(sinkSettings, { poolPerDelivery: true });

@@ -14,6 +14,7 @@ import { lazySentry } from "../reporting/reporter.ts";
 import { VERSION } from "../version.ts";
 import { webCryptoSha256, type Sha256 } from "../auth/key-ring.ts";
 import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import type { ReadAsset } from "../http/assets.ts";
 
 export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
@@ -39,7 +40,9 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   const replayed = runtime.stats.replayed;
   const recovery = replayed ? `, recovered ${replayed} journal entries of an unclean stop` : "";
   const keys = access.mode === "keys" ? `${settings.auth.keys.length} API key${settings.auth.keys.length === 1 ? "" : "s"}` : "OPEN (no API keys)";
-  const describe = `${storage}, sinks: ${config.sinks.join(", ") || "none"}, auth: ${keys}${recovery}`;
+  const { analytics } = settings;
+  const rules = analytics ? `, analytics: ${analytics.types.size} types, ${analytics.enrich.length} enrichment rules, ${analytics.rules.length} detection rules` : "";
+  const describe = `${storage}, sinks: ${config.sinks.join(", ") || "none"}, auth: ${keys}${rules}${recovery}`;
   const warnings = access.mode === "keys" ? [] : [openWarning(settings)];
   const shutdown = async () => {
     await runtime.close();
@@ -128,10 +131,10 @@ function openWarning(settings: ServerSettings): string {
   );
 }
 
-/** The server's settings from the environment; a bad variable ends the process with a message naming it. */
+/** The server's settings from the environment (and KEYFLOW_CONFIG's file); a bad variable ends the process with a message naming it. */
 export function serverSettingsOrExit(env: EnvVars): ServerSettings {
   try {
-    return serverSettings(env);
+    return serverSettings(env, { read: (path) => readFileSync(path, "utf8") });
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`keyflow: ${error.message}`);

@@ -11,6 +11,7 @@ import { VERSION } from "../version.ts";
 import { HUB_NAME, IsolateMetrics, metricsSettings, type MetricsHubStub } from "../hosts/durable/metrics-reporter.ts";
 import { uuidv7 } from "../ports/uuid.ts";
 import { Logger } from "../logging/logger.ts";
+import { CONFIG_FILE } from "../../actors/config-file.ts";
 
 export { KeyActor } from "../../actors/key-actor.ts";
 export { TenantRegistry } from "../../actors/tenant-registry.ts";
@@ -48,7 +49,7 @@ export default {
   fetch(request, env, ctx) {
     try {
       if (!app) {
-        const settings = readSettings(stringVars(env));
+        const settings = readSettings(stringVars(env), CONFIG_FILE);
         const m = (metrics = isolateMetrics(env));
         app = createApp({
           // RPC stubs type their results as RPC promises; the calls are the ActorStub methods.

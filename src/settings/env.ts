@@ -9,6 +9,8 @@ import { TENANT_NAME } from "../actor/tenant.ts";
 import { LOG_LEVELS, type LogLevel } from "../logging/logger.ts";
 import { EnvReader, type EnvVars } from "./reader.ts";
 import { isLoopback, readAuthSettings, type AuthSettings } from "../auth/settings.ts";
+import type { AnalyticsConfig } from "../actor/analytics.ts";
+import { readAnalytics, type ConfigFileSource } from "./analytics.ts";
 
 const duration = z.string().transform((text, ctx) => {
   const ms = parseDuration(text);
@@ -123,6 +125,8 @@ export interface Settings {
   sentryDsn?: string;
   /** KEYFLOW_LOG_LEVEL: request lines at info (stdout self-hosted, Workers Logs on Workers). */
   logLevel: LogLevel;
+  /** keyflow.config.json (KEYFLOW_CONFIG self-hosted, bundled on Workers): per event type analytics; absent without a file. */
+  analytics?: AnalyticsConfig;
 }
 
 export interface ServerSettings extends Settings {
@@ -135,15 +139,18 @@ export interface ServerSettings extends Settings {
   metrics: boolean;
 }
 
-/** Every entry point's settings (Worker, Durable Object, Bun, Deno); throws ConfigError naming each bad variable. */
-export function readSettings(env: EnvVars): Settings {
+/**
+ * Every entry point's settings (Worker, Durable Object, Bun, Deno); throws ConfigError naming each bad variable.
+ * `configFile`: where the host finds keyflow.config.json (none: no analytics file is read).
+ */
+export function readSettings(env: EnvVars, configFile?: ConfigFileSource): Settings {
   const r = new EnvReader(env);
-  const settings = collectSettings(r);
+  const settings = collectSettings(r, configFile);
   if (r.problems.length) throw new ConfigError(r.problems);
   return settings;
 }
 
-function collectSettings(r: EnvReader): Settings {
+function collectSettings(r: EnvReader, configFile: ConfigFileSource | undefined): Settings {
   const sinks = readSinkSettings(r);
   const config = readConfig(r, DEFAULT_CONFIG);
   config.sinks = enabledSinks(sinks);
@@ -153,7 +160,8 @@ function collectSettings(r: EnvReader): Settings {
   // The DSN holds a key: it is named, never echoed.
   if (dsn && !/^https?:\/\/[^@/\s]+@[^/\s]+\/\S+$/.test(dsn)) r.problems.push("SENTRY_DSN: must be a Sentry DSN like https://<key>@o0.ingest.sentry.io/<project>");
   const logLevel = r.env.KEYFLOW_LOG_LEVEL ? r.check(LOG_LEVEL, "KEYFLOW_LOG_LEVEL", r.env.KEYFLOW_LOG_LEVEL) : "info";
-  return { config, sinks, auth: readAuthSettings(r), logLevel: logLevel ?? "info", ...(dsn ? { sentryDsn: dsn } : {}) };
+  const analytics = readAnalytics(r, configFile, config.windows);
+  return { config, sinks, auth: readAuthSettings(r), logLevel: logLevel ?? "info", ...(dsn ? { sentryDsn: dsn } : {}), ...(analytics ? { analytics } : {}) };
 }
 
 const SERVER_VARIABLES = z.object({
@@ -167,10 +175,10 @@ const SERVER_VARIABLES = z.object({
 
 const LOG_LEVEL = z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(", ")}` });
 
-/** The self-hosted server's settings (Bun, Deno); throws ConfigError naming each bad variable. */
-export function serverSettings(env: EnvVars): ServerSettings {
+/** The self-hosted server's settings (Bun, Deno); throws ConfigError naming each bad variable. `configFile` reads KEYFLOW_CONFIG's file. */
+export function serverSettings(env: EnvVars, configFile?: ConfigFileSource): ServerSettings {
   const r = new EnvReader(env);
-  const settings = collectSettings(r);
+  const settings = collectSettings(r, configFile);
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = SERVER_VARIABLES.safeParse(present);
   if (!parsed.success) for (const i of parsed.error.issues) r.problem(String(i.path[0]), String(env[String(i.path[0])]), i.message);

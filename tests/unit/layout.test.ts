@@ -69,7 +69,8 @@ const PACKAGES: Record<string, RegExp> = {
   hosts: /^$/,
   sinks: /^(zod|@upstash\/redis|@upstash\/kafka|@neondatabase\/serverless)$/,
   runtimes: /^(hono|bun:sqlite|node:(fs|fs\/promises|path|process|sqlite|crypto))$/,
-  actors: /^cloudflare:workers$/,
+  // keyflow-config: the keyflow.config.json wrangler bundles (wrangler.toml [alias]; actors/config-file.ts).
+  actors: /^(cloudflare:workers|keyflow-config)$/,
   sim: /^$/,
 };
 

@@ -1,0 +1,2 @@
+/** The default of wrangler.toml's [alias] "keyflow-config": no keyflow.config.json (actors/config-file.ts). */
+export default undefined;
