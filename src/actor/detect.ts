@@ -7,8 +7,8 @@ import { splitActorName } from "./tenant.ts";
 /**
  * Detection (issue 12): one actor's rules on its windows' aggregates. Pure and synchronous: the
  * caller reports each update and each close of a window of a watched (type, shape), with the event
- * that caused it and the time, and gets the alerts to emit. Its state is JSON (toJSON / restore),
- * checkpointed with the actor's, so a restart neither fires an alert twice nor loses one.
+ * that caused it and the time, and gets the alerts to emit. Its state is JSON (toJSON(), given back
+ * to the constructor), checkpointed with the actor's, so a restart neither fires an alert twice nor loses one.
  *
  * Per rule, over the windows of its type and shape, in observation order:
  * - a rule fires at most once per window (identity: rule, key, shape, start), at the first update or
@@ -28,6 +28,8 @@ import { splitActorName } from "./tenant.ts";
  * end, then start, and a shape's windows all have one size or never overlap), and a closed window is
  * never observed again; an observation of a window starting at or before the last closed one is ignored.
  * That is also what keeps the state bounded: what a rule remembers of a window goes when it closes.
+ * A session that an event extends backwards, or that merges with an earlier one, starts elsewhere:
+ * it is another window (as sinks see it: the old identity is retracted) and may fire again.
  */
 
 export interface WindowObservation {
