@@ -37,6 +37,8 @@ export const MAX_EXACT_UP_TO = 100_000;
 
 const SEED_B = 0x5bd1e995;
 const BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/** Character code → its base64 digit, -1 for anything else. */
+const BASE64_DIGIT = Int8Array.from({ length: 128 }, (_, code) => BASE64.indexOf(String.fromCharCode(code)));
 
 export interface DistinctOptions {
   exactUpTo: number;
@@ -113,7 +115,10 @@ export class DistinctCount {
   }
 
   clone(): DistinctCount {
-    return DistinctCount.fromJSON(this.toJSON());
+    const copy = new DistinctCount({ exactUpTo: this.bound, precision: this.precision });
+    copy.values = this.values && new Set(this.values);
+    copy.registers = this.registers && this.registers.slice();
+    return copy;
   }
 
   /** Compact and canonical: exact values sorted by code unit; registers one base64 character each. */
@@ -279,7 +284,8 @@ function decodeRegisters(text: string, p: number): Uint8Array {
   if (text.length !== m) throw new Error(`distinct: ${text.length} registers for precision ${p} (want ${m})`);
   const registers = new Uint8Array(m);
   for (let i = 0; i < m; i++) {
-    const value = BASE64.indexOf(text[i]!);
+    const code = text.charCodeAt(i);
+    const value = code < 128 ? BASE64_DIGIT[code]! : -1;
     if (value < 0 || value > 65 - p) throw new Error(`distinct: register ${i} is not a rank of precision ${p}`);
     registers[i] = value;
   }

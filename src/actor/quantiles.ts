@@ -36,6 +36,9 @@ export const MAX_MAX_BUCKETS = 1 << 17;
 /** Values of smaller magnitude count as zero: every bucket's lower bound is then a normal number (γ ≤ 3 < 2^1). */
 export const MIN_INDEXABLE = 2 ** -1021;
 
+/** Scratch space to read and build IEEE doubles (big-endian: DataView's default, the same everywhere). */
+const bits = new DataView(new ArrayBuffer(8));
+
 // Coefficients of DDSketch's cubic interpolation of log2 on the significand s in [0, 1).
 const A = 6 / 35;
 const B = -3 / 5;
@@ -106,7 +109,7 @@ export class QuantileSketch {
 
   /** Adds one finite value (the measures of JSON events always are). */
   add(value: number): void {
-    assert(Number.isFinite(value), `a finite value, not ${value}`);
+    if (!Number.isFinite(value)) assert(false, `a finite value, not ${value}`);
     if (value < this.low) this.low = value;
     if (value > this.high) this.high = value;
     if (value >= MIN_INDEXABLE) this.positive.add(this.index(value), 1);
@@ -116,7 +119,7 @@ export class QuantileSketch {
 
   /** The q-quantile (0 ≤ q ≤ 1) within relative error α of the value of rank ⌊q·(n − 1)⌋; null when empty. */
   quantile(q: number): number | null {
-    assert(q >= 0 && q <= 1, `quantile ${q} in [0, 1]`);
+    if (!(q >= 0 && q <= 1)) assert(false, `quantile ${q} in [0, 1]`);
     const n = this.count();
     if (n === 0) return null;
     const rank = Math.floor(q * (n - 1));
@@ -171,10 +174,13 @@ export class QuantileSketch {
     return sketch;
   }
 
-  /** The bucket of v ≥ MIN_INDEXABLE: ⌊multiplier · log2≈(v)⌋. */
+  /** The bucket of v ≥ MIN_INDEXABLE: ⌊multiplier · log2≈(v)⌋, v = 2^exponent · (1 + s) read from its IEEE bits. */
   index(v: number): number {
-    const { exponent, significand } = splitDouble(v);
-    const s = significand - 1;
+    bits.setFloat64(0, v);
+    const high = bits.getUint32(0);
+    const exponent = ((high >>> 20) & 0x7ff) - 1023;
+    bits.setUint32(0, (high & 0x000fffff) | 0x3ff00000);
+    const s = bits.getFloat64(0) - 1;
     return Math.floor((((A * s + B) * s + C) * s + exponent) * this.multiplier);
   }
 
@@ -206,15 +212,6 @@ export function lnGamma(alpha: number): number {
   }
 }
 
-const bits = new DataView(new ArrayBuffer(8));
-
-/** v = 2^exponent · significand with significand in [1, 2), for normal v > 0, from its IEEE bits. */
-function splitDouble(v: number): { exponent: number; significand: number } {
-  bits.setFloat64(0, v);
-  const high = bits.getUint32(0);
-  bits.setUint32(0, (high & 0x000fffff) | 0x3ff00000);
-  return { exponent: ((high >>> 20) & 0x7ff) - 1023, significand: bits.getFloat64(0) };
-}
 
 function pow2(exponent: number): number {
   if (exponent > 1023) return Infinity;
@@ -276,7 +273,7 @@ class Buckets {
 
   /** The index of the bucket holding the value of 0-based rank `rank` (ascending index order). */
   indexOfRank(rank: number): number {
-    assert(rank >= 0 && rank < this.total, `rank ${rank} below ${this.total}`);
+    if (!(rank >= 0 && rank < this.total)) assert(false, `rank ${rank} below ${this.total}`);
     let seen = 0;
     for (let i = this.lo; i <= this.hi; i++) {
       seen += this.counts[i - this.offset]!;
