@@ -74,6 +74,18 @@ describe("exact mode", () => {
     expect(distinctError(counter)).toEqual({ exact: false, relativeStandardError: 1.04 / 64 });
   });
 
+  test("a count read between adds follows later adds and merges (the estimate is cached only until a register changes)", () => {
+    const counter = new DistinctCount({ exactUpTo: 10 });
+    for (let i = 0; i < 5_000; i++) {
+      counter.add(`c${i}`);
+      if (i % 250 === 0) expect(counter.count()).toBe(DistinctCount.fromJSON(counter.toJSON()).count());
+    }
+    const before = counter.count();
+    counter.merge(counterOf(Array.from({ length: 5_000 }, (_, i) => `d${i}`), 10));
+    expect(counter.count()).toBe(DistinctCount.fromJSON(counter.toJSON()).count());
+    expect(counter.count()).toBeGreaterThan(before * 1.5);
+  });
+
   test("exactUpTo 0: empty counts 0, then the sketch from the first value", () => {
     const counter = new DistinctCount({ exactUpTo: 0 });
     expect(counter.count()).toBe(0);
