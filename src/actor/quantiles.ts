@@ -4,13 +4,13 @@
  *
  * Guarantee: for n values and 0 ≤ q ≤ 1, `quantile(q)` is within relative error α of x_q, the value of
  * 0-based rank ⌊q·(n − 1)⌋ of the values sorted ascending: |quantile(q) − x_q| ≤ α·|x_q| (up to
- * floating-point rounding, ~1e-15 relative). α is `relativeAccuracy`, 1% by default.
+ * floating-point rounding, far below 1e-12 relative). α is `relativeAccuracy`, 1% by default.
  * Exceptions, both documented limits of the sketch:
  * - collapse: each sign keeps at most `maxBuckets` consecutive buckets (2,048 by default). When the
  *   values of one sign span more, the buckets of the smallest magnitudes are merged into the lowest
  *   one kept, so quantiles whose value lies in them are reported too large in magnitude (at most the
- *   lowest kept bucket's value). With α = 1% and 2,048 buckets, a sign's values keep full accuracy when
- *   they lie within a factor ~6e17 of its largest magnitude; adversarial data beyond that cannot grow
+ *   lowest kept bucket's value). With α = 1% (35 buckets per power of two) and 2,048 buckets, a sign's
+ *   values keep full accuracy when they lie within a factor 2^58 ≈ 3e17 of its largest magnitude; adversarial data beyond that cannot grow
  *   the sketch, only lose accuracy near zero.
  * - values of magnitude below MIN_INDEXABLE (2^-1021 ≈ 4.5e-308: subnormals and the smallest normals) count as zero.
  * The minimum and maximum are kept exactly: ranks 0 and n − 1 report them, and every result is clamped to them.
@@ -31,9 +31,9 @@ import { z } from "zod";
 
 export const DEFAULT_RELATIVE_ACCURACY = 0.01;
 export const DEFAULT_MAX_BUCKETS = 2048;
-/** Enough for every finite double of one sign without collapse at α = 1% (~73,000 buckets). */
+/** Enough for every finite double of one sign without collapse at α = 1% (~72,000 buckets). */
 export const MAX_MAX_BUCKETS = 1 << 17;
-/** Values of smaller magnitude count as zero: every bucket's lower bound is then a normal number (γ ≤ 3 < 2^1). */
+/** Values of smaller magnitude count as zero; those above are normal numbers, whose exponent and significand are their IEEE bits. */
 export const MIN_INDEXABLE = 2 ** -1021;
 
 /** Scratch space to read and build IEEE doubles (big-endian: DataView's default, the same everywhere). */
@@ -70,8 +70,8 @@ export class QuantileSketch {
   private zero = 0;
   private low = Infinity;
   private high = -Infinity;
-  private readonly positive: Buckets;
-  private readonly negative: Buckets;
+  private positive: Buckets;
+  private negative: Buckets;
 
   constructor(options: QuantileOptions = {}) {
     const alpha = options.relativeAccuracy ?? DEFAULT_RELATIVE_ACCURACY;
@@ -110,6 +110,7 @@ export class QuantileSketch {
   /** Adds one finite value (the measures of JSON events always are). */
   add(value: number): void {
     if (!Number.isFinite(value)) assert(false, `a finite value, not ${value}`);
+    if (value === 0) value = 0; // -0 too: JSON cannot keep it apart
     if (value < this.low) this.low = value;
     if (value > this.high) this.high = value;
     if (value >= MIN_INDEXABLE) this.positive.add(this.index(value), 1);
@@ -141,7 +142,13 @@ export class QuantileSketch {
   }
 
   clone(): QuantileSketch {
-    return QuantileSketch.fromJSON(this.toJSON());
+    const copy = new QuantileSketch({ relativeAccuracy: this.relativeAccuracy, maxBuckets: this.limit });
+    copy.zero = this.zero;
+    copy.low = this.low;
+    copy.high = this.high;
+    copy.positive = this.positive.clone();
+    copy.negative = this.negative.clone();
+    return copy;
   }
 
   toJSON(): QuantilesJSON {
@@ -251,6 +258,16 @@ class Buckets {
 
   span(): number {
     return this.total === 0 ? 0 : this.hi - this.lo + 1;
+  }
+
+  clone(): Buckets {
+    const copy = new Buckets(this.limit);
+    copy.total = this.total;
+    copy.counts = this.counts.slice();
+    copy.offset = this.offset;
+    copy.lo = this.lo;
+    copy.hi = this.hi;
+    return copy;
   }
 
   add(index: number, n: number): void {

@@ -110,6 +110,7 @@ describe("relative-error guarantee: |quantile(q) − x| ≤ α·|x|, x the value
     const sketch = sketchOf([0, -0, 1e-320, -1e-320, 0]);
     expect(sketch.toJSON()).toMatchObject({ zero: 5, positive: [], negative: [] });
     expect(sketch.quantile(0.5)).toBe(0);
+    expect(Object.is(sketchOf([-0]).min, 0)).toBe(true);
   });
 });
 
@@ -197,6 +198,16 @@ describe("JSON", () => {
       }
       expect(restored.toJSON()).toEqual(sketch.toJSON());
     }
+  });
+
+  test("clone is independent and equal", () => {
+    const sketch = sketchOf(draw(DISTRIBUTIONS["zeros and negatives"]!, 2_000, 15), { maxBuckets: 100 });
+    const copy = sketch.clone();
+    expect(copy.toJSON()).toEqual(sketch.toJSON());
+    copy.add(1e6);
+    copy.merge(sketch);
+    expect(sketch.toJSON()).toEqual(sketchOf(draw(DISTRIBUTIONS["zeros and negatives"]!, 2_000, 15), { maxBuckets: 100 }).toJSON());
+    expect(copy.count()).toBe(4_001);
   });
 
   test("empty bucket runs are compressed", () => {
