@@ -420,6 +420,12 @@ describe("docs/keyflow.config.example.json", () => {
       expect.objectContaining({ kind: "zscore", type: "purchase", window: "1h", aggregate: "sum" }),
     ]);
   });
+
+  test("docs/analytics-config.md shows this very file", () => {
+    const doc = readFileSync(join(ROOT, "docs/analytics-config.md"), "utf8");
+    const shown = /## Example[\s\S]*?```json\n([\s\S]*?)```/.exec(doc)?.[1];
+    expect(shown).toBe(readFileSync(join(ROOT, "docs/keyflow.config.example.json"), "utf8"));
+  });
 });
 
 describe("the self-hosted server (Bun) and KEYFLOW_CONFIG", () => {
