@@ -20,8 +20,12 @@ if (process.env.KEYFLOW_TEST_ANALYTICS) {
   delete bindings.KEYFLOW_TEST_ANALYTICS;
   bindings.KEYFLOW_ANALYTICS = { type: "analytics_engine", dataset: process.env.KEYFLOW_TEST_ANALYTICS };
 }
+// KEYFLOW_TEST_CONFIG_FILE=<path> bundles that keyflow.config.json, as wrangler.toml's [alias] "keyflow-config" would.
+const configFile = process.env.KEYFLOW_TEST_CONFIG_FILE;
+delete bindings.KEYFLOW_TEST_CONFIG_FILE;
 const worker = await unstable_startWorker({
   config: `${root}wrangler.toml`,
+  ...(configFile ? { build: { alias: { "keyflow-config": configFile } } } : {}),
   bindings,
   dev: {
     server: { hostname: process.env.HOST ?? "127.0.0.1", port: Number(process.env.PORT ?? 8787) },
