@@ -1,0 +1,197 @@
+import { assert } from "../ports/assert.ts";
+import type { AggregateOps } from "./aggregate-ops.ts";
+
+/**
+ * Session windows of one key and one shape, as Kafka Streams defines SessionWindows
+ * (ofInactivityGapWithNoGrace / ofInactivityGapAndGrace; KStreamSessionWindowAggregate).
+ *
+ * A session is [first event ts, last event ts], inclusive at both ends (a lone event: [t, t]). An
+ * event at t joins every session with end >= t - gap and start <= t + gap (Kafka's
+ * findSessions(key, t - gap, t + gap)), merging them when it bridges two: events t1 <= t2 are in
+ * one session iff a chain of events links them with steps <= gap (an event exactly gap after the
+ * last one extends the session).
+ *
+ * Identity and revisions: a session is identified by (start, end), Kafka's session-store key. When
+ * an event extends a session or merges sessions, Kafka forwards a tombstone for each old key and a
+ * record for the new one; add() likewise returns the superseded sessions as `retracted` and the new
+ * one as `upserted`, so sinks delete by identity and upsert idempotently. The identity is valid for
+ * good: sessions only grow, a changed span strictly contains the old one, and the events at the old
+ * start and end stay in it, so a retracted (start, end) never comes back. An event inside
+ * [start, end] changes no identity: the session is upserted with the next revision and nothing is
+ * retracted (Kafka removes and puts back the same key). Revision: 1 when created, +1 per update, and
+ * a merged session takes the largest merged revision + 1, so (key, start, end, revision) never
+ * repeats.
+ *
+ * Open sessions are always more than gap apart; sessions are disjoint and kept by start.
+ *
+ * Closing: the watermark is the largest timestamp seen, or passed to close() (idle advance). A
+ * session is closed when end + gap + allowedLateness < watermark (Kafka since KAFKA-8289 and
+ * KAFKA-12718: windowCloseTime = stream-time - grace - gap; until then an on-time event could still
+ * extend it). A closed session is final: no event joins it any more. An event is late, applied
+ * nowhere, when t + gap + allowedLateness < watermark (its session would be closed already; Kafka
+ * drops it). An event that is not late but lies within gap of a closed session does not reopen it:
+ * it joins the open sessions within gap or starts one, so that session and the closed one are gap
+ * or less apart. This is what Kafka Streams 4.1 does (its session store no longer returns a session
+ * past its close time, in-memory and RocksDB alike; checked against TopologyTestDriver), and the
+ * price of final results: reopening would retract a session already emitted as final (the anomaly
+ * of apache/beam#18677). Kafka's javadoc example (gap 5: 10, 12, 20, then 16 merges everything into
+ * [10, 20]) holds only while [10, 12] is open at stream time 20, i.e. with a grace period of 3 or more.
+ *
+ * Memory: the sessions close() has not returned, each an aggregate (no events: sessions never
+ * shrink, so merge suffices for min/max and sketches); once close() is called as the watermark
+ * moves, only open sessions, which all end within gap + allowedLateness of the watermark.
+ * Events must be deduplicated by the caller. Timestamps are integer milliseconds.
+ */
+
+export interface Session<A> {
+  start: number;
+  end: number;
+  aggregate: A;
+  revision: number;
+}
+
+export interface SessionAddResult<A> {
+  /** The session now holding the event (a copy); null when the event is late. */
+  upserted: Session<A> | null;
+  /** Sessions superseded by `upserted` (their last state), by start: delete them by (start, end). */
+  retracted: Session<A>[];
+  late: boolean;
+}
+
+/** A checkpoint: plain JSON when A is (see AggregateOps). */
+export interface SessionWindowsState<A> {
+  version: 1;
+  gapMs: number;
+  allowedLatenessMs: number;
+  watermark: number | null;
+  sessions: Session<A>[];
+}
+
+export class SessionWindows<A, V> {
+  private watermarkMs: number | null = null;
+  /** Sessions not yet returned by close(), by start. */
+  private sessions: Session<A>[] = [];
+
+  constructor(
+    readonly gapMs: number,
+    readonly allowedLatenessMs: number,
+    private readonly ops: AggregateOps<A, V>,
+  ) {
+    assert(Number.isSafeInteger(gapMs) && gapMs > 0, "a session gap is a positive whole number of ms");
+    assert(Number.isSafeInteger(allowedLatenessMs) && allowedLatenessMs >= 0, "allowed lateness is a whole number of ms >= 0");
+  }
+
+  get watermark(): number | null {
+    return this.watermarkMs;
+  }
+
+  add(ts: number, value: V): SessionAddResult<A> {
+    assert(Number.isSafeInteger(ts), "event timestamps are whole ms");
+    this.advance(ts);
+    if (ts + this.gapMs + this.allowedLatenessMs < this.watermarkMs!) return { upserted: null, retracted: [], late: true };
+    // The open sessions within gap of ts: consecutive, at most one on each side of it.
+    const first = this.sessions.findIndex((s) => s.end + this.gapMs >= ts && !this.isClosed(s));
+    let count = 0;
+    while (first >= 0 && first + count < this.sessions.length && this.sessions[first + count]!.start - this.gapMs <= ts) count++;
+    assert(count <= 2, "an event joins at most the sessions just before and after it");
+    const joined = this.sessions.slice(first, first + count);
+    let session: Session<A>;
+    let retracted: Session<A>[] = [];
+    if (count === 0) {
+      session = { start: ts, end: ts, aggregate: this.ops.add(this.ops.empty(), value), revision: 1 };
+      this.sessions.splice(this.insertionIndex(ts), 0, session);
+    } else if (count === 1 && joined[0]!.start <= ts && ts <= joined[0]!.end) {
+      session = joined[0]!;
+      session.aggregate = this.ops.add(session.aggregate, value);
+      session.revision++;
+    } else {
+      retracted = joined.map((s) => this.copy(s));
+      session = this.merge(joined, ts, value);
+      this.sessions.splice(first, count, session);
+    }
+    this.checkNeighbours(this.sessions.indexOf(session));
+    return { upserted: this.copy(session), retracted, late: false };
+  }
+
+  /** Advances the watermark to `watermark` if later; returns the sessions now closed (final), by end. */
+  close(watermark: number): Session<A>[] {
+    assert(Number.isSafeInteger(watermark), "a watermark is whole ms");
+    this.advance(watermark);
+    const closed = this.sessions.filter((s) => this.isClosed(s));
+    if (!closed.length) return [];
+    this.sessions = this.sessions.filter((s) => !this.isClosed(s));
+    return closed;
+  }
+
+  /** Sessions still open (accepting events), by start (copies). */
+  open(): Session<A>[] {
+    return this.sessions.filter((s) => !this.isClosed(s)).map((s) => this.copy(s));
+  }
+
+  /** The smallest watermark at which close() returns a session, or null when there is none. */
+  nextCloseAt(): number | null {
+    const first = this.sessions.reduce((min, s) => Math.min(min, s.end), Infinity);
+    return first === Infinity ? null : first + this.gapMs + this.allowedLatenessMs + 1;
+  }
+
+  toJSON(): SessionWindowsState<A> {
+    return {
+      version: 1,
+      gapMs: this.gapMs,
+      allowedLatenessMs: this.allowedLatenessMs,
+      watermark: this.watermarkMs,
+      sessions: this.sessions.map((s) => this.copy(s)),
+    };
+  }
+
+  /** Takes ownership of the state's aggregates. */
+  static fromJSON<A, V>(state: SessionWindowsState<A>, ops: AggregateOps<A, V>): SessionWindows<A, V> {
+    assert(state.version === 1, "session window state version 1");
+    const sw = new SessionWindows(state.gapMs, state.allowedLatenessMs, ops);
+    sw.watermarkMs = state.watermark;
+    sw.sessions = state.sessions.map(({ start, end, aggregate, revision }) => ({ start, end, aggregate, revision }));
+    for (let i = 0; i < sw.sessions.length; i++) sw.checkNeighbours(i);
+    assert(sw.watermarkMs !== null || sw.sessions.length === 0, "state without a watermark is empty");
+    return sw;
+  }
+
+  private advance(to: number): void {
+    if (this.watermarkMs === null || to > this.watermarkMs) this.watermarkMs = to;
+  }
+
+  private isClosed(s: Session<A>): boolean {
+    return this.watermarkMs !== null && s.end + this.gapMs + this.allowedLatenessMs < this.watermarkMs;
+  }
+
+  private merge(joined: Session<A>[], ts: number, value: V): Session<A> {
+    let aggregate = joined[0]!.aggregate;
+    for (const s of joined.slice(1)) aggregate = this.ops.merge(aggregate, s.aggregate);
+    return {
+      start: Math.min(ts, joined[0]!.start),
+      end: Math.max(ts, joined.at(-1)!.end),
+      aggregate: this.ops.add(aggregate, value),
+      revision: Math.max(...joined.map((s) => s.revision)) + 1,
+    };
+  }
+
+  private insertionIndex(ts: number): number {
+    const i = this.sessions.findIndex((s) => s.start > ts);
+    return i < 0 ? this.sessions.length : i;
+  }
+
+  private checkNeighbours(i: number): void {
+    const s = this.sessions[i];
+    assert(s !== undefined && s.start <= s.end, "a session spans start..end");
+    const before = this.sessions[i - 1];
+    const after = this.sessions[i + 1];
+    assert(!before || before.end < s.start, "sessions are disjoint, by start");
+    assert(!after || s.end < after.start, "sessions are disjoint, by start");
+    // Only a closed session may be within gap of the next one (see above).
+    assert(!before || s.start - before.end > this.gapMs || this.isClosed(before), "open sessions are more than gap apart");
+    assert(!after || after.start - s.end > this.gapMs || this.isClosed(s), "open sessions are more than gap apart");
+  }
+
+  private copy(s: Session<A>): Session<A> {
+    return { start: s.start, end: s.end, aggregate: this.ops.clone(s.aggregate), revision: s.revision };
+  }
+}
