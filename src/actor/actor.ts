@@ -5,6 +5,9 @@ import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts
 import { ACTOR_ROW, rowNumber } from "./layout.ts";
 import { Outbox, type EventRecord, type NewRecord, type OutboxMeta, type ResolveRef, type WindowRecord } from "./outbox.ts";
 import type { Event } from "./event.ts";
+import type { AnalyticsConfig } from "./analytics.ts";
+import { enrich, type EnrichedFields } from "./enrich.ts";
+import { readPath } from "./paths.ts";
 import {
   addToAggregate,
   emptyAggregate,
@@ -145,11 +148,14 @@ export class Actor {
         continue;
       }
       accepted++;
-      const missed = this.apply(event, touched);
+      // Enrichment reads the types accepted before this event: it runs before apply() counts it.
+      const analytics = this.config.analytics;
+      const enriched = analytics?.enrich.length ? enrich(analytics.enrich, event, this.totals.byType) : undefined;
+      const missed = this.apply(event, touched, analytics ? measureOf(analytics, event, enriched) : event.value);
       if (missed) this.recordLate(event, missed, now);
       outcomes[i] = missed ? ACCEPTED_LATE : ACCEPTED;
       if (this.outbox.enabled || this.live) {
-        const record = eventRecord(this.key, event, now, missed !== undefined);
+        const record = eventRecord(this.key, event, now, missed !== undefined, enriched);
         this.outbox.append(record);
         this.live?.push(record);
       }
@@ -218,9 +224,9 @@ export class Actor {
    * Adds the event to every window of every spec that is still open; returns the specs whose
    * window for it has already closed (end + allowed lateness <= watermark): there it is late.
    */
-  private apply(event: Event, touched: Set<WindowState> | undefined): string[] | undefined {
+  private apply(event: Event, touched: Set<WindowState> | undefined, value: number | undefined): string[] | undefined {
     const closedBefore = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLatenessMs;
-    const { ts, type, value } = event;
+    const { ts, type } = event;
     const specs = this.config.windows;
     let missed: string[] | undefined;
     for (let s = 0; s < specs.length; s++) {
@@ -434,10 +440,19 @@ export interface ActorSnapshot extends ActorFacts {
   lateLogSize: number;
 }
 
-function eventRecord(key: string, event: Event, now: number, late: boolean): LiveRecord & { kind: "event" } {
+/** The number an event adds to its windows: its type's measure (keyflow.config.json), if numeric. */
+function measureOf(analytics: AnalyticsConfig, event: Event, enriched: EnrichedFields | undefined): number | undefined {
+  const measure = (analytics.types.get(event.type) ?? analytics.types.get("*"))?.measure ?? "value";
+  if (measure === "value") return event.value;
+  const found = readPath(event, measure, enriched);
+  return typeof found === "number" && Number.isFinite(found) ? found : undefined;
+}
+
+function eventRecord(key: string, event: Event, now: number, late: boolean, enriched?: EnrichedFields): LiveRecord & { kind: "event" } {
   const record: LiveRecord & { kind: "event" } = { kind: "event", key, id: event.id, type: event.type, ts: event.ts, receivedAt: now, late };
   if (event.value !== undefined) record.value = event.value;
   if (event.properties !== undefined) record.properties = event.properties;
   if (event.requestId !== undefined) record.requestId = event.requestId;
+  if (enriched !== undefined) record.enriched = enriched;
   return record;
 }

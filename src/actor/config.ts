@@ -1,4 +1,5 @@
 import { parseWindowSpec, type WindowSpec } from "./windows.ts";
+import type { AnalyticsConfig } from "./analytics.ts";
 
 /** What one actor needs to know: its windows, bounds, event limits and the sinks its outbox feeds. */
 export interface ActorConfig {
@@ -22,6 +23,8 @@ export interface ActorConfig {
   emit: "final" | "updates";
   /** Undelivered records per actor and sink beyond which ingest answers 429. */
   outboxMax: number;
+  /** keyflow.config.json: enrichment and each type's measure (issue 12); absent, events are taken as they come. */
+  analytics?: AnalyticsConfig;
 }
 
 export const DEFAULT_ACTOR_CONFIG: ActorConfig = {

@@ -17,6 +17,8 @@ export interface EventRecord {
   late: boolean;
   /** The correlation ID of the request that brought the event (absent for events from before it was kept). */
   requestId?: string;
+  /** Fields enrichment rules added (keyflow.config.json), if any. */
+  enriched?: Record<string, string | number | boolean>;
   /** Deliver to this sink only (DLQ replays and mirrors). */
   only?: string;
   /**
@@ -83,11 +85,15 @@ export interface OutboxMeta {
   cursors?: Array<[string, number]>;
 }
 
-/** A record stored as a reference to the journal: its position, lateness and routing. */
+/**
+ * A record stored as a reference to the journal: its position, lateness, enrichment and routing (what
+ * the actor derived when it took the event, which the journal does not hold).
+ */
 interface StoredRef {
   n: number;
   ref: RecordRef;
   late: boolean;
+  enriched?: Record<string, string | number | boolean>;
   only?: string;
 }
 
@@ -356,6 +362,7 @@ function storedForm(record: OutboxRecord, inlineRefs: boolean): OutboxRecord | S
     return full;
   }
   const stored: StoredRef = { n: record.n, ref: record.ref, late: record.late };
+  if (record.enriched !== undefined) stored.enriched = record.enriched;
   if (record.only !== undefined) stored.only = record.only;
   return stored;
 }
@@ -369,6 +376,7 @@ function fromStored(row: OutboxRecord | StoredRef, resolve: ResolveRef | undefin
   if (body.value !== undefined) record.value = body.value;
   if (body.properties !== undefined) record.properties = body.properties;
   if (body.requestId !== undefined) record.requestId = body.requestId;
+  if (row.enriched !== undefined) record.enriched = row.enriched;
   if (row.only !== undefined) record.only = row.only;
   record.n = row.n;
   record.ref = row.ref;

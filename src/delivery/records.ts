@@ -40,6 +40,8 @@ export interface EventRecordView {
   properties?: Record<string, unknown>;
   /** The correlation ID of the request that brought the event (its x-request-id). */
   request_id?: string;
+  /** Fields enrichment rules added (keyflow.config.json). */
+  enriched?: Record<string, string | number | boolean>;
 }
 
 export interface WindowRecordView extends AggregateView {
@@ -71,6 +73,7 @@ export function eventRecordView(record: EventRecord): EventRecordView {
   if (record.value !== undefined) view.value = record.value;
   if (record.properties !== undefined) view.properties = record.properties;
   if (record.requestId !== undefined) view.request_id = record.requestId;
+  if (record.enriched !== undefined) view.enriched = record.enriched;
   return view;
 }
 

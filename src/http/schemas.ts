@@ -83,6 +83,10 @@ export const EventRecordViewSchema = z
     value: z.number().optional(),
     properties: z.record(z.string(), z.unknown()).optional(),
     request_id: z.string().optional().meta({ description: "The x-request-id of the request that brought the event." }),
+    enriched: z
+      .record(z.string(), z.union([z.string(), z.number(), z.boolean()]))
+      .optional()
+      .meta({ description: "Fields enrichment rules added (keyflow.config.json)." }),
   })
   .meta({ id: "EventRecord" });
 

@@ -161,6 +161,7 @@ function collectSettings(r: EnvReader, configFile: ConfigFileSource | undefined)
   if (dsn && !/^https?:\/\/[^@/\s]+@[^/\s]+\/\S+$/.test(dsn)) r.problems.push("SENTRY_DSN: must be a Sentry DSN like https://<key>@o0.ingest.sentry.io/<project>");
   const logLevel = r.env.KEYFLOW_LOG_LEVEL ? r.check(LOG_LEVEL, "KEYFLOW_LOG_LEVEL", r.env.KEYFLOW_LOG_LEVEL) : "info";
   const analytics = readAnalytics(r, configFile, config.windows);
+  if (analytics) config.analytics = analytics;
   return { config, sinks, auth: readAuthSettings(r), logLevel: logLevel ?? "info", ...(dsn ? { sentryDsn: dsn } : {}), ...(analytics ? { analytics } : {}) };
 }
 

@@ -768,7 +768,7 @@ describe("postgres migration: tables from before tenants get a tenant column and
         TABLES.map((table_name) => ({ table_name, data_type: "text", is_nullable: "NO", column_default: null })),
       );
       for (const table of TABLES) {
-        const added = table === "processed_events" ? { tenant: DEFAULT_TENANT, request_id: null } : { tenant: DEFAULT_TENANT };
+        const added = table === "processed_events" ? { tenant: DEFAULT_TENANT, request_id: null, enriched: null } : { tenant: DEFAULT_TENANT };
         expect(await db.rows(table), table).toEqual(before[table]!.map((row: object) => ({ ...row, ...added })));
       }
 
@@ -816,7 +816,7 @@ describe("postgres migration: processed_events keyed by event_id alone becomes (
       const first = db.migrate();
       expect(first.exitCode, first.stderr.toString()).toBe(0);
       expect(await db.keyColumns("processed_events")).toEqual(["tenant", "actor_key", "event_id"]);
-      expect((await db.query("SELECT * FROM processed_events ORDER BY event_id")).rows).toEqual(before.map((row) => ({ ...row, tenant: DEFAULT_TENANT, request_id: null })));
+      expect((await db.query("SELECT * FROM processed_events ORDER BY event_id")).rows).toEqual(before.map((row) => ({ ...row, tenant: DEFAULT_TENANT, request_id: null, enriched: null })));
       // The other tables are there too, and a second run changes nothing.
       const again = db.migrate();
       expect(again.exitCode, again.stderr.toString()).toBe(0);
@@ -824,15 +824,18 @@ describe("postgres migration: processed_events keyed by event_id alone becomes (
       const tables = await db.query("SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", [db.schema]);
       expect(tables.rows.map((r: any) => r.tablename)).toEqual(TABLES);
 
-      // The same event_id on two keys: two rows; delivered again: still two. The added request_id column takes the records' IDs.
-      const batch = [oldEvent(0, DEFAULT_TENANT, "key-a", `same-${run}`), { ...oldEvent(0, DEFAULT_TENANT, "key-b", `same-${run}`), requestId: "req-b" }];
+      // The same event_id on two keys: two rows; delivered again: still two. The added request_id and enriched columns take the records' values.
+      const batch = [
+        oldEvent(0, DEFAULT_TENANT, "key-a", `same-${run}`),
+        { ...oldEvent(0, DEFAULT_TENANT, "key-b", `same-${run}`), requestId: "req-b", enriched: { category: "high_value", first_purchase: true } },
+      ];
       await sink.deliver(batch);
       await sink.deliver(batch);
-      const rows = await db.query("SELECT actor_key, value, minute, hour, request_id FROM processed_events WHERE event_id = $1 ORDER BY actor_key", [`same-${run}`]);
+      const rows = await db.query("SELECT actor_key, value, minute, hour, request_id, enriched FROM processed_events WHERE event_id = $1 ORDER BY actor_key", [`same-${run}`]);
       const ts = new Date(Date.UTC(2026, 10, 21, 10, 0, 0));
       expect(rows.rows).toEqual([
-        { actor_key: "key-a", value: 0, minute: ts, hour: ts, request_id: null },
-        { actor_key: "key-b", value: 0, minute: ts, hour: ts, request_id: "req-b" },
+        { actor_key: "key-a", value: 0, minute: ts, hour: ts, request_id: null, enriched: null },
+        { actor_key: "key-b", value: 0, minute: ts, hour: ts, request_id: "req-b", enriched: { category: "high_value", first_purchase: true } },
       ]);
       const raw = await db.query("SELECT count(*)::int AS n FROM raw_events WHERE event_id = $1", [`same-${run}`]);
       expect(raw.rows[0].n).toBe(2);

@@ -213,7 +213,7 @@ describe("sinks", () => {
 
   test("postgres: request_id goes into processed_events from the JSON parameter, never into the SQL text", () => {
     const st = batchStatement([record(0, "req-'1"), record(1)], [], [])!;
-    expect(st.text).toMatch(/INSERT INTO processed_events \([^)]*, request_id\)/);
+    expect(st.text).toMatch(/INSERT INTO processed_events \([^)]*, request_id, enriched\)/);
     expect(st.text).not.toContain("req-'1");
     expect(JSON.parse(st.values[0]!).map((r: any) => r.request_id)).toEqual(["req-'1", undefined]);
   });

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS processed_events (
   hour        timestamptz      NOT NULL,
   processed_at timestamptz     NOT NULL DEFAULT now(),
   request_id  text, -- the correlation ID of the request that brought the event (x-request-id)
+  enriched    jsonb, -- fields enrichment rules added (keyflow.config.json)
   PRIMARY KEY (tenant, actor_key, event_id)
 );
 
@@ -131,4 +132,6 @@ CREATE INDEX IF NOT EXISTS processed_events_actor_time ON processed_events (tena
 
 -- Before correlation IDs were carried to the sinks (nullable, no default: metadata only, no rewrite).
 ALTER TABLE processed_events ADD COLUMN IF NOT EXISTS request_id text;
+-- Before enrichment rules (issue 12).
+ALTER TABLE processed_events ADD COLUMN IF NOT EXISTS enriched jsonb;
 `;

@@ -158,7 +158,7 @@ export function batchStatement(events: EventRecord[], windows: WindowRecord[], d
       `e AS (
          SELECT v, r.* FROM jsonb_array_elements(${p}::jsonb) AS v,
            jsonb_to_record(v) AS r(tenant text, key text, event_id text, event_type text, "timestamp" timestamptz, value double precision,
-             properties jsonb, received_at timestamptz, late boolean, request_id text)
+             properties jsonb, received_at timestamptz, late boolean, request_id text, enriched jsonb)
        )`,
       `raw AS (
          INSERT INTO raw_events (tenant, actor_key, event_id, payload, received_at)
@@ -166,9 +166,9 @@ export function batchStatement(events: EventRecord[], windows: WindowRecord[], d
          ON CONFLICT (tenant, actor_key, event_id) DO NOTHING
        )`,
       `processed AS (
-         INSERT INTO processed_events (tenant, event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour, request_id)
+         INSERT INTO processed_events (tenant, event_id, actor_key, event_type, event_time, value, properties, received_at, late, minute, hour, request_id, enriched)
          SELECT tenant, event_id, key, event_type, "timestamp", value, properties, received_at, late,
-           to_timestamp(floor(extract(epoch FROM "timestamp") / 60) * 60), to_timestamp(floor(extract(epoch FROM "timestamp") / 3600) * 3600), request_id
+           to_timestamp(floor(extract(epoch FROM "timestamp") / 60) * 60), to_timestamp(floor(extract(epoch FROM "timestamp") / 3600) * 3600), request_id, enriched
          FROM e
          ON CONFLICT (tenant, actor_key, event_id) DO NOTHING
        )`,

@@ -112,7 +112,7 @@ export class RedisSink implements Sink {
           event_type: r.type,
           timestamp: String(r.ts),
           late: r.late ? "1" : "0",
-          data: JSON.stringify({ value: r.value ?? null, properties: r.properties ?? null, received_at: r.receivedAt }),
+          data: JSON.stringify({ value: r.value ?? null, properties: r.properties ?? null, received_at: r.receivedAt, ...(r.enriched ? { enriched: r.enriched } : {}) }),
         };
         if (r.value !== undefined) fields.value = String(r.value);
         if (r.requestId !== undefined) fields.request_id = r.requestId;

@@ -1,0 +1,97 @@
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { Actor } from "../../src/actor/actor.ts";
+import type { Event } from "../../src/actor/event.ts";
+import type { EventRecord } from "../../src/actor/outbox.ts";
+import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
+import { ProcessHost } from "../../src/hosts/process/host.ts";
+import { eventRecordView } from "../../src/delivery/records.ts";
+import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
+import { parseAnalyticsConfig } from "../../src/settings/analytics.ts";
+import { FakeSink } from "../support/fake-sink.ts";
+import { FlakyStore } from "../support/flaky-store.ts";
+import { fakeEnv } from "../support/fake-env.ts";
+import { ROOT } from "../support/process.ts";
+
+const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
+const windows = [parseWindowSpec("1m") as WindowSpec, parseWindowSpec("1h") as WindowSpec];
+const example = parseAnalyticsConfig(JSON.parse(readFileSync(`${ROOT}docs/keyflow.config.example.json`, "utf8")), windows);
+const config: Config = { ...DEFAULT_CONFIG, windows, sinks: ["s"], analytics: example };
+
+const purchase = (id: string, amount: number, ts = T0): Event => ({ id, assigned: false, type: "purchase", key: "k", ts, value: amount, properties: { amount } });
+const view = (id: string): Event => ({ id, assigned: false, type: "page_view", key: "k", ts: T0, value: 1 });
+
+/** The event records an actor put in its outbox, as sinks get them. */
+const eventRecords = (actor: Actor) => actor.outbox.pending("s", 100).filter((r): r is EventRecord => r.kind === "event");
+
+describe("enrichment in the actor (docs/keyflow.config.example.json)", () => {
+  test("an event over 1,000 is high_value; the key's first purchase is first_purchase; the records carry it", () => {
+    const actor = new Actor("k", config);
+    actor.ingest([view("v1"), purchase("p1", 1_500), purchase("p2", 20), purchase("p1", 1_500)], T0);
+    actor.outbox.markDurable();
+    const records = eventRecords(actor);
+    expect(records.map((r) => [r.id, r.enriched === undefined ? undefined : { ...r.enriched }])).toEqual([
+      ["v1", undefined],
+      ["p1", { high_value: true, first_purchase: true }],
+      ["p2", undefined],
+    ]);
+    expect(JSON.parse(JSON.stringify(eventRecordView(records[1]!))).enriched).toEqual({ high_value: true, first_purchase: true });
+  });
+
+  test("first_purchase holds across a restart: the actor's accepted types are its persisted totals", () => {
+    const actor = new Actor("k", config);
+    actor.ingest([purchase("p1", 10)], T0);
+    const rows = new Map<string, string>();
+    for (const [k, v] of actor.drainWrites({ inlineRefs: true }).puts) rows.set(k, v);
+    const restored = Actor.restore("k", config, [...rows].sort(([a], [b]) => (a < b ? -1 : 1)), T0);
+    restored.ingest([purchase("p2", 10)], T0);
+    restored.outbox.markDurable();
+    expect(eventRecords(restored).find((r) => r.id === "p2")!.enriched).toBeUndefined();
+  });
+
+  test("a type's measure comes from its configured path; other types keep value", () => {
+    const measured = parseAnalyticsConfig({ types: { purchase: { measure: "properties.amount" } } }, windows);
+    const actor = new Actor("k", { ...config, analytics: measured });
+    actor.ingest([{ ...purchase("p1", 0), value: 5, properties: { amount: 99 } }, { ...view("v1"), value: 7 }, { ...purchase("p2", 0), properties: { amount: "lots" } }], T0);
+    const [w] = actor.selectWindows({ spec: "1m", limit: 10 });
+    expect(w!.all).toMatchObject({ count: 3, valued: 2, sum: 106 });
+  });
+
+  test("without a configuration file, events are aggregated and recorded as they come", () => {
+    const actor = new Actor("k", { ...config, analytics: undefined });
+    actor.ingest([purchase("p1", 1_500)], T0);
+    actor.outbox.markDurable();
+    expect(eventRecords(actor)[0]!.enriched).toBeUndefined();
+  });
+});
+
+describe("the process host", () => {
+  test("records stored as journal references keep their enrichment through a checkpoint and a crash", async () => {
+    const store = new FlakyStore();
+    const sink = new FakeSink("s");
+    sink.down = 1_000_000;
+    const start = (at: number) => {
+      const fake = fakeEnv(at);
+      return { runtime: new ProcessHost({ store, config: { ...config, checkpointIntervalMs: 1_000 }, clock: fake.clock, random: fake.random, timers: fake.timers, sinks: [sink] }), ...fake };
+    };
+    const run = async (h: ReturnType<typeof start>, totalMs: number) => {
+      for (let t = 0; t < totalMs; t += 10) {
+        h.timers.advance(10);
+        for (let i = 0; i < 4; i++) await Bun.sleep(0);
+      }
+    };
+    let host = start(T0);
+    const result = host.runtime.ingest([purchase("p1", 1_500), purchase("p2", 20)]);
+    host.timers.advance(0);
+    await result;
+    await run(host, 1_500);
+    expect(store.list("").some(([k, v]) => k.includes("ob/") && v.includes('"ref":') && v.includes("high_value"))).toBe(true);
+    host = start(host.clock.now() + 1); // a crash: memory and timers gone
+    sink.down = 0;
+    await run(host, 2_000);
+    expect(sink.order.map((r) => [(r as EventRecord).id, (r as EventRecord).enriched])).toEqual([
+      ["p1", { high_value: true, first_purchase: true }],
+      ["p2", undefined],
+    ]);
+  });
+});
