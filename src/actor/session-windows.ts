@@ -22,31 +22,35 @@ import type { AggregateOps } from "./aggregate-ops.ts";
  * a merged session takes the largest merged revision + 1, so (key, start, end, revision) never
  * repeats.
  *
- * Open sessions are always more than gap apart; sessions are disjoint and kept by start.
- *
  * Closing: the watermark is the largest timestamp seen, or passed to close() (idle advance). A
  * session is closed when end + gap + allowedLateness < watermark (Kafka since KAFKA-8289 and
- * KAFKA-12718: windowCloseTime = stream-time - grace - gap; until then an on-time event could still
- * extend it). A closed session is final: no event joins it any more. An event is late, applied
- * nowhere, when the session it would make is closed already (Kafka drops it: merged end <
- * windowCloseTime): when it is within gap of no open session and t + gap + allowedLateness <
- * watermark. An event older than that but within gap of an open session extends that session
- * backwards. An event that lies within gap of a closed session does not reopen it: it joins the
- * open sessions within gap or starts one, so that session and the closed one are gap or less apart. This is what Kafka Streams 4.1 does (its session store no longer returns a session
- * past its close time, in-memory and RocksDB alike; checked against TopologyTestDriver), and the
- * price of final results: reopening would retract a session already emitted as final (the anomaly
- * of apache/beam#18677). Kafka's javadoc example (gap 5: 10, 12, 20, then 16 merges everything into
- * [10, 20]) holds only while [10, 12] is open at stream time 20, i.e. with a grace period of 3 or
- * more. Compared with Kafka Streams 4.1.1 through TopologyTestDriver on random streams, every
- * event's tombstones and upserts are the same, except around one off-by-one of Kafka's: its session
- * store already hides a session that ends at exactly stream time - gap - grace while its processor
- * still accepts events into it, so the next such event overwrites that session there; here it
- * joins it.
+ * KAFKA-12718: windowCloseTime = stream-time - grace - gap; until then an on-time event could
+ * still extend it). A closed session is final: no event joins it any more, and it waits in state
+ * only until close() returns it. An event joins the open sessions within gap of it; it is late,
+ * applied nowhere, when it joins none and t + gap + allowedLateness < watermark (the session it
+ * would start is closed already; Kafka drops a record whose merged session ends before
+ * windowCloseTime). So an event older than that still extends an open session within gap of it
+ * backwards.
  *
- * Memory: the sessions close() has not returned, each an aggregate (no events: sessions never
- * shrink, so merge suffices for min/max and sketches); once close() is called as the watermark
- * moves, only open sessions, which all end within gap + allowedLateness of the watermark.
- * Events must be deduplicated by the caller. Timestamps are integer milliseconds.
+ * Closed sessions are invisible to later events, as in Kafka Streams 4.1 (its session store no
+ * longer returns a session past its close time, in-memory and RocksDB alike): an event within gap
+ * of a closed session, or even inside its span, starts or extends an open session instead of
+ * reopening the closed one. Open sessions are disjoint and more than gap apart; a closed session
+ * and a later one may be gap or less apart, or overlap. That is the price of final results:
+ * reopening would retract a session already emitted as final (the anomaly of apache/beam#18677).
+ * Kafka's javadoc example (gap 5: 10, 12, 20, then 16 merges everything into [10, 20]) holds only
+ * while [10, 12] is open at stream time 20, i.e. with a grace period of 3 or more.
+ *
+ * Compared with Kafka Streams 4.1.1 through TopologyTestDriver on random streams
+ * (scripts/window-diff.ts), every event's tombstones and upserts are the same, except around an
+ * off-by-one of Kafka's: its session store already hides a session that ends at exactly
+ * stream time - gap - grace while its processor still accepts events into it, so the next such
+ * event overwrites that session there (an event lost); here it joins it.
+ *
+ * Memory: the open sessions, each an aggregate (no events: sessions never shrink, so merge
+ * suffices for min/max and sketches), all ending within gap + allowedLateness of the watermark,
+ * plus the closed ones close() has not returned yet. Events must be deduplicated by the caller.
+ * Timestamps are integer milliseconds.
  */
 
 export interface Session<A> {
@@ -70,13 +74,18 @@ export interface SessionWindowsState<A> {
   gapMs: number;
   allowedLatenessMs: number;
   watermark: number | null;
+  /** Open sessions, by start. */
   sessions: Session<A>[];
+  /** Closed sessions close() has not returned yet. */
+  closed: Session<A>[];
 }
 
 export class SessionWindows<A, V> {
   private watermarkMs: number | null = null;
-  /** Sessions not yet returned by close(), by start. */
+  /** Open sessions, by start: disjoint and more than gap apart. */
   private sessions: Session<A>[] = [];
+  /** Closed sessions close() has not returned yet. */
+  private closed: Session<A>[] = [];
 
   constructor(
     readonly gapMs: number,
@@ -95,7 +104,7 @@ export class SessionWindows<A, V> {
     assert(Number.isSafeInteger(ts), "event timestamps are whole ms");
     this.advance(ts);
     // The open sessions within gap of ts: consecutive, at most one on each side of it.
-    const first = this.sessions.findIndex((s) => s.end + this.gapMs >= ts && !this.isClosed(s));
+    const first = this.sessions.findIndex((s) => s.end + this.gapMs >= ts);
     let count = 0;
     while (first >= 0 && first + count < this.sessions.length && this.sessions[first + count]!.start - this.gapMs <= ts) count++;
     assert(count <= 2, "an event joins at most the sessions just before and after it");
@@ -123,21 +132,22 @@ export class SessionWindows<A, V> {
   close(watermark: number): Session<A>[] {
     assert(Number.isSafeInteger(watermark), "a watermark is whole ms");
     this.advance(watermark);
-    const closed = this.sessions.filter((s) => this.isClosed(s));
-    if (!closed.length) return [];
-    this.sessions = this.sessions.filter((s) => !this.isClosed(s));
-    return closed;
+    const closed = this.closed;
+    this.closed = [];
+    return closed.sort((a, b) => a.end - b.end || a.start - b.start);
   }
 
-  /** Sessions still open (accepting events), by start (copies). */
+  /** Open sessions (accepting events), by start (copies). */
   open(): Session<A>[] {
-    return this.sessions.filter((s) => !this.isClosed(s)).map((s) => this.copy(s));
+    return this.sessions.map((s) => this.copy(s));
   }
 
   /** The smallest watermark at which close() returns a session, or null when there is none. */
   nextCloseAt(): number | null {
-    const first = this.sessions.reduce((min, s) => Math.min(min, s.end), Infinity);
-    return first === Infinity ? null : first + this.gapMs + this.allowedLatenessMs + 1;
+    if (this.closed.length) return this.watermarkMs;
+    // By start and disjoint: the first open session ends first.
+    const first = this.sessions[0];
+    return first ? first.end + this.gapMs + this.allowedLatenessMs + 1 : null;
   }
 
   toJSON(): SessionWindowsState<A> {
@@ -147,6 +157,7 @@ export class SessionWindows<A, V> {
       allowedLatenessMs: this.allowedLatenessMs,
       watermark: this.watermarkMs,
       sessions: this.sessions.map((s) => this.copy(s)),
+      closed: this.closed.map((s) => this.copy(s)),
     };
   }
 
@@ -155,14 +166,23 @@ export class SessionWindows<A, V> {
     assert(state.version === 1, "session window state version 1");
     const sw = new SessionWindows(state.gapMs, state.allowedLatenessMs, ops);
     sw.watermarkMs = state.watermark;
-    sw.sessions = state.sessions.map(({ start, end, aggregate, revision }) => ({ start, end, aggregate, revision }));
+    const own = ({ start, end, aggregate, revision }: Session<A>) => ({ start, end, aggregate, revision });
+    sw.sessions = state.sessions.map(own);
+    sw.closed = state.closed.map(own);
     for (let i = 0; i < sw.sessions.length; i++) sw.checkNeighbours(i);
-    assert(sw.watermarkMs !== null || sw.sessions.length === 0, "state without a watermark is empty");
+    assert(sw.closed.every((s) => sw.isClosed(s)), "closed sessions are past their close time");
+    assert(sw.watermarkMs !== null || sw.sessions.length + sw.closed.length === 0, "state without a watermark is empty");
     return sw;
   }
 
+  /** Moves the watermark to `to` if later, and the sessions that closed with it to `closed`. */
   private advance(to: number): void {
-    if (this.watermarkMs === null || to > this.watermarkMs) this.watermarkMs = to;
+    if (this.watermarkMs !== null && to <= this.watermarkMs) return;
+    this.watermarkMs = to;
+    // Open sessions are by start and disjoint, so by end too: the closed ones come first.
+    let n = 0;
+    while (n < this.sessions.length && this.isClosed(this.sessions[n]!)) n++;
+    if (n) this.closed.push(...this.sessions.splice(0, n));
   }
 
   private isClosed(s: Session<A>): boolean {
@@ -187,14 +207,11 @@ export class SessionWindows<A, V> {
 
   private checkNeighbours(i: number): void {
     const s = this.sessions[i];
-    assert(s !== undefined && s.start <= s.end, "a session spans start..end");
+    assert(s !== undefined && s.start <= s.end && !this.isClosed(s), "an open session spans start..end");
     const before = this.sessions[i - 1];
     const after = this.sessions[i + 1];
-    assert(!before || before.end < s.start, "sessions are disjoint, by start");
-    assert(!after || s.end < after.start, "sessions are disjoint, by start");
-    // Only a closed session may be within gap of the next one (see above).
-    assert(!before || s.start - before.end > this.gapMs || this.isClosed(before), "open sessions are more than gap apart");
-    assert(!after || after.start - s.end > this.gapMs || this.isClosed(s), "open sessions are more than gap apart");
+    assert(!before || s.start - before.end > this.gapMs, "open sessions are more than gap apart, by start");
+    assert(!after || after.start - s.end > this.gapMs, "open sessions are more than gap apart, by start");
   }
 
   private copy(s: Session<A>): Session<A> {

@@ -53,6 +53,11 @@ export const streamArb: fc.Arbitrary<StreamOp[]> = fc.array(step, { minLength: 1
   return ops;
 });
 
+/** The ops without the watermark advances before the final close (as when the caller never closes in between). */
+export function onlyFinalClose(ops: StreamOp[]): StreamOp[] {
+  return ops.filter((op, i) => op.kind === "add" || i === ops.length - 1);
+}
+
 export function rowOf(start: number, end: number, values: Array<number | undefined>): Row {
   const valued = values.filter((v): v is number => v !== undefined);
   return {
