@@ -15,8 +15,8 @@ import type { AggregateOps } from "./aggregate-ops.ts";
  * an event extends a session or merges sessions, Kafka forwards a tombstone for each old key and a
  * record for the new one; add() likewise returns the superseded sessions as `retracted` and the new
  * one as `upserted`, so sinks delete by identity and upsert idempotently. The identity is valid for
- * good: sessions only grow, a changed span strictly contains the old one, and the events at the old
- * start and end stay in it, so a retracted (start, end) never comes back. An event inside
+ * good: a session only grows while open (a changed span strictly contains the old one), and an open
+ * session ends after every closed one, so a retracted or closed (start, end) never comes back. An event inside
  * [start, end] changes no identity: the session is upserted with the next revision and nothing is
  * retracted (Kafka removes and puts back the same key). Revision: 1 when created, +1 per update, and
  * a merged session takes the largest merged revision + 1, so (key, start, end, revision) never
