@@ -17,7 +17,8 @@ import type { AggregateOps } from "./aggregate-ops.ts";
  * - every window of an earlier event that it falls into (start <= t <= end) is updated.
  * When an event arrives, the windows it can make necessary are its left and right windows and the
  * right window of `prev`, the latest earlier event, when t <= prev + 1 + size (t is the first event
- * after prev in it). Right windows of events before prev already exist: they hold prev too.
+ * after prev in it). Right windows of events before prev exist already (or have closed): they
+ * hold prev too.
  *
  * Time and lateness: the watermark is the largest timestamp seen, or passed to close() (idle
  * advance). A window is closed when end + allowedLateness < watermark (Kafka: "a window is closed
@@ -25,12 +26,13 @@ import type { AggregateOps } from "./aggregate-ops.ts";
  * [start, end + 1)). Closed windows are never updated or created. An event is late, applied to no
  * window, when t + size + allowedLateness < watermark: every window that could hold it is closed
  * (Kafka drops it, "Skipping record for expired window"). An out-of-order event that is not late
- * updates its windows that are still open and creates the missing ones that are open.
+ * updates its windows that are still open and creates the missing ones that are open; when its own
+ * left window has closed, it may be in no window until a later event's window covers it.
  *
  * A new window is aggregated from the retained events, not copied from a neighbour's aggregate as
  * Kafka does: min/max (or any sketch) stay exact although a later window holds a subset of an
  * earlier one's events, and nothing is ever subtracted. Compared with Kafka Streams 4.1.1 through
- * TopologyTestDriver on random streams, every event's created and updated windows are the same
+ * TopologyTestDriver on random streams (scripts/window-diff.ts), every event's created and updated windows are the same
  * while nothing closes; with lateness, the only differences are where Kafka loses accepted events:
  * when the neighbour it would copy from was never created (already closed), its new window misses
  * earlier events or is not created at all, whereas here a window holds every accepted event in its
