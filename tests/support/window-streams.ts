@@ -58,6 +58,31 @@ export function onlyFinalClose(ops: StreamOp[]): StreamOp[] {
   return ops.filter((op, i) => op.kind === "add" || i === ops.length - 1);
 }
 
+/**
+ * Events a few ms apart, each arriving up to 40 ms after its time, in arrival order: steady
+ * disorder, so sessions that started apart get bridged and windows close between related events.
+ */
+export const disorderedArb: fc.Arbitrary<StreamOp[]> = fc
+  .array(
+    fc.record({
+      step: fc.integer({ min: 0, max: 12 }),
+      delay: fc.integer({ min: 0, max: 40 }),
+      value: fc.option(fc.integer({ min: -50, max: 50 }), { freq: 6, nil: undefined }),
+    }),
+    { minLength: 1, maxLength: 40 },
+  )
+  .map((steps) => {
+    let ts = 1_000;
+    const timed = steps.map((s, id) => ({ id, ts: (ts += s.step), value: s.value, arrival: ts + s.delay }));
+    timed.sort((a, b) => a.arrival - b.arrival || a.id - b.id);
+    const ops: StreamOp[] = timed.map(({ id, ts, value }) => ({ kind: "add", id, ts, value }));
+    ops.push({ kind: "close", watermark: FINAL_WATERMARK });
+    return ops;
+  });
+
+/** Either kind of stream. */
+export const anyStreamArb = fc.oneof(streamArb, disorderedArb);
+
 export function rowOf(start: number, end: number, values: Array<number | undefined>): Row {
   const valued = values.filter((v): v is number => v !== undefined);
   return {

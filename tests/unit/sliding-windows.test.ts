@@ -4,7 +4,7 @@ import { aggregateOps, typedAggregateOps, type TypedValue } from "../../src/acto
 import { SlidingWindows, type SlidingWindow } from "../../src/actor/sliding-windows.ts";
 import type { Aggregate } from "../../src/actor/windows.ts";
 import { Prng } from "../../src/sim/prng.ts";
-import { byStart, FINAL_WATERMARK, fcParams, onlyFinalClose, rowFromAggregate, rowOf, streamArb, type Row, type StreamOp } from "../support/window-streams.ts";
+import { byStart, FINAL_WATERMARK, anyStreamArb, fcParams, onlyFinalClose, rowFromAggregate, rowOf, streamArb, type Row, type StreamOp } from "../support/window-streams.ts";
 
 type Value = number | undefined;
 
@@ -95,6 +95,14 @@ function distinctSets(sizeMs: number, events: Array<{ id: number; ts: number; va
 }
 
 const shapeArb = fc.record({ size: fc.integer({ min: 1, max: 30 }), lateness: fc.integer({ min: 0, max: 20 }) });
+
+function checkAgainstReference(size: number, lateness: number, ops: StreamOp[]): { r: Run; ref: ReturnType<typeof reference> } {
+  const r = run(size, lateness, ops);
+  const ref = reference(size, lateness, ops);
+  expect(finalRows(r)).toEqual(ref.rows);
+  expect(r.late).toEqual(ref.late);
+  return { r, ref };
+}
 
 function finalRows(r: Run): Row[] {
   return [...r.finals].sort(byStart);
@@ -246,28 +254,40 @@ describe("sliding windows: boundaries, lateness, closing", () => {
 
 describe("sliding windows: against the reference model", () => {
   test("final windows, their aggregates and late events equal the reference's", () => {
-    const seen = { late: 0, partial: 0 };
     fc.assert(
-      fc.property(shapeArb, streamArb, fc.boolean(), ({ size, lateness }, stream, closeBetween) => {
-        const ops = closeBetween ? stream : onlyFinalClose(stream);
-        const r = run(size, lateness, ops);
-        const ref = reference(size, lateness, ops);
-        expect(finalRows(r)).toEqual(ref.rows);
-        expect(r.late).toEqual(ref.late);
-        seen.late += ref.late.filter(Boolean).length;
-        // Partly late: accepted, but its own left window had closed.
-        const ideal = reference(size, lateness, ops, true).rows;
-        if (JSON.stringify(ideal) !== JSON.stringify(ref.rows) && ref.late.every((l) => !l)) seen.partial++;
+      fc.property(shapeArb, anyStreamArb, fc.boolean(), ({ size, lateness }, stream, closeBetween) => {
+        checkAgainstReference(size, lateness, closeBetween ? stream : onlyFinalClose(stream));
       }),
       fcParams(400),
     );
-    expect(seen.late).toBeGreaterThan(0);
-    expect(seen.partial).toBeGreaterThan(0);
+  });
+
+  test("the generated streams reach late events, partly closed windows, out-of-order right windows and events in no window", () => {
+    const seen = { late: 0, partial: 0, outOfOrderRight: 0, nowhere: 0 };
+    const cases = fc.sample(fc.tuple(shapeArb, anyStreamArb, fc.boolean()), { numRuns: 3000, seed: 12 });
+    for (const [{ size, lateness }, stream, closeBetween] of cases) {
+      const ops = closeBetween ? stream : onlyFinalClose(stream);
+      const { r, ref } = checkAgainstReference(size, lateness, ops);
+      seen.late += ref.late.filter(Boolean).length;
+      // Closing changed some window's events, although no event was late.
+      const ideal = reference(size, lateness, ops, true).rows;
+      if (JSON.stringify(ideal) !== JSON.stringify(ref.rows) && ref.late.every((l) => !l)) seen.partial++;
+      const adds = ops.filter((op) => op.kind === "add");
+      adds.forEach((op, i) => {
+        const earlier = adds.slice(0, i).some((o) => o.ts > op.ts);
+        if (earlier && r.updates[i]!.some((w) => w.start === op.ts + 1)) seen.outOfOrderRight++;
+        if (!r.late[i] && !r.updates[i]!.some((w) => w.start <= op.ts && op.ts <= w.end)) seen.nowhere++;
+      });
+    }
+    expect(seen.late).toBeGreaterThan(50);
+    expect(seen.partial).toBeGreaterThan(10);
+    expect(seen.outOfOrderRight).toBeGreaterThan(50);
+    expect(seen.nowhere).toBeGreaterThan(0);
   });
 
   test("without lateness, each distinct set of events within size is one window, and none is empty", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 30 }), streamArb, (size, ops) => {
+      fc.property(fc.integer({ min: 1, max: 30 }), anyStreamArb, (size, ops) => {
         // Allowed lateness beyond the stream's span: nothing is late, nothing closes before the end.
         const events = ops.filter((op) => op.kind === "add");
         const r = run(size, 1_000_000, [...events, ops.at(-1)!]);
@@ -280,7 +300,7 @@ describe("sliding windows: against the reference model", () => {
 
   test("close() returns each window once, in end order, and updates carry increasing revisions", () => {
     fc.assert(
-      fc.property(shapeArb, streamArb, ({ size, lateness }, ops) => {
+      fc.property(shapeArb, anyStreamArb, ({ size, lateness }, ops) => {
         let sw = new SlidingWindows<Aggregate, Value>(size, lateness, aggregateOps);
         const revisions = new Map<number, number>();
         const closed = new Set<number>();
@@ -311,7 +331,7 @@ describe("sliding windows: against the reference model", () => {
 
   test("checkpoint through JSON and restore mid-stream: identical results", () => {
     fc.assert(
-      fc.property(shapeArb, streamArb, fc.nat(), ({ size, lateness }, ops, at) => {
+      fc.property(shapeArb, anyStreamArb, fc.nat(), ({ size, lateness }, ops, at) => {
         expect(run(size, lateness, ops, at % ops.length)).toEqual(run(size, lateness, ops));
       }),
       fcParams(300),
@@ -336,7 +356,7 @@ describe("sliding windows: the reference check is not vacuous", () => {
         return rowOf(row.start, row.end, inside.map((op) => op.value));
       });
     const result = fc.check(
-      fc.property(fc.integer({ min: 1, max: 30 }), streamArb, (size, ops) => {
+      fc.property(fc.integer({ min: 1, max: 30 }), anyStreamArb, (size, ops) => {
         expect(finalRows(run(size, 1_000_000, ops))).toEqual(wrong(size, ops));
       }),
       { numRuns: 300, seed: 1 },
@@ -346,7 +366,7 @@ describe("sliding windows: the reference check is not vacuous", () => {
 
   test("a model that ignores lateness is falsified", () => {
     const result = fc.check(
-      fc.property(shapeArb, streamArb, ({ size, lateness }, ops) => {
+      fc.property(shapeArb, anyStreamArb, ({ size, lateness }, ops) => {
         expect(finalRows(run(size, lateness, ops))).toEqual(reference(size, lateness, ops, true).rows);
       }),
       { numRuns: 300, seed: 1 },
