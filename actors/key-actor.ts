@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { DurableHost } from "../src/hosts/durable/durable-host.ts";
 import type { ActorIngestResult } from "../src/hosts/durable/gateway.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../src/http/views.ts";
+import type { AlertRecordView } from "../src/delivery/records.ts";
 import type { ReplayFilter } from "../src/http/gateway.ts";
 import { readSettings } from "../src/settings/env.ts";
 import { CONFIG_FILE } from "./config-file.ts";
@@ -183,6 +184,10 @@ export class KeyActor extends DurableObject<WorkerEnv> {
 
   async windows(key: string, query: WindowQuery): Promise<WindowView[] | null> {
     return this.object.windows(key, query);
+  }
+
+  async alerts(key: string): Promise<AlertRecordView[] | null> {
+    return this.object.alerts(key);
   }
 
   async late(key: string): Promise<LateView[] | null> {

@@ -5,11 +5,13 @@ import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts
 import { ACTOR_ROW, rowNumber } from "./layout.ts";
 import { Outbox, type EventRecord, type NewRecord, type OutboxMeta, type ResolveRef, type WindowRecord } from "./outbox.ts";
 import type { Event } from "./event.ts";
-import type { AnalyticsConfig } from "./analytics.ts";
+import type { AggregateName, AlertRecord, AnalyticsConfig } from "./analytics.ts";
+import { Detector, type DetectorState } from "./detect.ts";
 import { enrich, type EnrichedFields } from "./enrich.ts";
 import { readPath } from "./paths.ts";
 import {
   addToAggregate,
+  type Aggregate,
   emptyAggregate,
   selectWindows,
   windowFromRow,
@@ -73,8 +75,11 @@ export interface Writes {
   deletes: string[];
 }
 
-/** A record the actor made, as sinks get it (`n` only when the outbox numbered it). */
-export type LiveRecord = Omit<EventRecord, "n"> | Omit<WindowRecord, "n">;
+/** A record the actor made, as sinks get it (`n` only when the outbox numbered it), or an alert. */
+export type LiveRecord = Omit<EventRecord, "n"> | Omit<WindowRecord, "n"> | AlertRecord;
+
+/** Recent alerts an actor keeps for GET /v1/actors/:key/alerts. */
+export const RECENT_ALERTS = 1_000;
 
 /** Where an actor's records go while someone watches its key (src/live/feed.ts): the host publishes them once durable. */
 export interface LiveOutput {
@@ -114,6 +119,10 @@ export class Actor {
   private purgedClosed: number[] = [];
   /** Where the records go for live views, while someone watches this key (the host attaches it). */
   live: LiveOutput | undefined;
+  /** Detection rules on this key's windows (keyflow.config.json), if any. */
+  private detector: Detector | undefined;
+  private alerts: AlertRecord[] = [];
+  private alertsDirty = false;
 
   constructor(
     readonly key: string,
@@ -122,6 +131,8 @@ export class Actor {
     this.dedupe = new DedupeIndex({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds });
     this.outbox = new Outbox(config.sinks, config.deadLetterMirror);
     this.open = config.windows.map(() => new Map());
+    const rules = config.analytics?.rules;
+    if (rules?.length) this.detector = new Detector(key, rules);
   }
 
   /** True until the actor has seen its first event (it then exists durably). */
@@ -151,7 +162,7 @@ export class Actor {
       // Enrichment reads the types accepted before this event: it runs before apply() counts it.
       const analytics = this.config.analytics;
       const enriched = analytics?.enrich.length ? enrich(analytics.enrich, event, this.totals.byType) : undefined;
-      const missed = this.apply(event, touched, analytics ? measureOf(analytics, event, enriched) : event.value);
+      const missed = this.apply(event, touched, analytics ? measureOf(analytics, event, enriched) : event.value, now);
       if (missed) this.recordLate(event, missed, now);
       outcomes[i] = missed ? ACCEPTED_LATE : ACCEPTED;
       if (this.outbox.enabled || this.live) {
@@ -165,7 +176,7 @@ export class Actor {
     if (accepted) {
       this.lastArrival = now;
       if (touched) for (const w of touched) this.emitWindow(w, false, now);
-      this.closeWindows(now, "watermark");
+      this.closeWindows(now, "watermark", lastAccepted(events, outcomes));
     }
     return outcomes;
   }
@@ -224,7 +235,7 @@ export class Actor {
    * Adds the event to every window of every spec that is still open; returns the specs whose
    * window for it has already closed (end + allowed lateness <= watermark): there it is late.
    */
-  private apply(event: Event, touched: Set<WindowState> | undefined, value: number | undefined): string[] | undefined {
+  private apply(event: Event, touched: Set<WindowState> | undefined, value: number | undefined, now: number): string[] | undefined {
     const closedBefore = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLatenessMs;
     const { ts, type } = event;
     const specs = this.config.windows;
@@ -248,6 +259,7 @@ export class Actor {
         if (!typed) w.types.set(type, (typed = emptyAggregate()));
         addToAggregate(typed, value);
         touched?.add(w);
+        if (this.detector?.watches(type, name)) this.detect(w, type, false, event.id, now);
       }
     }
     const totals = this.totals;
@@ -269,7 +281,22 @@ export class Actor {
     this.lateDirty = true;
   }
 
-  private closeWindows(now: number, by: ClosedWindow["closedBy"]): void {
+  /** Tells the detector of a window's update or close for `type`; keeps what fires. */
+  private detect(w: WindowState, type: string, final: boolean, eventId: string, now: number): void {
+    const agg = w.types.get(type);
+    const fired = this.detector!.observe({ type, shape: w.spec, start: w.start, end: w.end, aggregates: (name) => aggregateValue(agg, name), final }, eventId, now);
+    if (!fired.length && !final) return;
+    // A close changes the detector's baselines even when nothing fires.
+    this.alertsDirty = true;
+    for (const alert of fired) {
+      this.alerts.push(alert);
+      this.live?.push(alert);
+    }
+    if (this.alerts.length > RECENT_ALERTS) this.alerts.splice(0, this.alerts.length - RECENT_ALERTS);
+  }
+
+  /** `trigger`: the event whose arrival moved the watermark (none for the wall clock's idle close). */
+  private closeWindows(now: number, by: ClosedWindow["closedBy"], trigger = ""): void {
     if (this.watermark === null) return;
     const closedBefore = this.watermark - this.config.allowedLatenessMs;
     if (this.minOpenEnd > closedBefore) return this.purgeClosed(now);
@@ -288,6 +315,7 @@ export class Actor {
     for (const w of closing) {
       // Window becomes final: emitted once, as a revision past every update.
       this.emitWindow(w, true, now);
+      if (this.detector) for (const type of w.types.keys()) if (this.detector.watches(type, w.spec)) this.detect(w, type, true, trigger, now);
       const entry = { seq: this.nextClosedSeq++, window: { ...w, closedAt: now, closedBy: by } };
       this.closed.push(entry);
       this.newClosed.push(entry);
@@ -331,9 +359,10 @@ export class Actor {
     puts.push(...ob.puts);
     deletes.push(...ob.deletes);
     if (this.lateDirty) puts.push([ACTOR_ROW.late, JSON.stringify(this.late)]);
+    if (this.alertsDirty) puts.push([ACTOR_ROW.alerts, JSON.stringify({ detector: this.detector?.toJSON(), recent: this.alerts })]);
     const rewrite = outboxMetaApart ? this.stateDirty : this.stateDirty || ob.metaChanged || puts.length > 0 || deletes.length > 0;
     if (rewrite) puts.push([ACTOR_ROW.state, JSON.stringify(this.stateRow(!outboxMetaApart))]);
-    this.lateDirty = this.stateDirty = false;
+    this.lateDirty = this.stateDirty = this.alertsDirty = false;
     return { puts, deletes };
   }
 
@@ -366,6 +395,7 @@ export class Actor {
     for (const [rowKey, text] of rows) {
       if (rowKey === ACTOR_ROW.state) stateOutboxMeta = actor.loadState(JSON.parse(text) as StateRow);
       else if (rowKey === ACTOR_ROW.late) actor.late = JSON.parse(text) as LateEntry[];
+      else if (rowKey === ACTOR_ROW.alerts) actor.loadAlerts(JSON.parse(text) as { detector?: DetectorState; recent: AlertRecord[] });
       else if (rowKey.startsWith(ACTOR_ROW.dedupePrefix)) segments.push([rowNumber(rowKey, ACTOR_ROW.dedupePrefix), text]);
       else if (rowKey.startsWith(ACTOR_ROW.closedPrefix)) {
         actor.closed.push({ seq: rowNumber(rowKey, ACTOR_ROW.closedPrefix), window: windowFromRow<ClosedWindow>(JSON.parse(text)) });
@@ -374,6 +404,13 @@ export class Actor {
     actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }, segments, now);
     actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, outboxMeta ?? stateOutboxMeta, outboxRows, resolve);
     return actor;
+  }
+
+  private loadAlerts(row: { detector?: DetectorState; recent: AlertRecord[] }): void {
+    this.alerts = row.recent;
+    const rules = this.config.analytics?.rules;
+    // Rules dropped from the configuration since are forgotten; new ones start afresh (Detector's restore).
+    this.detector = rules?.length ? new Detector(this.key, rules, row.detector) : undefined;
   }
 
   /** Restores the state row; returns the outbox cursors and counters that older state rows held. */
@@ -432,12 +469,42 @@ export class Actor {
   lateLog(): LateEntry[] {
     return this.late;
   }
+
+  /** The rules that fired on this key, oldest first (the last RECENT_ALERTS). */
+  recentAlerts(): readonly AlertRecord[] {
+    return this.alerts;
+  }
 }
 
 export interface ActorSnapshot extends ActorFacts {
   closed: ClosedWindow[];
   dedupeIds: number;
   lateLogSize: number;
+}
+
+/** The id of the last event `outcomes` accepted. */
+function lastAccepted(events: readonly Event[], outcomes: readonly IngestOutcome[]): string {
+  for (let i = events.length - 1; i >= 0; i--) if (outcomes[i]!.status === "accepted") return events[i]!.id;
+  return "";
+}
+
+/** An aggregate by a rule's name; those the windows do not keep yet (distinct, percentiles) are undefined. */
+function aggregateValue(agg: Aggregate | undefined, name: AggregateName): number | undefined {
+  if (!agg) return name === "count" ? 0 : undefined;
+  switch (name) {
+    case "count":
+      return agg.count;
+    case "sum":
+      return agg.valued ? agg.sum : undefined;
+    case "min":
+      return agg.min ?? undefined;
+    case "max":
+      return agg.max ?? undefined;
+    case "avg":
+      return agg.valued ? agg.sum / agg.valued : undefined;
+    default:
+      return undefined;
+  }
 }
 
 /** The number an event adds to its windows: its type's measure (keyflow.config.json), if numeric. */

@@ -13,6 +13,8 @@ export const ACTOR_ROW = {
   state: "state",
   /** The bounded log of late events. */
   late: "late",
+  /** Detection rules' state and the recent alerts (keyflow.config.json). */
+  alerts: "alerts",
   dedupePrefix: "dd/",
   /** A segment of dedupe IDs: one row per commit that added IDs, not one per ID. */
   dedupe: (seq: number) => `dd/${padded(seq)}`,

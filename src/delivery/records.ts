@@ -1,4 +1,5 @@
 import type { EventRecord, OutboxRecord, WindowRecord } from "../actor/outbox.ts";
+import type { AlertRecord } from "../actor/analytics.ts";
 import type { Aggregate } from "../actor/windows.ts";
 import { splitActorName } from "../actor/tenant.ts";
 
@@ -56,7 +57,38 @@ export interface WindowRecordView extends AggregateView {
   by_type: Record<string, AggregateView>;
 }
 
+export interface AlertRecordView {
+  kind: "alert";
+  tenant: string;
+  key: string;
+  rule: string;
+  window: { shape: string; start: string; end: string };
+  aggregate: string;
+  value: number;
+  baseline?: { mean: number; stddev: number; windows: number } | { previous: number };
+  /** The event whose arrival made the rule fire; null when the wall clock closed the window. */
+  event_id: string | null;
+  fired_at: string;
+}
+
 export type RecordView = EventRecordView | WindowRecordView;
+
+export function alertRecordView(alert: AlertRecord): AlertRecordView {
+  const { tenant, key } = splitActorName(alert.key);
+  const view: AlertRecordView = {
+    kind: "alert",
+    tenant,
+    key,
+    rule: alert.rule,
+    window: { shape: alert.window.shape, start: iso(alert.window.start), end: iso(alert.window.end) },
+    aggregate: alert.aggregate,
+    value: alert.value,
+    event_id: alert.eventId || null,
+    fired_at: iso(alert.firedAt),
+  };
+  if (alert.baseline !== undefined) view.baseline = alert.baseline;
+  return view;
+}
 
 export function eventRecordView(record: EventRecord): EventRecordView {
   const { tenant, key } = splitActorName(record.key);
@@ -99,9 +131,9 @@ export function recordView(record: EventRecord | WindowRecord): RecordView {
 
 /** recordView as JSON text, built once per record however many sinks send it (records never change). */
 const jsonOf = new WeakMap<object, string>();
-export function recordJson(record: EventRecord | WindowRecord): string {
+export function recordJson(record: EventRecord | WindowRecord | AlertRecord): string {
   let text = jsonOf.get(record);
-  if (text === undefined) jsonOf.set(record, (text = JSON.stringify(recordView(record))));
+  if (text === undefined) jsonOf.set(record, (text = JSON.stringify(record.kind === "alert" ? alertRecordView(record) : recordView(record))));
   return text;
 }
 

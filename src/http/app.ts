@@ -227,6 +227,11 @@ export function createApp({ backend, config, env, host, access, metrics, elapsed
     return c.json({ key: c.req.param("key"), windows: windows ?? notFound(c) });
   });
 
+  app.get("/v1/actors/:key/alerts", async (c) => {
+    const alerts = await backend.alerts(await actorOf(c, "read"));
+    return c.json({ key: c.req.param("key"), alerts: alerts ?? notFound(c) });
+  });
+
   app.get("/v1/actors/:key/late", async (c) => {
     const late = await backend.late(await actorOf(c, "read"));
     return c.json({ key: c.req.param("key"), late: late ?? notFound(c) });
@@ -360,7 +365,7 @@ function observed(app: Hono, metrics: KeyflowMetrics | undefined, logger: Logger
   return app;
 }
 
-const ACTOR_ROUTES = new Map([["", "/v1/actors/:key"], ["/windows", "/v1/actors/:key/windows"], ["/late", "/v1/actors/:key/late"], ["/dlq", "/v1/actors/:key/dlq"], ["/dlq/replay", "/v1/actors/:key/dlq/replay"], ["/outbox", "/v1/actors/:key/outbox"], ["/live", "/v1/actors/:key/live"]]);
+const ACTOR_ROUTES = new Map([["", "/v1/actors/:key"], ["/windows", "/v1/actors/:key/windows"], ["/late", "/v1/actors/:key/late"], ["/alerts", "/v1/actors/:key/alerts"], ["/dlq", "/v1/actors/:key/dlq"], ["/dlq/replay", "/v1/actors/:key/dlq/replay"], ["/outbox", "/v1/actors/:key/outbox"], ["/live", "/v1/actors/:key/live"]]);
 
 /** The route pattern of a URL, for a metric label: never the key in it, and one label for anything unknown. */
 export function routeOf(url: string): string {

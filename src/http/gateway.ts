@@ -4,6 +4,7 @@ import type { Event } from "../actor/event.ts";
 import type { WindowQuery } from "../actor/windows.ts";
 import type { ChannelStatus } from "../delivery/channel.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "./views.ts";
+import type { AlertRecordView } from "../delivery/records.ts";
 
 /**
  * What the HTTP app needs from a host, and every host implements: route events to their keys'
@@ -18,6 +19,8 @@ export interface Gateway {
   state(key: string): Promise<ActorView | null>;
   windows(key: string, query: WindowQuery): Promise<WindowView[] | null>;
   late(key: string): Promise<LateView[] | null>;
+  /** The rules that fired on the key (keyflow.config.json), oldest first. */
+  alerts(key: string): Promise<AlertRecordView[] | null>;
   deadLetters(key: string): Promise<DeadLetterView[] | null>;
   /** Puts dead letters back in the outbox for their sink; returns how many. */
   replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null>;

@@ -169,6 +169,10 @@ export function apiRoutes(config: Config) {
       },
       { 200: json("The windows", S.WindowsSchema), ...INVALID_QUERY, ...NOT_FOUND },
     ),
+    actorRoute("get", "/alerts", "read", { operationId: "getAlerts", summary: "An actor's recent alerts", description: "The detection rules (keyflow.config.json) that fired on the key, oldest first: the last 1,000." }, {
+      200: json("The recent alerts", S.AlertsSchema),
+      ...NOT_FOUND,
+    }),
     actorRoute("get", "/late", "read", { operationId: "getLateEvents", summary: "An actor's late events", description: "Events that arrived after their windows closed." }, {
       200: json("The late log", S.LateSchema),
       ...NOT_FOUND,

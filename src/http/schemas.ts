@@ -110,6 +110,24 @@ export const RecordViewSchema = z.discriminatedUnion("kind", [EventRecordViewSch
   description: "A record as the sinks receive it.",
 });
 
+export const AlertRecordViewSchema = z
+  .strictObject({
+    kind: z.literal("alert"),
+    tenant: z.string(),
+    key: z.string(),
+    rule: z.string().meta({ description: "The detection rule's name (keyflow.config.json)." }),
+    window: z.strictObject({ shape: z.string(), start: time, end: time }),
+    aggregate: z.string().meta({ description: "count, sum, min, max, avg, distinct or pNN." }),
+    value: z.number(),
+    baseline: z
+      .union([z.strictObject({ mean: z.number(), stddev: z.number(), windows: count }), z.strictObject({ previous: z.number() })])
+      .optional()
+      .meta({ description: "zscore rules: the key's baseline; change rules: the previous window's value." }),
+    event_id: z.string().nullable().meta({ description: "The event whose arrival made the rule fire; null when the wall clock closed the window." }),
+    fired_at: time,
+  })
+  .meta({ id: "Alert" });
+
 export const DeadLetterViewSchema = z
   .strictObject({ id: count, sink: z.string(), error: z.string(), attempts: count, failed_at: time, record: RecordViewSchema })
   .meta({ id: "DeadLetter" });
@@ -196,5 +214,6 @@ export const TopKeysSchema = z
 
 export const WindowsSchema = z.strictObject({ key: z.string(), windows: z.array(WindowViewSchema) }).meta({ id: "Windows" });
 export const LateSchema = z.strictObject({ key: z.string(), late: z.array(LateViewSchema) }).meta({ id: "LateLog" });
+export const AlertsSchema = z.strictObject({ key: z.string(), alerts: z.array(AlertRecordViewSchema) }).meta({ id: "Alerts" });
 export const DeadLettersSchema = z.strictObject({ key: z.string(), dead_letters: z.array(DeadLetterViewSchema) }).meta({ id: "DeadLetters" });
 export const ReplaySchema = z.strictObject({ key: z.string(), replayed: count }).meta({ id: "ReplayResult" });

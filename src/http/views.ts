@@ -3,7 +3,7 @@ import type { DeadLetter } from "../actor/outbox.ts";
 import type { Aggregate, ClosedWindow, WindowQuery, WindowState } from "../actor/windows.ts";
 import type { ChannelStatus, SinkChannel } from "../delivery/channel.ts";
 import { splitActorName } from "../actor/tenant.ts";
-import { aggregateView, iso, recordView } from "../delivery/records.ts";
+import { aggregateView, alertRecordView, iso, recordView, type AlertRecordView } from "../delivery/records.ts";
 import type { z } from "zod";
 import type * as S from "./schemas.ts";
 
@@ -91,6 +91,7 @@ export const render = {
   state: (actor: Actor): ActorView => actorView(actor.snapshot()),
   windows: (actor: Actor, query: WindowQuery): WindowView[] => actor.selectWindows(query).map((w) => windowView(w, query.type)),
   late: (actor: Actor): LateView[] => actor.lateLog().map(lateView),
+  alerts: (actor: Actor): AlertRecordView[] => actor.recentAlerts().map(alertRecordView),
   deadLetters: (actor: Actor): DeadLetterView[] => actor.outbox.deadLetters().map(deadLetterView),
   outbox: (actor: Actor, channels: readonly SinkChannel[]): OutboxView => ({
     key: splitActorName(actor.key).key,

@@ -12,6 +12,12 @@ import { FakeSink } from "../support/fake-sink.ts";
 import { FlakyStore } from "../support/flaky-store.ts";
 import { fakeEnv } from "../support/fake-env.ts";
 import { ROOT } from "../support/process.ts";
+import { alertRecordView } from "../../src/delivery/records.ts";
+import { AlertRecordViewSchema } from "../../src/http/schemas.ts";
+import { createApp } from "../../src/http/app.ts";
+import { OPEN_ACCESS } from "../../src/http/access.ts";
+import { pumpedRequest } from "../support/fake-env.ts";
+import { sseReader } from "../support/sse.ts";
 
 const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
 const windows = [parseWindowSpec("1m") as WindowSpec, parseWindowSpec("1h") as WindowSpec];
@@ -93,5 +99,65 @@ describe("the process host", () => {
       ["p1", { high_value: true, first_purchase: true }],
       ["p2", undefined],
     ]);
+  });
+});
+
+describe("detection rules in the actor", () => {
+  const rules = parseAnalyticsConfig(
+    {
+      types: { purchase: { windows: ["1m"] } },
+      rules: [
+        { name: "burst", type: "purchase", window: "1m", aggregate: "count", op: ">", threshold: 3 },
+        { name: "big", type: "purchase", window: "1m", aggregate: "sum", op: ">=", threshold: 100 },
+      ],
+    },
+    [parseWindowSpec("1m") as WindowSpec],
+  );
+  const ruleConfig: Config = { ...DEFAULT_CONFIG, windows: [parseWindowSpec("1m") as WindowSpec], allowedLatenessMs: 0, analytics: rules };
+
+  test("a threshold fires once per window, at the event that crossed it, with that event's id; again in the next window", () => {
+    const actor = new Actor("k", ruleConfig);
+    actor.ingest([purchase("p1", 10), purchase("p2", 10), view("v1"), purchase("p3", 10)], T0);
+    expect(actor.recentAlerts()).toEqual([]);
+    actor.ingest([purchase("p4", 10), purchase("p5", 70), purchase("p6", 5)], T0 + 1);
+    expect(actor.recentAlerts().map((a) => [a.rule, a.eventId, a.value, a.window.start])).toEqual([
+      ["burst", "p4", 4, T0],
+      ["big", "p5", 110, T0],
+    ]);
+    actor.ingest([purchase("q1", 1, T0 + 60_000), purchase("q2", 1, T0 + 60_000), purchase("q3", 1, T0 + 60_000), purchase("q4", 1, T0 + 60_000)], T0 + 2);
+    expect(actor.recentAlerts().map((a) => [a.rule, a.eventId, a.window.start])).toEqual([
+      ["burst", "p4", T0],
+      ["big", "p5", T0],
+      ["burst", "q4", T0 + 60_000],
+    ]);
+    const shown = alertRecordView(actor.recentAlerts()[0]!);
+    expect(AlertRecordViewSchema.safeParse(JSON.parse(JSON.stringify(shown))).success).toBe(true);
+    expect(shown).toMatchObject({ kind: "alert", key: "k", rule: "burst", window: { shape: "1m" }, aggregate: "count", event_id: "p4" });
+  });
+
+  test("a restart fires nothing twice: the detector's state and the recent alerts are checkpointed", () => {
+    const actor = new Actor("k", ruleConfig);
+    actor.ingest([purchase("p1", 1), purchase("p2", 1), purchase("p3", 1), purchase("p4", 1)], T0);
+    expect(actor.recentAlerts()).toHaveLength(1);
+    const rows = new Map<string, string>();
+    for (const [k, v] of actor.drainWrites({ inlineRefs: true }).puts) rows.set(k, v);
+    const restored = Actor.restore("k", ruleConfig, [...rows].sort(([a], [b]) => (a < b ? -1 : 1)), T0);
+    restored.ingest([purchase("p5", 1), purchase("p6", 1)], T0 + 1);
+    expect(restored.recentAlerts().map((a) => a.eventId)).toEqual(["p4"]);
+  });
+
+  test("the process host serves them at GET /v1/actors/:key/alerts and in the live view as event: alert", async () => {
+    const fake = fakeEnv(T0);
+    const runtime = new ProcessHost({ store: new FlakyStore(), config: ruleConfig, clock: fake.clock, random: fake.random, timers: fake.timers });
+    const app = createApp({ backend: runtime, config: ruleConfig, env: fake.env, host: "memory", access: OPEN_ACCESS });
+    const live = sseReader(await pumpedRequest(app, fake.timers)("/v1/actors/k/live"));
+    const post = pumpedRequest(app, fake.timers);
+    const batch = [1, 2, 3, 4].map((i) => ({ event_id: `p${i}`, event_type: "purchase", key: "k", timestamp: T0, value: 1 }));
+    expect((await post("/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(batch) })).status).toBe(200);
+    const alert = await live.until((m) => m.event === "alert");
+    expect(JSON.parse(alert.data)).toMatchObject({ rule: "burst", event_id: "p4", value: 4 });
+    await live.cancel();
+    const listed = (await (await post("/v1/actors/k/alerts")).json()) as any;
+    expect(listed.alerts.map((a: any) => [a.rule, a.event_id])).toEqual([["burst", "p4"]]);
   });
 });

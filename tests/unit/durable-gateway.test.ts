@@ -35,6 +35,7 @@ function namespace(failing: Set<string>, behind = new Set<string>()) {
         outbox: unused,
         live: unused,
         fetch: unused,
+        alerts: unused,
       };
     },
   };

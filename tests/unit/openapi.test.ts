@@ -228,6 +228,7 @@ describe("real answers fit the document", () => {
     expect((await get("/v1/actors/k/windows", 200, "read")).windows.some((w: any) => w.closed && w.by_type)).toBe(true);
     expect((await get(`/v1/actors/k/windows?size=1m&type=click&from=${T0 - 20 * MIN}&to=2026-11-21T10:00:00Z&limit=5`, 200, "read")).windows[0].type).toBe("click");
     expect((await get("/v1/actors/k/late", 200, "read")).late).toHaveLength(1);
+    expect((await get("/v1/actors/k/alerts", 200, "read")).alerts).toEqual([]);
     expect((await get("/v1/actors/k/dlq", 200, "admin")).dead_letters).toMatchObject([{ sink: "s", record: { kind: "event", event_id: "poison" } }]);
     expect((await get("/v1/actors/k/outbox", 200, "admin")).sinks).toHaveLength(1);
     sink.poison = () => false;
@@ -235,7 +236,7 @@ describe("real answers fit the document", () => {
     expect((await get("/v1/top-keys?limit=2", 200, "read")).keys[0].key).toBe("k");
     await get("/v1/actors/k/live", 200, "read");
 
-    for (const path of ["/v1/actors/nobody", "/v1/actors/nobody/windows", "/v1/actors/nobody/late"]) await get(path, 404, "read");
+    for (const path of ["/v1/actors/nobody", "/v1/actors/nobody/windows", "/v1/actors/nobody/late", "/v1/actors/nobody/alerts"]) await get(path, 404, "read");
     for (const path of ["/v1/actors/nobody/dlq", "/v1/actors/nobody/outbox"]) await get(path, 404, "admin");
     await call("POST", "/v1/actors/nobody/dlq/replay", 404, { headers: bearer("admin") });
     for (const query of ["limit=0", "size=7m", "type=BAD", "from=yesterday", `from=${T0}&to=${T0 - 1}`]) await get(`/v1/actors/k/windows?${query}`, 400, "read");

@@ -1,5 +1,6 @@
 import { Actor, type IngestOutcome } from "../../actor/actor.ts";
 import { render, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../../http/views.ts";
+import type { AlertRecordView } from "../../delivery/records.ts";
 import { assert } from "../../ports/assert.ts";
 import type { Clock } from "../../ports/clock.ts";
 import type { Config } from "../../settings/config.ts";
@@ -116,6 +117,11 @@ export class DurableHost {
   windows(key: string, query: WindowQuery): WindowView[] | null {
     const actor = this.load(key);
     return actor.isNew ? null : render.windows(actor, query);
+  }
+
+  alerts(key: string): AlertRecordView[] | null {
+    const actor = this.load(key);
+    return actor.isNew ? null : render.alerts(actor);
   }
 
   late(key: string): LateView[] | null {

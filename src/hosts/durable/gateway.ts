@@ -4,6 +4,7 @@ import { splitActorName } from "../../actor/tenant.ts";
 import type { WindowQuery } from "../../actor/windows.ts";
 import { QuotaError, UnavailableError, type Gateway, type GatewayOutcome, type ReplayFilter } from "../../http/gateway.ts";
 import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from "../../http/views.ts";
+import type { AlertRecordView } from "../../delivery/records.ts";
 import type { IngestResult } from "./durable-host.ts";
 import type { ChannelStatus } from "../../delivery/channel.ts";
 
@@ -64,6 +65,10 @@ export class DurableGateway implements Gateway {
 
   windows(key: string, query: WindowQuery): Promise<WindowView[] | null> {
     return this.call(key, (stub) => stub.windows(key, query));
+  }
+
+  alerts(key: string): Promise<AlertRecordView[] | null> {
+    return this.call(key, (stub) => stub.alerts(key));
   }
 
   late(key: string): Promise<LateView[] | null> {

@@ -9,6 +9,7 @@ import { applySettlement, type Settlement } from "../../delivery/settle.ts";
 import type { Sink } from "../../delivery/sink.ts";
 import { StorageError, type Gateway, type ReplayFilter } from "../../http/gateway.ts";
 import { render, type ActorView, type DeadLetterView, type LateView, type OutboxView, type WindowView } from "../../http/views.ts";
+import type { AlertRecordView } from "../../delivery/records.ts";
 import { assert } from "../../ports/assert.ts";
 import type { Clock, Random } from "../../ports/clock.ts";
 import { listRelative, type KvStore } from "../../ports/kv-store.ts";
@@ -284,6 +285,11 @@ export class ProcessHost implements Gateway {
   async windows(key: string, query: WindowQuery): Promise<WindowView[] | null> {
     const actor = await this.readable(key);
     return actor && render.windows(actor, query);
+  }
+
+  async alerts(key: string): Promise<AlertRecordView[] | null> {
+    const actor = await this.readable(key);
+    return actor && render.alerts(actor);
   }
 
   async late(key: string): Promise<LateView[] | null> {
