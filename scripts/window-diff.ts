@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { AggregateOps } from "../src/actor/aggregate-ops.ts";
 import { SessionWindows } from "../src/actor/session-windows.ts";
 import { SlidingWindows } from "../src/actor/sliding-windows.ts";
-import { streamArb } from "../tests/support/window-streams.ts";
+import { anyStreamArb } from "../tests/support/window-streams.ts";
 
 const USAGE = `Random event streams through keyflow's sliding and session windows and through Kafka Streams'
 SlidingWindows and SessionWindows (TopologyTestDriver, scripts/window-diff/WindowDiff.java), comparing
@@ -110,7 +110,7 @@ function main(): void {
     kind: fc.constantFrom<"sliding" | "session">("sliding", "session"),
     size: fc.integer({ min: 1, max: 30 }),
     grace: opts.noLateness ? fc.constant(1_000_000) : fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 20 })),
-    ops: streamArb,
+    ops: anyStreamArb,
   });
   const cases: Case[] = fc
     .sample(caseArb, { numRuns: opts.cases, seed: opts.seed })
