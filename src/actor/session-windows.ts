@@ -6,7 +6,7 @@ import type { AggregateOps } from "./aggregate-ops.ts";
  * (ofInactivityGapWithNoGrace / ofInactivityGapAndGrace; KStreamSessionWindowAggregate).
  *
  * A session is [first event ts, last event ts], inclusive at both ends (a lone event: [t, t]). An
- * event at t joins every session with end >= t - gap and start <= t + gap (Kafka's
+ * event at t joins every open session with end >= t - gap and start <= t + gap (Kafka's
  * findSessions(key, t - gap, t + gap)), merging them when it bridges two: events t1 <= t2 are in
  * one session iff a chain of events links them with steps <= gap (an event exactly gap after the
  * last one extends the session).
@@ -16,9 +16,9 @@ import type { AggregateOps } from "./aggregate-ops.ts";
  * record for the new one; add() likewise returns the superseded sessions as `retracted` and the new
  * one as `upserted`, so sinks delete by identity and upsert idempotently. The identity is valid for
  * good: a session only grows while open (a changed span strictly contains the old one), and an open
- * session ends after every closed one, so a retracted or closed (start, end) never comes back. An event inside
- * [start, end] changes no identity: the session is upserted with the next revision and nothing is
- * retracted (Kafka removes and puts back the same key). Revision: 1 when created, +1 per update, and
+ * session ends after every closed one, so a retracted or closed (start, end) never comes back. An
+ * event inside [start, end] changes no identity: the session is upserted with the next revision and
+ * nothing is retracted (Kafka removes and puts back the same key). Revision: 1 when created, +1 per update, and
  * a merged session takes the largest merged revision + 1, so (key, start, end, revision) never
  * repeats.
  *
