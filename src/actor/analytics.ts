@@ -9,7 +9,7 @@
  * A window shape. Tumbling and hopping windows are epoch-aligned and half-open [start, end).
  * Sliding windows follow Kafka Streams' SlidingWindows (windows of `sizeMs` aligned to the events'
  * own timestamps, inclusive at both ends: each distinct set of events within `sizeMs` of each other
- * is aggregated once). Session windows merge a key's events whose gap is below `gapMs`.
+ * is aggregated once). Session windows merge a key's events whose gaps are at most `gapMs` (inclusive, as Kafka Streams' SessionWindows).
  */
 export type WindowShape =
   | { kind: "tumbling"; sizeMs: number }
