@@ -14,7 +14,7 @@ try {
   const sink = new PostgresSink({ ...settings.postgres, poolPerDelivery: false });
   await sink.migrate();
   await sink.close();
-  console.log("keyflow migrate: raw_events, processed_events (keyed by tenant, actor_key, event_id), window_aggregates, failed_events are in place");
+  console.log("keyflow migrate: raw_events, processed_events (keyed by tenant, actor_key, event_id), window_aggregates, alerts, failed_events are in place");
 } catch (error) {
   if (error instanceof ConfigError) {
     console.error(`keyflow migrate: ${error.message}`);

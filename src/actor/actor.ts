@@ -290,6 +290,7 @@ export class Actor {
     this.alertsDirty = true;
     for (const alert of fired) {
       this.alerts.push(alert);
+      if (this.outbox.enabled) this.outbox.append(alert);
       this.live?.push(alert);
     }
     if (this.alerts.length > RECENT_ALERTS) this.alerts.splice(0, this.alerts.length - RECENT_ALERTS);

@@ -1,6 +1,7 @@
 import { assert } from "../ports/assert.ts";
 import { ACTOR_ROW, rowNumber } from "./layout.ts";
 import type { Aggregate } from "./windows.ts";
+import type { AlertRecord } from "./analytics.ts";
 
 /** An accepted event, as forwarded to sinks. */
 export interface EventRecord {
@@ -51,27 +52,33 @@ export interface WindowRecord {
   only?: string;
 }
 
+/** A detection rule that fired (once per rule and window), for the sinks' alerts topic, table and stream. */
+export type OutboxAlert = AlertRecord & { n: number; only?: string };
+
+/** What sinks write: every record but a dead letter's mirror. */
+export type SinkRecord = EventRecord | WindowRecord | OutboxAlert;
+
 /** A copy of a dead-lettered record, mirrored to the Postgres failed_events table. */
 export interface DeadLetterRecord {
   kind: "dead_letter";
   n: number;
   key: string;
   sink: string;
-  record: EventRecord | WindowRecord;
+  record: SinkRecord;
   error: string;
   failedAt: number;
   only?: string;
 }
 
-export type OutboxRecord = EventRecord | WindowRecord | DeadLetterRecord;
-export type NewRecord = DistributiveOmit<EventRecord, "n"> | DistributiveOmit<WindowRecord, "n"> | DistributiveOmit<DeadLetterRecord, "n">;
+export type OutboxRecord = SinkRecord | DeadLetterRecord;
+export type NewRecord = DistributiveOmit<OutboxRecord, "n">;
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
 export interface DeadLetter {
   id: number;
   sink: string;
   /** The record in full (never a journal reference: the journal does not keep it). */
-  record: EventRecord | WindowRecord;
+  record: SinkRecord;
   error: string;
   attempts: number;
   failedAt: number;
@@ -200,7 +207,7 @@ export class Outbox {
     if (record.kind === "dead_letter") return; // a mirror that failed stays where it is: no mirror of a mirror
     const id = this.meta.nextDeadId++;
     const { only: _only, ref: _ref, ...original } = record as EventRecord;
-    const copy = original as EventRecord | WindowRecord;
+    const copy = original as SinkRecord;
     this.dead.set(id, { id, sink, record: copy, error, attempts, failedAt: now });
     this.deadPuts.add(id);
     if (this.mirror !== undefined && this.sinks.includes(this.mirror)) {
@@ -356,6 +363,7 @@ export class Outbox {
 }
 
 function storedForm(record: OutboxRecord, inlineRefs: boolean): OutboxRecord | StoredRef {
+  // Only an event lies in the journal: windows, alerts and dead-letter mirrors are stored in full.
   if (record.kind !== "event" || record.ref === undefined) return record;
   if (inlineRefs) {
     const { ref: _ref, ...full } = record;

@@ -1,5 +1,6 @@
-import type { EventRecord, OutboxRecord, WindowRecord } from "../actor/outbox.ts";
+import type { EventRecord, SinkRecord, WindowRecord } from "../actor/outbox.ts";
 import type { AlertRecord } from "../actor/analytics.ts";
+import { alertIdempotencyKey } from "../actor/detect.ts";
 import type { Aggregate } from "../actor/windows.ts";
 import { splitActorName } from "../actor/tenant.ts";
 
@@ -125,26 +126,31 @@ export function windowRecordView(record: WindowRecord): WindowRecordView {
   };
 }
 
-export function recordView(record: EventRecord | WindowRecord): RecordView {
-  return record.kind === "event" ? eventRecordView(record) : windowRecordView(record);
+export function recordView(record: EventRecord | WindowRecord): RecordView;
+export function recordView(record: EventRecord | WindowRecord | AlertRecord): RecordView | AlertRecordView;
+export function recordView(record: EventRecord | WindowRecord | AlertRecord): RecordView | AlertRecordView {
+  return record.kind === "event" ? eventRecordView(record) : record.kind === "window" ? windowRecordView(record) : alertRecordView(record);
 }
 
 /** recordView as JSON text, built once per record however many sinks send it (records never change). */
 const jsonOf = new WeakMap<object, string>();
 export function recordJson(record: EventRecord | WindowRecord | AlertRecord): string {
   let text = jsonOf.get(record);
-  if (text === undefined) jsonOf.set(record, (text = JSON.stringify(record.kind === "alert" ? alertRecordView(record) : recordView(record))));
+  if (text === undefined) jsonOf.set(record, (text = JSON.stringify(recordView(record))));
   return text;
 }
 
 /**
  * What an idempotent receiver dedupes a record on, unique across tenants and keys: a JSON array of
  * tenant, client key and event id for an event (`["default","user-1","evt-1"]`), or of tenant, key,
- * window size, start (epoch ms) and revision for a window (`["acme","user-1","1m",1795255200000,2]`).
- * JSON quotes every part, so no key or id (which may hold any printable character, '|' and '"'
- * included) can make two records' keys equal; the two kinds differ in length.
+ * window size, start (epoch ms) and revision for a window (`["acme","user-1","1m",1795255200000,2]`),
+ * or of tenant, key, rule, window shape and start for an alert (alertIdempotencyKey:
+ * `["default","user-1","burst","1m",1795255200000]`, one per rule and window). JSON quotes every
+ * part, so no key or id (which may hold any printable character, '|' and '"' included) can make two
+ * records' keys equal; an event's has 3 parts, and an alert's a string where a window's has a number.
  */
-export function idempotencyKey(record: Exclude<OutboxRecord, { kind: "dead_letter" }>): string {
+export function idempotencyKey(record: SinkRecord): string {
+  if (record.kind === "alert") return alertIdempotencyKey(record);
   const { tenant, key } = splitActorName(record.key);
   return JSON.stringify(record.kind === "event" ? [tenant, key, record.id] : [tenant, key, record.spec, record.start, record.revision]);
 }

@@ -129,7 +129,14 @@ export const AlertRecordViewSchema = z
   .meta({ id: "Alert" });
 
 export const DeadLetterViewSchema = z
-  .strictObject({ id: count, sink: z.string(), error: z.string(), attempts: count, failed_at: time, record: RecordViewSchema })
+  .strictObject({
+    id: count,
+    sink: z.string(),
+    error: z.string(),
+    attempts: count,
+    failed_at: time,
+    record: z.discriminatedUnion("kind", [EventRecordViewSchema, WindowRecordViewSchema, AlertRecordViewSchema]),
+  })
   .meta({ id: "DeadLetter" });
 
 export const SinkStatusViewSchema = z

@@ -5,6 +5,7 @@ import type { OutboxRecord } from "../../src/actor/outbox.ts";
 export function effectId(r: OutboxRecord): string {
   if (r.kind === "event") return `event|${r.key}|${r.id}`;
   if (r.kind === "window") return `window|${r.key}|${r.spec}|${r.start}|${r.revision}`;
+  if (r.kind === "alert") return `alert|${r.key}|${r.rule}|${r.window.shape}|${r.window.start}`;
   return `dead|${r.key}|${r.sink}|${r.record.n}`;
 }
 

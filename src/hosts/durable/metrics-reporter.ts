@@ -175,7 +175,7 @@ export function actorState(actor: Actor, channels: readonly SinkChannel[]): Acto
     const status = channel.status();
     const backlog = outbox.backlog(channel.name);
     const oldest = backlog ? outbox.record(outbox.position(channel.name)) : undefined;
-    const oldestAt = oldest?.kind === "event" ? oldest.receivedAt : oldest?.kind === "window" ? (oldest.closedAt ?? null) : null;
+    const oldestAt = oldest?.kind === "event" ? oldest.receivedAt : oldest?.kind === "window" ? (oldest.closedAt ?? null) : oldest?.kind === "alert" ? oldest.firedAt : null;
     return {
       sink: channel.name,
       backlog,

@@ -632,7 +632,7 @@ export class ProcessHost implements Gateway {
         if (!waiting) continue;
         b.records += waiting;
         const oldest = outbox.record(outbox.position(sink));
-        const at = oldest?.kind === "event" ? oldest.receivedAt : oldest?.kind === "window" ? (oldest.closedAt ?? null) : null;
+        const at = oldest?.kind === "event" ? oldest.receivedAt : oldest?.kind === "window" ? (oldest.closedAt ?? null) : oldest?.kind === "alert" ? oldest.firedAt : null;
         if (at !== null && (b.oldestAt === null || at < b.oldestAt)) b.oldestAt = at;
       }
     }

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { EnvReader } from "../../settings/reader.ts";
 import { httpUrl } from "../urls.ts";
-import { DEFAULT_MAX_REQUEST_BYTES, TENANT_PLACEHOLDER, TYPE_PLACEHOLDER, type KafkaSinkOptions } from "./sink.ts";
+import { DEFAULT_ALERTS_TOPIC, DEFAULT_MAX_REQUEST_BYTES, TENANT_PLACEHOLDER, TYPE_PLACEHOLDER, type KafkaSinkOptions } from "./sink.ts";
 
 const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/;
 /** The longest an event type (EVENT_TYPE, src/actor/event.ts) and a tenant name (TENANT_NAME) can be. */
@@ -43,10 +43,13 @@ export function kafkaSettings(r: EnvReader, timeoutMs: number): KafkaSinkOptions
     : r.get("KEYFLOW_KAFKA_PASSWORD")?.value;
   const topic = r.text("KEYFLOW_KAFKA_TOPIC", "keyflow.events");
   const windowsTopic = r.text("KEYFLOW_KAFKA_WINDOWS_TOPIC", "keyflow.windows");
+  const alertsTopic = r.text("KEYFLOW_KAFKA_ALERTS_TOPIC", DEFAULT_ALERTS_TOPIC);
   const topicProblem = topicTemplateProblem(topic, [TYPE_PLACEHOLDER, TENANT_PLACEHOLDER]);
   if (topicProblem) r.problem("KEYFLOW_KAFKA_TOPIC", topic, topicProblem);
   const windowsProblem = topicTemplateProblem(windowsTopic, [TENANT_PLACEHOLDER]);
   if (windowsProblem) r.problem("KEYFLOW_KAFKA_WINDOWS_TOPIC", windowsTopic, windowsProblem);
+  const alertsProblem = topicTemplateProblem(alertsTopic, [TENANT_PLACEHOLDER]);
+  if (alertsProblem) r.problem("KEYFLOW_KAFKA_ALERTS_TOPIC", alertsTopic, alertsProblem);
   const maxRequestBytes = r.whole("KEYFLOW_KAFKA_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES);
   if (maxRequestBytes < 1024) r.problem("KEYFLOW_KAFKA_MAX_REQUEST_BYTES", String(maxRequestBytes), "must be at least 1024");
   if (!url || !dialect) return undefined;
@@ -58,6 +61,7 @@ export function kafkaSettings(r: EnvReader, timeoutMs: number): KafkaSinkOptions
     password,
     topic,
     windowsTopic,
+    alertsTopic,
     headers: r.env.KEYFLOW_KAFKA_HEADERS !== "false",
     timeoutMs,
     maxRequestBytes,

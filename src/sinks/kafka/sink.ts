@@ -1,6 +1,6 @@
 import { Kafka } from "@upstash/kafka";
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
-import type { EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
+import type { OutboxRecord, SinkRecord } from "../../actor/outbox.ts";
 import { recordJson } from "../../delivery/records.ts";
 import { splitActorName } from "../../actor/tenant.ts";
 import { base64, isTransientStatus, post, statusError } from "../http.ts";
@@ -21,6 +21,8 @@ export interface KafkaSinkOptions {
   topic: string;
   /** Topic of windows; "{tenant}" is replaced by the record's tenant. */
   windowsTopic: string;
+  /** Topic of alerts (detection rules that fired); "{tenant}" is replaced by the record's tenant. Default keyflow.alerts. */
+  alertsTopic?: string;
   /** v2 only: send headers (the Strimzi bridge takes them; Confluent's v2 has none). */
   headers: boolean;
   timeoutMs: number;
@@ -33,11 +35,12 @@ export interface KafkaSinkOptions {
 }
 
 export const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
+export const DEFAULT_ALERTS_TOPIC = "keyflow.alerts";
 
 /** The records of one batch bound for one topic, with their places in the batch. */
 interface TopicBatch {
   topic: string;
-  records: Array<EventRecord | WindowRecord>;
+  records: SinkRecord[];
   indices: number[];
 }
 
@@ -49,8 +52,8 @@ export const TENANT_PLACEHOLDER = "{tenant}";
  * Kafka topic names allow [a-zA-Z0-9._-]; event types may also hold ':'. Tenant names
  * ([a-z0-9_-]) go in as they are.
  */
-function topicFor(opts: KafkaSinkOptions, record: EventRecord | WindowRecord, tenant: string): string {
-  let topic = record.kind === "window" ? opts.windowsTopic : opts.topic;
+function topicFor(opts: KafkaSinkOptions, record: SinkRecord, tenant: string): string {
+  let topic = record.kind === "window" ? opts.windowsTopic : record.kind === "alert" ? (opts.alertsTopic ?? DEFAULT_ALERTS_TOPIC) : opts.topic;
   if (record.kind === "event" && topic.includes(TYPE_PLACEHOLDER)) topic = topic.replaceAll(TYPE_PLACEHOLDER, record.type.replace(/[^a-zA-Z0-9._-]/g, "_"));
   if (topic.includes(TENANT_PLACEHOLDER)) topic = topic.replaceAll(TENANT_PLACEHOLDER, tenant);
   return topic;
@@ -58,10 +61,17 @@ function topicFor(opts: KafkaSinkOptions, record: EventRecord | WindowRecord, te
 
 /**
  * Header name/value pairs: event_id and event_type for an event, the window's identity for a
- * window; then the tenant on every record, and request-id on an event that has one.
+ * window, the rule, window and triggering event_id (if any) for an alert; then the tenant on every
+ * record, and request-id on an event that has one.
  */
-function headerPairs(record: EventRecord | WindowRecord, tenant: string): Array<[string, string]> {
+function headerPairs(record: SinkRecord, tenant: string): Array<[string, string]> {
   if (record.kind === "window") return [["window", `${record.spec}:${record.start}:${record.revision}`], ["tenant", tenant]];
+  if (record.kind === "alert") {
+    const pairs: Array<[string, string]> = [["rule", record.rule], ["window", `${record.window.shape}:${record.window.start}`]];
+    if (record.eventId) pairs.push(["event_id", record.eventId]);
+    pairs.push(["tenant", tenant]);
+    return pairs;
+  }
   const pairs: Array<[string, string]> = [["event_id", record.id], ["event_type", record.type], ["tenant", tenant]];
   if (record.requestId !== undefined) pairs.push(["request-id", record.requestId]);
   return pairs;
@@ -110,7 +120,7 @@ function recordError(what: string, code: number, message: string, index: number)
 }
 
 /** A v3 records:batch entry with the record's JSON as its value (spliced in: built once per record). */
-function v3Entry(r: EventRecord | WindowRecord, id: number): string {
+function v3Entry(r: SinkRecord, id: number): string {
   const { tenant, key } = splitActorName(r.key);
   const rest = JSON.stringify({ id: String(id), key: { type: "STRING", data: key }, headers: headerPairs(r, tenant).map(([name, value]) => ({ name, value: base64(value) })) });
   return `${rest.slice(0, -1)},"value":{"type":"JSON","data":${recordJson(r)}}}`;
@@ -219,7 +229,7 @@ export class KafkaSink implements Sink {
    * A v2 record in the binary embedded format, which puts the key and value bytes in Kafka as they
    * are (the json format would write the key as a JSON string, quotes included).
    */
-  private v2Record(r: EventRecord | WindowRecord): string {
+  private v2Record(r: SinkRecord): string {
     const { tenant, key } = splitActorName(r.key);
     const record: { key: string; value: string; headers?: Array<{ key: string; value: string }> } = { key: base64(key), value: base64(recordJson(r)) };
     if (this.opts.headers) record.headers = headerPairs(r, tenant).map(([key, value]) => ({ key, value: base64(value) }));

@@ -69,6 +69,24 @@ CREATE TABLE IF NOT EXISTS failed_events (
   PRIMARY KEY (tenant, actor_key, sink, outbox_index)
 );
 
+-- Detection rules that fired (keyflow.config.json), one row per rule, key and window (issue 12);
+-- a database from before alerts gets the table here too.
+CREATE TABLE IF NOT EXISTS alerts (
+  tenant       text             NOT NULL,
+  actor_key    text             NOT NULL,
+  rule         text             NOT NULL,
+  shape        text             NOT NULL, -- the window's shape, as KEYFLOW_WINDOWS names it ('1m', …)
+  window_start timestamptz      NOT NULL,
+  window_end   timestamptz      NOT NULL,
+  aggregate    text             NOT NULL,
+  value        double precision NOT NULL,
+  baseline     jsonb, -- zscore rules: {mean, stddev, windows}; change rules: {previous}
+  event_id     text, -- the event that made the rule fire; null when the wall clock closed the window
+  fired_at     timestamptz      NOT NULL,
+  stored_at    timestamptz      NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant, actor_key, rule, shape, window_start)
+);
+
 -- Tables made by an older keyflow, brought to the shape above in place (their rows stay):
 --  * before tenants, no table had a tenant column: it is added, and every row there is the default
 --    tenant's ('default' is the column's default only while it is added: metadata only, no rewrite);

@@ -1,6 +1,6 @@
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { SinkError, type Sink } from "../../delivery/sink.ts";
-import type { DeadLetterRecord, EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
+import type { DeadLetterRecord, EventRecord, OutboxAlert, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
 import { aggregateView, iso, recordJson, recordView } from "../../delivery/records.ts";
 import { splitActorName } from "../../actor/tenant.ts";
 import { POSTGRES_SCHEMA } from "./schema.ts";
@@ -52,9 +52,10 @@ function sinkError(error: unknown): SinkError {
 /**
  * Postgres through the Neon serverless driver (WebSocket). Each batch is one statement (so one round
  * trip, and atomic): data-modifying CTEs insert the events into raw_events and processed_events from
- * one JSON array, upsert window_aggregates and insert failed_events. Every write is idempotent, so a
- * batch retried after a timeout leaves one effect: event rows ignore a known (tenant, actor_key,
- * event_id), window_aggregates takes only a newer revision, failed_events ignores a known entry.
+ * one JSON array, upsert window_aggregates and insert alerts and failed_events. Every write is
+ * idempotent, so a batch retried after a timeout leaves one effect: event rows ignore a known (tenant,
+ * actor_key, event_id), window_aggregates takes only a newer revision, alerts ignore a known (tenant,
+ * actor_key, rule, shape, window_start), failed_events ignores a known entry.
  * Every row carries the record's tenant and the client's key (actor_key), never the actor name.
  *
  * A lost connection never ends the process: the pool and every client it opens have an 'error'
@@ -89,13 +90,15 @@ export class PostgresSink implements Sink {
   async deliver(records: OutboxRecord[]): Promise<void> {
     const events: EventRecord[] = [];
     const windows: WindowRecord[] = [];
+    const alerts: OutboxAlert[] = [];
     const dead: DeadLetterRecord[] = [];
     for (const r of records) {
       if (r.kind === "event") events.push(r);
       else if (r.kind === "window") windows.push(r);
+      else if (r.kind === "alert") alerts.push(r);
       else dead.push(r);
     }
-    const statement = batchStatement(events, latestRevisions(windows), dead);
+    const statement = batchStatement(events, latestRevisions(windows), dead, alerts);
     if (!statement) return;
     await this.withPool((pool) => pool.query(statement.text, statement.values));
   }
@@ -146,7 +149,7 @@ interface Statement {
 }
 
 /** The batch as one statement: a data-modifying CTE per table with rows, each fed by one JSON parameter. */
-export function batchStatement(events: EventRecord[], windows: WindowRecord[], dead: DeadLetterRecord[]): Statement | undefined {
+export function batchStatement(events: EventRecord[], windows: WindowRecord[], dead: DeadLetterRecord[], alerts: OutboxAlert[] = []): Statement | undefined {
   const parts: string[] = [];
   const values: string[] = [];
   if (events.length) {
@@ -187,6 +190,19 @@ export function batchStatement(events: EventRecord[], windows: WindowRecord[], d
            window_end = EXCLUDED.window_end, count = EXCLUDED.count, sum = EXCLUDED.sum, min = EXCLUDED.min,
            max = EXCLUDED.max, avg = EXCLUDED.avg, revision = EXCLUDED.revision, final = EXCLUDED.final, updated_at = now()
          WHERE window_aggregates.revision < EXCLUDED.revision
+       )`,
+    );
+  }
+  if (alerts.length) {
+    // The alert's record view (alertRecordView) feeds every column: ON CONFLICT DO NOTHING keeps the first firing.
+    values.push(`[${alerts.map(recordJson).join(",")}]`);
+    parts.push(
+      `alerts AS (
+         INSERT INTO alerts (tenant, actor_key, rule, shape, window_start, window_end, aggregate, value, baseline, event_id, fired_at)
+         SELECT tenant, key, rule, "window"->>'shape', ("window"->>'start')::timestamptz, ("window"->>'end')::timestamptz, aggregate, value, baseline, event_id, fired_at
+         FROM jsonb_to_recordset($${values.length}::jsonb) AS r(tenant text, key text, rule text, "window" jsonb, aggregate text,
+           value double precision, baseline jsonb, event_id text, fired_at timestamptz)
+         ON CONFLICT (tenant, actor_key, rule, shape, window_start) DO NOTHING
        )`,
     );
   }

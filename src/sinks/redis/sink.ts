@@ -1,6 +1,6 @@
 import { Redis } from "@upstash/redis";
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
-import type { OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
+import type { OutboxAlert, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
 import { aggregateView } from "../../delivery/records.ts";
 import { DEFAULT_TENANT, splitActorName } from "../../actor/tenant.ts";
 
@@ -37,8 +37,8 @@ export const TENANT_PLACEHOLDER = "{tenant}";
  * The prefix of a tenant's keys. A prefix with "{tenant}" has it replaced by the tenant's name (every
  * tenant, the default one too). Without it, the default tenant's keys are those of a keyflow from
  * before tenants (`kf:events:<key>`), and another tenant's have `t:<tenant>:` after the prefix
- * (`kf:t:acme:events:<key>`): never a default tenant's key, which goes on with "events:" or
- * "window:". Tenant names hold no ':' (TENANT_NAME), so two tenants' keys never meet either.
+ * (`kf:t:acme:events:<key>`): never a default tenant's key, which goes on with "events:",
+ * "window:" or "alerts:". Tenant names hold no ':' (TENANT_NAME), so two tenants' keys never meet either.
  */
 export function tenantPrefix(prefix: string, tenant: string): string {
   if (prefix.includes(TENANT_PLACEHOLDER)) return prefix.replaceAll(TENANT_PLACEHOLDER, tenant);
@@ -47,12 +47,13 @@ export function tenantPrefix(prefix: string, tenant: string): string {
 
 const streamName = (tenantPrefix: string, key: string) => `${tenantPrefix}events:${key}`;
 const windowName = (tenantPrefix: string, key: string, spec: string, start: number) => `${tenantPrefix}window:${key}:${spec}:${start}`;
+const alertStreamName = (tenantPrefix: string, key: string) => `${tenantPrefix}alerts:${key}`;
 
 /**
- * Redis through the Upstash REST API: a per-key stream of processed events (XADD with the outbox
- * position as entry id, so a redelivery is refused as already present; MAXLEN-bounded) and one hash
- * per window with its latest aggregates (guarded by revision). One pipelined request per batch, with
- * one EXPIRE per stream after its entries.
+ * Redis through the Upstash REST API: a per-key stream of processed events and one of alerts (XADD
+ * with the outbox position as entry id, so a redelivery is refused as already present; MAXLEN-bounded)
+ * and one hash per window with its latest aggregates (guarded by revision). One pipelined request per
+ * batch, with one EXPIRE per stream after its entries.
  */
 export class RedisSink implements Sink {
   readonly name = "redis";
@@ -82,6 +83,11 @@ export class RedisSink implements Sink {
   /** The stream of a tenant's key (`key`: the client's key, not the actor name); `prefix` as configured. */
   static streamKey(prefix: string, tenant: string, key: string): string {
     return streamName(tenantPrefix(prefix, tenant), key);
+  }
+
+  /** The stream of a tenant's key's alerts; `prefix` as configured. */
+  static alertStreamKey(prefix: string, tenant: string, key: string): string {
+    return alertStreamName(tenantPrefix(prefix, tenant), key);
   }
 
   /** The hash of a tenant's key's window; `prefix` as configured. */
@@ -124,6 +130,12 @@ export class RedisSink implements Sink {
         const hash = windowName(this.prefixOf(tenant), key, r.spec, r.start);
         pipeline.eval(WINDOW_SCRIPT, [hash], [String(r.revision), String(ttlSeconds), ...windowFields(r)]);
         owner.push(i);
+      } else if (r.kind === "alert") {
+        const { tenant, key } = splitActorName(r.key);
+        const stream = alertStreamName(this.prefixOf(tenant), key);
+        pipeline.xadd(stream, `${r.n + 1}-0`, alertFields(r, tenant), this.trim);
+        owner.push(i);
+        if (!streams.has(stream)) streams.set(stream, i);
       }
     }
     if (!owner.length) return;
@@ -157,6 +169,23 @@ export class RedisSink implements Sink {
     }
     if (failure) throw failure;
   }
+}
+
+/** An alert's stream entry: times in epoch ms, as an event's; event_id empty when the wall clock closed the window. */
+export function alertFields(r: OutboxAlert, tenant: string): Record<string, string> {
+  const fields: Record<string, string> = {
+    tenant,
+    rule: r.rule,
+    shape: r.window.shape,
+    start: String(r.window.start),
+    end: String(r.window.end),
+    aggregate: r.aggregate,
+    value: String(r.value),
+    event_id: r.eventId,
+    fired_at: String(r.firedAt),
+  };
+  if (r.baseline !== undefined) fields.baseline = JSON.stringify(r.baseline);
+  return fields;
 }
 
 /**

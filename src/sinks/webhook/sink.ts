@@ -1,5 +1,5 @@
 import { SinkError, type Sink } from "../../delivery/sink.ts";
-import type { EventRecord, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
+import type { OutboxRecord, SinkRecord } from "../../actor/outbox.ts";
 import { idempotencyKey, recordJson } from "../../delivery/records.ts";
 import { post, statusError } from "../http.ts";
 import { base64Of, hexOf, hmac, hmacKey, messageId, secretKey, signedContent, splitSecrets } from "./signing.ts";
@@ -25,13 +25,12 @@ export async function signature(secret: string, timestamp: string, body: string)
   return hexOf(await hmac(await hmacKey(utf8.encode(secret)), `${timestamp}.${body}`));
 }
 
-type Deliverable = EventRecord | WindowRecord;
 
 /** What requestIdOf lets through (printable ASCII, at most 128): always a valid header value. */
 const HEADER_SAFE = /^[\x21-\x7e]{1,128}$/;
 
-/** The correlation ID every record of a delivery shares, if they all share one (windows carry none). */
-function sharedRequestId(items: readonly Deliverable[]): string | undefined {
+/** The correlation ID every record of a delivery shares, if they all share one (windows and alerts carry none). */
+function sharedRequestId(items: readonly SinkRecord[]): string | undefined {
   const first = items[0];
   const id = first?.kind === "event" ? first.requestId : undefined;
   if (id === undefined || !HEADER_SAFE.test(id)) return undefined;
@@ -96,7 +95,7 @@ export class WebhookSink implements Sink {
   }
 
   async deliver(records: OutboxRecord[]): Promise<void> {
-    const items = records.filter((r): r is Deliverable => r.kind !== "dead_letter");
+    const items = records.filter((r): r is SinkRecord => r.kind !== "dead_letter");
     const idempotencyKeys = items.map(idempotencyKey);
     // {"idempotency_key":…, …recordView}: the record's JSON is built once however many sinks send it.
     const body = `{"records":[${items.map((r, i) => `{"idempotency_key":${JSON.stringify(idempotencyKeys[i])},${recordJson(r).slice(1)}`).join(",")}]}`;
