@@ -2,8 +2,16 @@ import { describe, expect, test } from "bun:test";
 import { Actor } from "../../src/actor/actor.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import type { Event } from "../../src/actor/event.ts";
-import { Outbox, type EventRecord, type NewRecord, type RecordBody, type WindowRecord } from "../../src/actor/outbox.ts";
+import { Outbox, type EventRecord, type NewRecord, type OutboxAlert, type OutboxRecord, type RecordBody, type WindowRecord } from "../../src/actor/outbox.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
+import { parseAnalyticsConfig } from "../../src/settings/analytics.ts";
+import { ProcessHost } from "../../src/hosts/process/host.ts";
+import { FakeSink } from "../support/fake-sink.ts";
+import { FlakyStore } from "../support/flaky-store.ts";
+import { fakeEnv } from "../support/fake-env.ts";
+import { alertRecordView, idempotencyKey } from "../../src/delivery/records.ts";
+import { render } from "../../src/http/views.ts";
+import { DeadLetterViewSchema } from "../../src/http/schemas.ts";
 
 const ev = (n: number, key = "k"): NewRecord => ({ kind: "event", key, id: `e${n}`, type: "t", ts: n, receivedAt: 0, late: false });
 /** Appends, then marks everything durable (the host does so once its commit succeeded). */
@@ -236,5 +244,116 @@ describe("Actor outbox records", () => {
     expect(actor.snapshot().totals.events).toBe(2);
     actor.outbox.ack("s", 2);
     expect(actor.ingest([event("c", T0 + 2, 3)], T0)).toEqual([{ status: "accepted" }]);
+  });
+});
+
+describe("alerts in the outbox", () => {
+  const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
+  const windows = [parseWindowSpec("1m") as WindowSpec];
+  const analytics = parseAnalyticsConfig(
+    { types: { purchase: { windows: ["1m"] } }, rules: [{ name: "burst", type: "purchase", window: "1m", aggregate: "count", op: ">", threshold: 3 }] },
+    windows,
+  );
+  const config: Config = { ...DEFAULT_CONFIG, windows, allowedLatenessMs: 0, analytics, sinks: ["redis", "postgres"], deadLetterMirror: "postgres" };
+  const purchase = (id: string, ts = T0): Event => ({ id, assigned: false, type: "purchase", key: "k", ts, value: 1 });
+  const burst = (actor: Actor, at = T0) => actor.ingest(["p1", "p2", "p3", "p4", "p5"].map((id) => purchase(id)), at);
+  const alertsOf = (records: OutboxRecord[]) => records.filter((r): r is OutboxAlert => r.kind === "alert");
+
+  test("a firing is appended once per rule and window, with its trigger; nothing without sinks", () => {
+    const actor = new Actor("k", config);
+    burst(actor);
+    actor.ingest([purchase("p6"), purchase("p4")], T0 + 1); // more of the same window, and a retry
+    actor.outbox.markDurable();
+    const alerts = alertsOf(actor.outbox.pending("redis", 100));
+    expect(alerts).toEqual([
+      { kind: "alert", n: expect.any(Number), rule: "burst", key: "k", window: { shape: "1m", start: T0, end: T0 + 60_000 }, aggregate: "count", value: 4, eventId: "p4", firedAt: T0 },
+    ]);
+    expect(idempotencyKey(alerts[0]!)).toBe(JSON.stringify(["default", "k", "burst", "1m", T0]));
+    const quiet = new Actor("k", { ...config, sinks: [] });
+    burst(quiet);
+    expect(quiet.recentAlerts()).toHaveLength(1);
+    expect(quiet.outbox.backlog()).toBe(0);
+  });
+
+  test("stored in full (never a journal reference) and restored as it was, after a restart too", () => {
+    const actor = new Actor("k", config);
+    burst(actor);
+    actor.outbox.markDurable();
+    const [alert] = alertsOf(actor.outbox.pending("redis", 100));
+    const rows = new Map<string, string>();
+    const { puts } = actor.drainWrites();
+    for (const [k, v] of puts) rows.set(k, v);
+    const segment = JSON.parse([...rows].find(([k]) => k.startsWith("ob/"))![1]) as unknown[];
+    expect(segment).toContainEqual(alert);
+    const back = Actor.restore("k", config, [...rows].sort(), T0 + 1);
+    expect(alertsOf(back.outbox.pending("redis", 100))).toEqual([alert!]);
+    // The detector's state came back with it: the same window does not fire again.
+    back.ingest([purchase("p9")], T0 + 2);
+    back.outbox.markDurable();
+    expect(alertsOf(back.outbox.pending("postgres", 100))).toEqual([alert!]);
+  });
+
+  test("dead-lettered in full, mirrored, shown by the DLQ view and replayed to its own sink", () => {
+    const actor = new Actor("k", config);
+    burst(actor);
+    actor.outbox.markDurable();
+    const ob = actor.outbox;
+    const [alert] = alertsOf(ob.pending("redis", 100));
+    ob.deadLetter("redis", alert!, "WRONGTYPE", 3, T0 + 5);
+    ob.markDurable();
+    expect(ob.deadLetters()).toEqual([{ id: 0, sink: "redis", record: alert!, error: "WRONGTYPE", attempts: 3, failedAt: T0 + 5 }]);
+    const mirror = ob.pending("postgres", 100).find((r) => r.kind === "dead_letter")!;
+    expect(mirror).toMatchObject({ kind: "dead_letter", sink: "redis", record: alert });
+    const [view] = render.deadLetters(actor);
+    expect(view!.record).toEqual(alertRecordView(alert!));
+    expect(DeadLetterViewSchema.safeParse(JSON.parse(JSON.stringify(view))).success).toBe(true);
+    // The dead letters survive a restart as they were.
+    const rows = new Map<string, string>();
+    for (const [k, v] of actor.drainWrites().puts) rows.set(k, v);
+    const back = Actor.restore("k", config, [...rows].sort(), T0 + 6);
+    expect(back.outbox.deadLetters()).toEqual(ob.deadLetters());
+    ob.ack("redis", ob.nextN);
+    expect(ob.replay({ sink: "redis" })).toBe(1);
+    ob.markDurable();
+    const replayed = ob.pending("redis", 100);
+    expect(replayed).toEqual([{ ...alert!, n: replayed[0]!.n, only: "redis" }]);
+    expect(idempotencyKey(replayed[0] as OutboxAlert)).toBe(idempotencyKey(alert!));
+    expect(ob.pending("postgres", 100).some((r) => r.only === "redis")).toBe(false);
+  });
+
+  test("the process host: events around an alert stored as journal references, a crash, one alert delivered", async () => {
+    const store = new FlakyStore();
+    const sink = new FakeSink("s");
+    sink.down = 1_000_000;
+    const hostConfig = { ...config, sinks: ["s"], deadLetterMirror: undefined, checkpointIntervalMs: 1_000 };
+    const start = (at: number) => {
+      const fake = fakeEnv(at);
+      return { runtime: new ProcessHost({ store, config: hostConfig, clock: fake.clock, random: fake.random, timers: fake.timers, sinks: [sink] }), ...fake };
+    };
+    const run = async (h: ReturnType<typeof start>, totalMs: number) => {
+      for (let t = 0; t < totalMs; t += 10) {
+        h.timers.advance(10);
+        for (let i = 0; i < 4; i++) await Bun.sleep(0);
+      }
+    };
+    let host = start(T0);
+    const ingest = async (h: ReturnType<typeof start>, ids: string[]) => {
+      const result = h.runtime.ingest(ids.map((id) => purchase(id)));
+      h.timers.advance(0);
+      await result;
+    };
+    await ingest(host, ["p1", "p2", "p3", "p4", "p5"]);
+    await ingest(host, ["p3", "p4", "p6"]); // retries, and one more
+    await run(host, 1_500);
+    const segments = store.list("").filter(([k]) => k.includes("ob/")).map(([, v]) => v);
+    expect(segments.some((v) => v.includes('"ref":'))).toBe(true);
+    expect(segments.some((v) => v.includes('"kind":"alert"') && v.includes('"eventId":"p4"'))).toBe(true);
+    host = start(host.clock.now() + 1); // a crash: memory and timers gone
+    await ingest(host, ["p2", "p7"]);
+    sink.down = 0;
+    await run(host, 2_000);
+    // The alert went in as p4 crossed the threshold (before p4's own record); each event resolves to its own id.
+    expect(sink.order.map((r) => (r.kind === "event" ? r.id : r.kind))).toEqual(["p1", "p2", "p3", "alert", "p4", "p5", "p6", "p7"]);
+    expect([...sink.applied.keys()].filter((id) => id.startsWith("alert|"))).toEqual([`alert|k|burst|1m|${T0}`]);
   });
 });

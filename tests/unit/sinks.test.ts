@@ -2,9 +2,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { ConfigError } from "../../src/settings/config.ts";
 import { SinkError } from "../../src/delivery/sink.ts";
-import type { OutboxRecord } from "../../src/actor/outbox.ts";
+import type { OutboxAlert, OutboxRecord } from "../../src/actor/outbox.ts";
+import { alertIdempotencyKey } from "../../src/actor/detect.ts";
 import { KafkaSink, requestRanges, type KafkaSinkOptions } from "../../src/sinks/kafka/sink.ts";
-import { eventRecordView, idempotencyKey } from "../../src/delivery/records.ts";
+import { alertRecordView, eventRecordView, idempotencyKey } from "../../src/delivery/records.ts";
 import { base64 } from "../../src/sinks/http.ts";
 import { batchStatement } from "../../src/sinks/postgres/sink.ts";
 import { RedisSink, tenantPrefix, windowFields } from "../../src/sinks/redis/sink.ts";
@@ -550,5 +551,138 @@ describe("tenants in sinks", () => {
       ["default", "user-1", "*"], ["default", "user-1", "purchase"], [ACME, "user-1", "*"], [ACME, "user-1", "purchase"],
     ]);
     expect(failed.map((f: any) => [f.tenant, f.actor_key, f.record.tenant, f.record.key])).toEqual([[ACME, "user-1", ACME, "user-1"]]);
+  });
+});
+
+describe("alerts in sinks", () => {
+  const ACME = "acme";
+  const alert = (tenant = "default", extra: Partial<OutboxAlert> = {}): OutboxAlert => ({
+    kind: "alert", n: 5, key: actorName(tenant, "user-1"), rule: "burst", window: { shape: "1m", start: T0, end: T0 + 60_000 },
+    aggregate: "count", value: 4, eventId: "e3", firedAt: T0 + 5_000, ...extra,
+  });
+  const zscore = alert(ACME, { n: 6, rule: "odd", aggregate: "sum", value: 90, baseline: { mean: 10, stddev: 2, windows: 24 }, eventId: "" });
+
+  test("idempotency key: tenant, key, rule, shape and start; unique across tenants, keys, rules and windows, and apart from events and windows", () => {
+    expect(idempotencyKey(alert())).toBe(JSON.stringify(["default", "user-1", "burst", "1m", T0]));
+    expect(idempotencyKey(alert())).toBe(alertIdempotencyKey(alert()));
+    // Another firing of the same rule and window (a replay under a new n, a later trigger) is the same alert.
+    expect(idempotencyKey(alert("default", { n: 40, eventId: "e9", firedAt: T0 + 9 }))).toBe(idempotencyKey(alert()));
+    const records = [
+      alert(), alert(ACME), alert("default", { key: "user-2" }), alert("default", { rule: "other" }),
+      alert("default", { window: { shape: "1h", start: T0, end: T0 + 3_600_000 } }), alert("default", { window: { shape: "1m", start: T0 + 60_000, end: T0 + 120_000 } }),
+      alert("default", { key: "a|b", rule: "c" }), alert("default", { key: "a", rule: "b|c" }), alert("default", { key: 'a"', rule: "b" }),
+      // A window named like the alert's parts: [tenant, key, "burst", "1m", start] never meets [tenant, key, "1m", start, revision].
+      { ...windowRecord, spec: "burst" }, windowRecord, event(0, { id: "burst" } as any),
+    ];
+    expect(new Set(records.map((r) => idempotencyKey(r as any))).size).toBe(records.length);
+  });
+
+  test("settings: KEYFLOW_KAFKA_ALERTS_TOPIC, keyflow.alerts by default, takes {tenant} (not {type})", () => {
+    const kafka = (vars: Record<string, string>) => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", ...vars }).kafka;
+    expect(kafka({})?.alertsTopic).toBe("keyflow.alerts");
+    expect(kafka({ KEYFLOW_KAFKA_ALERTS_TOPIC: "kf.{tenant}.alerts" })?.alertsTopic).toBe("kf.{tenant}.alerts");
+    const problem = configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "http://k", KEYFLOW_KAFKA_ALERTS_TOPIC: "a.{type}" }));
+    expect(problem).toContain('KEYFLOW_KAFKA_ALERTS_TOPIC="a.{type}": a Kafka topic name uses [a-zA-Z0-9._-] (and {tenant})');
+  });
+
+  const proxy = recorder();
+  afterAll(() => proxy.stop());
+  const kafkaOpts = (o: Partial<KafkaSinkOptions>): KafkaSinkOptions => ({
+    dialect: "v2", url: proxy.url, topic: "keyflow.events", windowsTopic: "keyflow.windows", headers: true, timeoutMs: 2_000, ...o,
+  });
+
+  test("kafka v2: the alerts topic ({tenant} in it), the client's key as message key, rule/window/event_id/tenant headers, the alert view as value", async () => {
+    proxy.answer((_p, body) => Response.json({ offsets: body.records.map((_: unknown, i: number) => ({ partition: 0, offset: i })) }));
+    await new KafkaSink(kafkaOpts({})).deliver([event(0), alert(), zscore]);
+    expect(proxy.requests.splice(0).map((r) => r.path).sort()).toEqual(["/topics/keyflow.alerts", "/topics/keyflow.events"]);
+    await new KafkaSink(kafkaOpts({ alertsTopic: "al.{tenant}" })).deliver([alert(), zscore]);
+    const reqs = proxy.requests.splice(0).sort((a, b) => a.path.localeCompare(b.path));
+    expect(reqs.map((r) => r.path)).toEqual(["/topics/al.acme", "/topics/al.default"]);
+    const decoded = reqs.flatMap((r) =>
+      JSON.parse(r.body).records.map((x: any) => ({
+        key: atob(x.key),
+        value: JSON.parse(atob(x.value)),
+        headers: Object.fromEntries(x.headers.map((h: any) => [h.key, atob(h.value)])),
+      })),
+    );
+    expect(decoded[1]).toEqual({ key: "user-1", value: alertRecordView(alert()), headers: { rule: "burst", window: `1m:${T0}`, event_id: "e3", tenant: "default" } });
+    expect(decoded[0]).toEqual({ key: "user-1", value: alertRecordView(zscore), headers: { rule: "odd", window: `1m:${T0}`, tenant: ACME } });
+    expect(decoded[0].value).toMatchObject({ tenant: ACME, key: "user-1", event_id: null, baseline: { mean: 10, stddev: 2, windows: 24 } });
+  });
+
+  test("kafka v3 and upstash: the same topic, key and headers", async () => {
+    proxy.answer((_p, body) => Response.json({ successes: body.entries.map((e: any) => ({ id: e.id })), failures: [] }));
+    await new KafkaSink(kafkaOpts({ dialect: "v3", clusterId: "lkc-1", alertsTopic: "al.{tenant}" })).deliver([alert()]);
+    const [v3] = proxy.requests.splice(0);
+    expect(v3!.path).toBe("/v3/clusters/lkc-1/topics/al.default/records:batch");
+    const entry = JSON.parse(v3!.body).entries[0];
+    expect(entry).toMatchObject({ key: { type: "STRING", data: "user-1" }, value: { type: "JSON", data: alertRecordView(alert()) } });
+    expect(entry.headers.map((h: any) => [h.name, atob(h.value)])).toEqual([["rule", "burst"], ["window", `1m:${T0}`], ["event_id", "e3"], ["tenant", "default"]]);
+    proxy.answer((_p, body) => Response.json(body.map((m: any, i: number) => ({ topic: m.topic, partition: 0, offset: i, timestamp: 0 }))));
+    await new KafkaSink(kafkaOpts({ dialect: "upstash", username: "u", password: "p" })).deliver([event(0), zscore]);
+    const messages = JSON.parse(proxy.requests.splice(0)[0]!.body);
+    expect(messages.map((m: any) => [m.topic, m.key])).toEqual([["keyflow.events", "user-1"], ["keyflow.alerts", "user-1"]]);
+    expect(JSON.parse(messages[1].value)).toEqual(alertRecordView(zscore));
+    expect(messages[1].headers).toContainEqual({ key: "rule", value: "odd" });
+  });
+
+  const upstash = recorder();
+  afterAll(() => upstash.stop());
+
+  test("redis: each key's alerts stream (per tenant as its events), the outbox position as entry id, then EXPIRE", async () => {
+    expect(RedisSink.alertStreamKey("kf:", "default", "alice")).toBe("kf:alerts:alice");
+    expect(RedisSink.alertStreamKey("kf:", ACME, "alice")).toBe("kf:t:acme:alerts:alice");
+    expect(RedisSink.alertStreamKey("{tenant}/", ACME, "alice")).toBe("acme/alerts:alice");
+    // Never an events stream or a window hash, whatever the key holds.
+    expect(RedisSink.alertStreamKey("kf:", "default", "x")).not.toBe(RedisSink.streamKey("kf:", "default", "x"));
+    upstash.answer((_path, body) => Response.json((body as string[][]).map((c) => ({ result: c[0]!.toUpperCase() === "XADD" ? "1-0" : 1 }))));
+    await new RedisSink({ url: upstash.url, token: "tok", prefix: "kf:", ttlSeconds: 60, streamMaxLen: 100 }).deliver([event(0), alert(), zscore]);
+    const commands = JSON.parse(upstash.requests.splice(0)[0]!.body) as Array<Array<string | number>>;
+    expect(commands.map((c) => [String(c[0]).toUpperCase(), c[1]])).toEqual([
+      ["XADD", "kf:events:user-1"], ["XADD", "kf:alerts:user-1"], ["XADD", "kf:t:acme:alerts:user-1"],
+      ["EXPIRE", "kf:events:user-1"], ["EXPIRE", "kf:alerts:user-1"], ["EXPIRE", "kf:t:acme:alerts:user-1"],
+    ]);
+    expect(commands[1]).toEqual([
+      "XADD", "kf:alerts:user-1", "MAXLEN", "~", 100, "6-0", "tenant", "default", "rule", "burst", "shape", "1m", "start", String(T0),
+      "end", String(T0 + 60_000), "aggregate", "count", "value", "4", "event_id", "e3", "fired_at", String(T0 + 5_000),
+    ]);
+    expect(commands[2]!.slice(5)).toEqual([
+      "7-0", "tenant", ACME, "rule", "odd", "shape", "1m", "start", String(T0), "end", String(T0 + 60_000), "aggregate", "sum", "value", "90",
+      "event_id", "", "fired_at", String(T0 + 5_000), "baseline", JSON.stringify({ mean: 10, stddev: 2, windows: 24 }),
+    ]);
+    // A redelivered alert is already in its stream: delivered.
+    upstash.answer((_path, body) => Response.json((body as string[][]).map(() => ({ error: "ERR The ID specified in XADD is equal or smaller than the target stream top item" }))));
+    await new RedisSink({ url: upstash.url, token: "tok", prefix: "kf:", ttlSeconds: 0, streamMaxLen: 100 }).deliver([alert()]);
+    upstash.requests.splice(0);
+  });
+
+  test("postgres: alerts from one JSON array of alert views, inserted once per (tenant, actor_key, rule, shape, window_start); an alert's dead letter", () => {
+    const st = batchStatement([event(0)] as any[], [], [], [alert(), zscore])!;
+    expect(st.values).toHaveLength(2);
+    expect(JSON.parse(st.values[1]!)).toEqual([alertRecordView(alert()), alertRecordView(zscore)].map((v) => JSON.parse(JSON.stringify(v))));
+    expect(st.text).toContain("INSERT INTO alerts (tenant, actor_key, rule, shape, window_start, window_end, aggregate, value, baseline, event_id, fired_at)");
+    expect(st.text).toContain("jsonb_to_recordset($2::jsonb)");
+    expect(st.text).toContain("ON CONFLICT (tenant, actor_key, rule, shape, window_start) DO NOTHING");
+    const alone = batchStatement([], [], [], [alert()])!;
+    expect(alone.values).toHaveLength(1);
+    expect(alone.text).not.toContain("raw_events");
+    const dead = batchStatement([], [], [{ kind: "dead_letter", n: 10, key: "user-1", sink: "redis", record: alert(), error: "WRONGTYPE", failedAt: T0 }])!;
+    const [failed] = JSON.parse(dead.values[0]!);
+    expect(failed).toMatchObject({ tenant: "default", actor_key: "user-1", sink: "redis", outbox_index: 5, kind: "alert", event_id: null, record: JSON.parse(JSON.stringify(alertRecordView(alert()))) });
+  });
+
+  test("webhook: alert records in the body with their idempotency_key, beside events", async () => {
+    const hook = recorder();
+    try {
+      await new WebhookSink({ url: `${hook.url}/in`, secret: "s3cret", timeoutMs: 2_000 }).deliver([event(0, { requestId: "r1" } as any), alert(), zscore]);
+      const req = hook.requests[0]!;
+      expect(req.headers.get("x-request-id")).toBeNull(); // alerts carry no correlation ID
+      const body = JSON.parse(req.body);
+      expect(body.records.slice(1)).toEqual(
+        [alert(), zscore].map((a) => ({ idempotency_key: idempotencyKey(a), ...JSON.parse(JSON.stringify(alertRecordView(a))) })),
+      );
+    } finally {
+      hook.stop();
+    }
   });
 });
