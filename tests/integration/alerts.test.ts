@@ -133,7 +133,7 @@ describe("alerts in every sink: Bun server", () => {
     ).rows;
   const redisAlerts = async (key: string) => {
     const entries = (await redis.xrange(RedisSink.alertStreamKey(`${run}:`, "default", key), "-", "+")) as Record<string, Record<string, unknown>>;
-    return Object.entries(entries).map(([id, e]) => ({ id, ...e }));
+    return Object.entries(entries).map(([id, e]): Record<string, unknown> => ({ ...e, id }));
   };
   const webhookTriples = () => webhookAlerts.map((a) => [a.key, Date.parse((a.window as { start: string }).start), a.event_id]).sort();
 
