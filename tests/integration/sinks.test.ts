@@ -5,7 +5,7 @@ import { SeededRandom } from "../support/fake-env.ts";
 import { startUpstashFront, type UpstashFront } from "../support/fronts.ts";
 import { BRIDGE_URL, consumeAll, createTopic, ensureServices, kafkaClient } from "../support/kafka.ts";
 import { PG_URL, preparePostgres, WSPROXY } from "../support/postgres.ts";
-import type { DeadLetterRecord, EventRecord, OutboxRecord, WindowRecord } from "../../src/actor/outbox.ts";
+import type { DeadLetterRecord, EventRecord, OutboxAlert, OutboxRecord, WindowRecord } from "../../src/actor/outbox.ts";
 import { actorName, DEFAULT_TENANT } from "../../src/actor/tenant.ts";
 import { SinkError } from "../../src/delivery/sink.ts";
 import { KafkaSink } from "../../src/sinks/kafka/sink.ts";
@@ -659,8 +659,11 @@ CREATE TABLE processed_events (
 CREATE INDEX processed_events_actor_time ON processed_events (actor_key, event_time);`;
 
 const TABLES = ["failed_events", "processed_events", "raw_events", "window_aggregates"];
+/** Those tables and the ones a migration adds (alerts came after tenants: it is new to every older database). */
+const TABLES_NOW = ["alerts", ...TABLES];
 /** Each table's primary key, and the index, as POSTGRES_SCHEMA makes them. */
 const KEYS_NOW = {
+  alerts: ["tenant", "actor_key", "rule", "shape", "window_start"],
   failed_events: ["tenant", "actor_key", "sink", "outbox_index"],
   processed_events: ["tenant", "actor_key", "event_id"],
   raw_events: ["tenant", "actor_key", "event_id"],
@@ -765,7 +768,7 @@ describe("postgres migration: tables from before tenants get a tenant column and
       expect(await db.shape()).toEqual(KEYS_NOW);
       // The column as a new table has it: NOT NULL, no default (a sink that left it out would fail, not file rows under 'default').
       expect(await db.tenantColumns()).toEqual(
-        TABLES.map((table_name) => ({ table_name, data_type: "text", is_nullable: "NO", column_default: null })),
+        TABLES_NOW.map((table_name) => ({ table_name, data_type: "text", is_nullable: "NO", column_default: null })),
       );
       for (const table of TABLES) {
         const added = table === "processed_events" ? { tenant: DEFAULT_TENANT, request_id: null, enriched: null } : { tenant: DEFAULT_TENANT };
@@ -774,7 +777,7 @@ describe("postgres migration: tables from before tenants get a tenant column and
 
       // Twice: harmless, and nothing is rebuilt (every index keeps its oid).
       const indexes = await db.indexOids();
-      expect(indexes.length).toBe(5);
+      expect(indexes.length).toBe(6);
       const again = db.migrate();
       expect(again.exitCode, again.stderr.toString()).toBe(0);
       expect(await db.indexOids()).toEqual(indexes);
@@ -822,7 +825,7 @@ describe("postgres migration: processed_events keyed by event_id alone becomes (
       expect(again.exitCode, again.stderr.toString()).toBe(0);
       expect(await db.shape()).toEqual(KEYS_NOW);
       const tables = await db.query("SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", [db.schema]);
-      expect(tables.rows.map((r: any) => r.tablename)).toEqual(TABLES);
+      expect(tables.rows.map((r: any) => r.tablename)).toEqual(TABLES_NOW);
 
       // The same event_id on two keys: two rows; delivered again: still two. The added request_id and enriched columns take the records' values.
       const batch = [
@@ -840,6 +843,19 @@ describe("postgres migration: processed_events keyed by event_id alone becomes (
       const raw = await db.query("SELECT count(*)::int AS n FROM raw_events WHERE event_id = $1", [`same-${run}`]);
       expect(raw.rows[0].n).toBe(2);
       expect((await db.query("SELECT count(*)::int AS n FROM processed_events")).rows[0].n).toBe(before.length + 2);
+
+      // The alerts table the migration added takes alerts, once per (tenant, actor_key, rule, shape, window_start).
+      const start = Date.UTC(2026, 10, 21, 10, 0);
+      const alert = (n: number, eventId: string): OutboxAlert => ({
+        kind: "alert", n, key: actorName("acme", "key-a"), rule: "burst", window: { shape: "1m", start, end: start + 60_000 }, aggregate: "count", value: 4, eventId, firedAt: start + 1_000,
+      });
+      await sink.deliver([alert(5, "e4")]);
+      await sink.deliver([alert(9, "e9"), { ...alert(10, ""), window: { shape: "1h", start, end: start + 3_600_000 } }]);
+      const alerts = await db.query("SELECT tenant, actor_key, rule, shape, window_start, window_end, event_id FROM alerts ORDER BY shape");
+      expect(alerts.rows).toEqual([
+        { tenant: "acme", actor_key: "key-a", rule: "burst", shape: "1h", window_start: new Date(start), window_end: new Date(start + 3_600_000), event_id: null },
+        { tenant: "acme", actor_key: "key-a", rule: "burst", shape: "1m", window_start: new Date(start), window_end: new Date(start + 60_000), event_id: "e4" },
+      ]);
     } finally {
       await sink.close();
     }
