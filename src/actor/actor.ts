@@ -123,6 +123,8 @@ export class Actor {
   private detector: Detector | undefined;
   private alerts: AlertRecord[] = [];
   private alertsDirty = false;
+  /** Alerts the event being applied fired: they go out after its own record, so a reader in order sees the cause first. */
+  private firing: AlertRecord[] = [];
 
   constructor(
     readonly key: string,
@@ -170,6 +172,7 @@ export class Actor {
         this.outbox.append(record);
         this.live?.push(record);
       }
+      if (this.firing.length) this.emitAlerts();
     }
     if (events.length) this.stateDirty = true;
     // Duplicates are retries of what the actor already has: they do not count as activity.
@@ -288,11 +291,16 @@ export class Actor {
     if (!fired.length && !final) return;
     // A close changes the detector's baselines even when nothing fires.
     this.alertsDirty = true;
-    for (const alert of fired) {
+    this.firing.push(...fired);
+  }
+
+  private emitAlerts(): void {
+    for (const alert of this.firing) {
       this.alerts.push(alert);
       if (this.outbox.enabled) this.outbox.append(alert);
       this.live?.push(alert);
     }
+    this.firing = [];
     if (this.alerts.length > RECENT_ALERTS) this.alerts.splice(0, this.alerts.length - RECENT_ALERTS);
   }
 
@@ -317,6 +325,7 @@ export class Actor {
       // Window becomes final: emitted once, as a revision past every update.
       this.emitWindow(w, true, now);
       if (this.detector) for (const type of w.types.keys()) if (this.detector.watches(type, w.spec)) this.detect(w, type, true, trigger, now);
+      if (this.firing.length) this.emitAlerts();
       const entry = { seq: this.nextClosedSeq++, window: { ...w, closedAt: now, closedBy: by } };
       this.closed.push(entry);
       this.newClosed.push(entry);

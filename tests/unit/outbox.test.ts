@@ -352,8 +352,8 @@ describe("alerts in the outbox", () => {
     await ingest(host, ["p2", "p7"]);
     sink.down = 0;
     await run(host, 2_000);
-    // The alert went in as p4 crossed the threshold (before p4's own record); each event resolves to its own id.
-    expect(sink.order.map((r) => (r.kind === "event" ? r.id : r.kind))).toEqual(["p1", "p2", "p3", "alert", "p4", "p5", "p6", "p7"]);
+    // The alert went in right after p4, the event that crossed the threshold; each event resolves to its own id.
+    expect(sink.order.map((r) => (r.kind === "event" ? r.id : r.kind))).toEqual(["p1", "p2", "p3", "p4", "alert", "p5", "p6", "p7"]);
     expect([...sink.applied.keys()].filter((id) => id.startsWith("alert|"))).toEqual([`alert|k|burst|1m|${T0}`]);
   });
 });
