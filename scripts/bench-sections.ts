@@ -364,3 +364,35 @@ export function memorySection(ids: number): Row[] {
     { id: "memory.actor", section: "memory", metric: "active actor with one event (1m + 1h windows)", value: perActor, unit: "bytes" },
   ];
 }
+
+/**
+ * Kafka Streams 4.1.1 running keyflow's job as a reference point (issue 12; scripts/kstreams/ has the
+ * job and how it mirrors keyflow's): the tumbling-only job and the analytics job (plus sliding and
+ * session windows and three rules), in TopologyTestDriver with in-memory and with RocksDB stores,
+ * and as a KafkaStreams app on the local broker when `npm run services` is up. The stream is
+ * benchEvents' over `keys` keys. No baselines: these are the numbers keyflow's own rows stand next to.
+ * Prints why and returns no rows when java or mvn is missing.
+ */
+export async function kafkaStreamsReference(events: number, keys = 10_000): Promise<Row[]> {
+  const { kstreamsMissing, runKStreams } = await import("./kstreams.ts");
+  const missing = kstreamsMissing();
+  if (missing) {
+    console.log(`  skipped: ${missing}`);
+    return [];
+  }
+  const r = await runKStreams({ events, keys, log: (line) => console.log(`  .. ${line}`) });
+  const where = { inmemory: "TopologyTestDriver, in-memory stores", rocksdb: "TopologyTestDriver, RocksDB stores", broker: "app on the local broker, RocksDB + changelogs" };
+  const job = { tumbling: "dedupe + tumbling 1m, 1h", analytics: "dedupe + tumbling + sliding 10m + session 30m + 3 rules" };
+  const rows: Row[] = [];
+  for (const variant of ["tumbling_inmemory", "analytics_inmemory", "tumbling_rocksdb", "analytics_rocksdb", "tumbling_broker", "analytics_broker"] as const) {
+    const value = r[variant];
+    if (value === undefined) continue;
+    const [name, store] = variant.split("_") as [keyof typeof job, keyof typeof where];
+    rows.push({
+      id: `kstreams.${variant}`, section: "kstreams", metric: `Kafka Streams ${job[name]} (${where[store]})`, value, unit: "events/s",
+      note: `${r.events} events over ${r.keys} keys; ${r.jvm}`,
+    });
+  }
+  if (r.broker) console.log(`  .. broker variants: ${r.broker}`);
+  return rows;
+}

@@ -1,12 +1,13 @@
 // keyflow benchmarks: one command, one run, every number next to a baseline measured in the same run.
 //   bun run bench                      # all sections (sinks section only when `npm run services` is up)
 //   bun run bench --quick              # shorter runs
-//   bun run bench --only core,http     # some sections: core, http, auth, ops, batch, workerd, sinks, memory
+//   bun run bench --only core,http     # some sections: core, http, auth, ops, batch, workerd, sinks, memory, kstreams
+//   bun run bench --only kstreams      # Kafka Streams reference (java + mvn; not in --quick unless asked)
 //   bun run bench --record             # also write the ratios to bench/baseline.json (for tests/bench)
 // Writes bench/results/latest.json and latest.md (git-ignored) and prints the table.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { authSection, opsSection, batchSection, coreSection, httpSection, memorySection, score, sinksSection, workerdSection, type Row } from "./bench-sections.ts";
+import { authSection, opsSection, batchSection, coreSection, httpSection, kafkaStreamsReference, memorySection, score, sinksSection, workerdSection, type Row } from "./bench-sections.ts";
 
 const { values } = parseArgs({
   options: { quick: { type: "boolean", default: false }, only: { type: "string" }, record: { type: "boolean", default: false } },
@@ -27,6 +28,10 @@ const sections: Array<[string, string, () => Row[] | null | Promise<Row[] | null
   ["workerd", `Worker + Durable Objects in local workerd (wrangler's programmatic API), ${SECONDS}s each`, () => workerdSection(SECONDS)],
   ["sinks", "end to end: ingest -> visible in Redis, Postgres and Kafka (local services)", () => sinksSection(QUICK ? 100 : 300)],
   ["memory", "heap bytes per dedupe ID and per active actor", () => memorySection(1_000_000)],
+  [
+    "kstreams", `Kafka Streams 4.1.1 reference: keyflow's job (and with sliding + session windows and 3 rules), ${QUICK ? "300,000" : "1,000,000"} events, 10,000 keys`,
+    () => (QUICK && !ONLY?.includes("kstreams") ? (console.log("  skipped in --quick (takes minutes; ask for it with --only kstreams)"), []) : kafkaStreamsReference(QUICK ? 300_000 : 1_000_000)),
+  ],
 ];
 
 const rows: Row[] = [];
