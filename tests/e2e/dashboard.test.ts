@@ -163,6 +163,8 @@ test("/dashboard on an open server (loopback, no keys) works without a key; with
     await page.waitForFunction(() => document.querySelector("#top-keys tbody tr td")?.textContent === "open-key", undefined, WAIT);
     await page.waitForFunction(() => Number(document.getElementById("n-accepted")!.textContent) >= 1, undefined, WAIT);
     await page.waitForFunction(() => Number(document.getElementById("chart-windows")!.dataset.events) >= 1, undefined, WAIT);
+    // The status follows the next poll (the one before the event may still say "no events yet").
+    await page.waitForFunction(() => / · polling$/.test(document.getElementById("actor-status")!.textContent ?? ""), undefined, WAIT);
     expect(await page.textContent("#actor-status")).toMatch(/^open-key: [1-9]\d* windows of .* · polling$/);
     expect(errors).toEqual([]);
     expect(foreign).toEqual([]);
