@@ -9,6 +9,7 @@ import { preparePostgres } from "../support/postgres.ts";
 import { localSinkEnv, REDIS_FRONT } from "../support/sink-env.ts";
 import { BUN_SERVER, processTarget, tempDir } from "../support/targets.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
+import { until } from "../support/sink-faults.ts";
 
 // Issue 12: a detection rule's alerts reach every sink once per rule, key and window, on the real local
 // services (scripts/services.sh): Kafka through the REST front, Redis through the Upstash front,
@@ -34,16 +35,6 @@ afterAll(async () => {
   await admin.disconnect();
 });
 
-/** Polls `probe` until it answers something truthy (each try is a round trip to the service). */
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const found = await probe();
-    if (found) return found;
-    await Bun.sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("alerts in every sink: Bun server", () => {
   const config = tempDir("alerts-config");

@@ -6,6 +6,7 @@ import { preparePostgres } from "../support/postgres.ts";
 import { localSinkEnv, REDIS_FRONT } from "../support/sink-env.ts";
 import { BUN_SERVER, processTarget, WORKERD_SERVER } from "../support/targets.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
+import { until } from "../support/sink-faults.ts";
 
 // Issue 11: one event followed from the edge to every sink by its correlation ID, on the real local
 // services (scripts/services.sh): Kafka through the REST front, Redis through the Upstash front,
@@ -28,16 +29,6 @@ afterAll(async () => {
   await admin.disconnect();
 });
 
-/** Polls `probe` until it answers something truthy (each try is a round trip to the service). */
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const found = await probe();
-    if (found) return found;
-    await Bun.sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** The webhook delivery that carries event `eventId`: its headers and that record. */
 function webhookDelivery(receiver: WebhookReceiver, eventId: string, timeoutMs = 30_000) {
