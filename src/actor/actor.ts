@@ -9,6 +9,10 @@ import type { AggregateName, AlertRecord, AnalyticsConfig } from "./analytics.ts
 import { Detector, type DetectorState } from "./detect.ts";
 import { enrich, type EnrichedFields } from "./enrich.ts";
 import { readPath } from "./paths.ts";
+import { TypedWindows, type SeriesChange, type TypedWindowsState } from "./typed-windows.ts";
+import { aggregateValue } from "./series-aggregate.ts";
+import { addToExtras, distinctKey, emptyExtras, extrasView, hasExtras, type Extras, type ExtrasView, type Measured } from "./window-extras.ts";
+import type { TypeAnalytics } from "./analytics.ts";
 import {
   addToAggregate,
   type Aggregate,
@@ -68,6 +72,8 @@ interface StateRow extends Omit<ActorFacts, "totals" | "open"> {
   open: Array<WindowRow | Parameters<typeof windowFromRow>[0]>;
   nextClosedSeq: number;
   outbox?: OutboxMeta;
+  /** Per-type windows (keyflow.config.json), when any type has some. */
+  typed?: TypedWindowsState;
 }
 
 export interface Writes {
@@ -125,6 +131,10 @@ export class Actor {
   private alertsDirty = false;
   /** Alerts the event being applied fired: they go out after its own record, so a reader in order sees the cause first. */
   private firing: AlertRecord[] = [];
+  /** Per-type windows of shapes the key's own windows do not have (sliding, session, other sizes). */
+  private typed: TypedWindows | undefined;
+  /** Changes of per-type windows in the current ingest, for emit=updates and live views: the last per window. */
+  private seriesPending = new Map<string, SeriesChange>();
 
   constructor(
     readonly key: string,
@@ -135,6 +145,8 @@ export class Actor {
     this.open = config.windows.map(() => new Map());
     const rules = config.analytics?.rules;
     if (rules?.length) this.detector = new Detector(key, rules);
+    const keyWindows = new Set(config.windows.map((w) => w.name));
+    if (TypedWindows.needed(config.analytics, keyWindows)) this.typed = new TypedWindows(config.analytics!, keyWindows, config.allowedLatenessMs);
   }
 
   /** True until the actor has seen its first event (it then exists durably). */
@@ -164,7 +176,8 @@ export class Actor {
       // Enrichment reads the types accepted before this event: it runs before apply() counts it.
       const analytics = this.config.analytics;
       const enriched = analytics?.enrich.length ? enrich(analytics.enrich, event, this.totals.byType) : undefined;
-      const missed = this.apply(event, touched, analytics ? measureOf(analytics, event, enriched) : event.value, now);
+      const typeConfig = analytics && (analytics.types.get(event.type) ?? analytics.types.get("*"));
+      const missed = this.apply(event, touched, typeConfig ? measuredOf(typeConfig, event, enriched) : { v: event.value }, typeConfig, now);
       if (missed) this.recordLate(event, missed, now);
       outcomes[i] = missed ? ACCEPTED_LATE : ACCEPTED;
       if (this.outbox.enabled || this.live) {
@@ -179,6 +192,10 @@ export class Actor {
     if (accepted) {
       this.lastArrival = now;
       if (touched) for (const w of touched) this.emitWindow(w, false, now);
+      if (this.seriesPending.size) {
+        for (const c of this.seriesPending.values()) this.emitSeries(c, now);
+        this.seriesPending.clear();
+      }
       this.closeWindows(now, "watermark", lastAccepted(events, outcomes));
     }
     return outcomes;
@@ -199,10 +216,48 @@ export class Actor {
       final,
       all: { ...w.all },
       types: Object.fromEntries([...w.types].map(([type, agg]) => [type, { ...agg }])),
+      shape: w.spec.includes("/") ? "hopping" : "tumbling",
+      ...(w.extras ? { extras: Object.fromEntries([...w.extras].map(([type, e]) => [type, this.extrasViewOf(type, e)])) } : {}),
       ...(final ? { closedAt: now } : {}),
     };
     if (toSinks) this.outbox.append(record);
     this.live?.push(record);
+  }
+
+  /** A per-type window's record: as emitWindow's, for that type alone; a retraction only under emit=updates. */
+  private emitSeries(c: SeriesChange, now: number): void {
+    const toSinks = this.outbox.enabled && (c.final || this.config.emit === "updates");
+    if (!toSinks && !this.live) return;
+    const agg = c.aggregate.agg;
+    const extras = this.extrasViewOf(c.type, c.aggregate.extras);
+    const record: LiveRecord = {
+      kind: "window",
+      key: this.key,
+      spec: c.spec,
+      shape: c.shape,
+      type: c.type,
+      start: c.start,
+      end: c.end,
+      // The final record is past every update's revision, as for the key's windows.
+      revision: c.final ? c.revision + 1 : c.revision,
+      final: c.final,
+      all: { ...agg },
+      types: Object.fromEntries([[c.type, { ...agg }]]),
+      ...(c.retracted ? { retracted: true } : {}),
+      ...(extras.distinct !== undefined || extras.percentiles ? { extras: Object.fromEntries([[c.type, extras]]) } : {}),
+      ...(c.final ? { closedAt: now } : {}),
+    };
+    if (toSinks) this.outbox.append(record);
+    this.live?.push(record);
+  }
+
+  private extrasViewOf(type: string, extras: Extras): ExtrasView {
+    return extrasView(extras, this.typeConfig(type)?.aggregates ?? {});
+  }
+
+  private typeConfig(type: string): TypeAnalytics | undefined {
+    const types = this.config.analytics?.types;
+    return types && (types.get(type) ?? types.get("*"));
   }
 
   /** Wall-clock housekeeping (run on the host's alarm): idle watermark advance, closing, retention. */
@@ -223,9 +278,10 @@ export class Actor {
   nextWake(): number | null {
     let wake = Infinity;
     if (this.lastArrival !== null && this.lastEventAt !== null) {
-      const minEnd = this.minOpenEnd;
-      if (minEnd !== Infinity) {
-        const idleReach = minEnd + this.config.allowedLatenessMs - this.lastEventAt + this.lastArrival;
+      // The watermark at which some window closes; the idle watermark reaches it that long after the last arrival.
+      const closesAt = Math.min(this.minOpenEnd + this.config.allowedLatenessMs, this.typed?.nextCloseAt() ?? Infinity);
+      if (closesAt !== Infinity) {
+        const idleReach = closesAt - this.lastEventAt + this.lastArrival;
         wake = Math.max(this.lastArrival + this.config.idleTimeoutMs, idleReach);
       }
     }
@@ -238,9 +294,11 @@ export class Actor {
    * Adds the event to every window of every spec that is still open; returns the specs whose
    * window for it has already closed (end + allowed lateness <= watermark): there it is late.
    */
-  private apply(event: Event, touched: Set<WindowState> | undefined, value: number | undefined, now: number): string[] | undefined {
+  private apply(event: Event, touched: Set<WindowState> | undefined, measured: Measured, typeConfig: TypeAnalytics | undefined, now: number): string[] | undefined {
     const closedBefore = this.watermark === null ? -Infinity : this.watermark - this.config.allowedLatenessMs;
     const { ts, type } = event;
+    const value = measured.v;
+    const extrasConfig = hasExtras(typeConfig?.aggregates) ? typeConfig.aggregates : undefined;
     const specs = this.config.windows;
     let missed: string[] | undefined;
     for (let s = 0; s < specs.length; s++) {
@@ -261,9 +319,20 @@ export class Actor {
         let typed = w.types.get(type);
         if (!typed) w.types.set(type, (typed = emptyAggregate()));
         addToAggregate(typed, value);
+        if (extrasConfig) {
+          const byType = (w.extras ??= new Map());
+          let extras = byType.get(type);
+          if (!extras) byType.set(type, (extras = emptyExtras(extrasConfig)));
+          addToExtras(extras, measured);
+        }
         touched?.add(w);
         if (this.detector?.watches(type, name)) this.detect(w, type, false, event.id, now);
       }
+    }
+    if (this.typed) {
+      const { changes, missed: typedMissed } = this.typed.add(type, ts, measured, this.watermark);
+      for (const spec of typedMissed) (missed ??= []).push(spec);
+      for (const c of changes) this.seriesChanged(c, event.id, now);
     }
     const totals = this.totals;
     totals.events++;
@@ -284,10 +353,24 @@ export class Actor {
     this.lateDirty = true;
   }
 
+  /** A per-type window changed: the detector hears of it now, sinks and live views at the end of the ingest. */
+  private seriesChanged(c: SeriesChange, eventId: string, now: number): void {
+    if (!c.retracted && this.detector?.watches(c.type, c.spec)) this.observe(c, c.type, c.aggregate.agg, c.aggregate.extras, false, eventId, now);
+    if (!this.live && this.config.emit !== "updates") return;
+    const identity = JSON.stringify([c.spec, c.type, c.start, c.end]);
+    // A retraction replaces the pending upsert of the same session; sinks delete by (start, end) either way.
+    if (c.retracted) this.seriesPending.delete(identity);
+    this.seriesPending.set(c.retracted ? `${identity}-` : identity, c);
+  }
+
   /** Tells the detector of a window's update or close for `type`; keeps what fires. */
   private detect(w: WindowState, type: string, final: boolean, eventId: string, now: number): void {
-    const agg = w.types.get(type);
-    const fired = this.detector!.observe({ type, shape: w.spec, start: w.start, end: w.end, aggregates: (name) => aggregateValue(agg, name), final }, eventId, now);
+    this.observe(w, type, w.types.get(type), w.extras?.get(type), final, eventId, now);
+  }
+
+  private observe(w: { spec: string; start: number; end: number }, type: string, agg: Aggregate | undefined, extras: Extras | undefined, final: boolean, eventId: string, now: number): void {
+    const aggregates = (name: AggregateName) => aggregateValue(agg, extras, name);
+    const fired = this.detector!.observe({ type, shape: w.spec, start: w.start, end: w.end, aggregates, final }, eventId, now);
     if (!fired.length && !final) return;
     // A close changes the detector's baselines even when nothing fires.
     this.alertsDirty = true;
@@ -308,30 +391,44 @@ export class Actor {
   private closeWindows(now: number, by: ClosedWindow["closedBy"], trigger = ""): void {
     if (this.watermark === null) return;
     const closedBefore = this.watermark - this.config.allowedLatenessMs;
-    if (this.minOpenEnd > closedBefore) return this.purgeClosed(now);
     const closing: WindowState[] = [];
-    let minOpenEnd = Infinity;
-    for (const windows of this.open) {
-      for (const w of windows.values()) {
-        if (w.end <= closedBefore) {
-          closing.push(w);
-          windows.delete(w.start);
-        } else if (w.end < minOpenEnd) minOpenEnd = w.end;
+    if (this.minOpenEnd <= closedBefore) {
+      let minOpenEnd = Infinity;
+      for (const windows of this.open) {
+        for (const w of windows.values()) {
+          if (w.end <= closedBefore) {
+            closing.push(w);
+            windows.delete(w.start);
+          } else if (w.end < minOpenEnd) minOpenEnd = w.end;
+        }
       }
+      this.minOpenEnd = minOpenEnd;
+      closing.sort((a, b) => a.end - b.end || a.start - b.start || a.spec.localeCompare(b.spec));
     }
-    this.minOpenEnd = minOpenEnd;
-    closing.sort((a, b) => a.end - b.end || a.start - b.start || a.spec.localeCompare(b.spec));
     for (const w of closing) {
       // Window becomes final: emitted once, as a revision past every update.
       this.emitWindow(w, true, now);
       if (this.detector) for (const type of w.types.keys()) if (this.detector.watches(type, w.spec)) this.detect(w, type, true, trigger, now);
       if (this.firing.length) this.emitAlerts();
-      const entry = { seq: this.nextClosedSeq++, window: { ...w, closedAt: now, closedBy: by } };
-      this.closed.push(entry);
-      this.newClosed.push(entry);
+      const { extras, ...closedWindow } = w;
+      const figures = extras && new Map([...extras].map(([type, e]) => [type, this.extrasViewOf(type, e)]));
+      this.keepClosed({ ...closedWindow, ...(figures ? { figures } : {}), closedAt: now, closedBy: by });
     }
-    if (closing.length) this.stateDirty = true;
+    const typedClosing = this.typed?.close(this.watermark) ?? [];
+    for (const c of typedClosing) {
+      this.emitSeries(c, now);
+      if (this.detector?.watches(c.type, c.spec)) this.observe(c, c.type, c.aggregate.agg, c.aggregate.extras, true, trigger, now);
+      if (this.firing.length) this.emitAlerts();
+      this.keepClosed({ ...seriesWindow(c, this.extrasViewOf(c.type, c.aggregate.extras)), rev: c.revision + 1, closedAt: now, closedBy: by });
+    }
+    if (closing.length || typedClosing.length) this.stateDirty = true;
     this.purgeClosed(now);
+  }
+
+  private keepClosed(window: ClosedWindow): void {
+    const entry = { seq: this.nextClosedSeq++, window };
+    this.closed.push(entry);
+    this.newClosed.push(entry);
   }
 
   private purgeClosed(now: number): void {
@@ -390,6 +487,7 @@ export class Actor {
       nextClosedSeq: this.nextClosedSeq,
       open,
       ...(withOutboxMeta ? { outbox: this.outbox.getMeta() } : {}),
+      ...(this.typed ? { typed: this.typed.toJSON() } : {}),
     };
   }
 
@@ -441,6 +539,7 @@ export class Actor {
       this.open[s]!.set(w.start, w);
       if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
     }
+    if (row.typed && this.typed) this.typed.restore(row.typed);
     return row.outbox;
   }
 
@@ -463,7 +562,13 @@ export class Actor {
 
   openWindows(): WindowState[] {
     const all: WindowState[] = [];
-    for (const windows of this.open) all.push(...windows.values());
+    for (const windows of this.open) {
+      for (const w of windows.values()) {
+        // Reads get the numbers of the sketches, as of now.
+        all.push(w.extras ? { ...w, figures: new Map([...w.extras].map(([type, e]) => [type, this.extrasViewOf(type, e)])) } : w);
+      }
+    }
+    if (this.typed) for (const c of this.typed.open()) all.push(seriesWindow(c, this.extrasViewOf(c.type, c.aggregate.extras)));
     return all.sort((a, b) => a.start - b.start || a.end - b.end);
   }
 
@@ -498,31 +603,25 @@ function lastAccepted(events: readonly Event[], outcomes: readonly IngestOutcome
   return "";
 }
 
-/** An aggregate by a rule's name; those the windows do not keep yet (distinct, percentiles) are undefined. */
-function aggregateValue(agg: Aggregate | undefined, name: AggregateName): number | undefined {
-  if (!agg) return name === "count" ? 0 : undefined;
-  switch (name) {
-    case "count":
-      return agg.count;
-    case "sum":
-      return agg.valued ? agg.sum : undefined;
-    case "min":
-      return agg.min ?? undefined;
-    case "max":
-      return agg.max ?? undefined;
-    case "avg":
-      return agg.valued ? agg.sum / agg.valued : undefined;
-    default:
-      return undefined;
+/** What an event adds to its windows: its type's measure (keyflow.config.json), if numeric, and its distinct path's value. */
+function measuredOf(config: TypeAnalytics, event: Event, enriched: EnrichedFields | undefined): Measured {
+  const measure = config.measure;
+  let v: number | undefined;
+  if (measure === "value") v = event.value;
+  else {
+    const found = readPath(event, measure, enriched);
+    if (typeof found === "number" && Number.isFinite(found)) v = found;
   }
+  const distinct = config.aggregates.distinct;
+  const d = distinct ? distinctKey(readPath(event, distinct.path, enriched)) : undefined;
+  return d === undefined ? { v } : { v, d };
 }
 
-/** The number an event adds to its windows: its type's measure (keyflow.config.json), if numeric. */
-function measureOf(analytics: AnalyticsConfig, event: Event, enriched: EnrichedFields | undefined): number | undefined {
-  const measure = (analytics.types.get(event.type) ?? analytics.types.get("*"))?.measure ?? "value";
-  if (measure === "value") return event.value;
-  const found = readPath(event, measure, enriched);
-  return typeof found === "number" && Number.isFinite(found) ? found : undefined;
+/** A per-type window as the reads show it: its type's aggregate, as `all` and its one entry of `types`. */
+function seriesWindow(c: SeriesChange, figures: ExtrasView): WindowState {
+  const w: WindowState = { spec: c.spec, shape: c.shape, type: c.type, start: c.start, end: c.end, all: { ...c.aggregate.agg }, types: new Map([[c.type, { ...c.aggregate.agg }]]), rev: c.revision };
+  if (figures.distinct !== undefined || figures.percentiles) w.figures = new Map([[c.type, figures]]);
+  return w;
 }
 
 function eventRecord(key: string, event: Event, now: number, late: boolean, enriched?: EnrichedFields): LiveRecord & { kind: "event" } {

@@ -1,7 +1,8 @@
 import { assert } from "../ports/assert.ts";
 import { ACTOR_ROW, rowNumber } from "./layout.ts";
 import type { Aggregate } from "./windows.ts";
-import type { AlertRecord } from "./analytics.ts";
+import type { AlertRecord, WindowShape } from "./analytics.ts";
+import type { ExtrasView } from "./window-extras.ts";
 
 /** An accepted event, as forwarded to sinks. */
 export interface EventRecord {
@@ -50,6 +51,14 @@ export interface WindowRecord {
   types: Record<string, Aggregate>;
   closedAt?: number;
   only?: string;
+  /** The shape's kind (records from before it was kept have none: tumbling, or hopping when the spec has a hop). */
+  shape?: WindowShape["kind"];
+  /** A type's own window (keyflow.config.json): its event type; `all` and `types` then cover that type alone. */
+  type?: string;
+  /** A session superseded by a merge or a backward extension: sinks delete it by (start, end). */
+  retracted?: boolean;
+  /** Distinct counts and percentiles by type, where configured. */
+  extras?: Record<string, ExtrasView>;
 }
 
 /** A detection rule that fired (once per rule and window), for the sinks' alerts topic, table and stream. */

@@ -175,8 +175,8 @@ export class SessionWindows<A, V> {
     return sw;
   }
 
-  /** Moves the watermark to `to` if later, and the sessions that closed with it to `closed`. */
-  private advance(to: number): void {
+  /** Moves the watermark to `to` if later, and the sessions that closed with it to `closed` (the next close() returns them). */
+  advance(to: number): void {
     if (this.watermarkMs !== null && to <= this.watermarkMs) return;
     this.watermarkMs = to;
     // Open sessions are by start and disjoint, so by end too: the closed ones come first.

@@ -183,7 +183,8 @@ export class SlidingWindows<A, V> {
     return sw;
   }
 
-  private advance(to: number): void {
+  /** Moves the watermark to `to` if later (windows it closes are returned by the next close()). */
+  advance(to: number): void {
     if (this.watermarkMs === null || to > this.watermarkMs) this.watermarkMs = to;
   }
 

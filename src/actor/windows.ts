@@ -1,4 +1,6 @@
 import { formatDuration, parseDuration } from "./duration.ts";
+import type { WindowShape } from "./analytics.ts";
+import { extrasFromJSON, type Extras, type ExtrasJSON, type ExtrasView } from "./window-extras.ts";
 
 /** A window shape: tumbling when hop === size, hopping when hop < size. Epoch-aligned, half-open [start, end). */
 export interface WindowSpec {
@@ -64,6 +66,14 @@ export interface WindowState {
   types: TypeAggregates;
   /** Revisions emitted to sinks so far (emit=updates); the final emission is revision rev + 1. */
   rev?: number;
+  /** A type's own window (keyflow.config.json, typed-windows.ts): its event type; absent for the key's windows, which count every type. */
+  type?: string;
+  /** The shape's kind; absent for the key's windows (tumbling, or hopping when the spec has a hop). */
+  shape?: WindowShape["kind"];
+  /** Open windows: each type's distinct counter and percentile sketch, where configured. */
+  extras?: Map<string, Extras>;
+  /** Closed windows: what `extras` came to (numbers; the sketches are dropped at close). */
+  figures?: Map<string, ExtrasView>;
 }
 
 export interface ClosedWindow extends WindowState {
@@ -93,11 +103,19 @@ export function selectWindows<W extends WindowState>(windows: W[], q: WindowQuer
   return picked.slice(Math.max(0, picked.length - q.limit));
 }
 
-/** A window as persisted: its per-type aggregates as [type, aggregate] pairs (JSON has no Map). */
-export type WindowRow<W extends WindowState = WindowState> = Omit<W, "types"> & { types: Array<[string, Aggregate]> };
+/** A window as persisted: maps keyed by client data (types) as [type, value] pairs (JSON has no Map). */
+export type WindowRow<W extends WindowState = WindowState> = Omit<W, "types" | "extras" | "figures"> & {
+  types: Array<[string, Aggregate]>;
+  extras?: Array<[string, ExtrasJSON]>;
+  figures?: Array<[string, ExtrasView]>;
+};
 
 export function windowRow<W extends WindowState>(w: W): WindowRow<W> {
-  return { ...w, types: [...w.types] };
+  const row = { ...w, types: [...w.types] } as unknown as WindowRow<W>;
+  // The sketches' toJSON gives their stored form.
+  if (w.extras) row.extras = [...w.extras] as unknown as Array<[string, ExtrasJSON]>;
+  if (w.figures) row.figures = [...w.figures];
+  return row;
 }
 
 /**
@@ -106,5 +124,9 @@ export function windowRow<W extends WindowState>(w: W): WindowRow<W> {
  */
 export function windowFromRow<W extends WindowState>(row: WindowRow<W> | (Omit<W, "types"> & { types: Record<string, Aggregate> })): W {
   const types = Array.isArray(row.types) ? row.types : Object.entries(row.types);
-  return { ...row, types: new Map(types) } as W;
+  const w = { ...row, types: new Map(types) } as unknown as W;
+  const stored = row as { extras?: Array<[string, ExtrasJSON]>; figures?: Array<[string, ExtrasView]> };
+  if (stored.extras) w.extras = new Map(stored.extras.map(([t, e]) => [t, extrasFromJSON(e)]));
+  if (stored.figures) w.figures = new Map(stored.figures);
+  return w;
 }

@@ -2,6 +2,7 @@ import type { EventRecord, SinkRecord, WindowRecord } from "../actor/outbox.ts";
 import type { AlertRecord } from "../actor/analytics.ts";
 import { alertIdempotencyKey } from "../actor/detect.ts";
 import type { Aggregate } from "../actor/windows.ts";
+import type { ExtrasView } from "../actor/window-extras.ts";
 import { splitActorName } from "../actor/tenant.ts";
 
 /** The record wire format: what every sink writes and the API shows, in snake_case with ISO-8601 times. */
@@ -23,10 +24,22 @@ export interface AggregateView {
   min: number | null;
   max: number | null;
   avg: number | null;
+  /** Distinct values of the type's distinct path (keyflow.config.json): exact up to its exact_up_to, then a HyperLogLog estimate (1.6% standard error). */
+  distinct?: number;
+  /** The measure's percentiles, by name ("p99"), from a DDSketch (1% relative error); null without measured events. */
+  percentiles?: Record<string, number | null>;
 }
 
-export function aggregateView(agg: Aggregate): AggregateView {
-  return { count: agg.count, sum: agg.sum, min: agg.min, max: agg.max, avg: agg.valued ? agg.sum / agg.valued : null };
+export function aggregateView(agg: Aggregate, extras?: ExtrasView): AggregateView {
+  const view: AggregateView = { count: agg.count, sum: agg.sum, min: agg.min, max: agg.max, avg: agg.valued ? agg.sum / agg.valued : null };
+  if (extras?.distinct !== undefined) view.distinct = extras.distinct;
+  if (extras?.percentiles) view.percentiles = percentilesView(extras.percentiles);
+  return view;
+}
+
+/** [[50, 12], [99, 40]] -> {"p50": 12, "p99": 40} (names from the configuration, never from clients). */
+export function percentilesView(pairs: ReadonlyArray<[number, number | null]>): Record<string, number | null> {
+  return Object.fromEntries(pairs.map(([p, v]) => [`p${p}`, v]));
 }
 
 export interface EventRecordView {
@@ -55,6 +68,11 @@ export interface WindowRecordView extends AggregateView {
   end: string;
   revision: number;
   final: boolean;
+  shape: "tumbling" | "hopping" | "sliding" | "session";
+  /** A type's own window (keyflow.config.json): the event type it covers alone. */
+  event_type?: string;
+  /** A session window superseded by a merge or an extension backwards: delete it (by key, event_type, size, start and end). */
+  retracted?: true;
   by_type: Record<string, AggregateView>;
 }
 
@@ -112,7 +130,8 @@ export function eventRecordView(record: EventRecord): EventRecordView {
 
 export function windowRecordView(record: WindowRecord): WindowRecordView {
   const { tenant, key } = splitActorName(record.key);
-  return {
+  const extras = record.extras;
+  const view: WindowRecordView = {
     kind: "window",
     tenant,
     key,
@@ -121,9 +140,23 @@ export function windowRecordView(record: WindowRecord): WindowRecordView {
     end: iso(record.end),
     revision: record.revision,
     final: record.final,
-    ...aggregateView(record.all),
-    by_type: Object.fromEntries(Object.entries(record.types).map(([t, a]) => [t, aggregateView(a)])),
+    shape: shapeOf(record),
+    ...aggregateView(record.all, record.type !== undefined && extras ? ownEntry(extras, record.type) : undefined),
+    by_type: Object.fromEntries(Object.entries(record.types).map(([t, a]) => [t, aggregateView(a, extras && ownEntry(extras, t))])),
   };
+  if (record.type !== undefined) view.event_type = record.type;
+  if (record.retracted) view.retracted = true;
+  return view;
+}
+
+/** A record's shape kind; records from before it was kept are the key's windows: hopping when the spec has a hop. */
+export function shapeOf(record: Pick<WindowRecord, "shape" | "spec">): WindowRecordView["shape"] {
+  return record.shape ?? (record.spec.includes("/") ? "hopping" : "tumbling");
+}
+
+/** An own entry of an object keyed by client data (never one from the prototype). */
+function ownEntry<T>(byType: Record<string, T>, type: string): T | undefined {
+  return Object.hasOwn(byType, type) ? byType[type] : undefined;
 }
 
 export function recordView(record: EventRecord | WindowRecord): RecordView;
@@ -143,7 +176,8 @@ export function recordJson(record: EventRecord | WindowRecord | AlertRecord): st
 /**
  * What an idempotent receiver dedupes a record on, unique across tenants and keys: a JSON array of
  * tenant, client key and event id for an event (`["default","user-1","evt-1"]`), or of tenant, key,
- * window size, start (epoch ms) and revision for a window (`["acme","user-1","1m",1795255200000,2]`),
+ * window size, start (epoch ms) and revision for a window (`["acme","user-1","1m",1795255200000,2]`; a type's own
+ * window adds its type and end and whether it is a retraction: `["acme","user-1","session:30m","buy",1795255200000,1795255260000,3,"upserted"]`),
  * or of tenant, key, rule, window shape and start for an alert (alertIdempotencyKey:
  * `["default","user-1","burst","1m",1795255200000]`, one per rule and window). JSON quotes every
  * part, so no key or id (which may hold any printable character, '|' and '"' included) can make two
@@ -152,5 +186,8 @@ export function recordJson(record: EventRecord | WindowRecord | AlertRecord): st
 export function idempotencyKey(record: SinkRecord): string {
   if (record.kind === "alert") return alertIdempotencyKey(record);
   const { tenant, key } = splitActorName(record.key);
-  return JSON.stringify(record.kind === "event" ? [tenant, key, record.id] : [tenant, key, record.spec, record.start, record.revision]);
+  if (record.kind === "event") return JSON.stringify([tenant, key, record.id]);
+  // A type's own window names its type and end (a session's identity), and a retraction says so.
+  if (record.type !== undefined) return JSON.stringify([tenant, key, record.spec, record.type, record.start, record.end, record.revision, record.retracted ? "retracted" : "upserted"]);
+  return JSON.stringify([tenant, key, record.spec, record.start, record.revision]);
 }

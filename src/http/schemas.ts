@@ -24,15 +24,26 @@ const aggregateShape = {
   min: z.number().nullable(),
   max: z.number().nullable(),
   avg: z.number().nullable().meta({ description: "Mean over the events that had a measure; null when none had." }),
+  distinct: count.optional().meta({
+    description: "Distinct values of the type's distinct path (keyflow.config.json): exact up to its exact_up_to, then a HyperLogLog estimate (1.6% standard error).",
+  }),
+  percentiles: z
+    .record(z.string(), z.number().nullable())
+    .optional()
+    .meta({ description: 'The measure\'s configured percentiles by name ("p99"), from a DDSketch (1% relative error).', example: { p50: 12, p99: 80 } }),
 };
+const shapeField = z.enum(["tumbling", "hopping", "sliding", "session"]).meta({ description: "The window's shape." });
+const eventTypeField = z.string().optional().meta({ description: "A type's own window (keyflow.config.json): the event type it covers alone." });
 
 export const AggregateViewSchema = z.strictObject(aggregateShape).meta({ id: "Aggregate" });
 
 export const WindowViewSchema = z
   .strictObject({
-    size: z.string().meta({ description: 'The window spec: "1m" (tumbling) or "5m/1m" (size/hop).', example: "1m" }),
+    size: z.string().meta({ description: 'The window\'s name: "1m" (tumbling), "5m/1m" (size/hop), "sliding:10m" or "session:30m".', example: "1m" }),
     start: time,
     end: time,
+    shape: shapeField,
+    event_type: eventTypeField,
     ...aggregateShape,
     closed: z.boolean(),
     type: z.string().optional().meta({ description: "With ?type=: the aggregates are of that event type only." }),
@@ -100,6 +111,9 @@ export const WindowRecordViewSchema = z
     end: time,
     revision: count,
     final: z.boolean(),
+    shape: shapeField,
+    event_type: eventTypeField,
+    retracted: z.literal(true).optional().meta({ description: "A session superseded by a merge or an extension backwards: delete it (key, event_type, size, start, end)." }),
     ...aggregateShape,
     by_type: z.record(z.string(), AggregateViewSchema),
   })

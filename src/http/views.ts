@@ -3,7 +3,7 @@ import type { DeadLetter } from "../actor/outbox.ts";
 import type { Aggregate, ClosedWindow, WindowQuery, WindowState } from "../actor/windows.ts";
 import type { ChannelStatus, SinkChannel } from "../delivery/channel.ts";
 import { splitActorName } from "../actor/tenant.ts";
-import { aggregateView, alertRecordView, iso, recordView, type AlertRecordView } from "../delivery/records.ts";
+import { aggregateView, alertRecordView, iso, recordView, shapeOf, type AlertRecordView } from "../delivery/records.ts";
 import type { z } from "zod";
 import type * as S from "./schemas.ts";
 
@@ -25,9 +25,12 @@ function isClosed(w: WindowState | ClosedWindow): w is ClosedWindow {
 
 export function windowView(w: WindowState | ClosedWindow, type?: string): WindowView {
   const agg = type === undefined ? w.all : w.types.get(type);
-  const view: WindowView = { size: w.spec, start: iso(w.start), end: iso(w.end), ...aggregateView(agg ?? EMPTY), closed: isClosed(w) };
+  const figures = (t: string) => w.figures?.get(t);
+  const own = type ?? w.type;
+  const view: WindowView = { size: w.spec, start: iso(w.start), end: iso(w.end), shape: shapeOf(w), ...aggregateView(agg ?? EMPTY, own === undefined ? undefined : figures(own)), closed: isClosed(w) };
+  if (w.type !== undefined) view.event_type = w.type;
   if (type !== undefined) view.type = type;
-  else view.by_type = Object.fromEntries([...w.types].map(([t, a]) => [t, aggregateView(a)]));
+  else view.by_type = Object.fromEntries([...w.types].map(([t, a]) => [t, aggregateView(a, figures(t))]));
   if (isClosed(w)) {
     view.closed_at = iso(w.closedAt);
     view.closed_by = w.closedBy;

@@ -771,7 +771,12 @@ describe("postgres migration: tables from before tenants get a tenant column and
         TABLES_NOW.map((table_name) => ({ table_name, data_type: "text", is_nullable: "NO", column_default: null })),
       );
       for (const table of TABLES) {
-        const added = table === "processed_events" ? { tenant: DEFAULT_TENANT, request_id: null, enriched: null } : { tenant: DEFAULT_TENANT };
+        const added =
+          table === "processed_events"
+            ? { tenant: DEFAULT_TENANT, request_id: null, enriched: null }
+            : table === "window_aggregates"
+              ? { tenant: DEFAULT_TENANT, shape: null, distinct_count: null, percentiles: null }
+              : { tenant: DEFAULT_TENANT };
         expect(await db.rows(table), table).toEqual(before[table]!.map((row: object) => ({ ...row, ...added })));
       }
 

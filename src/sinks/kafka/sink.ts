@@ -65,7 +65,13 @@ function topicFor(opts: KafkaSinkOptions, record: SinkRecord, tenant: string): s
  * record, and request-id on an event that has one.
  */
 function headerPairs(record: SinkRecord, tenant: string): Array<[string, string]> {
-  if (record.kind === "window") return [["window", `${record.spec}:${record.start}:${record.revision}`], ["tenant", tenant]];
+  if (record.kind === "window") {
+    const pairs: Array<[string, string]> = [["window", `${record.spec}:${record.start}:${record.revision}`]];
+    if (record.type !== undefined) pairs.push(["event_type", record.type]);
+    if (record.retracted) pairs.push(["retracted", "true"]);
+    pairs.push(["tenant", tenant]);
+    return pairs;
+  }
   if (record.kind === "alert") {
     const pairs: Array<[string, string]> = [["rule", record.rule], ["window", `${record.window.shape}:${record.window.start}`]];
     if (record.eventId) pairs.push(["event_id", record.eventId]);

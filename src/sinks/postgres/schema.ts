@@ -152,4 +152,9 @@ CREATE INDEX IF NOT EXISTS processed_events_actor_time ON processed_events (tena
 ALTER TABLE processed_events ADD COLUMN IF NOT EXISTS request_id text;
 -- Before enrichment rules (issue 12).
 ALTER TABLE processed_events ADD COLUMN IF NOT EXISTS enriched jsonb;
+-- Issue 12: the window's shape (tumbling, hopping, sliding, session; null in rows from before), and
+-- the distinct count and percentiles of a type's row where keyflow.config.json configures them.
+ALTER TABLE window_aggregates ADD COLUMN IF NOT EXISTS shape text;
+ALTER TABLE window_aggregates ADD COLUMN IF NOT EXISTS distinct_count bigint;
+ALTER TABLE window_aggregates ADD COLUMN IF NOT EXISTS percentiles jsonb;
 `;

@@ -1,7 +1,7 @@
 import { neonConfig, Pool } from "@neondatabase/serverless";
 import { SinkError, type Sink } from "../../delivery/sink.ts";
 import type { DeadLetterRecord, EventRecord, OutboxAlert, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
-import { aggregateView, iso, recordJson, recordView } from "../../delivery/records.ts";
+import { aggregateView, iso, recordJson, recordView, shapeOf } from "../../delivery/records.ts";
 import { splitActorName } from "../../actor/tenant.ts";
 import { POSTGRES_SCHEMA } from "./schema.ts";
 
@@ -98,7 +98,8 @@ export class PostgresSink implements Sink {
       else if (r.kind === "alert") alerts.push(r);
       else dead.push(r);
     }
-    const statement = batchStatement(events, latestRevisions(windows), dead, alerts);
+    const { upserts, retractions } = lastPerWindow(windows);
+    const statement = batchStatement(events, upserts, dead, alerts, retractions);
     if (!statement) return;
     await this.withPool((pool) => pool.query(statement.text, statement.values));
   }
@@ -149,7 +150,7 @@ interface Statement {
 }
 
 /** The batch as one statement: a data-modifying CTE per table with rows, each fed by one JSON parameter. */
-export function batchStatement(events: EventRecord[], windows: WindowRecord[], dead: DeadLetterRecord[], alerts: OutboxAlert[] = []): Statement | undefined {
+export function batchStatement(events: EventRecord[], windows: WindowRecord[], dead: DeadLetterRecord[], alerts: OutboxAlert[] = [], retractions: WindowRecord[] = []): Statement | undefined {
   const parts: string[] = [];
   const values: string[] = [];
   if (events.length) {
@@ -181,15 +182,29 @@ export function batchStatement(events: EventRecord[], windows: WindowRecord[], d
     values.push(JSON.stringify(windowRows(windows)));
     parts.push(
       `windows AS (
-         INSERT INTO window_aggregates (tenant, actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final)
-         SELECT tenant, actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final
+         INSERT INTO window_aggregates (tenant, actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final,
+           shape, distinct_count, percentiles)
+         SELECT tenant, actor_key, event_type, size, window_start, window_end, count, sum, min, max, avg, revision, final, shape, "distinct", percentiles
          FROM jsonb_to_recordset($${values.length}::jsonb) AS r(tenant text, actor_key text, event_type text, size text, window_start timestamptz,
            window_end timestamptz, count bigint, sum double precision, min double precision, max double precision,
-           avg double precision, revision integer, final boolean)
+           avg double precision, revision integer, final boolean, shape text, "distinct" bigint, percentiles jsonb)
          ON CONFLICT (tenant, actor_key, event_type, size, window_start) DO UPDATE SET
            window_end = EXCLUDED.window_end, count = EXCLUDED.count, sum = EXCLUDED.sum, min = EXCLUDED.min,
-           max = EXCLUDED.max, avg = EXCLUDED.avg, revision = EXCLUDED.revision, final = EXCLUDED.final, updated_at = now()
+           max = EXCLUDED.max, avg = EXCLUDED.avg, revision = EXCLUDED.revision, final = EXCLUDED.final, shape = EXCLUDED.shape,
+           distinct_count = EXCLUDED.distinct_count, percentiles = EXCLUDED.percentiles, updated_at = now()
          WHERE window_aggregates.revision < EXCLUDED.revision
+       )`,
+    );
+  }
+  if (retractions.length) {
+    // A superseded session: its row goes, unless a later revision (from a later batch) is there.
+    values.push(JSON.stringify(windowRows(retractions)));
+    parts.push(
+      `retracted AS (
+         DELETE FROM window_aggregates w
+         USING jsonb_to_recordset($${values.length}::jsonb) AS r(tenant text, actor_key text, event_type text, size text, window_start timestamptz, revision integer)
+         WHERE w.tenant = r.tenant AND w.actor_key = r.actor_key AND w.event_type = r.event_type AND w.size = r.size
+           AND w.window_start = r.window_start AND w.revision <= r.revision
        )`,
     );
   }
@@ -223,16 +238,24 @@ export function batchStatement(events: EventRecord[], windows: WindowRecord[], d
   return { text: `WITH ${parts.join(",\n")}\nSELECT 1`, values };
 }
 
-/** One upsert cannot touch a row twice: keep only the newest revision of each window in a batch. */
-function latestRevisions(windows: WindowRecord[]): WindowRecord[] {
-  if (windows.length < 2) return windows;
-  const newest = new Map<string, WindowRecord>();
+/**
+ * One statement cannot touch a row twice: per row (a window, or a type's own window, by start), only
+ * the batch's last record of it counts, an upsert or a retraction (records come in outbox order).
+ * A session upserted and retracted again within the batch leaves no row; one whose span changed and
+ * kept its start is the new upsert of the same row.
+ */
+export function lastPerWindow(windows: WindowRecord[]): { upserts: WindowRecord[]; retractions: WindowRecord[] } {
+  const last = new Map<string, WindowRecord>();
   for (const w of windows) {
-    const id = `${w.key}\u0000${w.spec}\u0000${w.start}`;
-    const seen = newest.get(id);
-    if (!seen || seen.revision < w.revision) newest.set(id, w);
+    const id = JSON.stringify([w.key, w.spec, w.type ?? null, w.start]);
+    const seen = last.get(id);
+    // Map order is first-insertion order; a newer record replaces the older in place.
+    if (!seen || w.retracted || seen.retracted || seen.revision < w.revision) last.set(id, w);
   }
-  return [...newest.values()];
+  const upserts: WindowRecord[] = [];
+  const retractions: WindowRecord[] = [];
+  for (const w of last.values()) (w.retracted ? retractions : upserts).push(w);
+  return { upserts, retractions };
 }
 
 function windowRows(windows: WindowRecord[]) {
@@ -240,17 +263,25 @@ function windowRows(windows: WindowRecord[]) {
     const { tenant, key } = splitActorName(w.key);
     const start = iso(w.start);
     const end = iso(w.end);
-    return [["*", w.all] as const, ...Object.entries(w.types)].map(([type, agg]) => ({
-      tenant,
-      actor_key: key,
-      event_type: type,
-      size: w.spec,
-      window_start: start,
-      window_end: end,
-      ...aggregateView(agg),
-      revision: w.revision,
-      final: w.final,
-    }));
+    const shape = shapeOf(w);
+    // A type's own window is one row, of its type; the key's windows a row for all types ('*') and one per type.
+    const rows = w.type !== undefined ? [[w.type, w.all] as const] : [["*", w.all] as const, ...Object.entries(w.types)];
+    return rows.map(([type, agg]) => {
+      const extras = w.extras && Object.hasOwn(w.extras, type) ? w.extras[type] : undefined;
+      const view = aggregateView(agg, extras);
+      return {
+        tenant,
+        actor_key: key,
+        event_type: type,
+        size: w.spec,
+        window_start: start,
+        window_end: end,
+        ...view,
+        revision: w.revision,
+        final: w.final,
+        shape,
+      };
+    });
   });
 }
 

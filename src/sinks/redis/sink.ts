@@ -1,7 +1,7 @@
 import { Redis } from "@upstash/redis";
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { OutboxAlert, OutboxRecord, WindowRecord } from "../../actor/outbox.ts";
-import { aggregateView } from "../../delivery/records.ts";
+import { aggregateView, shapeOf } from "../../delivery/records.ts";
 import { DEFAULT_TENANT, splitActorName } from "../../actor/tenant.ts";
 
 export interface RedisSinkOptions {
@@ -23,6 +23,12 @@ if tonumber(ARGV[1]) <= stored then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 1`;
+
+// A superseded session: its hash goes unless it already holds a later revision. ARGV: the retracted revision.
+const RETRACT_SCRIPT = `
+local stored = tonumber(redis.call('HGET', KEYS[1], 'revision') or '0')
+if stored > tonumber(ARGV[1]) then return 0 end
+return redis.call('DEL', KEYS[1])`;
 
 // Redis errors that mean "try again later"; any other Redis error refuses the command.
 const TRANSIENT_REDIS = /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS)\b/;
@@ -46,7 +52,8 @@ export function tenantPrefix(prefix: string, tenant: string): string {
 }
 
 const streamName = (tenantPrefix: string, key: string) => `${tenantPrefix}events:${key}`;
-const windowName = (tenantPrefix: string, key: string, spec: string, start: number) => `${tenantPrefix}window:${key}:${spec}:${start}`;
+const windowName = (tenantPrefix: string, key: string, spec: string, start: number, type?: string) =>
+  `${tenantPrefix}window:${key}:${spec}:${start}${type === undefined ? "" : `:${type}`}`;
 const alertStreamName = (tenantPrefix: string, key: string) => `${tenantPrefix}alerts:${key}`;
 
 /**
@@ -91,8 +98,8 @@ export class RedisSink implements Sink {
   }
 
   /** The hash of a tenant's key's window; `prefix` as configured. */
-  static windowKey(prefix: string, tenant: string, key: string, spec: string, start: number): string {
-    return windowName(tenantPrefix(prefix, tenant), key, spec, start);
+  static windowKey(prefix: string, tenant: string, key: string, spec: string, start: number, type?: string): string {
+    return windowName(tenantPrefix(prefix, tenant), key, spec, start, type);
   }
 
   private prefixOf(tenant: string): string {
@@ -127,8 +134,9 @@ export class RedisSink implements Sink {
         if (!streams.has(stream)) streams.set(stream, i);
       } else if (r.kind === "window") {
         const { tenant, key } = splitActorName(r.key);
-        const hash = windowName(this.prefixOf(tenant), key, r.spec, r.start);
-        pipeline.eval(WINDOW_SCRIPT, [hash], [String(r.revision), String(ttlSeconds), ...windowFields(r)]);
+        const hash = windowName(this.prefixOf(tenant), key, r.spec, r.start, r.type);
+        if (r.retracted) pipeline.eval(RETRACT_SCRIPT, [hash], [String(r.revision)]);
+        else pipeline.eval(WINDOW_SCRIPT, [hash], [String(r.revision), String(ttlSeconds), ...windowFields(r)]);
         owner.push(i);
       } else if (r.kind === "alert") {
         const { tenant, key } = splitActorName(r.key);
@@ -196,12 +204,16 @@ export function windowFields(r: WindowRecord): string[] {
   const { tenant, key } = splitActorName(r.key);
   const fields: string[] = [
     "tenant", tenant, "key", key, "size", r.spec, "start", String(r.start), "end", String(r.end),
-    "revision", String(r.revision), "final", r.final ? "1" : "0",
+    "revision", String(r.revision), "final", r.final ? "1" : "0", "shape", shapeOf(r),
   ];
+  if (r.type !== undefined) fields.push("event_type", r.type);
+  const extrasOf = (type: string) => (r.extras && Object.hasOwn(r.extras, type) ? r.extras[type] : undefined);
   const add = (prefix: string, agg: ReturnType<typeof aggregateView>) => {
-    for (const [name, value] of Object.entries(agg)) fields.push(prefix + name, value === null ? "" : String(value));
+    for (const [name, value] of Object.entries(agg)) {
+      fields.push(prefix + name, value === null || value === undefined ? "" : typeof value === "object" ? JSON.stringify(value) : String(value));
+    }
   };
-  add("", aggregateView(r.all));
-  for (const [type, agg] of Object.entries(r.types)) add(`${type}:`, aggregateView(agg));
+  add("", aggregateView(r.all, r.type === undefined ? undefined : extrasOf(r.type)));
+  for (const [type, agg] of Object.entries(r.types)) add(`${type}:`, aggregateView(agg, extrasOf(type)));
   return fields;
 }
