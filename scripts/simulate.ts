@@ -14,10 +14,11 @@ const USAGE = `Deterministic simulation of keyflow's actors on both hosts, in vi
   --stop-on-failure             end a sweep at its first violation
   --glue unfixed|unfixed+A|...  the Durable Object host without the fixes the simulator found (default fixed)
   --broken MODE                 a deliberately broken run the checker must catch: ${BROKEN_MODES.join(", ")}
+  --no-analytics                no seed runs keyflow.config.json analytics (by default half of them do)
 
 Exits 1 when an invariant is violated, printing the seed, the step and the replay command.`;
 
-const FLAGS = new Set(["seed", "seeds", "from", "host", "keys", "events", "steps", "trace", "stop-on-failure", "glue", "broken", "help"]);
+const FLAGS = new Set(["seed", "seeds", "from", "host", "keys", "events", "steps", "trace", "stop-on-failure", "glue", "broken", "no-analytics", "help"]);
 
 function parseArgs(argv: string[]) {
   const flags: Record<string, string | true> = {};
@@ -84,6 +85,7 @@ async function main(): Promise<number> {
   const hostFlag = flags.host ?? "both";
   if (!["durable", "process", "both"].includes(hostFlag as string)) throw new Error("--host must be durable, process or both");
   const hosts = hostFlag === "both" ? (["durable", "process"] as const) : [hostFlag as "durable" | "process"];
+  if (flags["no-analytics"] !== undefined) base.analytics = false;
   if (flags.glue !== undefined) {
     if (typeof flags.glue !== "string") throw new Error("--glue needs a value: fixed, unfixed, unfixed+A, ...");
     parseGlue(flags.glue);

@@ -12,7 +12,7 @@ import type { VirtualTime } from "./virtual-time.ts";
  * Deliberate defects, used by the tests to prove the checker can fail. lose-journal (process host):
  * a restart that skips the journal, as a recovery bug would.
  */
-export const BROKEN_MODES = ["none", "sink-drops-record", "model-count", "lose-journal"] as const;
+export const BROKEN_MODES = ["none", "sink-drops-record", "model-count", "lose-journal", "model-session-gap", "model-rule-once"] as const;
 export type Broken = (typeof BROKEN_MODES)[number];
 
 /**

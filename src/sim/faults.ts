@@ -49,6 +49,9 @@ export const PATH_KINDS = [
   "process_restart",
   "journal_replayed",
   "actors_evicted",
+  "type_window_delivered",
+  "session_retraction_delivered",
+  "alert_delivered",
 ] as const;
 export type PathKind = (typeof PATH_KINDS)[number];
 

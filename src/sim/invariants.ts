@@ -35,6 +35,7 @@ function types(t: TypesLike): string {
     .join(",");
 }
 interface WindowLike {
+  type?: string;
   spec: string;
   start: number;
   end: number;
@@ -45,7 +46,7 @@ interface WindowLike {
   closedBy?: string;
 }
 function win(w: WindowLike): string {
-  return `${w.spec}@${w.start}-${w.end} all=${agg(w.all)} types={${types(w.types)}} rev=${w.rev || 0}${w.closedAt === undefined ? "" : ` closed=${w.closedAt}/${w.closedBy}`}`;
+  return `${w.type === undefined ? "" : `${JSON.stringify(w.type)}:`}${w.spec}@${w.start}-${w.end} all=${agg(w.all)} types={${types(w.types)}} rev=${w.rev || 0}${w.closedAt === undefined ? "" : ` closed=${w.closedAt}/${w.closedBy}`}`;
 }
 const fmt = (o: { status: string; late?: boolean } | undefined) => (o ? o.status + (o.late ? "+late" : "") : "none");
 
@@ -190,18 +191,25 @@ export class Checker implements Observer {
         if (!ok) this.violation(`${sink.name} received event ${r.id} with content ${text}; accepted as ${JSON.stringify(list)}`);
       }
     } else if (r.kind === "window") {
-      const em = m?.emissions.get(`${r.spec}|${r.start}|${r.revision}`);
+      const em = m?.emissions.get(id);
       if (!em) {
-        this.violation(`${sink.name} received window ${r.spec}@${r.start} revision ${r.revision} of ${JSON.stringify(r.key)}, which the model never emitted`);
+        this.violation(`${sink.name} received window ${id}, which the model never emitted`);
       } else {
-        const got = `${win({ ...r, rev: r.revision })} final=${r.final}`;
-        const want = `${win({ ...em, rev: em.revision })} final=${em.final}`;
+        const got = `${win({ ...r, rev: r.revision })} final=${r.final} retracted=${r.retracted === true}`;
+        const want = `${win({ ...em, rev: em.revision })} final=${em.final} retracted=${em.retracted === true}`;
         if (got !== want || r.closedAt !== em.closedAt) this.violation(`${sink.name} received window ${got} closedAt=${r.closedAt}; the model says ${want} closedAt=${em.closedAt}`);
       }
+    } else if (r.kind === "alert") {
+      const want = m?.alerts.get(id);
+      const got = { rule: r.rule, shape: r.window.shape, start: r.window.start, end: r.window.end, aggregate: r.aggregate, value: r.value, eventId: r.eventId, firedAt: r.firedAt };
+      if (!want) this.violation(`${sink.name} received alert ${JSON.stringify(got)} of ${JSON.stringify(r.key)}, which the model never fired`);
+      else if (JSON.stringify(got) !== JSON.stringify(want)) this.violation(`${sink.name} received alert ${JSON.stringify(got)}; the model fired ${JSON.stringify(want)}`);
     } else if (r.kind === "dead_letter" && sink.name !== MIRROR_SINK) {
       this.violation(`${sink.name} received a dead-letter mirror meant for ${MIRROR_SINK}`);
     }
     const seen = sink.effects.get(id);
+    if (!seen && r.kind === "window" && r.type !== undefined) this.ctx.counters.path(r.retracted ? "session_retraction_delivered" : "type_window_delivered");
+    if (!seen && r.kind === "alert") this.ctx.counters.path("alert_delivered");
     if (seen && seen.text !== text) {
       const reaccepted = r.kind === "event" && (m?.acceptances.get(r.id)?.length ?? 0) > 1;
       if (!reaccepted) this.violation(`duplicate effect at ${sink.name}: ${id} applied as ${seen.text} and again as ${text}`);
@@ -227,7 +235,7 @@ export class Checker implements Observer {
       if (s[f] !== m[f]) problems.push(`${f} ${s[f]} vs model ${m[f]}`);
     }
     const open = s.open.map((w) => win(w)).sort();
-    const mopen = [...m.open.values()].map((w) => win(w)).sort();
+    const mopen = m.openWindows().map((w) => win(w)).sort();
     if (open.join("|") !== mopen.join("|")) problems.push(`open windows [${open.join("; ")}] vs model [${mopen.join("; ")}]`);
     const closedProblem = this.closedDiff(s.closed, m.closed, false);
     if (closedProblem) problems.push(closedProblem);
@@ -291,7 +299,8 @@ export class Checker implements Observer {
       }
       const durable = actor.snapshot();
       // Liveness: everything converged.
-      if (m.open.size) this.violation(`liveness: the model of ${JSON.stringify(key)} still has ${m.open.size} open windows (alarms did not close them)`);
+      const modelOpen = m.openWindows().length;
+      if (modelOpen) this.violation(`liveness: the model of ${JSON.stringify(key)} still has ${modelOpen} open windows (alarms did not close them)`);
       if (durable.open.length) this.violation(`liveness: ${JSON.stringify(key)} still has ${durable.open.length} open windows in storage`);
       for (const sink of config.sinks) {
         const backlog = actor.outbox.backlog(sink);
@@ -325,13 +334,18 @@ export class Checker implements Observer {
     if (late !== mlate) this.violation(`late log of ${key} differs from the model: ${late} vs ${mlate}`);
   }
 
-  private expectedIds(key: string, m: KeyModel): Map<string, { kind: "event" | "window"; key: string; id?: string; spec?: string; start?: number; revision?: number }> {
-    const out = new Map<string, { kind: "event" | "window"; key: string; id?: string; spec?: string; start?: number; revision?: number }>();
-    for (const id of m.acceptances.keys()) out.set(`event|${key}|${id}`, { kind: "event", key, id });
-    for (const em of m.emissions.values()) {
-      const r = { kind: "window" as const, key, spec: em.spec, start: em.start, revision: em.revision };
-      out.set(effectId(r as unknown as OutboxRecord), r);
-    }
+  /** Every record the model says the sinks must hold, by effect id, with how many times it was emitted and a sample for the poison predicate. */
+  private expectedIds(key: string, m: KeyModel): Map<string, { count: number; sample: OutboxRecord }> {
+    const out = new Map<string, { count: number; sample: OutboxRecord }>();
+    const add = (sample: unknown) => {
+      const id = effectId(sample as OutboxRecord);
+      const seen = out.get(id);
+      if (seen) seen.count++;
+      else out.set(id, { count: 1, sample: sample as OutboxRecord });
+    };
+    for (const [id, list] of m.acceptances) for (let i = 0; i < list.length; i++) add({ kind: "event", key, id });
+    for (const em of m.emissions.values()) add({ kind: "window", key, spec: em.spec, start: em.start, end: em.end, revision: em.revision, type: em.type, retracted: em.retracted });
+    for (const a of m.alerts.values()) add({ kind: "alert", key, rule: a.rule, window: { shape: a.shape, start: a.start, end: a.end } });
     return out;
   }
 
@@ -368,9 +382,7 @@ export class Checker implements Observer {
 
   /** Every record the model emitted is at every sink, or in that sink's dead-letter queue; the DLQ holds exactly the refused ones. */
   private checkSinks(key: string, m: KeyModel, dead: DeadLetter[], sinks: readonly SimSink[]): void {
-    const expected: Array<{ kind: "event" | "window"; key: string; id?: string; spec?: string; start?: number; revision?: number }> = [];
-    for (const [id, list] of m.acceptances) for (let i = 0; i < list.length; i++) expected.push({ kind: "event", key, id });
-    for (const em of m.emissions.values()) expected.push({ kind: "window", key, spec: em.spec, start: em.start, revision: em.revision });
+    const emitted = this.expectedIds(key, m);
     for (const sink of sinks) {
       const dlq = new Map<string, DeadLetter[]>();
       for (const d of dead) {
@@ -380,14 +392,8 @@ export class Checker implements Observer {
         if (list) list.push(d);
         else dlq.set(id, [d]);
       }
-      const emitted = new Map<string, number>();
-      for (const r of expected) {
-        const id = effectId(r as OutboxRecord);
-        emitted.set(id, (emitted.get(id) ?? 0) + 1);
-      }
-      for (const [id, count] of emitted) {
-        const sample = expected.find((r) => effectId(r as OutboxRecord) === id)!;
-        const poison = sink.poison(sample as OutboxRecord);
+      for (const [id, { count, sample }] of emitted) {
+        const poison = sink.poison(sample);
         const inDlq = dlq.get(id)?.length ?? 0;
         if (poison) {
           if (inDlq !== count) this.violation(`${sink.name}: ${id} is refused permanently, emitted ${count}x, but the DLQ holds it ${inDlq}x`);

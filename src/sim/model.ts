@@ -17,9 +17,15 @@
  *   and drops those closed more than `closedRetentionMs` ago.
  * - an event that misses a closed window is late: counted, logged, applied only to open windows.
  * - emit=updates: each ingest call that changed a window emits its next revision; the final is the last.
+ * - keyflow.config.json (analytics-model.ts): a type's own windows (sliding, session, other sizes) and
+ *   threshold rules on any window, alerts once per rule and window.
  */
 import type { LateEntry } from "../actor/actor.ts";
 import type { Config } from "../settings/config.ts";
+import type { AnalyticsConfig } from "../actor/analytics.ts";
+import { aggregateOf, satisfies, TypedModel, type MAgg, type MSeries, type MSeriesWindow, type SeriesChangeModel } from "./analytics-model.ts";
+
+export type { MAgg };
 
 /** The settings the model follows (the shapes are the core's; the rules below are restated, not borrowed). */
 export type ModelConfig = Pick<
@@ -28,15 +34,12 @@ export type ModelConfig = Pick<
 > & {
   /** Test hook: a deliberately wrong model (proves the checker can fail). */
   brokenCount?: boolean;
+  /** keyflow.config.json: a type's own windows and threshold rules (no enrichment, measures or extras in the simulator). */
+  analytics?: AnalyticsConfig;
+  /** Test hooks (wrong models): sessions split at half the gap; rules that fire once per key, not per window. */
+  brokenAnalytics?: "model-session-gap" | "model-rule-once";
 };
 
-export interface MAgg {
-  count: number;
-  valued: number;
-  sum: number;
-  min: number | null;
-  max: number | null;
-}
 
 export interface MEvent {
   id: string;
@@ -62,8 +65,10 @@ export interface Acceptance {
   requestId?: string;
 }
 
-/** One window record the sinks must receive. */
+/** One window record the sinks must receive (`type` for a type's own window; `retracted` for a superseded session). */
 export interface Emission {
+  type?: string;
+  retracted?: boolean;
   spec: string;
   start: number;
   end: number;
@@ -75,6 +80,7 @@ export interface Emission {
 }
 
 interface MWindow {
+  type?: string;
   spec: string;
   start: number;
   end: number;
@@ -131,18 +137,34 @@ export class KeyModel {
   lateLog: MLate[] = [];
   /** Acceptances per event ID (more than one only when its ID had been forgotten). */
   readonly acceptances = new Map<string, Acceptance[]>();
-  /** Window records by "spec|start|revision". */
+  /** Window records by their effect id (sinks.ts effectId). */
   readonly emissions = new Map<string, Emission>();
+  /** Alerts by their effect id: what the sinks must hold. */
+  readonly alerts = new Map<string, ModelAlert>();
   /** Records appended to the outbox by the last ingest (events + window revisions + finals). */
   lastAppended = 0;
   private remembered: Array<{ id: string; at: number }> = [];
   private head = 0;
   private readonly present = new Set<string>();
 
+  private readonly typed: TypedModel | undefined;
+  /** A type's own windows changed by the current ingest (emit=updates): the last state per window, or its retraction. */
+  private typedPending = new Map<string, { series: MSeries; change: SeriesChangeModel }>();
+  private readonly fired = new Set<string>();
+
   constructor(
     readonly key: string,
     private readonly cfg: ModelConfig,
-  ) {}
+  ) {
+    if (cfg.analytics) this.typed = new TypedModel(cfg.analytics, new Set(cfg.windows.map((w) => w.name)), cfg.allowedLatenessMs, cfg.brokenAnalytics === "model-session-gap");
+  }
+
+  /** Open windows: the key's and each type's own (as the actor lists them). */
+  openWindows(): Array<Omit<MWindow, "types"> & { types: Map<string, MAgg> }> {
+    const out: Array<Omit<MWindow, "types"> & { types: Map<string, MAgg> }> = [...this.open.values()];
+    for (const s of this.typed?.all() ?? []) for (const w of s.model.open()) out.push(typedWindow(s, w, w.rev));
+    return out;
+  }
 
   get dedupeSize(): number {
     return this.present.size;
@@ -178,6 +200,7 @@ export class KeyModel {
     const out: MOutcome[] = [];
     const touched: MWindow[] = [];
     let accepted = 0;
+    let trigger = "";
     this.lastAppended = 0;
     for (const e of events) {
       if (this.present.has(e.id)) {
@@ -189,7 +212,8 @@ export class KeyModel {
       this.remembered.push({ id: e.id, at: now });
       this.forget(now);
       accepted++;
-      const missed = this.apply(e, touched);
+      trigger = e.id;
+      const missed = this.apply(e, touched, now);
       const late = missed.length > 0;
       if (late) {
         this.totals.late++;
@@ -212,7 +236,9 @@ export class KeyModel {
     if (accepted > 0) {
       this.lastArrival = now;
       if (this.cfg.emit === "updates") for (const w of touched) this.emit(w, false, now);
-      this.close(now, "watermark");
+      for (const { series, change } of this.typedPending.values()) this.emitTyped(series, change, false, now);
+      this.typedPending.clear();
+      this.close(now, "watermark", trigger);
     }
     return out;
   }
@@ -223,13 +249,13 @@ export class KeyModel {
       if (this.watermark === null || advanced > this.watermark) this.watermark = advanced;
     }
     this.lastAppended = 0;
-    this.close(now, "idle");
+    this.close(now, "idle", "");
     this.purge(now);
     this.forget(now);
   }
 
   /** Applies an accepted event; returns the window specs it was late for. */
-  private apply(e: MEvent, touched: MWindow[]): string[] {
+  private apply(e: MEvent, touched: MWindow[], now: number): string[] {
     const horizon = this.watermark === null ? -Infinity : this.watermark - this.cfg.allowedLatenessMs;
     const missed: string[] = [];
     for (const spec of this.cfg.windows) {
@@ -248,8 +274,21 @@ export class KeyModel {
         if (!typed) w.types.set(e.type, (typed = zero()));
         addValue(typed, e.value, false);
         if (!touched.includes(w)) touched.push(w);
+        this.observe(e.type, spec.name, w.start, w.end, typed, e.id, now);
       }
       if (late) missed.push(spec.name);
+    }
+    const watermark = this.watermark === null ? e.ts : Math.max(this.watermark, e.ts);
+    for (const series of this.typed?.of(e.type) ?? []) {
+      const r = series.model.add(e.ts, e.value, watermark);
+      if (r.late) missed.push(series.spec);
+      for (const change of r.changes) {
+        if (!change.retracted) this.observe(e.type, series.spec, change.start, change.end, change.agg, e.id, now);
+        if (this.cfg.emit !== "updates") continue;
+        const identity = JSON.stringify([series.spec, series.type, change.start, change.end]);
+        if (change.retracted) this.typedPending.delete(identity);
+        this.typedPending.set(change.retracted ? `${identity}-` : identity, { series, change });
+      }
     }
     this.totals.events++;
     this.totals.byType.set(e.type, (this.totals.byType.get(e.type) ?? 0) + 1);
@@ -263,11 +302,43 @@ export class KeyModel {
     w.rev++;
     const em: Emission = { spec: w.spec, start: w.start, end: w.end, revision: w.rev, final, all: copyAgg(w.all), types: copyTypes(w.types) };
     if (final) em.closedAt = now;
-    this.emissions.set(`${w.spec}|${w.start}|${w.rev}`, em);
+    this.emissions.set(windowEffect(this.key, em), em);
     this.lastAppended++;
   }
 
-  private close(now: number, by: "watermark" | "idle"): void {
+  /** A type's own window's record: a change under emit=updates, or its final (one revision past the last change). */
+  private emitTyped(series: MSeries, change: SeriesChangeModel, final: boolean, now: number): void {
+    const em: Emission = {
+      type: series.type,
+      spec: series.spec,
+      start: change.start,
+      end: change.end,
+      revision: final ? change.rev + 1 : change.rev,
+      final,
+      all: copyAgg(change.agg),
+      types: new Map([[series.type, copyAgg(change.agg)]]),
+    };
+    if (change.retracted) em.retracted = true;
+    if (final) em.closedAt = now;
+    this.emissions.set(windowEffect(this.key, em), em);
+    this.lastAppended++;
+  }
+
+  /** An update or close of a window of (type, spec): the threshold rules watching it that now hold fire, once per window. */
+  private observe(type: string, spec: string, start: number, end: number, agg: MAgg | undefined, eventId: string, now: number): void {
+    for (const rule of this.cfg.analytics?.rules ?? []) {
+      const once = this.cfg.brokenAnalytics === "model-rule-once" ? `${rule.name}|` : `${rule.name}|${start}`;
+      if (rule.type !== type || rule.window !== spec || this.fired.has(once)) continue;
+      const value = aggregateOf(agg, rule.aggregate);
+      if (value === undefined || !Number.isFinite(value) || !satisfies(rule, value)) continue;
+      this.fired.add(once);
+      const alert: ModelAlert = { rule: rule.name, shape: spec, start, end, aggregate: rule.aggregate, value, eventId, firedAt: now };
+      this.alerts.set(`alert|${this.key}|${rule.name}|${spec}|${start}`, alert);
+      this.lastAppended++;
+    }
+  }
+
+  private close(now: number, by: "watermark" | "idle", trigger: string): void {
     if (this.watermark === null) return;
     const horizon = this.watermark - this.cfg.allowedLatenessMs;
     const closing = [...this.open.values()].filter((w) => w.end <= horizon);
@@ -275,7 +346,19 @@ export class KeyModel {
     for (const w of closing) {
       this.open.delete(`${w.spec}|${w.start}`);
       this.emit(w, true, now);
+      for (const [type, agg] of w.types) this.observe(type, w.spec, w.start, w.end, agg, trigger, now);
       const c: MClosed = { spec: w.spec, start: w.start, end: w.end, all: copyAgg(w.all), types: copyTypes(w.types), rev: w.rev, closedAt: now, closedBy: by };
+      this.closed.push(c);
+      this.everClosed.push(c);
+    }
+    const typedClosing: Array<{ series: MSeries; w: MSeriesWindow }> = [];
+    for (const series of this.typed?.all() ?? []) for (const w of series.model.close(this.watermark)) typedClosing.push({ series, w });
+    const text = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    typedClosing.sort((a, b) => a.w.end - b.w.end || a.w.start - b.w.start || text(a.series.spec, b.series.spec) || text(a.series.type, b.series.type));
+    for (const { series, w } of typedClosing) {
+      this.emitTyped(series, w, true, now);
+      this.observe(series.type, series.spec, w.start, w.end, w.agg, trigger, now);
+      const c: MClosed = { ...typedWindow(series, w, w.rev + 1), closedAt: now, closedBy: by };
       this.closed.push(c);
       this.everClosed.push(c);
     }
@@ -288,4 +371,26 @@ export class KeyModel {
     while (drop < this.closed.length && (this.closed.length - drop > this.cfg.maxClosedWindows || this.closed[drop]!.closedAt <= cutoff)) drop++;
     if (drop) this.closed = this.closed.slice(drop);
   }
+}
+
+/** An alert the model says fires: what every sink must hold for it. */
+export interface ModelAlert {
+  rule: string;
+  shape: string;
+  start: number;
+  end: number;
+  aggregate: string;
+  value: number;
+  eventId: string;
+  firedAt: number;
+}
+
+function typedWindow(series: MSeries, w: MSeriesWindow, rev: number): MWindow {
+  return { type: series.type, spec: series.spec, start: w.start, end: w.end, all: copyAgg(w.agg), types: new Map([[series.type, copyAgg(w.agg)]]), rev };
+}
+
+/** A window record's identity, as sinks.ts effectId makes it. */
+export function windowEffect(key: string, em: Pick<Emission, "spec" | "start" | "revision" | "type" | "end" | "retracted">): string {
+  const base = `window|${key}|${em.spec}|${em.start}|${em.revision}`;
+  return em.type === undefined ? base : `${base}|${em.type}|${em.end}|${em.retracted ? "retracted" : "upserted"}`;
 }

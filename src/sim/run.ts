@@ -35,7 +35,7 @@ import { Checker, mirrorCount, type Violation } from "./invariants.ts";
 import { hash32, Prng } from "./prng.ts";
 import { VirtualTime } from "./virtual-time.ts";
 import { SimSink } from "./sinks.ts";
-import { chooseConfig, describeConfig, modelConfig, processKnobs } from "./swarm.ts";
+import { chooseAnalytics, chooseConfig, describeConfig, modelConfig, processKnobs } from "./swarm.ts";
 import { generateWorkload, planWorkload, type ClientRequest } from "./workload.ts";
 
 /** Virtual start time (fixed: nothing reads the host clock). */
@@ -55,6 +55,8 @@ export interface SimOptions {
   host?: "durable" | "process";
   /** The Durable Object glue (default "fixed", as deployed; "unfixed" takes out the simulator's fixes). */
   glue?: Glue;
+  /** false: the seed runs without keyflow.config.json analytics, whatever it draws (default true). */
+  analytics?: boolean;
   /** Keep the last N steps for the report (0 = none). */
   traceTail?: number;
 }
@@ -87,6 +89,7 @@ export function replayCommand(opts: SimOptions): string {
   parts.push("--host", opts.host ?? "durable");
   if (opts.glue && opts.glue !== "fixed") parts.push("--glue", opts.glue);
   if (opts.broken && opts.broken !== "none") parts.push("--broken", opts.broken);
+  if (opts.analytics === false) parts.push("--no-analytics");
   return parts.join(" ");
 }
 
@@ -106,6 +109,10 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
 
   // Swarm: configuration, faults and workload of this seed.
   const { config, knobs } = chooseConfig(prng);
+  // From a PRNG of its own, derived from the seed: seeds keep the configuration, faults and workload
+  // they had before analytics existed (tests name seeds that reproduce a bug).
+  const analytics = opts.analytics === false ? undefined : chooseAnalytics(new Prng(hash32("analytics", opts.seed >>> 0)), config.windows);
+  if (analytics) config.analytics = analytics;
   const plan = chooseFaults(prng);
   const wplan = planWorkload(prng, { keys, events: eventCount }, config.windows, config.allowedLatenessMs);
   const requests = generateWorkload(prng, wplan, T0, counters);
@@ -116,7 +123,7 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   if (kind === "process") Object.assign(config, processKnobs(prng, config));
 
   const ctx: SimContext = { sched, prng, counters, faultsOn: true, poisonOn: true, plan, config, trace, observer: undefined!, broken, fixes: parseGlue(opts.glue ?? "fixed") };
-  const checker = new Checker(ctx, T0, modelConfig(config, broken === "model-count"));
+  const checker = new Checker(ctx, T0, modelConfig(config, broken));
   ctx.observer = checker;
   const sinks = config.sinks.map((name) => new SimSink(name, ctx, hash32(name, opts.seed >>> 0)));
   const host: SimHost = kind === "process" ? new ProcessSimHost(ctx, sinks) : new DurableSimHost(ctx, sinks, wplan.keys);
@@ -175,7 +182,8 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   // then the liveness phase: no more faults; time advances until everything must have converged.
   const lastSend = requests.length ? requests[requests.length - 1]!.sendAt : T0;
   const faultEnd = lastSend + 5_000;
-  const maxWindow = Math.max(...config.windows.map((w) => w.size));
+  const typeShapes = [...(config.analytics?.types.values() ?? [])].flatMap((t) => t.windows.map((w) => (w.kind === "session" ? w.gapMs : w.sizeMs)));
+  const maxWindow = Math.max(...config.windows.map((w) => w.size), ...typeShapes);
   const settleTime = maxWindow + config.allowedLatenessMs + config.idleTimeoutMs + 30 * 60_000;
   let deadline = Infinity;
   let steps = 0;

@@ -2,11 +2,12 @@ import { SinkError } from "../delivery/sink.ts";
 import type { OutboxRecord } from "../actor/outbox.ts";
 import type { SimContext } from "./context.ts";
 import { hash32 } from "./prng.ts";
+import { windowEffect } from "./model.ts";
 
 /** Identity of a record's effect in a sink: what an idempotent sink dedupes on (as tests/support/fake-sink.ts). */
 export function effectId(r: OutboxRecord): string {
   if (r.kind === "event") return `event|${r.key}|${r.id}`;
-  if (r.kind === "window") return `window|${r.key}|${r.spec}|${r.start}|${r.revision}`;
+  if (r.kind === "window") return windowEffect(r.key, r);
   if (r.kind === "alert") return `alert|${r.key}|${r.rule}|${r.window.shape}|${r.window.start}`;
   return `dead|${r.key}|${r.sink}|${r.record.n}`;
 }

@@ -1,8 +1,12 @@
 import { DEFAULT_CONFIG, type Config } from "../settings/config.ts";
 import { parseWindowSpec, type WindowSpec } from "../actor/windows.ts";
 import type { ModelConfig } from "./model.ts";
+import type { Broken } from "./context.ts";
 import type { Prng } from "./prng.ts";
 import type { DeliveryPolicy } from "../delivery/policy.ts";
+import type { AnalyticsConfig } from "../actor/analytics.ts";
+import { parseAnalyticsConfig } from "../settings/analytics.ts";
+import { windowShapeName } from "../actor/window-shapes.ts";
 
 const S = 1_000;
 const M = 60_000;
@@ -43,6 +47,42 @@ export function chooseConfig(prng: Prng): { config: Config; knobs: Knobs } {
   return { config, knobs: { shortBudget } };
 }
 
+/** Shapes a type may have of its own (KEYFLOW_WINDOWS' names among them are the key's windows). */
+const TYPE_WINDOWS = ["sliding:10s", "sliding:1m", "session:5s", "session:30s", "20s", "40s/20s", ...WINDOWS];
+/** The workload's event types (workload.ts), "*" for the others. */
+const CONFIG_TYPES = ["view", "click", "buy", "__proto__", "*"];
+
+/**
+ * Half the seeds run keyflow.config.json analytics: a few types get windows of their own (sliding,
+ * session, other sizes) and threshold rules watch windows of any shape. Built as JSON and read through
+ * the real validation, as a deployment's file is.
+ */
+export function chooseAnalytics(prng: Prng, windows: WindowSpec[]): AnalyticsConfig | undefined {
+  if (!prng.chance(0.5)) return undefined;
+  const types: Record<string, { windows: string[] }> = {};
+  for (const type of prng.subset(CONFIG_TYPES, 0.4)) {
+    const shapes = prng.subset(TYPE_WINDOWS, 0.25);
+    types[type] = { windows: shapes.length ? shapes : [prng.pick(TYPE_WINDOWS)] };
+  }
+  // Rules watch a window of a type: its own, or (for types without an entry, and without "*") the key's.
+  const keyWindows = windows.map((w) => w.name);
+  const targets: Array<[string, string]> = [];
+  for (const type of ["view", "click", "buy", "__proto__", "constructor"]) {
+    const own = Object.hasOwn(types, type) ? types[type]!.windows : Object.hasOwn(types, "*") ? types["*"]!.windows : keyWindows;
+    for (const w of own) targets.push([type, w]);
+  }
+  const rules = [];
+  const count = targets.length ? prng.range(0, 4) : 0;
+  for (let i = 0; i < count; i++) {
+    const [type, window] = prng.pick(targets);
+    const aggregate = prng.pick(["count", "count", "sum", "max", "avg"]);
+    const threshold = aggregate === "count" ? prng.range(1, 6) : prng.range(-20, 800);
+    rules.push({ name: `r${i}`, type, window, aggregate, op: prng.pick([">", ">=", "<", "=="]), threshold });
+  }
+  const json = { types: Object.fromEntries(Object.entries(types)), rules };
+  return parseAnalyticsConfig(json, windows);
+}
+
 /**
  * One sink batch in flight, of a fixed size (the Durable Object host's way); the process host's run
  * draws its own in-flight and growth knobs later, so these draws keep their order for every seed.
@@ -61,7 +101,7 @@ function deliveryPolicy(prng: Prng, shortBudget: boolean): DeliveryPolicy {
   };
 }
 
-export function modelConfig(config: Config, brokenCount: boolean): ModelConfig {
+export function modelConfig(config: Config, broken: Broken = "none"): ModelConfig {
   return {
     windows: config.windows.map((w) => ({ name: w.name, size: w.size, hop: w.hop })),
     allowedLatenessMs: config.allowedLatenessMs,
@@ -72,7 +112,9 @@ export function modelConfig(config: Config, brokenCount: boolean): ModelConfig {
     dedupeMaxIds: config.dedupeMaxIds,
     lateLogSize: config.lateLogSize,
     emit: config.emit,
-    brokenCount,
+    brokenCount: broken === "model-count",
+    ...(broken === "model-session-gap" || broken === "model-rule-once" ? { brokenAnalytics: broken } : {}),
+    ...(config.analytics ? { analytics: config.analytics } : {}),
   };
 }
 
@@ -95,6 +137,7 @@ export function describeConfig(c: Config): string {
     `maxClosed=${c.maxClosedWindows}`,
     `retention=${c.closedRetentionMs}`,
     `lateLog=${c.lateLogSize}`,
+    ...(c.analytics ? [`analytics=${describeAnalytics(c.analytics)}`] : []),
   ].join(" ");
 }
 
@@ -105,4 +148,11 @@ export function processKnobs(prng: Prng, config: Config): Pick<Config, "maxActor
     checkpointIntervalMs: prng.pick([0, 50, 1_000, 10_000]),
     delivery: { ...config.delivery, maxInFlight: prng.pick([1, 2, 4]), maxBatchSize: config.delivery.batchSize * prng.pick([1, 4]) },
   };
+}
+
+/** A seed's analytics in one word: each type's windows, then the rules. */
+function describeAnalytics(a: AnalyticsConfig): string {
+  const types = [...a.types].map(([type, t]) => `${type}:${t.windows.map(windowShapeName).join("+")}`).join(",");
+  const rules = a.rules.map((r) => (r.kind === "threshold" ? `${r.type}/${r.window}/${r.aggregate}${r.op}${r.threshold}` : r.name)).join(",");
+  return `[${types}]${rules ? `[${rules}]` : ""}`;
 }

@@ -18,7 +18,7 @@ test(`simulator sweep, Durable Object host: ${SEEDS} seeds pass, and every fault
   const silent = FAULT_KINDS.filter((k) => !(total.faults[k]! > 0));
   expect(silent).toEqual([]);
   // The paths the faults are meant to provoke were reached too.
-  for (const path of ["alarm_retry", "ingest_during_delivery", "response_dropped", "backpressure", "dlq_permanent", "dlq_budget", "dlq_replayed", "bisect", "dedupe_reaccept", "late_accepted", "close_idle", "close_watermark", "closed_purged", "mirror_delivered", "alarm_stale_actor"]) {
+  for (const path of ["alarm_retry", "ingest_during_delivery", "response_dropped", "backpressure", "dlq_permanent", "dlq_budget", "dlq_replayed", "bisect", "dedupe_reaccept", "late_accepted", "close_idle", "close_watermark", "closed_purged", "mirror_delivered", "alarm_stale_actor", "type_window_delivered", "session_retraction_delivered", "alert_delivered"]) {
     expect({ path, hits: total.paths[path]! > 0 }).toEqual({ path, hits: true });
   }
 }, 120_000);
@@ -35,7 +35,7 @@ test(`simulator sweep, process host: ${SEEDS} seeds pass through crashes, failed
   for (const fault of ["crash", "crash_mid_delivery", "crash_after_commit", "storage_fail", "sink_timeout", "sink_late_apply", "sink_permanent"]) {
     expect({ fault, fired: total.faults[fault]! > 0 }).toEqual({ fault, fired: true });
   }
-  for (const path of ["process_restart", "journal_replayed", "actors_evicted", "backpressure", "dlq_permanent", "dlq_replayed", "bisect", "close_idle", "close_watermark", "mirror_delivered"]) {
+  for (const path of ["process_restart", "journal_replayed", "actors_evicted", "backpressure", "dlq_permanent", "dlq_replayed", "bisect", "close_idle", "close_watermark", "mirror_delivered", "type_window_delivered", "alert_delivered"]) {
     expect({ path, hits: total.paths[path]! > 0 }).toEqual({ path, hits: true });
   }
 }, 120_000);

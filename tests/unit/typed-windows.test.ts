@@ -131,7 +131,7 @@ describe("per-type windows in the actor", () => {
     const together = new Actor("k", config());
     const apart = new Actor("k", config());
     const outcomes = together.ingest(events, T0);
-    const outcomesApart = events.map((e) => apart.ingest([e], T0)[0]);
+    const outcomesApart = events.map((e) => apart.ingest([e], T0)[0]!);
     expect(outcomes).toEqual(outcomesApart);
     expect(outcomes[2]).toEqual({ status: "accepted", late: true });
     // b2 is 20 minutes behind: past every window of b1's (session b1 closed at T0 + 3m + 1m lateness).
