@@ -10,6 +10,7 @@ import { BackpressureError } from "../actor/errors.ts";
 import { QuotaError, UnavailableError, type IngestFailure } from "./gateway.ts";
 import { EVENT_TYPE, normalizeEvent, parseIsoTimestamp, type Event } from "../actor/event.ts";
 import { parseJson } from "./json.ts";
+import { parseWindowShape, windowShapeName } from "../actor/window-shapes.ts";
 import { specName } from "../actor/windows.ts";
 import { readBodyText } from "./body.ts";
 import { VERSION } from "../version.ts";
@@ -522,9 +523,13 @@ function windowQuery(c: Context, config: Config) {
     const [sizeText, hopText = hop] = size.split("/");
     const sizeMs = parseDuration(sizeText ?? "");
     const hopMs = hopText === undefined ? sizeMs : parseDuration(hopText);
-    spec = sizeMs && hopMs ? specName(sizeMs, hopMs) : size;
-    if (!config.windows.some((w) => w.name === spec)) {
-      const known = config.windows.map((w) => w.name).join(", ");
+    const shape = parseWindowShape(size);
+    spec = sizeMs && hopMs ? specName(sizeMs, hopMs) : typeof shape === "string" ? size : windowShapeName(shape);
+    // The key's windows, and the shapes keyflow.config.json gives types (sliding:10m, session:30m, …).
+    const names = new Set(config.windows.map((w) => w.name));
+    for (const t of config.analytics?.types.values() ?? []) for (const w of t.windows) names.add(windowShapeName(w));
+    if (!names.has(spec)) {
+      const known = [...names].join(", ");
       throw new ApiError(400, "invalid_query", `size ${JSON.stringify(spec)} is not a configured window; configured: ${known}`, [
         { field: "size", message: `must be one of ${known}` },
       ]);

@@ -13,6 +13,12 @@ import { WindowRecordViewSchema } from "../../src/http/schemas.ts";
 import { DEFAULT_CONFIG, type Config } from "../../src/settings/config.ts";
 import { parseAnalyticsConfig } from "../../src/settings/analytics.ts";
 import { lastPerWindow } from "../../src/sinks/postgres/sink.ts";
+import { ProcessHost } from "../../src/hosts/process/host.ts";
+import { createApp } from "../../src/http/app.ts";
+import { OPEN_ACCESS } from "../../src/http/access.ts";
+import { WindowViewSchema } from "../../src/http/schemas.ts";
+import { fakeEnv, pumpedRequest } from "../support/fake-env.ts";
+import { FlakyStore } from "../support/flaky-store.ts";
 
 const T0 = Date.UTC(2026, 10, 21, 10, 0, 0);
 const MIN = 60_000;
@@ -200,5 +206,34 @@ describe("per-type windows in the actor", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("reads over HTTP", () => {
+  test("GET /v1/actors/:key/windows?size=session:3m lists a type's own windows with shape, event_type and extras; an unknown shape is a 400 naming size", async () => {
+    const fake = fakeEnv(T0);
+    const cfg = config();
+    const runtime = new ProcessHost({ store: new FlakyStore(), config: cfg, clock: fake.clock, random: fake.random, timers: fake.timers });
+    const app = createApp({ backend: runtime, config: cfg, env: fake.env, host: "memory", access: OPEN_ACCESS });
+    const request = pumpedRequest(app, fake.timers);
+    const batch = [
+      { event_id: "b1", event_type: "buy", key: "k", timestamp: T0, value: 5, properties: { sku: "a" } },
+      { event_id: "b2", event_type: "buy", key: "k", timestamp: T0 + MIN, value: 7, properties: { sku: "b" } },
+    ];
+    expect((await request("/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(batch) })).status).toBe(200);
+    const res = await request("/v1/actors/k/windows?size=session:3m");
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { windows: unknown[] };
+    expect(body.windows).toHaveLength(1);
+    const w = WindowViewSchema.parse(body.windows[0]);
+    expect(w).toMatchObject({ size: "session:3m", shape: "session", event_type: "buy", count: 2, sum: 12, distinct: 2, closed: false });
+    const keyWindows = (await (await request("/v1/actors/k/windows?size=1m")).json()) as { windows: Array<{ shape: string; by_type: Record<string, { distinct?: number }> }> };
+    expect(keyWindows.windows.map((x) => [x.shape, x.by_type.buy?.distinct])).toEqual([
+      ["tumbling", 1],
+      ["tumbling", 1],
+    ]);
+    const bad = await request("/v1/actors/k/windows?size=sliding:7m");
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { details: Array<{ field: string }> } }).error.details[0]!.field).toBe("size");
   });
 });
