@@ -72,8 +72,6 @@ interface StateRow extends Omit<ActorFacts, "totals" | "open"> {
   open: Array<WindowRow | Parameters<typeof windowFromRow>[0]>;
   nextClosedSeq: number;
   outbox?: OutboxMeta;
-  /** Per-type windows (keyflow.config.json), when any type has some. */
-  typed?: TypedWindowsState;
 }
 
 export interface Writes {
@@ -135,6 +133,7 @@ export class Actor {
   private typed: TypedWindows | undefined;
   /** Changes of per-type windows in the current ingest, for emit=updates and live views: the last per window. */
   private seriesPending = new Map<string, SeriesChange>();
+  private typedDirty = false;
 
   constructor(
     readonly key: string,
@@ -331,6 +330,8 @@ export class Actor {
     }
     if (this.typed) {
       const { changes, missed: typedMissed } = this.typed.add(type, ts, measured, this.watermark);
+      // Even a late event moved a store's watermark.
+      this.typedDirty = true;
       for (const spec of typedMissed) (missed ??= []).push(spec);
       for (const c of changes) this.seriesChanged(c, event.id, now);
     }
@@ -415,6 +416,7 @@ export class Actor {
       this.keepClosed({ ...closedWindow, ...(figures ? { figures } : {}), closedAt: now, closedBy: by });
     }
     const typedClosing = this.typed?.close(this.watermark) ?? [];
+    if (typedClosing.length) this.typedDirty = true;
     for (const c of typedClosing) {
       this.emitSeries(c, now);
       if (this.detector?.watches(c.type, c.spec)) this.observe(c, c.type, c.aggregate.agg, c.aggregate.extras, true, trigger, now);
@@ -467,9 +469,10 @@ export class Actor {
     deletes.push(...ob.deletes);
     if (this.lateDirty) puts.push([ACTOR_ROW.late, JSON.stringify(this.late)]);
     if (this.alertsDirty) puts.push([ACTOR_ROW.alerts, JSON.stringify({ detector: this.detector?.toJSON(), recent: this.alerts })]);
+    if (this.typedDirty && this.typed) puts.push([ACTOR_ROW.typed, JSON.stringify(this.typed.toJSON())]);
     const rewrite = outboxMetaApart ? this.stateDirty : this.stateDirty || ob.metaChanged || puts.length > 0 || deletes.length > 0;
     if (rewrite) puts.push([ACTOR_ROW.state, JSON.stringify(this.stateRow(!outboxMetaApart))]);
-    this.lateDirty = this.stateDirty = this.alertsDirty = false;
+    this.lateDirty = this.stateDirty = this.alertsDirty = this.typedDirty = false;
     return { puts, deletes };
   }
 
@@ -487,7 +490,6 @@ export class Actor {
       nextClosedSeq: this.nextClosedSeq,
       open,
       ...(withOutboxMeta ? { outbox: this.outbox.getMeta() } : {}),
-      ...(this.typed ? { typed: this.typed.toJSON() } : {}),
     };
   }
 
@@ -504,6 +506,7 @@ export class Actor {
       if (rowKey === ACTOR_ROW.state) stateOutboxMeta = actor.loadState(JSON.parse(text) as StateRow);
       else if (rowKey === ACTOR_ROW.late) actor.late = JSON.parse(text) as LateEntry[];
       else if (rowKey === ACTOR_ROW.alerts) actor.loadAlerts(JSON.parse(text) as { detector?: DetectorState; recent: AlertRecord[] });
+      else if (rowKey === ACTOR_ROW.typed) actor.typed?.restore(JSON.parse(text) as TypedWindowsState);
       else if (rowKey.startsWith(ACTOR_ROW.dedupePrefix)) segments.push([rowNumber(rowKey, ACTOR_ROW.dedupePrefix), text]);
       else if (rowKey.startsWith(ACTOR_ROW.closedPrefix)) {
         actor.closed.push({ seq: rowNumber(rowKey, ACTOR_ROW.closedPrefix), window: windowFromRow<ClosedWindow>(JSON.parse(text)) });
@@ -539,7 +542,6 @@ export class Actor {
       this.open[s]!.set(w.start, w);
       if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
     }
-    if (row.typed && this.typed) this.typed.restore(row.typed);
     return row.outbox;
   }
 

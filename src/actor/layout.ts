@@ -15,6 +15,8 @@ export const ACTOR_ROW = {
   late: "late",
   /** Detection rules' state and the recent alerts (keyflow.config.json). */
   alerts: "alerts",
+  /** Each type's own windows (keyflow.config.json: sliding, session, other sizes), rewritten when they change. */
+  typed: "typed",
   dedupePrefix: "dd/",
   /** A segment of dedupe IDs: one row per commit that added IDs, not one per ID. */
   dedupe: (seq: number) => `dd/${padded(seq)}`,
