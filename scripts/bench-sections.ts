@@ -8,6 +8,7 @@ import { DEFAULT_CONFIG } from "../src/settings/config.ts";
 import { DedupeIndex } from "../src/actor/dedupe.ts";
 import { BUN_SERVER, spawnServer, tempDir, WORKERD_SERVER, type ServerProcess } from "../tests/support/targets.ts";
 import { benchEvents, coreRates } from "./bench-core.ts";
+import { analyticsRates, type AnalyticsVariant } from "./bench-analytics.ts";
 import { percentile, runLoad, type LoadResult } from "./bench-load.ts";
 
 export interface Row {
@@ -43,6 +44,54 @@ export function coreSection(events: number): Row[] {
     baseline: { name: "Set.add per id", value: baseline },
     target: per === 100 ? ">= 2,000,000" : undefined,
   }));
+}
+
+/**
+ * Issue 12's analytics against tumbling windows only, in the actor core in memory (bench-analytics.ts):
+ * KEYFLOW_WINDOWS 1m,1h alone, then with keyflow.config.json giving purchases sliding 10m and session
+ * 30m windows and the Kafka Streams reference job's three rules (enrichment high_value, count per 1m
+ * > 10, sum per 1h > 5000), then also a distinct count and percentiles. Ingest alone (as the core
+ * section) and ingest plus closing every window (the whole job, as the kstreams section times it).
+ * `keys`: benchEvents' stream gives each key events / keys events within 10 s; keep it at 100 (the
+ * full run's and the Kafka Streams reference's) for ratios comparable with theirs.
+ */
+export function analyticsSection(events: number, keys: number, perCall: number[] = [100, 1], extrasPerCall: number[] = [100]): Row[] {
+  const { rates, analyticsOutput } = analyticsRates(events, keys, perCall, extrasPerCall);
+  const rows: Row[] = [];
+  const what: Record<Exclude<AnalyticsVariant, "tumbling">, { prefix: string; label: string; note: string }> = {
+    analytics: {
+      prefix: "",
+      label: "sliding + session + 3 rules",
+      note: 'purchase: windows 1m, 1h, sliding:10m, session:30m; enrich high_value when value > 1000; rules count_1m_over_10 (1m count > 10) and sum_1h_over_5000 (1h sum > 5000): the Kafka Streams analytics job\'s, but on purchases alone (a third of the events; its windows and rules take every event)',
+    },
+    extras: {
+      prefix: "extras_",
+      label: "+ distinct + p50/p99",
+      note: "the analytics configuration plus, on purchase, distinct properties.product_id (exact up to 1000) and percentiles [50, 99]",
+    },
+  };
+  for (const [timed, idPart, label, tumblingLabel] of [
+    ["ingest", "", "ingest", "tumbling 1m, 1h only"],
+    ["withClose", "closed_", "ingest+close", "tumbling only, ingest+close"],
+  ] as const) {
+    for (const variant of ["analytics", "extras"] as const) {
+      for (const per of variant === "extras" ? extrasPerCall : perCall) {
+        const base = rates.tumbling.get(per)![timed];
+        const output = analyticsOutput.get(per);
+        rows.push({
+          id: `analytics.${what[variant].prefix}${idPart}per_call_${per}`,
+          section: "analytics",
+          metric: `${what[variant].label}, ${label}, ${per}/call`,
+          value: rates[variant].get(per)![timed],
+          unit: "events/s",
+          baseline: { name: tumblingLabel, value: base },
+          target: variant === "analytics" && timed === "withClose" ? ">= Kafka Streams' analytics/tumbling (0.06x in memory, kstreams section)" : undefined,
+          note: `${events} events over ${keys} keys, ${per} per actor call, the same for both variants; ${what[variant].note}${variant === "analytics" && output ? `; ${output.alerts} alerts fired, ${output.closed} windows closed` : ""}`,
+        });
+      }
+    }
+  }
+  return rows;
 }
 
 /**

@@ -1,13 +1,13 @@
 // keyflow benchmarks: one command, one run, every number next to a baseline measured in the same run.
 //   bun run bench                      # all sections (sinks section only when `npm run services` is up)
 //   bun run bench --quick              # shorter runs
-//   bun run bench --only core,http     # some sections: core, http, auth, ops, batch, workerd, sinks, memory, kstreams
+//   bun run bench --only core,http     # some sections: core, analytics, http, auth, ops, batch, workerd, sinks, memory, kstreams
 //   bun run bench --only kstreams      # Kafka Streams reference (java + mvn; not in --quick unless asked)
 //   bun run bench --record             # also write the ratios to bench/baseline.json (for tests/bench)
 // Writes bench/results/latest.json and latest.md (git-ignored) and prints the table.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { authSection, opsSection, batchSection, coreSection, httpSection, kafkaStreamsReference, memorySection, score, sinksSection, workerdSection, type Row } from "./bench-sections.ts";
+import { analyticsSection, authSection, opsSection, batchSection, coreSection, httpSection, kafkaStreamsReference, memorySection, score, sinksSection, workerdSection, type Row } from "./bench-sections.ts";
 
 const { values } = parseArgs({
   options: { quick: { type: "boolean", default: false }, only: { type: "string" }, record: { type: "boolean", default: false } },
@@ -21,6 +21,10 @@ const ratio = (r: Row) => (r.baseline ? `${(r.value / r.baseline.value).toFixed(
 
 const sections: Array<[string, string, () => Row[] | null | Promise<Row[] | null>]> = [
   ["core", "actor core in memory: ingest + dedupe + windows (1m, 1h), pre-parsed events, 10,000 keys", () => coreSection(QUICK ? 300_000 : 1_000_000)],
+  [
+    "analytics", `actor core in memory: sliding 10m + session 30m windows and 3 rules (and distinct + percentiles) vs tumbling 1m, 1h only, ${QUICK ? "100,000 events, 1,000" : "1,000,000 events, 10,000"} keys (100 each)`,
+    () => analyticsSection(QUICK ? 100_000 : 1_000_000, QUICK ? 1_000 : 10_000),
+  ],
   ["http", `Bun host, single-event JSON requests, 32 connections, ${SECONDS}s each (SQLite, synchronous=full)`, () => httpSection(SECONDS, true)],
   ["auth", `Bun host, single events with and without API keys, 32 connections, ${QUICK ? 3 : 7} alternating rounds of ${SECONDS}s`, () => authSection(SECONDS, QUICK ? 3 : 7)],
   ["ops", `Bun host, single events with metrics and request logs on and off, 32 connections, ${QUICK ? 3 : 7} alternating rounds of ${SECONDS}s`, () => opsSection(SECONDS, QUICK ? 3 : 7)],
