@@ -14,6 +14,8 @@ import { benchEvents } from "./bench-core.ts";
  *   1. enrichment `high_value` = true when value > 1000 (Job's mapValues);
  *   2. `count_1m_over_10`: an alert when a 1m window's count first exceeds 10;
  *   3. `sum_1h_over_5000`: an alert when a 1h window's sum first exceeds 5000.
+ * and a fourth, the fraud detector's burst on the sliding window (`burst_sliding_10m`: count > 20), so
+ * that a rule reads every sliding window an event updates.
  * The Java job aggregates a key's events of every type in each window; keyflow's rules and its
  * sliding and session windows are per event type, so here they watch purchases (a third of the stream).
  */
@@ -23,6 +25,7 @@ export const ANALYTICS_JSON = {
   rules: [
     { name: "count_1m_over_10", type: "purchase", window: "1m", aggregate: "count", op: ">", threshold: 10 },
     { name: "sum_1h_over_5000", type: "purchase", window: "1h", aggregate: "sum", op: ">", threshold: 5000 },
+    { name: "burst_sliding_10m", type: "purchase", window: "sliding:10m", aggregate: "count", op: ">", threshold: 20 },
   ],
 };
 

@@ -61,7 +61,7 @@ export function analyticsSection(events: number, keys: number, perCall: number[]
   const what: Record<Exclude<AnalyticsVariant, "tumbling">, { prefix: string; label: string; note: string }> = {
     analytics: {
       prefix: "",
-      label: "sliding + session + 3 rules",
+      label: "sliding + session, enrichment + 3 rules",
       note: 'purchase: windows 1m, 1h, sliding:10m, session:30m; enrich high_value when value > 1000; rules count_1m_over_10 (1m count > 10) and sum_1h_over_5000 (1h sum > 5000): the Kafka Streams analytics job\'s, but on purchases alone (a third of the events; its windows and rules take every event)',
     },
     extras: {

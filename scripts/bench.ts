@@ -22,7 +22,7 @@ const ratio = (r: Row) => (r.baseline ? `${(r.value / r.baseline.value).toFixed(
 const sections: Array<[string, string, () => Row[] | null | Promise<Row[] | null>]> = [
   ["core", "actor core in memory: ingest + dedupe + windows (1m, 1h), pre-parsed events, 10,000 keys", () => coreSection(QUICK ? 300_000 : 1_000_000)],
   [
-    "analytics", `actor core in memory: sliding 10m + session 30m windows and 3 rules (and distinct + percentiles) vs tumbling 1m, 1h only, ${QUICK ? "100,000 events, 1,000" : "1,000,000 events, 10,000"} keys (100 each)`,
+    "analytics", `actor core in memory: sliding 10m + session 30m windows, enrichment and 3 rules (and distinct + percentiles) vs tumbling 1m, 1h only, ${QUICK ? "100,000 events, 1,000" : "1,000,000 events, 10,000"} keys (100 each)`,
     () => analyticsSection(QUICK ? 100_000 : 1_000_000, QUICK ? 1_000 : 10_000),
   ],
   ["http", `Bun host, single-event JSON requests, 32 connections, ${SECONDS}s each (SQLite, synchronous=full)`, () => httpSection(SECONDS, true)],

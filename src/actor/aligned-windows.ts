@@ -49,7 +49,8 @@ export class AlignedWindows<A, V> {
   }
 
   /** Windows created or updated by the event (copies, by start); late when some window holding it had closed. */
-  add(ts: number, value: V): { updated: AlignedWindow<A>[]; late: boolean } {
+  /** `copy` false: the windows returned are the store's own (read them before the next call; never change them). */
+  add(ts: number, value: V, copy = true): { updated: AlignedWindow<A>[]; late: boolean } {
     assert(Number.isSafeInteger(ts), "event timestamps are whole ms");
     this.advance(ts);
     const updated: AlignedWindow<A>[] = [];
@@ -63,7 +64,7 @@ export class AlignedWindows<A, V> {
       if (!w) this.windows.set(start, (w = { start, end: start + this.sizeMs, aggregate: this.ops.empty(), revision: 0 }));
       w.aggregate = this.ops.add(w.aggregate, value);
       w.revision++;
-      updated.push(this.copy(w));
+      updated.push(copy ? this.copy(w) : w);
     }
     return { updated: updated.reverse(), late };
   }

@@ -179,8 +179,8 @@ function restoreRule(rule: DetectionRule, saved: z.infer<typeof savedRule> | und
 /** One actor's detection rules and what they remember. */
 export class Detector {
   private readonly states = new Map<string, RuleState>();
-  /** Rules by the (type, shape) they watch. */
-  private readonly watching = new Map<string, DetectionRule[]>();
+  /** Rules by the type, then the shape, they watch (nested Maps: types are client data; no key is built per event). */
+  private readonly watching = new Map<string, Map<WindowShapeName, DetectionRule[]>>();
 
   /**
    * `key`: the actor's name (tenant and key, as records carry it). `state`: what toJSON() returned
@@ -198,16 +198,17 @@ export class Detector {
       const problem = detectionRuleProblem(rule);
       assert(problem === undefined, `detection rule "${rule.name}": ${problem} (config validation)`);
       this.states.set(rule.name, restoreRule(rule, byName.get(rule.name)));
-      const target = JSON.stringify([rule.type, rule.window]);
-      const list = this.watching.get(target);
+      let byShape = this.watching.get(rule.type);
+      if (!byShape) this.watching.set(rule.type, (byShape = new Map()));
+      const list = byShape.get(rule.window);
       if (list) list.push(rule);
-      else this.watching.set(target, [rule]);
+      else byShape.set(rule.window, [rule]);
     }
   }
 
   /** Whether any rule watches windows of this type and shape (callers may skip observing the rest). */
   watches(type: string, shape: WindowShapeName): boolean {
-    return this.watching.has(JSON.stringify([type, shape]));
+    return this.watching.get(type)?.has(shape) ?? false;
   }
 
   /**
@@ -219,7 +220,7 @@ export class Detector {
     assert(Number.isFinite(obs.start) && Number.isFinite(obs.end) && obs.start <= obs.end, "a window starts before it ends");
     assert(Number.isFinite(now), "time is a finite number");
     const alerts: AlertRecord[] = [];
-    for (const rule of this.watching.get(JSON.stringify([obs.type, obs.shape])) ?? []) {
+    for (const rule of this.watching.get(obs.type)?.get(obs.shape) ?? []) {
       const alert = this.step(rule, obs, eventId, now);
       if (alert) alerts.push(alert);
     }

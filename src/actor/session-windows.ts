@@ -100,7 +100,8 @@ export class SessionWindows<A, V> {
     return this.watermarkMs;
   }
 
-  add(ts: number, value: V): SessionAddResult<A> {
+  /** `copy` false: the upserted session is the store's own (read it before the next call; never change it). */
+  add(ts: number, value: V, copy = true): SessionAddResult<A> {
     assert(Number.isSafeInteger(ts), "event timestamps are whole ms");
     this.advance(ts);
     // The open sessions within gap of ts: consecutive, at most one on each side of it.
@@ -125,7 +126,7 @@ export class SessionWindows<A, V> {
       this.sessions.splice(first, count, session);
     }
     this.checkNeighbours(this.sessions.indexOf(session));
-    return { upserted: this.copy(session), retracted, late: false };
+    return { upserted: copy ? this.copy(session) : session, retracted, late: false };
   }
 
   /** Advances the watermark to `watermark` if later; returns the sessions now closed (final), by end. */

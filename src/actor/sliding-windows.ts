@@ -119,7 +119,8 @@ export class SlidingWindows<A, V> {
     return this.watermarkMs;
   }
 
-  add(ts: number, value: V): SlidingAddResult<A> {
+  /** `copy` false: the windows returned are the store's own (read them before the next call; never change them). */
+  add(ts: number, value: V, copy = true): SlidingAddResult<A> {
     assert(Number.isSafeInteger(ts), "event timestamps are whole ms");
     this.advance(ts);
     if (ts + this.sizeMs + this.allowedLatenessMs < this.watermarkMs!) return { updated: [], late: true };
@@ -128,7 +129,7 @@ export class SlidingWindows<A, V> {
     for (const start of this.missingStarts(ts)) touched.push(this.create(start));
     this.dropExpiredEvents();
     touched.sort((a, b) => a.start - b.start);
-    return { updated: touched.map((w) => this.snapshot(w, true)), late: false };
+    return { updated: touched.map((w) => this.snapshot(w, copy)), late: false };
   }
 
   /** Advances the watermark to `watermark` if later; returns the windows now closed (final), by end. */

@@ -17,7 +17,11 @@ import { windowShapeName } from "./window-shapes.ts";
  * on how events of other types were batched.
  */
 
-/** One change of a per-type window, for the outbox, live views and the detector. */
+/**
+ * One change of a per-type window, for the outbox, live views and the detector. Its aggregate is the
+ * store's own while the window is open (no copy per event): it reads as the window's latest state,
+ * which is what the actor sends at the end of the ingest for the window's last change.
+ */
 export interface SeriesChange {
   type: string;
   spec: string;
@@ -83,15 +87,20 @@ export class TypedWindows {
     const missed: string[] = [];
     for (const s of this.seriesOf(type)) {
       if (watermark !== null) s.store.advance(watermark);
-      const base = { type, spec: s.spec, shape: s.shape.kind, final: false };
+      const change = (w: { start: number; end: number; revision: number; aggregate: SeriesAggregate }, retracted: boolean): SeriesChange => {
+        const c: SeriesChange = { type, spec: s.spec, shape: s.shape.kind, start: w.start, end: w.end, revision: w.revision, aggregate: w.aggregate, final: false };
+        if (retracted) c.retracted = true;
+        return c;
+      };
       if (s.store instanceof SessionWindows) {
-        const r = s.store.add(ts, measured);
-        for (const old of r.retracted) changes.push({ ...base, ...old, retracted: true });
-        if (r.upserted) changes.push({ ...base, ...r.upserted });
+        const r = s.store.add(ts, measured, false);
+        // Retracted sessions are copies: a merge goes on changing the first one's aggregate.
+        for (const old of r.retracted) changes.push(change(old, true));
+        if (r.upserted) changes.push(change(r.upserted, false));
         if (r.late) missed.push(s.spec);
       } else {
-        const r = s.store.add(ts, measured);
-        for (const w of r.updated) changes.push({ ...base, ...w });
+        const r = s.store.add(ts, measured, false);
+        for (const w of r.updated) changes.push(change(w, false));
         if (r.late) missed.push(s.spec);
       }
     }
