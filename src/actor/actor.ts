@@ -329,9 +329,9 @@ export class Actor {
       }
     }
     if (this.typed) {
-      const { changes, missed: typedMissed } = this.typed.add(type, ts, measured, this.watermark);
-      // Even a late event moved a store's watermark.
-      this.typedDirty = true;
+      const { changes, missed: typedMissed, stored } = this.typed.add(type, ts, measured, this.watermark);
+      // Even a late event moved its stores' watermark.
+      if (stored) this.typedDirty = true;
       for (const spec of typedMissed) (missed ??= []).push(spec);
       for (const c of changes) this.seriesChanged(c, event.id, now);
     }

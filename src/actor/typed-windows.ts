@@ -80,12 +80,14 @@ export class TypedWindows {
 
   /**
    * Adds an accepted event of `type`; `watermark` is the actor's before it. Returns its windows'
-   * changes (retractions before the upsert that supersedes them) and the specs it was late for.
+   * changes (retractions before the upsert that supersedes them), the specs it was late for, and
+   * whether the type has windows of its own at all (else nothing changed).
    */
-  add(type: string, ts: number, measured: Measured, watermark: number | null): { changes: SeriesChange[]; missed: string[] } {
+  add(type: string, ts: number, measured: Measured, watermark: number | null): { changes: SeriesChange[]; missed: string[]; stored: boolean } {
     const changes: SeriesChange[] = [];
     const missed: string[] = [];
-    for (const s of this.seriesOf(type)) {
+    const series = this.seriesOf(type);
+    for (const s of series) {
       if (watermark !== null) s.store.advance(watermark);
       const change = (w: { start: number; end: number; revision: number; aggregate: SeriesAggregate }, retracted: boolean): SeriesChange => {
         const c: SeriesChange = { type, spec: s.spec, shape: s.shape.kind, start: w.start, end: w.end, revision: w.revision, aggregate: w.aggregate, final: false };
@@ -104,7 +106,7 @@ export class TypedWindows {
         if (r.late) missed.push(s.spec);
       }
     }
-    return { changes, missed };
+    return { changes, missed, stored: series.length > 0 };
   }
 
   /** Advances every store to `watermark`; returns the windows now closed, by end, start, spec and type. */

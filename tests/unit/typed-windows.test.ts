@@ -161,6 +161,7 @@ describe("per-type windows in the actor", () => {
           };
           const expected: Array<[string, number, number, Aggregate]> = [];
           let actor = new Actor("k", config());
+          const rows = new Map<string, string>();
           let ts = T0;
           let watermark: number | null = null;
           let n = 0;
@@ -188,8 +189,10 @@ describe("per-type windows in the actor", () => {
             if (!step.batch) flush();
             if (step.restore) {
               flush();
-              const rows = new Map<string, string>();
-              for (const [k, v] of actor.drainWrites({ inlineRefs: true }).puts) rows.set(k, v);
+              // Storage: every drain's puts and deletes, applied in order.
+              const writes = actor.drainWrites({ inlineRefs: true });
+              for (const [k, v] of writes.puts) rows.set(k, v);
+              for (const k of writes.deletes) rows.delete(k);
               const pending = actor.outbox;
               actor = Actor.restore("k", config(), [...rows].sort(([a], [b]) => (a < b ? -1 : 1)), T0);
               actor.outbox = pending;
