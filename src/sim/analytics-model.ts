@@ -267,10 +267,39 @@ export function aggregateOf(agg: MAgg | undefined, name: string): number | undef
   return undefined;
 }
 
-export function satisfies(rule: DetectionRule, value: number): boolean {
-  if (rule.kind !== "threshold") throw new Error(`the model knows threshold rules only, not ${rule.kind}`);
-  const t = rule.threshold;
-  switch (rule.op) {
+/** A closed window's value, as a rule remembers it. */
+export interface ClosedValue {
+  start: number;
+  end: number;
+  value: number;
+}
+
+/**
+ * Whether a rule fires on `value` for a window starting at `start`, given the values of the windows
+ * of its (type, shape) closed before, in closing order (docs/analytics-config.md):
+ * - threshold: value op threshold;
+ * - change: value / previous op ratio, previous being the closed window that ends at or before
+ *   `start` with the greatest end (then start), when there is one and it is not 0;
+ * - zscore: (value - mean) / sample stddev of the last `baseline` closed values > above, once
+ *   max(warmup, 2) of them exist; with stddev 0, +/-Infinity off the mean and 0 at it.
+ */
+export function fires(rule: DetectionRule, value: number, start: number, closed: readonly ClosedValue[]): boolean {
+  if (rule.kind === "threshold") return compareOp(value, rule.op, rule.threshold);
+  if (rule.kind === "change") {
+    let previous: ClosedValue | undefined;
+    for (const c of closed) if (c.end <= start && (!previous || c.end > previous.end || (c.end === previous.end && c.start > previous.start))) previous = c;
+    return previous !== undefined && previous.value !== 0 && compareOp(value / previous.value, rule.op, rule.ratio);
+  }
+  const values = closed.slice(-rule.baseline).map((c) => c.value);
+  if (values.length < Math.max(rule.warmup, 2)) return false;
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const stddev = Math.sqrt(values.reduce((a, v) => a + (v - mean) * (v - mean), 0) / (values.length - 1));
+  const z = stddev > 0 ? (value - mean) / stddev : value > mean ? Infinity : value < mean ? -Infinity : 0;
+  return z > rule.above;
+}
+
+function compareOp(value: number, op: string, t: number): boolean {
+  switch (op) {
     case ">":
       return value > t;
     case ">=":
@@ -284,4 +313,5 @@ export function satisfies(rule: DetectionRule, value: number): boolean {
     case "!=":
       return value !== t;
   }
+  throw new Error(`unknown comparison ${op}`);
 }

@@ -23,7 +23,7 @@
 import type { LateEntry } from "../actor/actor.ts";
 import type { Config } from "../settings/config.ts";
 import type { AnalyticsConfig } from "../actor/analytics.ts";
-import { aggregateOf, satisfies, TypedModel, type MAgg, type MSeries, type MSeriesWindow, type SeriesChangeModel } from "./analytics-model.ts";
+import { aggregateOf, fires, TypedModel, type ClosedValue, type MAgg, type MSeries, type MSeriesWindow, type SeriesChangeModel } from "./analytics-model.ts";
 
 export type { MAgg };
 
@@ -151,6 +151,8 @@ export class KeyModel {
   /** A type's own windows changed by the current ingest (emit=updates): the last state per window, or its retraction. */
   private typedPending = new Map<string, { series: MSeries; change: SeriesChangeModel }>();
   private readonly fired = new Set<string>();
+  /** Per rule, the values of the windows it watches, as they closed. */
+  private readonly closedValues = new Map<string, ClosedValue[]>();
 
   constructor(
     readonly key: string,
@@ -324,13 +326,17 @@ export class KeyModel {
     this.lastAppended++;
   }
 
-  /** An update or close of a window of (type, spec): the threshold rules watching it that now hold fire, once per window. */
-  private observe(type: string, spec: string, start: number, end: number, agg: MAgg | undefined, eventId: string, now: number): void {
+  /** An update or close (`final`) of a window of (type, spec): the rules watching it that now hold fire, once per window. */
+  private observe(type: string, spec: string, start: number, end: number, agg: MAgg | undefined, eventId: string, now: number, final = false): void {
     for (const rule of this.cfg.analytics?.rules ?? []) {
+      if (rule.type !== type || rule.window !== spec) continue;
       const once = this.cfg.brokenAnalytics === "model-rule-once" ? `${rule.name}|` : `${rule.name}|${start}`;
-      if (rule.type !== type || rule.window !== spec || this.fired.has(once)) continue;
-      const value = aggregateOf(agg, rule.aggregate);
-      if (value === undefined || !Number.isFinite(value) || !satisfies(rule, value)) continue;
+      const raw = aggregateOf(agg, rule.aggregate);
+      const value = raw !== undefined && Number.isFinite(raw) ? raw : undefined;
+      const closed = this.closedValues.get(rule.name) ?? [];
+      // The window being closed joins the values after it is judged.
+      if (final && value !== undefined) this.closedValues.set(rule.name, [...closed, { start, end, value }]);
+      if (value === undefined || this.fired.has(once) || !fires(rule, value, start, closed)) continue;
       this.fired.add(once);
       const alert: ModelAlert = { rule: rule.name, shape: spec, start, end, aggregate: rule.aggregate, value, eventId, firedAt: now };
       this.alerts.set(`alert|${this.key}|${rule.name}|${spec}|${start}`, alert);
@@ -346,7 +352,7 @@ export class KeyModel {
     for (const w of closing) {
       this.open.delete(`${w.spec}|${w.start}`);
       this.emit(w, true, now);
-      for (const [type, agg] of w.types) this.observe(type, w.spec, w.start, w.end, agg, trigger, now);
+      for (const [type, agg] of w.types) this.observe(type, w.spec, w.start, w.end, agg, trigger, now, true);
       const c: MClosed = { spec: w.spec, start: w.start, end: w.end, all: copyAgg(w.all), types: copyTypes(w.types), rev: w.rev, closedAt: now, closedBy: by };
       this.closed.push(c);
       this.everClosed.push(c);
@@ -357,7 +363,7 @@ export class KeyModel {
     typedClosing.sort((a, b) => a.w.end - b.w.end || a.w.start - b.w.start || text(a.series.spec, b.series.spec) || text(a.series.type, b.series.type));
     for (const { series, w } of typedClosing) {
       this.emitTyped(series, w, true, now);
-      this.observe(series.type, series.spec, w.start, w.end, w.agg, trigger, now);
+      this.observe(series.type, series.spec, w.start, w.end, w.agg, trigger, now, true);
       const c: MClosed = { ...typedWindow(series, w, w.rev + 1), closedAt: now, closedBy: by };
       this.closed.push(c);
       this.everClosed.push(c);

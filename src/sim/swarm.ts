@@ -76,8 +76,11 @@ export function chooseAnalytics(prng: Prng, windows: WindowSpec[]): AnalyticsCon
   for (let i = 0; i < count; i++) {
     const [type, window] = prng.pick(targets);
     const aggregate = prng.pick(["count", "count", "sum", "max", "avg"]);
-    const threshold = aggregate === "count" ? prng.range(1, 6) : prng.range(-20, 800);
-    rules.push({ name: `r${i}`, type, window, aggregate, op: prng.pick([">", ">=", "<", "=="]), threshold });
+    const kind = prng.pick(["threshold", "threshold", "change", "zscore"]);
+    const target = { name: `r${i}`, type, window, aggregate };
+    if (kind === "change") rules.push({ ...target, change: { op: prng.pick([">", "<", ">="]), ratio: prng.pick([0.5, 1, 1.5, 3]) } });
+    else if (kind === "zscore") rules.push({ ...target, zscore: { above: prng.pick([0.5, 1, 2]), baseline: prng.range(2, 6), warmup: prng.range(0, 2) } });
+    else rules.push({ ...target, op: prng.pick([">", ">=", "<", "=="]), threshold: aggregate === "count" ? prng.range(1, 6) : prng.range(-20, 800) });
   }
   const json = { types: Object.fromEntries(Object.entries(types)), rules };
   return parseAnalyticsConfig(json, windows);
@@ -153,6 +156,8 @@ export function processKnobs(prng: Prng, config: Config): Pick<Config, "maxActor
 /** A seed's analytics in one word: each type's windows, then the rules. */
 function describeAnalytics(a: AnalyticsConfig): string {
   const types = [...a.types].map(([type, t]) => `${type}:${t.windows.map(windowShapeName).join("+")}`).join(",");
-  const rules = a.rules.map((r) => (r.kind === "threshold" ? `${r.type}/${r.window}/${r.aggregate}${r.op}${r.threshold}` : r.name)).join(",");
+  const what = (r: AnalyticsConfig["rules"][number]) =>
+    r.kind === "threshold" ? `${r.op}${r.threshold}` : r.kind === "change" ? `change${r.op}${r.ratio}` : `z>${r.above}/${r.baseline}/${r.warmup}`;
+  const rules = a.rules.map((r) => `${r.type}/${r.window}/${r.aggregate}${what(r)}`).join(",");
   return `[${types}]${rules ? `[${rules}]` : ""}`;
 }
