@@ -567,3 +567,90 @@ describe(`analytics scenario on the real sinks (seed ${SEED})`, () => {
     300_000,
   );
 });
+
+// Out of order, sessions merge and grow backwards: under KEYFLOW_EMIT=updates the superseded sessions
+// go to the sinks as retractions, which Postgres applies as deletes and Redis as hash deletions, so
+// both hold exactly the sessions that exist now, while they are still open.
+describe("session retractions on the real Postgres and Redis", () => {
+  const prefix = `${run}x`;
+  const key = `${prefix}-merge 'k'`;
+  const config = tempDir("retraction-config");
+  const configFile = join(config.path, "keyflow.config.json");
+  writeFileSync(configFile, JSON.stringify({ types: { purchase: { windows: ["session:2m"] } } }));
+  let target: ReturnType<typeof processTarget>;
+
+  beforeAll(async () => {
+    target = processTarget(BUN_SERVER, {
+      ...localSinkEnv(prefix),
+      KEYFLOW_SINK_MAX_DELAY: "20ms",
+      KEYFLOW_CONFIG: configFile,
+      KEYFLOW_WINDOWS: "1m",
+      KEYFLOW_ALLOWED_LATENESS: "1h",
+      KEYFLOW_IDLE_TIMEOUT: "1h",
+      KEYFLOW_EMIT: "updates",
+      KEYFLOW_LOG_LEVEL: "warn",
+    });
+    await target.start();
+  }, 120_000);
+
+  afterAll(async () => {
+    await target?.stop();
+    config.remove();
+    for (const table of ["window_aggregates", "raw_events", "processed_events"]) {
+      await pool?.query(`DELETE FROM ${table} WHERE actor_key LIKE $1`, [`${prefix}-%`]).catch(() => undefined);
+    }
+    let cursor = "0";
+    do {
+      const [next, found] = await redis.scan(cursor, { match: `${prefix}:*`, count: 1_000 }).catch(() => ["0", [] as string[]] as const);
+      if (found.length) await redis.del(...found).catch(() => undefined);
+      cursor = String(next);
+    } while (cursor !== "0");
+    const admin = kafkaClient("keyflow-retractions-cleanup").admin();
+    await admin.connect();
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`));
+    if (topics.length) await admin.deleteTopics({ topics, timeout: 30_000 }).catch(() => undefined);
+    await admin.disconnect();
+  });
+
+  const T = Math.floor(Date.now() / MIN) * MIN - 30 * MIN;
+  const post = async (offsets: number[], tag: string) => {
+    const events = offsets.map((dt, i) => ({ event_id: `${tag}-${i}`, event_type: "purchase", key, timestamp: T + dt, value: 1 }));
+    const res = await target.fetch("/v1/events", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(events) });
+    expect(res.status).toBe(200);
+  };
+  /** [start, end, count] of the session rows in Postgres and of the session hashes in Redis, once the outbox is delivered. */
+  const sessions = async () => {
+    await until("the outbox delivered", 60_000, async () => {
+      const res = await target.fetch(`/v1/actors/${encodeURIComponent(key)}/outbox`);
+      const outbox = (await res.json()) as { backlog: Record<string, number> };
+      return Object.values(outbox.backlog).every((n) => n === 0);
+    });
+    const { rows } = await pool.query(
+      `SELECT window_start, window_end, count FROM window_aggregates WHERE actor_key = $1 AND event_type = 'purchase' AND size = 'session:2m' ORDER BY window_start`,
+      [key],
+    );
+    const pg = rows.map((r) => [new Date(r.window_start).getTime() - T, new Date(r.window_end).getTime() - T, Number(r.count)]);
+    const names: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, found] = await redis.scan(cursor, { match: `${prefix}:window:*session:2m*`, count: 1_000 });
+      names.push(...found);
+      cursor = String(next);
+    } while (cursor !== "0");
+    const hashes = await Promise.all(names.map((n) => redis.hgetall(n) as Promise<Record<string, unknown> | null>));
+    const fromRedis = hashes
+      .filter((h): h is Record<string, unknown> => h !== null && h.key === key)
+      .map((h) => [Number(h.start) - T, Number(h.end) - T, Number(h.count)])
+      .sort((a, b) => a[0]! - b[0]!);
+    return { pg, redis: fromRedis };
+  };
+
+  test("a merge and a backward extension leave exactly the live sessions in both sinks", async () => {
+    await post([0, 4 * MIN], "a"); // two sessions: [0, 0] and [4m, 4m]
+    expect(await sessions()).toEqual({ pg: [[0, 0, 1], [4 * MIN, 4 * MIN, 1]], redis: [[0, 0, 1], [4 * MIN, 4 * MIN, 1]] });
+    await post([2 * MIN], "b"); // bridges them: [0, 4m]; [4m, 4m] is retracted
+    expect(await sessions()).toEqual({ pg: [[0, 4 * MIN, 3]], redis: [[0, 4 * MIN, 3]] });
+    await post([-MIN], "c"); // extends it backwards: [-1m, 4m]; [0, 4m] is retracted
+    expect(await sessions()).toEqual({ pg: [[-MIN, 4 * MIN, 4]], redis: [[-MIN, 4 * MIN, 4]] });
+  }, 180_000);
+});
