@@ -24,12 +24,18 @@ import { splitActorName } from "./tenant.ts";
  *   fires when z > above (spikes; one-sided). With stddev 0, z is +Infinity above the mean, -Infinity
  *   below and 0 at it. The window being closed joins the baseline after it is judged.
  *
- * Contract with the caller: per (type, shape), windows close in start order (the actor closes them by
- * end, then start, and a shape's windows all have one size or never overlap), and a closed window is
- * never observed again; an observation of a window starting at or before the last closed one is ignored.
- * That is also what keeps the state bounded: what a rule remembers of a window goes when it closes.
- * A session that an event extends backwards, or that merges with an earlier one, starts elsewhere:
- * it is another window (as sinks see it: the old identity is retracted) and may fire again.
+ * Contract with the caller: a closed window is never observed again. Tumbling, hopping and sliding
+ * windows of one shape all have one size, so they close in start order: an observation of a window
+ * starting at or before the last closed one is ignored, and what a rule remembers of a window goes
+ * when it closes, which keeps the state bounded.
+ *
+ * Session windows do not close in start order: an out-of-order event may extend an open session
+ * backwards over one already closed (closed sessions are final and invisible to later events,
+ * session-windows.ts). Such a session starts elsewhere: it is another window (sinks see the old
+ * identity retracted) and may fire again, but never twice for one start, even one a closed session
+ * had: a rule remembers the starts it fired for in its last MAX_SESSION_MEMORY firings, and for
+ * change rules its last MAX_SESSION_MEMORY closed sessions (a bound, not a window of time: far beyond
+ * what a key's sessions within allowed lateness reach).
  */
 
 export interface WindowObservation {
@@ -59,6 +65,10 @@ export function detectionRuleProblem(rule: DetectionRule): string | undefined {
 
 /** Most closed windows a zscore baseline keeps: they are part of every checkpoint. */
 export const MAX_BASELINE = 1_000;
+/** Session windows: firings (starts) and closed sessions a rule remembers (see the module comment). */
+export const MAX_SESSION_MEMORY = 1_000;
+
+const watchesSessions = (rule: DetectionRule) => rule.window.startsWith("session:");
 
 /**
  * What a sink dedupes an alert on: a JSON array of tenant, client key, rule, window shape and start,
@@ -155,12 +165,19 @@ function judge(rule: DetectionRule, value: number, state: RuleState, start: numb
 
 /** Records a window's close in a rule's state, forgetting what no later observation can need. */
 function close(rule: DetectionRule, state: RuleState, start: number, end: number, value: number | undefined): void {
-  state.closedThrough = start;
-  for (const fired of state.fired) if (fired <= start) state.fired.delete(fired);
+  const sessions = watchesSessions(rule);
+  if (!sessions) {
+    state.closedThrough = start;
+    for (const fired of state.fired) if (fired <= start) state.fired.delete(fired);
+  }
   if (rule.kind === "threshold") return;
   if (value !== undefined) state.closed.push({ start, end, value });
   if (rule.kind === "zscore") {
     if (state.closed.length > rule.baseline) state.closed.splice(0, state.closed.length - rule.baseline);
+    return;
+  }
+  if (sessions) {
+    if (state.closed.length > MAX_SESSION_MEMORY) state.closed.splice(0, state.closed.length - MAX_SESSION_MEMORY);
     return;
   }
   // Later windows start after `start`: a closed window is outranked for good by one ending at or before it.
@@ -229,13 +246,14 @@ export class Detector {
 
   private step(rule: DetectionRule, obs: WindowObservation, eventId: string, now: number): AlertRecord | undefined {
     const state = this.states.get(rule.name)!;
-    if (state.closedThrough !== null && obs.start <= state.closedThrough) return undefined;
+    if (state.closedThrough !== null && obs.start <= state.closedThrough && !watchesSessions(rule)) return undefined;
     const value = valueOf(rule, obs);
     let alert: AlertRecord | undefined;
     if (value !== undefined && !state.fired.has(obs.start)) {
       const verdict = judge(rule, value, state, obs.start);
       if (verdict) {
         state.fired.add(obs.start);
+        if (watchesSessions(rule) && state.fired.size > MAX_SESSION_MEMORY) state.fired.delete(Math.min(...state.fired));
         alert = {
           kind: "alert",
           rule: rule.name,

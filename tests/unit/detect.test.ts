@@ -79,6 +79,40 @@ describe("threshold", () => {
   });
 });
 
+describe("session windows (they do not close in start order)", () => {
+  const rule: DetectionRule = { name: "long", kind: "threshold", type: "purchase", window: "session:5m", aggregate: "count", op: ">=", threshold: 2 };
+  const session = (start: number, end: number, count: number, final = false): WindowObservation => ({
+    type: "purchase",
+    shape: "session:5m",
+    start,
+    end,
+    aggregates: (name) => (name === "count" ? count : undefined),
+    final,
+  });
+
+  test("a session extended backwards over a closed one is another window and fires; a start fired for never fires again", () => {
+    const d = new Detector(KEY, [rule]);
+    expect(d.observe(session(100, 200, 2), "e1", 1).map((a) => a.window.start)).toEqual([100]);
+    d.observe(session(100, 200, 2, true), "e2", 2); // closed
+    // An open session reaching back before the closed one's start: judged, and fires.
+    expect(d.observe(session(50, 300, 3), "e3", 3).map((a) => [a.window.start, a.eventId])).toEqual([[50, "e3"]]);
+    // A later session starting where the closed one did: the alert (rule, key, shape, 100) exists already.
+    expect(d.observe(session(100, 400, 5), "e4", 4)).toEqual([]);
+    // Through a restart too.
+    const restored = new Detector(KEY, [rule], JSON.parse(JSON.stringify(d.toJSON())));
+    expect(restored.observe(session(50, 500, 6), "e5", 5)).toEqual([]);
+    expect(restored.observe(session(30, 500, 7), "e6", 6).map((a) => a.window.start)).toEqual([30]);
+  });
+
+  test("the firings a session rule remembers are bounded", () => {
+    const d = new Detector(KEY, [rule]);
+    for (let i = 0; i < 1_200; i++) d.observe(session(i * 1_000, i * 1_000 + 10, 2), `e${i}`, i);
+    const fired = d.toJSON().rules[0]!.fired;
+    expect(fired.length).toBe(1_000);
+    expect(fired[0]).toBe(200 * 1_000);
+  });
+});
+
 describe("change", () => {
   const rule: DetectionRule = { name: "jump", kind: "change", type: "purchase", window: "1m", aggregate: "sum", op: ">=", ratio: 2 };
 
