@@ -138,12 +138,12 @@ export function contractSuite(name: string, makeTarget: (env: Record<string, str
       expect(windows[0].by_type.page_view).toEqual({ count: 1, sum: 0, min: null, max: null, avg: null });
       const purchases = await json(await get(`/v1/actors/${key}/windows?size=1m&type=purchase`));
       expect(purchases.windows).toEqual([
-        { size: "1m", start: at(0), end: at(60_000), count: 2, sum: 40, min: 10, max: 30, avg: 20, closed: false, type: "purchase" },
+        { size: "1m", start: at(0), end: at(60_000), shape: "tumbling", count: 2, sum: 40, min: 10, max: 30, avg: 20, closed: false, type: "purchase" },
       ]);
       const hopping = await json(await get(`/v1/actors/${key}/windows?size=5m&hop=1m`));
       // Five 5-minute windows, one starting each minute, contain [00:00:01, 00:00:04].
-      expect(hopping.windows.map((w: any) => [w.start, w.end, w.count])).toEqual(
-        [-4, -3, -2, -1, 0].map((m) => [at(m * 60_000), at((m + 5) * 60_000), 4]),
+      expect(hopping.windows.map((w: any) => [w.start, w.end, w.count, w.shape])).toEqual(
+        [-4, -3, -2, -1, 0].map((m) => [at(m * 60_000), at((m + 5) * 60_000), 4, "hopping"]),
       );
       const slash = await json(await get(`/v1/actors/${key}/windows?size=${encodeURIComponent("5m/1m")}`));
       expect(slash.windows).toEqual(hopping.windows);
