@@ -159,7 +159,7 @@ export function apiRoutes(config: Config) {
         request: {
           query: z.object({
             size: z.string().optional().meta({ description: 'A configured window: "1m", "5m/1m" (size/hop), "5m" with hop, or a shape keyflow.config.json gives a type: "sliding:10m", "session:30m".', example: "1m" }),
-            hop: z.string().optional().meta({ description: "The hop of a sliding window, with size.", example: "1m" }),
+            hop: z.string().optional().meta({ description: "The hop of a hopping window, with size.", example: "1m" }),
             type: z.string().regex(EVENT_TYPE).optional().meta({ description: "Only this event type's aggregates." }),
             from: time("Windows ending after this"),
             to: time("Windows starting before this"),
