@@ -319,22 +319,27 @@ beforeAll(async () => {
   pool = await preparePostgres();
 }, 300_000);
 
-afterAll(async () => {
+/** Removes what a run named `name` left: its rows, its Redis keys and its Kafka topics. */
+async function removeTraces(name: string): Promise<void> {
   for (const table of ["alerts", "window_aggregates", "raw_events", "processed_events"]) {
-    await pool?.query(`DELETE FROM ${table} WHERE actor_key LIKE $1`, [`${run}-%`]).catch(() => undefined);
+    await pool?.query(`DELETE FROM ${table} WHERE actor_key LIKE $1`, [`${name}-%`]).catch(() => undefined);
   }
-  await pool?.end();
   let cursor = "0";
   do {
-    const [next, found] = await redis.scan(cursor, { match: `${run}:*`, count: 1_000 }).catch(() => ["0", [] as string[]] as const);
+    const [next, found] = await redis.scan(cursor, { match: `${name}:*`, count: 1_000 }).catch(() => ["0", [] as string[]] as const);
     if (found.length) await redis.del(...found).catch(() => undefined);
     cursor = String(next);
   } while (cursor !== "0");
-  const admin = kafkaClient("keyflow-scenario-cleanup").admin();
+  const admin = kafkaClient(`keyflow-cleanup-${name}`).admin();
   await admin.connect();
-  const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${run}.`));
+  const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${name}.`));
   if (topics.length) await admin.deleteTopics({ topics, timeout: 30_000 }).catch(() => undefined);
   await admin.disconnect();
+}
+
+afterAll(async () => {
+  await removeTraces(run);
+  await pool?.end();
 });
 
 describe(`analytics scenario on the real sinks (seed ${SEED})`, () => {
@@ -596,20 +601,7 @@ describe("session retractions on the real Postgres and Redis", () => {
   afterAll(async () => {
     await target?.stop();
     config.remove();
-    for (const table of ["window_aggregates", "raw_events", "processed_events"]) {
-      await pool?.query(`DELETE FROM ${table} WHERE actor_key LIKE $1`, [`${prefix}-%`]).catch(() => undefined);
-    }
-    let cursor = "0";
-    do {
-      const [next, found] = await redis.scan(cursor, { match: `${prefix}:*`, count: 1_000 }).catch(() => ["0", [] as string[]] as const);
-      if (found.length) await redis.del(...found).catch(() => undefined);
-      cursor = String(next);
-    } while (cursor !== "0");
-    const admin = kafkaClient("keyflow-retractions-cleanup").admin();
-    await admin.connect();
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${prefix}.`));
-    if (topics.length) await admin.deleteTopics({ topics, timeout: 30_000 }).catch(() => undefined);
-    await admin.disconnect();
+    await removeTraces(prefix);
   });
 
   const T = Math.floor(Date.now() / MIN) * MIN - 30 * MIN;
