@@ -39,7 +39,7 @@ function isolateMetrics(env: WorkerEnv): IsolateMetrics | undefined {
 
 /** The [[ratelimits]] binding KEYFLOW_RATE_LIMITER, if wrangler.toml declares one: a coarse per-key pre-filter. */
 function platformLimit(env: WorkerEnv): PlatformLimit | undefined {
-  const binding = env.KEYFLOW_RATE_LIMITER as RateLimit | undefined;
+  const binding = env.KEYFLOW_RATE_LIMITER;
   if (!binding || typeof binding.limit !== "function") return undefined;
   return async (keyId) => (await binding.limit({ key: keyId })).success;
 }
