@@ -20,7 +20,7 @@ import type { ReadAsset } from "../http/assets.ts";
 export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
 
 /** Store + process host + app for the self-hosted server (Bun, Deno); the entry point adds only the listener. */
-export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hostName: string, sha256: Sha256 = webCryptoSha256) {
+export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hostName: string, sha256: Sha256 = webCryptoSha256, assets: ReadAsset = packagedAssets()) {
   const storePath = `${settings.dataDir}/keyflow.db`;
   const store = settings.storage === "sqlite" ? openSqlite(storePath, settings.sqliteSync) : new MemoryKvStore();
   const sinks = createSinks(settings.sinks, { poolPerDelivery: false });
@@ -35,7 +35,7 @@ export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hos
   const access = accessFor(settings.auth, true, sha256);
   if (metrics) collectHostMetrics(metrics, runtime);
   const reportError = settings.sentryDsn ? lazySentry(settings.sentryDsn, hostName, VERSION) : undefined;
-  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs, logger, reportError, assets: packagedAssets() });
+  const app = createApp({ backend: runtime, config, env: systemEnv, host: hostName, access, metrics, elapsedMs, logger, reportError, assets });
   const storage = settings.storage === "sqlite" ? `sqlite ${storePath}` : "memory (not persisted)";
   const replayed = runtime.stats.replayed;
   const recovery = replayed ? `, recovered ${replayed} journal entries of an unclean stop` : "";
