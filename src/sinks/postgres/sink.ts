@@ -38,7 +38,12 @@ function isPermanent(error: unknown): boolean {
 /** 42P01 no such table, 42703 no such column, 42P10 no unique index for ON CONFLICT: tables older than this sink. */
 const SCHEMA_OUTDATED = /^(42P01|42703|42P10)$/;
 
-function sinkError(error: unknown): SinkError {
+/**
+ * A failure as a SinkError, by SQLSTATE (the `code` both drivers set): refused data permanent,
+ * missing or outdated tables transient with what to do, anything else (a lost connection, a
+ * timeout, a server shutting down) transient.
+ */
+export function postgresError(error: unknown): SinkError {
   if (error instanceof SinkError) return error;
   const code = (error as { code?: unknown })?.code;
   const message = (error as Error)?.message ?? String(error);
@@ -49,28 +54,64 @@ function sinkError(error: unknown): SinkError {
   return new SinkError(`postgres: ${message}${typeof code === "string" ? ` (SQLSTATE ${code})` : ""}`, isPermanent(error));
 }
 
+/** One database: a pool of connections that runs one statement at a time on each, however they are made. */
+export interface PostgresConnection {
+  /** Runs `text` (one statement with `values` as $1…; without values, it may be several). */
+  query(text: string, values?: string[]): Promise<unknown>;
+  end(): Promise<void>;
+}
+
 /**
- * Postgres through the Neon serverless driver (WebSocket). Each batch is one statement (so one round
- * trip, and atomic): data-modifying CTEs insert the events into raw_events and processed_events from
- * one JSON array, upsert window_aggregates and insert alerts and failed_events. Every write is
- * idempotent, so a batch retried after a timeout leaves one effect: event rows ignore a known (tenant,
- * actor_key, event_id), window_aggregates takes only a newer revision, alerts ignore a known (tenant,
+ * Opens a PostgresConnection: `statementTimeoutMs` bounds each statement (0: no bound, for the
+ * migration); `lost` hears of a connection that broke while idle (logged; the next batch reconnects).
+ */
+export type OpenPostgres = (opts: PostgresSinkOptions, statementTimeoutMs: number, lost: (error: Error) => void) => PostgresConnection;
+
+/** The Neon serverless driver (WebSocket): Neon, or any Postgres behind a WebSocket-to-TCP proxy (KEYFLOW_NEON_WSPROXY). */
+export const openNeon: OpenPostgres = (opts, statementTimeoutMs, lost) => {
+  configureNeon(opts);
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const pool = new Pool({
+    connectionString: opts.url,
+    max: POOL_MAX,
+    connectionTimeoutMillis: timeoutMs,
+    // A statement that has not answered by then fails the batch (retried); its connection is dropped.
+    query_timeout: statementTimeoutMs || undefined,
+  });
+  // node-postgres, which the driver is built on, emits an idle client's connection error on the pool
+  // and throws it when nobody listens: the pool and every client it opens get a listener.
+  pool.on("error", lost); // an idle client's connection ended (pg_terminate_backend, proxy restart, …)
+  pool.on("connect", (client: { on(event: "error", listener: (error: Error) => void): unknown }) => client.on("error", lost));
+  return {
+    // pool.query takes a connection, runs the statement, and gives it back (or drops it on a connection error).
+    query: (text, values) => pool.query(text, values),
+    end: () => pool.end(),
+  };
+};
+
+/**
+ * Postgres, through a connection `open` makes (the Neon driver by default; postgres.js on the
+ * self-hosted server: native.ts). Each batch is one statement (so one round trip, and atomic):
+ * data-modifying CTEs insert the events into raw_events and processed_events from one JSON array,
+ * upsert window_aggregates and insert alerts and failed_events. Every write is idempotent, so a
+ * batch retried after a timeout leaves one effect: event rows ignore a known (tenant, actor_key,
+ * event_id), window_aggregates takes only a newer revision, alerts ignore a known (tenant,
  * actor_key, rule, shape, window_start), failed_events ignores a known entry.
  * Every row carries the record's tenant and the client's key (actor_key), never the actor name.
  *
- * A lost connection never ends the process: the pool and every client it opens have an 'error'
- * listener (node-postgres, which the driver is built on, emits an idle client's connection error on
- * the pool and throws it when nobody listens). The pool drops the broken client and the next batch
- * opens a new one; a batch that was on it fails and is retried.
+ * A lost connection never ends the process: the connection drops the broken one and the next batch
+ * opens a new one; a batch that was on it fails (transiently) and is retried.
  */
 export class PostgresSink implements Sink {
   readonly name = "postgres";
-  private pool: Pool | undefined;
+  private pool: PostgresConnection | undefined;
   private closing = false;
   private readonly timeoutMs: number;
 
-  constructor(private readonly opts: PostgresSinkOptions) {
-    configureNeon(opts);
+  constructor(
+    private readonly opts: PostgresSinkOptions,
+    private readonly open: OpenPostgres = openNeon,
+  ) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
   }
 
@@ -81,7 +122,7 @@ export class PostgresSink implements Sink {
     try {
       await pool.query(POSTGRES_SCHEMA);
     } catch (error) {
-      throw sinkError(error);
+      throw postgresError(error);
     } finally {
       await pool.end().catch(() => undefined);
     }
@@ -104,18 +145,8 @@ export class PostgresSink implements Sink {
     await this.withPool((pool) => pool.query(statement.text, statement.values));
   }
 
-  private newPool(queryTimeoutMs = this.timeoutMs): Pool {
-    const pool = new Pool({
-      connectionString: this.opts.url,
-      max: POOL_MAX,
-      connectionTimeoutMillis: this.timeoutMs,
-      // A statement that has not answered by then fails the batch (retried); its connection is dropped.
-      query_timeout: queryTimeoutMs || undefined,
-    });
-    const lost = (error: Error) => this.connectionLost(error);
-    pool.on("error", lost); // an idle client's connection ended (pg_terminate_backend, proxy restart, …)
-    pool.on("connect", (client: { on(event: "error", listener: (error: Error) => void): unknown }) => client.on("error", lost));
-    return pool;
+  private newPool(statementTimeoutMs = this.timeoutMs): PostgresConnection {
+    return this.open(this.opts, statementTimeoutMs, (error) => this.connectionLost(error));
   }
 
   private connectionLost(error: Error): void {
@@ -124,14 +155,13 @@ export class PostgresSink implements Sink {
     console.warn(`keyflow postgres sink: connection lost (${error.message}${typeof code === "string" ? `, SQLSTATE ${code}` : ""}); the next batch reconnects`);
   }
 
-  private async withPool<T>(fn: (pool: Pool) => Promise<T>): Promise<T> {
+  private async withPool<T>(fn: (pool: PostgresConnection) => Promise<T>): Promise<T> {
     const pool = this.pool ?? this.newPool();
     if (!this.opts.poolPerDelivery) this.pool = pool;
     try {
-      // pool.query takes a connection, runs the statement, and gives it back (or drops it on a connection error).
       return await fn(pool);
     } catch (error) {
-      throw sinkError(error);
+      throw postgresError(error);
     } finally {
       if (this.opts.poolPerDelivery) await pool.end().catch(() => undefined);
     }
