@@ -4,25 +4,19 @@ import type { OutboxRecord, SinkRecord } from "../../actor/outbox.ts";
 import { recordJson } from "../../delivery/records.ts";
 import { splitActorName } from "../../actor/tenant.ts";
 import { base64, isTransientStatus, post, statusError } from "../http.ts";
+import { headerPairs, topicFor, type KafkaTopics } from "./records.ts";
+
+export { DEFAULT_ALERTS_TOPIC, TENANT_PLACEHOLDER, TYPE_PLACEHOLDER } from "./records.ts";
 
 export type KafkaDialect = "v2" | "v3" | "upstash";
 
-export interface KafkaSinkOptions {
+export interface KafkaSinkOptions extends KafkaTopics {
   dialect: KafkaDialect;
   url: string;
   /** v3 only: the cluster id in /v3/clusters/{id}/…; Confluent Cloud's lkc-… */
   clusterId?: string;
   username?: string;
   password?: string;
-  /**
-   * Topic of events; "{type}" is replaced by the event type (one topic per type), "{tenant}" by the
-   * record's tenant (one topic per tenant).
-   */
-  topic: string;
-  /** Topic of windows; "{tenant}" is replaced by the record's tenant. */
-  windowsTopic: string;
-  /** Topic of alerts (detection rules that fired); "{tenant}" is replaced by the record's tenant. Default keyflow.alerts. */
-  alertsTopic?: string;
   /** v2 only: send headers (the Strimzi bridge takes them; Confluent's v2 has none). */
   headers: boolean;
   timeoutMs: number;
@@ -35,52 +29,12 @@ export interface KafkaSinkOptions {
 }
 
 export const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
-export const DEFAULT_ALERTS_TOPIC = "keyflow.alerts";
 
 /** The records of one batch bound for one topic, with their places in the batch. */
 interface TopicBatch {
   topic: string;
   records: SinkRecord[];
   indices: number[];
-}
-
-/** The placeholders a topic name may hold (validated in settings.ts). */
-export const TYPE_PLACEHOLDER = "{type}";
-export const TENANT_PLACEHOLDER = "{tenant}";
-
-/**
- * Kafka topic names allow [a-zA-Z0-9._-]; event types may also hold ':'. Tenant names
- * ([a-z0-9_-]) go in as they are.
- */
-function topicFor(opts: KafkaSinkOptions, record: SinkRecord, tenant: string): string {
-  let topic = record.kind === "window" ? opts.windowsTopic : record.kind === "alert" ? (opts.alertsTopic ?? DEFAULT_ALERTS_TOPIC) : opts.topic;
-  if (record.kind === "event" && topic.includes(TYPE_PLACEHOLDER)) topic = topic.replaceAll(TYPE_PLACEHOLDER, record.type.replace(/[^a-zA-Z0-9._-]/g, "_"));
-  if (topic.includes(TENANT_PLACEHOLDER)) topic = topic.replaceAll(TENANT_PLACEHOLDER, tenant);
-  return topic;
-}
-
-/**
- * Header name/value pairs: event_id and event_type for an event, the window's identity for a
- * window, the rule, window and triggering event_id (if any) for an alert; then the tenant on every
- * record, and request-id on an event that has one.
- */
-function headerPairs(record: SinkRecord, tenant: string): Array<[string, string]> {
-  if (record.kind === "window") {
-    const pairs: Array<[string, string]> = [["window", `${record.spec}:${record.start}:${record.revision}`]];
-    if (record.type !== undefined) pairs.push(["event_type", record.type]);
-    if (record.retracted) pairs.push(["retracted", "true"]);
-    pairs.push(["tenant", tenant]);
-    return pairs;
-  }
-  if (record.kind === "alert") {
-    const pairs: Array<[string, string]> = [["rule", record.rule], ["window", `${record.window.shape}:${record.window.start}`]];
-    if (record.eventId) pairs.push(["event_id", record.eventId]);
-    pairs.push(["tenant", tenant]);
-    return pairs;
-  }
-  const pairs: Array<[string, string]> = [["event_id", record.id], ["event_type", record.type], ["tenant", tenant]];
-  if (record.requestId !== undefined) pairs.push(["request-id", record.requestId]);
-  return pairs;
 }
 
 /**
