@@ -44,6 +44,9 @@ export function positionalArgs(positionals: string[], names: string[]): string[]
   if (positionals.length > names.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[names.length])}`);
   const empty = positionals.findIndex((p) => p === "");
   if (empty >= 0) throw new UsageError(`${names[empty]} must not be empty`);
+  // The server refuses these as keys too: a URL path would resolve them away.
+  const dots = names.findIndex((name, i) => name === "KEY" && (positionals[i] === "." || positionals[i] === ".."));
+  if (dots >= 0) throw new UsageError(`KEY must not be "${positionals[dots]}": no key is (it could not be read at /v1/actors/{key})`);
   return positionals;
 }
 
