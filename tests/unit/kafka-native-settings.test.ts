@@ -1,0 +1,84 @@
+import { describe, expect, test } from "bun:test";
+import { EnvReader } from "../../src/settings/reader.ts";
+import { kafkaNativeSettings, kafkaSettings } from "../../src/sinks/kafka/settings.ts";
+
+function read(env: Record<string, string>) {
+  const r = new EnvReader(env);
+  const native = kafkaNativeSettings(r, 10_000);
+  const rest = kafkaSettings(r, 10_000);
+  return { native, rest, problems: r.problems };
+}
+
+describe("KEYFLOW_KAFKA_BROKERS (the native producer)", () => {
+  test("unset: no native sink", () => {
+    expect(read({}).native).toBeUndefined();
+  });
+
+  test("brokers, topics and defaults", () => {
+    const { native, problems } = read({ KEYFLOW_KAFKA_BROKERS: "127.0.0.1:9092, kafka-2.internal:9093,[::1]:9094", KEYFLOW_DATA_DIR: "/var/keyflow" });
+    expect(problems).toEqual([]);
+    expect(native).toMatchObject({
+      dialect: "native",
+      brokers: ["127.0.0.1:9092", "kafka-2.internal:9093", "[::1]:9094"],
+      dataDir: "/var/keyflow",
+      progressTopic: "keyflow.progress",
+      topic: "keyflow.events",
+      windowsTopic: "keyflow.windows",
+      alertsTopic: "keyflow.alerts",
+      maxRequestBytes: 1_048_576,
+      timeoutMs: 10_000,
+      ssl: false,
+    });
+    expect(native!.transactionalId).toBeUndefined();
+    expect(native!.sasl).toBeUndefined();
+  });
+
+  test("every variable is read", () => {
+    const { native, problems } = read({
+      KEYFLOW_KAFKA_BROKERS: "k:9092",
+      KEYFLOW_KAFKA_TRANSACTIONAL_ID: "keyflow-eu-1",
+      KEYFLOW_KAFKA_PROGRESS_TOPIC: "kf.progress",
+      KEYFLOW_KAFKA_TOPIC: "kf.{tenant}.{type}",
+      KEYFLOW_KAFKA_MAX_REQUEST_BYTES: "2097152",
+      KEYFLOW_KAFKA_SSL: "true",
+      KEYFLOW_KAFKA_SASL_MECHANISM: "scram-sha-512",
+      KEYFLOW_KAFKA_USERNAME: "u",
+      KEYFLOW_KAFKA_PASSWORD: "p",
+    });
+    expect(problems).toEqual([]);
+    expect(native).toMatchObject({
+      transactionalId: "keyflow-eu-1",
+      progressTopic: "kf.progress",
+      topic: "kf.{tenant}.{type}",
+      maxRequestBytes: 2_097_152,
+      ssl: true,
+      sasl: { mechanism: "scram-sha-512", username: "u", password: "p" },
+    });
+  });
+
+  test.each([
+    [{ KEYFLOW_KAFKA_BROKERS: "localhost" }, "KEYFLOW_KAFKA_BROKERS"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:9092,,b:9092" }, "KEYFLOW_KAFKA_BROKERS"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:99999" }, "KEYFLOW_KAFKA_BROKERS"],
+    [{ KEYFLOW_KAFKA_BROKERS: "http://a:9092" }, "KEYFLOW_KAFKA_BROKERS"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:9092", KEYFLOW_KAFKA_TRANSACTIONAL_ID: "has space" }, "KEYFLOW_KAFKA_TRANSACTIONAL_ID"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:9092", KEYFLOW_KAFKA_TRANSACTIONAL_ID: "a/b" }, "KEYFLOW_KAFKA_TRANSACTIONAL_ID"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:9092", KEYFLOW_KAFKA_PROGRESS_TOPIC: "progress/{tenant}" }, "KEYFLOW_KAFKA_PROGRESS_TOPIC"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:9092", KEYFLOW_KAFKA_TOPIC: "bad topic" }, "KEYFLOW_KAFKA_TOPIC"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:9092", KEYFLOW_KAFKA_MAX_REQUEST_BYTES: "12" }, "KEYFLOW_KAFKA_MAX_REQUEST_BYTES"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:9092", KEYFLOW_KAFKA_SSL: "yes" }, "KEYFLOW_KAFKA_SSL"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:9092", KEYFLOW_KAFKA_SASL_MECHANISM: "gssapi", KEYFLOW_KAFKA_USERNAME: "u", KEYFLOW_KAFKA_PASSWORD: "p" }, "KEYFLOW_KAFKA_SASL_MECHANISM"],
+    [{ KEYFLOW_KAFKA_BROKERS: "a:9092", KEYFLOW_KAFKA_SASL_MECHANISM: "plain" }, "KEYFLOW_KAFKA_USERNAME"],
+  ] as Array<[Record<string, string>, string]>)("%j: a problem naming %s", (env, name) => {
+    const { problems } = read(env);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.join("\n")).toContain(name);
+  });
+
+  test("brokers and a REST URL together: a problem naming both variables", () => {
+    const { problems } = read({ KEYFLOW_KAFKA_BROKERS: "a:9092", KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082" });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain("KEYFLOW_KAFKA_BROKERS");
+    expect(problems[0]).toContain("KEYFLOW_KAFKA_REST_URL");
+  });
+});
