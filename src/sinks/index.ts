@@ -1,5 +1,6 @@
 import type { Sink } from "../delivery/sink.ts";
 import { ConfigError } from "../settings/config.ts";
+import type { NativeKafkaOptions } from "./kafka/settings.ts";
 import { KafkaSink } from "./kafka/sink.ts";
 import { PostgresSink, type PostgresSinkOptions } from "./postgres/sink.ts";
 import { isNativeRedisUrl, RedisSink, type RedisSinkOptions } from "./redis/sink.ts";
@@ -14,6 +15,7 @@ import { WebhookSink } from "./webhook/sink.ts";
 export interface NativeSinks {
   redis(opts: RedisSinkOptions): Sink;
   postgres(opts: PostgresSinkOptions): PostgresSink;
+  kafka(opts: NativeKafkaOptions): Sink;
 }
 
 /**
@@ -22,6 +24,9 @@ export interface NativeSinks {
  */
 export function nativeOnlyProblems(settings: SinkSettings): string[] {
   const problems: string[] = [];
+  if (settings.kafka?.dialect === "native") {
+    problems.push("KEYFLOW_KAFKA_BROKERS needs the self-hosted server (a native Kafka producer); on Workers use a REST proxy with KEYFLOW_KAFKA_REST_URL");
+  }
   if (settings.redis && isNativeRedisUrl(settings.redis.url)) {
     problems.push(`KEYFLOW_REDIS_URL: ${settings.redis.url.split(":")[0]}:// needs the self-hosted server; on Workers use Upstash's https:// REST URL with KEYFLOW_REDIS_TOKEN`);
   }
@@ -43,7 +48,7 @@ export function createSinks(settings: SinkSettings, opts: { poolPerDelivery: boo
     if (problems.length) throw new ConfigError(problems);
   }
   const sinks: Sink[] = [];
-  if (settings.kafka) sinks.push(new KafkaSink(settings.kafka));
+  if (settings.kafka) sinks.push(settings.kafka.dialect === "native" ? native!.kafka(settings.kafka) : new KafkaSink(settings.kafka));
   if (settings.redis) sinks.push(native && isNativeRedisUrl(settings.redis.url) ? native.redis(settings.redis) : new RedisSink(settings.redis));
   if (settings.postgres) sinks.push(postgresSink(settings, opts.poolPerDelivery, native)!);
   if (settings.webhook) sinks.push(new WebhookSink(settings.webhook));

@@ -1,6 +1,5 @@
 import type { EnvReader } from "../settings/reader.ts";
-import { kafkaSettings } from "./kafka/settings.ts";
-import type { KafkaSinkOptions } from "./kafka/sink.ts";
+import { kafkaNativeSettings, kafkaSettings, type KafkaSettings } from "./kafka/settings.ts";
 import { postgresSettings, type PostgresSettings } from "./postgres/settings.ts";
 import { redisSettings } from "./redis/settings.ts";
 import type { RedisSinkOptions } from "./redis/sink.ts";
@@ -9,7 +8,7 @@ import type { WebhookSinkOptions } from "./webhook/sink.ts";
 
 /** The sinks that are on (a sink is on when its URL is set), with their settings. */
 export interface SinkSettings {
-  kafka?: KafkaSinkOptions;
+  kafka?: KafkaSettings;
   redis?: RedisSinkOptions;
   postgres?: PostgresSettings;
   webhook?: WebhookSinkOptions;
@@ -19,7 +18,7 @@ export interface SinkSettings {
 export function readSinkSettings(r: EnvReader): SinkSettings {
   const timeoutMs = r.durationMs("KEYFLOW_SINK_TIMEOUT", "10s");
   const settings: SinkSettings = {};
-  const kafka = kafkaSettings(r, timeoutMs);
+  const kafka = kafkaSettings(r, timeoutMs) ?? kafkaNativeSettings(r, timeoutMs);
   const redis = redisSettings(r, timeoutMs);
   const postgres = postgresSettings(r, timeoutMs);
   const webhook = webhookSettings(r, timeoutMs);
