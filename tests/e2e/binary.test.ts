@@ -12,6 +12,9 @@ import { eventually, runKeyflow } from "../support/cli-process.ts";
 import { BIN, freePort, ROOT } from "../support/process.ts";
 import { tempDir } from "../support/targets.ts";
 import { VERSION } from "../../src/version.ts";
+import { KAFKA_BROKERS } from "../support/kafka.ts";
+import { PG_URL } from "../support/postgres.ts";
+import { REDIS_URL } from "../support/sink-env.ts";
 
 const BUILD_TIMEOUT_MS = 180_000;
 
@@ -49,11 +52,11 @@ afterAll(() => {
 const cleanEnv = (extra: Record<string, string> = {}): Record<string, string> => ({ PATH: "/usr/bin:/bin", HOME: work.path, ...extra });
 
 /** `keyflow serve` from the binary, until its "listening on" line. */
-async function serve(dataDir: string) {
+async function serve(dataDir: string, extraEnv: Record<string, string> = {}) {
   const port = await freePort();
   const proc = Bun.spawn([binary, "serve", "--port", String(port), "--data-dir", dataDir], {
     cwd: work.path,
-    env: cleanEnv({ KEYFLOW_API_KEYS: TEST_KEY_LINES, KEYFLOW_LOG_LEVEL: "warn", KEYFLOW_WINDOWS: "1m,1h" }),
+    env: cleanEnv({ KEYFLOW_API_KEYS: TEST_KEY_LINES, KEYFLOW_LOG_LEVEL: "warn", KEYFLOW_WINDOWS: "1m,1h", ...extraEnv }),
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -126,6 +129,44 @@ test("serve: events in, state out, durable across SIGTERM and a restart; pages a
     }
     expect((await fetch(`${server.url}/assets/missing.js`)).status).toBe(404);
     expect((await fetch(`${server.url}/openapi.json`)).status).toBe(200);
+  } finally {
+    expect(await server.stop()).toBe(0);
+  }
+});
+
+test("the native sink clients are in the binary: migrate with postgres.js, then deliver to Postgres, Redis (ioredis) and Kafka (kafkajs)", async () => {
+  const run = `kfbin${Date.now()}`;
+  const sinks = {
+    KEYFLOW_POSTGRES_URL: PG_URL,
+    KEYFLOW_POSTGRES_CLIENT: "native",
+    KEYFLOW_REDIS_URL: REDIS_URL,
+    KEYFLOW_REDIS_PREFIX: `${run}:`,
+    KEYFLOW_KAFKA_BROKERS: KAFKA_BROKERS.join(","),
+    KEYFLOW_KAFKA_TOPIC: `${run}.events`,
+    KEYFLOW_KAFKA_WINDOWS_TOPIC: `${run}.windows`,
+  };
+  const migrated = await runKeyflow([binary], ["migrate"], { env: cleanEnv(sinks), cwd: work.path });
+  expect(migrated.stderr).toBe("");
+  expect(migrated.code).toBe(0);
+  expect(migrated.stdout).toContain("keyflow migrate:");
+
+  const server = await serve(join(work.path, "data-native"), sinks);
+  try {
+    for (const sink of ["kafka", "redis", "postgres"]) expect(server.output()).toMatch(new RegExp(`sinks: [a-z, ]*${sink}`));
+    const key = `${run}-key`;
+    const posted = await fetch(`${server.url}/v1/events`, {
+      method: "POST",
+      headers: { ...bearer("ingest"), "content-type": "application/json" },
+      body: JSON.stringify({ event_id: `${run}-e1`, event_type: "purchase", key, value: 1, timestamp: Date.now() }),
+    });
+    expect(await posted.json()).toMatchObject({ status: "accepted" });
+    const outbox = await eventually(
+      "the event delivered to every sink",
+      async () => (await fetch(`${server.url}/v1/actors/${key}/outbox`, { headers: bearer("admin") })).json(),
+      (o: any) => o.sinks?.length === 3 && o.sinks.every((s: any) => s.delivered >= 1),
+      30_000,
+    );
+    expect(outbox.dead_letters).toBe(0);
   } finally {
     expect(await server.stop()).toBe(0);
   }
