@@ -188,7 +188,7 @@ export async function* csvBatches(
       base -= carry.length;
       carry = undefined;
     }
-    if (first) {
+    if (first && buf.length >= 3) {
       first = false;
       if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) pos = scanFrom = 3;
     }
@@ -205,6 +205,7 @@ export async function* csvBatches(
       } else yield* record(buf, pos, nl, base + nl + 1, lines);
       pos = scanFrom = nl + 1;
     }
+    if (pos > 0) first = false; // the BOM check waits for 3 bytes only while nothing was consumed
     if (!skipping && buf.length - pos > maxLineBytes) {
       skipping = true;
       skipLine = line + 1;

@@ -80,7 +80,7 @@ export async function* ndjsonBatches(chunks: AsyncIterable<Uint8Array>, opts: Re
       base -= carry.length;
       carry = undefined;
     }
-    if (first) {
+    if (first && buf.length >= 3) {
       first = false;
       if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) pos = 3; // a UTF-8 byte order mark
     }
@@ -95,6 +95,7 @@ export async function* ndjsonBatches(chunks: AsyncIterable<Uint8Array>, opts: Re
       builder.advance(base + pos, line);
       if (builder.full) yield builder.take();
     }
+    if (pos > 0) first = false; // the BOM check waits for 3 bytes only while nothing was consumed
     const rest = buf.length - pos;
     if (rest > maxLineBytes) {
       skipping = true;
