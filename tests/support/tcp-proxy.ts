@@ -10,6 +10,8 @@ export interface TcpProxy {
   port: number;
   /** Connections made through the proxy so far. */
   readonly connections: number;
+  /** The local ports of the proxy's open connections to the service (how the service names them: CLIENT KILL ADDR). */
+  upstreamPorts(): number[];
   cut(): void;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -17,6 +19,7 @@ export interface TcpProxy {
 
 export async function startTcpProxy(upstreamPort: number, upstreamHost = "127.0.0.1"): Promise<TcpProxy> {
   const open = new Set<Socket>();
+  const upstreams = new Set<Socket>();
   let connections = 0;
   let server: Server | undefined;
   let port = 0;
@@ -31,7 +34,9 @@ export async function startTcpProxy(upstreamPort: number, upstreamHost = "127.0.
         const upstream = connect(upstreamPort, upstreamHost);
         open.add(client);
         open.add(upstream);
+        upstreams.add(upstream);
         const close = () => {
+          upstreams.delete(upstream);
           client.destroy();
           upstream.destroy();
           open.delete(client);
@@ -59,6 +64,7 @@ export async function startTcpProxy(upstreamPort: number, upstreamHost = "127.0.
     get connections() {
       return connections;
     },
+    upstreamPorts: () => [...upstreams].map((s) => s.localPort).filter((p): p is number => p !== undefined),
     cut,
     async stop() {
       const s = server;
