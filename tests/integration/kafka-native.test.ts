@@ -23,6 +23,7 @@ function options(base: string, extra: Partial<NativeKafkaOptions> = {}): NativeK
     brokers: KAFKA_BROKERS,
     transactionalId: `${base}-tx`,
     dataDir: dir.path,
+    durable: true,
     progressTopic: `${base}.progress`,
     topic: `${base}.events`,
     windowsTopic: `${base}.windows`,
@@ -148,6 +149,14 @@ describe("native Kafka sink", () => {
     expect(error).toMatchObject({ tooLarge: true, index: 1 });
     expect(s.progress().get("a")).toBe(0);
     expect(ids(await readToEnd(`${base4}.events`))).toEqual(["l-1"]);
+  }, 60_000);
+
+  test("KEYFLOW_STORAGE=memory: a restarted process's outbox starts at 0 again, and nothing of it is skipped", async () => {
+    const base5 = uniqueTopic("kf-native-memory");
+    await topics(base5);
+    await sink(options(base5, { durable: false })).deliver([event("m", 0, "m-1")]);
+    await sink(options(base5, { durable: false })).deliver([event("m", 0, "m-2")]);
+    expect(ids(await readToEnd(`${base5}.events`)).sort()).toEqual(["m-1", "m-2"]);
   }, 60_000);
 
   test("an unreachable broker is a transient failure, not a crash", async () => {

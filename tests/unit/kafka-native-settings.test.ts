@@ -21,6 +21,7 @@ describe("KEYFLOW_KAFKA_BROKERS (the native producer)", () => {
       dialect: "native",
       brokers: ["127.0.0.1:9092", "kafka-2.internal:9093", "[::1]:9094"],
       dataDir: "/var/keyflow",
+      durable: true,
       progressTopic: "keyflow.progress",
       topic: "keyflow.events",
       windowsTopic: "keyflow.windows",
@@ -54,6 +55,10 @@ describe("KEYFLOW_KAFKA_BROKERS (the native producer)", () => {
       ssl: true,
       sasl: { mechanism: "scram-sha-512", username: "u", password: "p" },
     });
+  });
+
+  test("KEYFLOW_STORAGE=memory: not durable (progress of an earlier process must not count)", () => {
+    expect(read({ KEYFLOW_KAFKA_BROKERS: "k:9092", KEYFLOW_STORAGE: "memory" }).native!.durable).toBe(false);
   });
 
   test.each([

@@ -68,7 +68,8 @@ export class NativeKafkaSink implements Sink {
       retry: { retries: 5, initialRetryTime: 25, maxRetryTime: 1_000 },
       logLevel: logLevel.NOTHING,
     });
-    this.transactionalId = opts.transactionalId ?? defaultTransactionalId(opts.dataDir);
+    if (!opts.durable) this.transactionalId = `${opts.transactionalId ?? "keyflow"}-${randomUUID()}`;
+    else this.transactionalId = opts.transactionalId ?? defaultTransactionalId(opts.dataDir);
   }
 
   /** How far each actor's records are in Kafka, as last read back or committed. */

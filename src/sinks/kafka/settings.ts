@@ -96,6 +96,12 @@ export interface NativeKafkaOptions extends KafkaTopics {
   transactionalId?: string;
   /** KEYFLOW_DATA_DIR: where the default transactional id is kept. */
   dataDir: string;
+  /**
+   * The outbox survives a restart (KEYFLOW_STORAGE=sqlite). When it does not, outbox positions start
+   * again at 0, so the progress of an earlier process must not count: each process then has an id
+   * of its own.
+   */
+  durable: boolean;
   /** The compacted topic of per-actor progress, written in each transaction. */
   progressTopic: string;
   timeoutMs: number;
@@ -149,6 +155,7 @@ export function kafkaNativeSettings(r: EnvReader, timeoutMs: number): NativeKafk
     brokers,
     ...(transactionalId === undefined ? {} : { transactionalId }),
     dataDir: r.text("KEYFLOW_DATA_DIR", ".keyflow"),
+    durable: r.text("KEYFLOW_STORAGE", "sqlite") !== "memory",
     progressTopic,
     ...topics,
     timeoutMs,
