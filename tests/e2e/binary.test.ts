@@ -101,7 +101,7 @@ test("serve: events in, state out, durable across SIGTERM and a restart; pages a
   const events = [1, 2, 3].map((n) => ({ event_id: `e${n}`, event_type: "purchase", key, value: n * 10, timestamp: Date.now() }));
   const posted = await fetch(`${server.url}/v1/events`, { method: "POST", headers: { ...bearer("ingest"), "content-type": "application/json" }, body: JSON.stringify(events) });
   expect(await posted.json()).toMatchObject({ accepted: 3, rejected: [] });
-  const before = await (await fetch(server.url + path, { headers: bearer("read") })).json();
+  const before = (await (await fetch(server.url + path, { headers: bearer("read") })).json()) as any;
   expect(before).toMatchObject({ key, totals: { events: 3, by_type: { purchase: 3 } } });
 
   // The binary's own client commands against the binary's server.
@@ -112,7 +112,7 @@ test("serve: events in, state out, durable across SIGTERM and a restart; pages a
   expect(await server.stop()).toBe(0);
   server = await serve(dataDir);
   try {
-    const after = await (await fetch(server.url + path, { headers: bearer("read") })).json();
+    const after = (await (await fetch(server.url + path, { headers: bearer("read") })).json()) as any;
     expect(after.totals).toEqual(before.totals);
     expect(after.open_windows).toEqual(before.open_windows);
 
@@ -162,7 +162,7 @@ test("the native sink clients are in the binary: migrate with postgres.js, then 
     expect(await posted.json()).toMatchObject({ status: "accepted" });
     const outbox = await eventually(
       "the event delivered to every sink",
-      async () => (await fetch(`${server.url}/v1/actors/${key}/outbox`, { headers: bearer("admin") })).json(),
+      async (): Promise<any> => (await fetch(`${server.url}/v1/actors/${key}/outbox`, { headers: bearer("admin") })).json(),
       (o: any) => o.sinks?.length === 3 && o.sinks.every((s: any) => s.delivered >= 1),
       30_000,
     );

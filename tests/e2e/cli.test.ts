@@ -63,7 +63,7 @@ describe("inspect and dlq", () => {
     expect(await post([event("ok-1", 5), event("ok-2", 7), event("refused-1", 11, { refuse: true })])).toMatchObject({ accepted: 3, rejected: [] });
     const body = await eventually(
       "the refused event dead-lettered",
-      async () => (await fetch(`${server.url}/v1/actors/${encodeURIComponent(KEY)}/dlq`, { headers: bearer("admin") })).json(),
+      async (): Promise<any> => (await fetch(`${server.url}/v1/actors/${encodeURIComponent(KEY)}/dlq`, { headers: bearer("admin") })).json(),
       (b: any) => b.dead_letters?.length === 1,
     );
     deadId = body.dead_letters[0].id;

@@ -109,7 +109,7 @@ function readable(i: Inspection): string[] {
 }
 
 export function deadLetterLine(d: DeadLetter): string {
-  return `  #${d.id} ${safe(d.sink)} ${safe(d.record.kind)} failed ${d.failed_at} after ${d.attempts} attempts: ${quoted(d.error)}`;
+  return `  #${d.id} ${safe(d.sink)} ${safe(d.record.kind)} failed ${d.failed_at} after ${d.attempts} attempt${d.attempts === 1 ? "" : "s"}: ${quoted(d.error)}`;
 }
 
 export type { DeadLetter };

@@ -15,7 +15,7 @@ export const serveCommand: Command = {
   --data-dir DIR    where the SQLite store lives (sets KEYFLOW_DATA_DIR; default .keyflow)
   --config FILE     keyflow.config.json with analytics rules (sets KEYFLOW_CONFIG)
 
-Every other setting is a KEYFLOW_* variable of the environment (docs/configuration.md). Stops
+Every other setting is a KEYFLOW_* variable of the environment (README.md, Configuration). Stops
 cleanly on SIGINT or SIGTERM.`,
   async run(argv, io) {
     const { values, positionals } = parse(argv, { port: { type: "string" }, host: { type: "string" }, "data-dir": { type: "string" }, config: { type: "string" } });
