@@ -5,7 +5,7 @@
  * SIGTERM and a restart on the same data dir, and serves the packaged pages and their assets.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bearer, TEST_KEY_LINES, TEST_KEYS } from "../support/api-keys.ts";
 import { eventually, runKeyflow } from "../support/cli-process.ts";
@@ -101,13 +101,18 @@ test("serve: events in, state out, durable across SIGTERM and a restart; pages a
   const events = [1, 2, 3].map((n) => ({ event_id: `e${n}`, event_type: "purchase", key, value: n * 10, timestamp: Date.now() }));
   const posted = await fetch(`${server.url}/v1/events`, { method: "POST", headers: { ...bearer("ingest"), "content-type": "application/json" }, body: JSON.stringify(events) });
   expect(await posted.json()).toMatchObject({ accepted: 3, rejected: [] });
-  const before = (await (await fetch(server.url + path, { headers: bearer("read") })).json()) as any;
-  expect(before).toMatchObject({ key, totals: { events: 3, by_type: { purchase: 3 } } });
-
-  // The binary's own client commands against the binary's server.
+  // The binary's own client commands against the binary's server: inspect, and backfill (the engine is in the file).
   const inspected = await runKeyflow([binary], ["inspect", key, "--json", "--url", server.url, "--api-key", TEST_KEYS.read], { env: cleanEnv(), cwd: work.path });
   expect(inspected.code).toBe(0);
   expect(JSON.parse(inspected.stdout).actor.totals.events).toBe(3);
+  const file = join(work.path, "history.ndjson");
+  writeFileSync(file, [4, 5].map((n) => JSON.stringify({ event_id: `e${n}`, event_type: "purchase", key, value: n * 10, timestamp: Date.now() })).join("\n"));
+  const backfilled = await runKeyflow([binary], ["backfill", file, "--json", "--no-progress", "--url", server.url, "--api-key", TEST_KEYS.ingest], { env: cleanEnv(), cwd: work.path });
+  expect(backfilled.code).toBe(0);
+  expect(JSON.parse(backfilled.stdout)).toMatchObject({ accepted: 2 });
+
+  const before = (await (await fetch(server.url + path, { headers: bearer("read") })).json()) as any;
+  expect(before).toMatchObject({ key, totals: { events: 5, by_type: { purchase: 5 } } });
 
   expect(await server.stop()).toBe(0);
   server = await serve(dataDir);
