@@ -9,6 +9,7 @@ import { bearer, TEST_KEY_LINES, TEST_KEYS } from "../support/api-keys.ts";
 import { eventually, KEYFLOW_BIN, runKeyflow, startKeyflow } from "../support/cli-process.ts";
 import { BUN_SERVER, CONTRACT_ENV, spawnServer, tempDir, type ServerProcess } from "../support/targets.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../support/webhook-receiver.ts";
+import { PG_URL } from "../support/postgres.ts";
 
 /** A key that means something in a URL, a shell and a terminal: the CLI must send it as data. */
 const KEY = `user/1 ?a=b#c%2F é ${Date.now()}`;
@@ -188,4 +189,26 @@ test("tail prints an event posted after it started, as one JSON line, and stops 
   expect(await tail.interrupt()).toBe(0);
   // Window updates arrive with the event's commit: every line is a record with a kind.
   for (const r of records) expect(["event", "window", "alert"]).toContain(r.kind);
+});
+
+describe("serve and migrate take their settings from the environment, and name a bad one", () => {
+  test("serve on a public address without API keys exits 2 naming HOST and KEYFLOW_API_KEYS", async () => {
+    const r = await runKeyflow(KEYFLOW_BIN, ["serve", "--host", "0.0.0.0", "--port", "0"], { env: { PATH: env().PATH!, HOME: env().HOME! }, limitMs: 20_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("HOST=0.0.0.0");
+    expect(r.stderr).toContain("KEYFLOW_API_KEYS");
+  });
+
+  test("migrate without a Postgres URL exits 2 naming KEYFLOW_POSTGRES_URL", async () => {
+    const r = await runKeyflow(KEYFLOW_BIN, ["migrate"], { env: { PATH: env().PATH!, HOME: env().HOME! } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("KEYFLOW_POSTGRES_URL");
+  });
+
+  test("migrate against the local Postgres (postgres.js) is npm run migrate", async () => {
+    const r = await runKeyflow(KEYFLOW_BIN, ["migrate"], { env: { PATH: env().PATH!, HOME: env().HOME!, KEYFLOW_POSTGRES_URL: PG_URL, KEYFLOW_POSTGRES_CLIENT: "native" } });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("keyflow migrate: raw_events");
+  });
 });
