@@ -11,6 +11,9 @@ import { benchEvents, coreRates } from "./bench-core.ts";
 import { analyticsRates, type AnalyticsVariant } from "./bench-analytics.ts";
 import { percentile, runLoad, type LoadResult } from "./bench-load.ts";
 
+/** `keyflow backfill` end to end (scripts/bench-backfill.ts); for bench.ts: ["backfill", "...", () => backfillSection(QUICK ? 200_000 : 1_000_000)]. */
+export { backfillSection } from "./bench-backfill.ts";
+
 export interface Row {
   /** Stable name, the key of bench/baseline.json. */
   id: string;
