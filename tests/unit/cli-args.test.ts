@@ -102,3 +102,14 @@ describe("the server's address and keys", () => {
     expect(actorPath("../../health")).toBe("/v1/actors/..%2F..%2Fhealth");
   });
 });
+
+describe("backfill", () => {
+  test("is routed to the backfill engine, which reads its own --help and names a missing FILE", async () => {
+    const help = await runCli(main, ["backfill", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("usage: keyflow backfill FILE");
+    const missing = await runCli(main, ["backfill"]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("FILE");
+  });
+});
