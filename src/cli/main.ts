@@ -50,7 +50,7 @@ export async function runCommand(command: Command, argv: string[], io: Io): Prom
     return await command.run(argv, io);
   } catch (error) {
     if (error instanceof UsageError) {
-      writeLine(io.stderr, `keyflow ${command.name}: ${error.message}\n\n${command.usage}`);
+      writeLine(io.stderr, `keyflow ${command.name}: ${safe(error.message)}\n\n${command.usage}`);
       return 2;
     }
     if (error instanceof KeyflowError) {

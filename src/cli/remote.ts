@@ -5,6 +5,9 @@ import { UsageError, type Io } from "./io.ts";
 /** The server the client commands talk to when neither --url nor KEYFLOW_URL says (PORT's default in src/settings/env.ts). */
 export const DEFAULT_URL = "http://127.0.0.1:8787";
 
+/** A request with no answer (and body) within this is abandoned: a command never hangs on a stuck server. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
 /** The flags every command that talks to a server takes. */
 export const REMOTE_OPTIONS = {
   url: { type: "string" },
@@ -19,7 +22,7 @@ export interface Remote {
   base: string;
   client: KeyflowClient;
   /** A JSON request; an answer that is not 2xx throws a KeyflowError with the server's message. */
-  json<T>(method: "GET" | "POST", path: string, signal?: AbortSignal): Promise<T>;
+  json<T>(method: "GET" | "POST", path: string): Promise<T>;
   headers: Record<string, string>;
 }
 
@@ -36,16 +39,16 @@ export function remote(values: { url?: string; "api-key"?: string }, io: Io): Re
   if (key !== undefined && !/^[\x21-\x7e]+$/.test(key)) throw new UsageError(`${values["api-key"] !== undefined ? "--api-key" : "KEYFLOW_API_KEY"} must be a key like kf_…, without spaces`);
   const base = url.replace(/\/+$/, "");
   const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
-  const client = createClient({ url: base, ...(key ? { key } : {}), flushOnPageHide: false, onError: () => undefined });
-  const json = async <T>(method: "GET" | "POST", path: string, signal?: AbortSignal): Promise<T> => {
-    let response: Response;
+  const client = createClient({ url: base, ...(key ? { key } : {}), requestTimeoutMs: REQUEST_TIMEOUT_MS, flushOnPageHide: false, onError: () => undefined });
+  const json = async <T>(method: "GET" | "POST", path: string): Promise<T> => {
     try {
-      response = await fetch(base + path, { method, headers: { ...headers, accept: "application/json" }, ...(signal ? { signal } : {}) });
+      const response = await fetch(base + path, { method, headers: { ...headers, accept: "application/json" }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      if (!response.ok) throw await errorOf(response, Date.now());
+      return (await response.json()) as T;
     } catch (error) {
-      throw new KeyflowError(0, "network_error", `no answer: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      if (error instanceof KeyflowError) throw error;
+      throw new KeyflowError(0, "network_error", `no answer from ${base}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
-    if (!response.ok) throw await errorOf(response, Date.now());
-    return (await response.json()) as T;
   };
   return { base, client, json, headers };
 }
