@@ -128,7 +128,8 @@ export async function backfill(options: BackfillOptions, deps: BackfillDeps): Pr
 
   const startMs = clock.now();
   const isTTY = (stderr as { isTTY?: boolean }).isTTY === true;
-  const mode: ProgressMode = options.progress === "off" ? "off" : options.progress === "on" || isTTY ? (isTTY || options.progress === "on" ? "bar" : "lines") : "lines";
+  // A bar on a terminal (or when forced with --progress), a line every few seconds in a log.
+  const mode: ProgressMode = options.progress === "off" ? "off" : options.progress === "on" || isTTY ? "bar" : "lines";
   const progress = new Progress(stderr, mode, clock, startMs);
   const state = () => ({ bytes: source.readBytes(), totalBytes: source.totalBytes, events: tally.events });
   const timer = mode === "off" ? undefined : setInterval(() => progress.tick(state()), deps.progressIntervalMs ?? (mode === "bar" ? 250 : 1_000));
