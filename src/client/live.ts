@@ -102,12 +102,12 @@ export async function* liveMessages(t: Transport, key: string, options: LiveOpti
 /** A server-sent message as a typed LiveMessage; undefined for an event name this client does not know. */
 export function liveMessage(message: SseMessage): LiveMessage | undefined {
   const { event, id } = message;
-  if (event !== "event" && event !== "window" && event !== "gap" && event !== "overflow" && event !== "end") return undefined;
+  if (event !== "event" && event !== "window" && event !== "alert" && event !== "gap" && event !== "overflow" && event !== "end") return undefined;
   const data = parseJson(message.data);
   if (!isRecord(data)) throw new KeyflowError(0, "bad_response", `a live "${event}" message whose data is not a JSON object: ${message.data.slice(0, 200)}`);
-  if (event === "event" || event === "window") {
+  if (event === "event" || event === "window" || event === "alert") {
     if (data.kind !== event) throw new KeyflowError(0, "bad_response", `a live "${event}" message holding a "${String(data.kind)}" record`);
-    return event === "event" ? { type: "event", id, record: data as never } : { type: "window", id, record: data as never };
+    return { type: event, id, record: data as never } as LiveMessage;
   }
   const reason = typeof data.reason === "string" ? data.reason : "";
   if (event === "gap") return { type: "gap", id, last_event_id: typeof data.last_event_id === "string" ? data.last_event_id : null, reason };

@@ -164,6 +164,8 @@ export interface WindowsQuery {
 export type LiveMessage =
   | { type: "event"; id: string | undefined; record: EventRecord }
   | { type: "window"; id: string | undefined; record: WindowRecord }
+  /** A detection rule that fired (keyflow.config.json rules). */
+  | { type: "alert"; id: string | undefined; record: AlertRecord }
   /** Some items after the Last-Event-ID the stream resumed from are no longer retained: they were missed. */
   | { type: "gap"; id: string | undefined; last_event_id: string | null; reason: string }
   /** The server ended the stream: `overflow` (the reader fell too far behind) or `end` (the server is closing). */

@@ -101,6 +101,9 @@ describe("live messages, typed", () => {
     expect(liveMessage({ event: "gap", data: '{"last_event_id":"old.3","reason":"gone"}', id: undefined })).toEqual({ type: "gap", id: undefined, last_event_id: "old.3", reason: "gone" });
     expect(liveMessage({ event: "overflow", data: '{"reason":"more than 10 messages unread"}', id: "x.1" })).toEqual({ type: "overflow", id: "x.1", reason: "more than 10 messages unread" });
     expect(liveMessage({ event: "end", data: '{"reason":"the server is closing"}', id: undefined })?.type).toBe("end");
+    const alert = { kind: "alert", tenant: "default", key: "u1", rule: "burst", window: { shape: "1m", start: "2026-01-01T00:00:00.000Z", end: "2026-01-01T00:01:00.000Z" }, aggregate: "count", value: 11, event_id: "e-11", fired_at: "2026-01-01T00:00:30.000Z" };
+    expect(liveMessage({ event: "alert", data: JSON.stringify(alert), id: "x.2" })).toEqual({ type: "alert", id: "x.2", record: alert as never });
+    expect(() => liveMessage({ event: "alert", data: JSON.stringify(WINDOW), id: undefined })).toThrow(/holding a "window" record/);
     expect(liveMessage({ event: "something-new", data: "whatever", id: undefined })).toBeUndefined();
   });
 
