@@ -2,6 +2,7 @@ import postgres from "postgres";
 import { SinkError } from "../../delivery/sink.ts";
 import { POOL_MAX, PostgresSink, type OpenPostgres, type PostgresSinkOptions } from "./sink.ts";
 
+const TEXT_OID = 25;
 /** Seconds an idle connection stays open. */
 const IDLE_SECONDS = 60;
 
@@ -29,7 +30,9 @@ export const openPostgresJs: OpenPostgres = (opts, statementTimeoutMs) => {
   });
   return {
     async query(text, values) {
-      const pending = sql.unsafe(text, values ?? []);
+      // As text (OID 25): the statement casts each to jsonb itself; as an unknown type postgres.js would
+      // learn jsonb from the server and JSON-encode the JSON text once more.
+      const pending = sql.unsafe(text, (values ?? []).map((value) => sql.typed(value, TEXT_OID)));
       if (!statementTimeoutMs) return await pending;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<never>((_, reject) => {
