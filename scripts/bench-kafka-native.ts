@@ -35,7 +35,7 @@ export async function kafkaDrain(path: KafkaPath, opts: KafkaNativeBenchOptions)
   await createTopic(`${run}.events`);
   await createTopic(`${run}.windows`, 1);
   const dir = tempDir(`bench-kafka-${path}`);
-  const reach = path === "native" ? { KEYFLOW_KAFKA_BROKERS: "127.0.0.1:9092", KEYFLOW_KAFKA_PROGRESS_TOPIC: `${run}.progress` } : { KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082" };
+  const reach: Record<string, string> = path === "native" ? { KEYFLOW_KAFKA_BROKERS: "127.0.0.1:9092", KEYFLOW_KAFKA_PROGRESS_TOPIC: `${run}.progress` } : { KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082" };
   const server = await spawnServer(BUN_SERVER, {
     PORT: "0",
     HOST: "127.0.0.1",
