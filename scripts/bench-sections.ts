@@ -326,7 +326,7 @@ export async function workerdSection(seconds: number): Promise<Row[]> {
  * themselves (the quick preset where left out). Null when the local services are not running.
  */
 export async function sinksSection(size: number | Partial<Omit<import("./bench-sinks.ts").SinksBenchOptions, "log">> = 300): Promise<Row[] | null> {
-  const { sinksBench, SINKS_PRESETS, SINK_NAMES } = await import("./bench-sinks.ts");
+  const { sinksBench, SINKS_PRESETS, SINK_NAMES, NATIVE_SINK_NAMES } = await import("./bench-sinks.ts");
   const preset = typeof size === "number" ? (size <= 100 ? SINKS_PRESETS.quick : SINKS_PRESETS.full) : { ...SINKS_PRESETS.quick, ...size };
   const r = await sinksBench({ ...preset, log: (line) => console.log(`  .. ${line}`) });
   if (!r) return null;
@@ -348,6 +348,15 @@ export async function sinksSection(size: number | Partial<Omit<import("./bench-s
       id: `sinks.${sink}.drain`, section: "sinks", metric: `${sink}: drain, ingest start -> last event visible`, value: d.eventsPerS, unit: "events/s",
       baseline: { name: "direct, same client", value: r.direct[sink].eventsPerS }, target: drainTarget[sink],
       note: d.timedOut ? `timed out after ${d.seconds.toFixed(0)} s: ${d.landed} of ${d.expected} landed` : `${d.expected} events in ${d.seconds.toFixed(1)} s`,
+    });
+  }
+  for (const sink of NATIVE_SINK_NAMES) {
+    const d = r.native.drain[sink];
+    rows.push({
+      id: `sinks.${sink}.drain_native`, section: "sinks", metric: `${sink}, native client: drain, ingest start -> last event visible`, value: d.eventsPerS,
+      unit: "events/s", baseline: { name: "direct, HTTP client (as the drain rows)", value: r.direct[sink].eventsPerS }, target: drainTarget[sink],
+      note: `${sink === "redis" ? "ioredis (redis://)" : "postgres.js (postgres://)"} in the same run (the HTTP client: ${Math.round(r.drain[sink].eventsPerS).toLocaleString("en-US")} events/s); ` +
+        (d.timedOut ? `timed out after ${d.seconds.toFixed(0)} s: ${d.landed} of ${d.expected} landed` : `${d.expected} events in ${d.seconds.toFixed(1)} s`),
     });
   }
   if (r.sameRate) {

@@ -9,7 +9,8 @@
 //     until the server has written nothing for 2 s after it (with sinks: after every sink has every
 //     event), so checkpoints and delivery-driven commits are counted.
 //  3. drain: per sink, events accepted in the sinks-on ingest / time from the ingest start until the
-//     last of them is visible (polled every 100 ms).
+//     last of them is visible (polled every 100 ms). Then the same ingest once more with the native
+//     clients (redis://: ioredis, postgres://: postgres.js; Kafka as before): their drains.
 //  4. direct: the same rows written by this process with the same client and the simplest code
 //     (tests/support/direct-writes.ts: one Postgres statement, one Redis pipeline of XADD, one REST
 //     v2 binary produce), batches of 500, 4 in flight: the drain rows' baselines.
@@ -25,13 +26,16 @@ import { connect } from "node:net";
 import type { EventRecord } from "../src/actor/outbox.ts";
 import { directKafka, directPostgres, directRedis, type DirectWrite } from "../tests/support/direct-writes.ts";
 import { kafkaClient, uniqueTopic } from "../tests/support/kafka.ts";
-import { localSinkEnv, REDIS_FRONT } from "../tests/support/sink-env.ts";
+import { localSinkEnv, REDIS_FRONT, type ClientKind } from "../tests/support/sink-env.ts";
 import { BUN_SERVER, spawnServer, tempDir, type ServerProcess } from "../tests/support/targets.ts";
 import { percentile, runLoad, type LoadResult } from "./bench-load.ts";
 import { parseRedisUrl, RespConnection, RespError, type Reply } from "./fronts/resp.ts";
 
 export type SinkName = "redis" | "postgres" | "kafka";
 export const SINK_NAMES: SinkName[] = ["redis", "postgres", "kafka"];
+/** The sinks with a native client beside the HTTP one. */
+export type NativeSinkName = "redis" | "postgres";
+export const NATIVE_SINK_NAMES: NativeSinkName[] = ["redis", "postgres"];
 
 export interface SinksBenchOptions {
   /** Timed ingest per server (sinks off, sinks on). */
@@ -93,6 +97,8 @@ export interface SinksBenchResult {
   /** One batch of 500 in flight, as the host's delivery loop sends. */
   directSerial: Record<SinkName, DirectRate>;
   latency: { offeredPerS: number; keyflow: Record<SinkName, number[]>; direct: Record<SinkName, number[]> };
+  /** The sinks-on ingest with the native Redis and Postgres clients (the self-hosted server's redis:// and postgres://). */
+  native: { on: IngestPhase; drain: Record<NativeSinkName, Drain> };
   /** Where the CPU went during the sinks-on ingest and drain (diagnostic lines). */
   cpu: string[];
 }
@@ -130,6 +136,8 @@ export async function sinksBench(options: SinksBenchOptions): Promise<SinksBench
     opts.log(`sinks off: ${fmt(off.phase.eventsPerS)} events/s, ${off.phase.bytesPerEvent.toFixed(0)} bytes written/event`);
     const on = await ingestPhase(ctx, `${base}-on`, SINK_NAMES);
     opts.log(`sinks on: ${fmt(on.phase.eventsPerS)} events/s, ${on.phase.bytesPerEvent.toFixed(0)} bytes written/event`);
+    const native = await ingestPhase(ctx, `${base}-nat`, SINK_NAMES, "native");
+    opts.log(`sinks on, native Redis and Postgres clients: ${fmt(native.phase.eventsPerS)} events/s; drains ${NATIVE_SINK_NAMES.map((s) => `${s} ${fmt(native.drain![s].eventsPerS)}`).join(", ")} events/s`);
     const direct = {} as SinksBenchResult["direct"];
     const directSerial = {} as SinksBenchResult["directSerial"];
     for (const sink of SINK_NAMES) {
@@ -144,7 +152,11 @@ export async function sinksBench(options: SinksBenchOptions): Promise<SinksBench
     }
     const sameRate = opts.extended ? await sameRateDisk(ctx, base, Math.max(5_000, Math.round((on.phase.eventsPerS * 0.8) / 1_000) * 1_000)) : undefined;
     const latency = await latencyPhase(ctx, `${base}-lat`);
-    return { off: off.phase, on: on.phase, drain: on.drain!, alone, sameRate, direct, directSerial, latency, cpu: [...off.cpu, ...on.cpu] };
+    return {
+      off: off.phase, on: on.phase, drain: on.drain!, alone, sameRate, direct, directSerial, latency,
+      native: { on: native.phase, drain: { redis: native.drain!.redis, postgres: native.drain!.postgres } },
+      cpu: [...off.cpu, ...on.cpu, ...native.cpu],
+    };
   } finally {
     await cleanUp(ctx, base).catch((error) => opts.log(`clean-up failed: ${(error as Error).message}`));
     redisConn.close();
@@ -188,23 +200,24 @@ function failOnErrors(name: string, r: LoadResult): void {
   if (r.errors) throw new Error(`${name}: ${r.errors} of ${r.requests} requests failed (${r.firstError ?? JSON.stringify(r.statuses)})`);
 }
 
-/** The sink variables of `run` for these sinks only. */
-function sinkEnv(run: string, sinkSet: readonly SinkName[]): Record<string, string> {
+/** The sink variables of `run` for these sinks only, reached with the `kind` of clients. */
+function sinkEnv(run: string, sinkSet: readonly SinkName[], kind: ClientKind = "http"): Record<string, string> {
   const of: Record<SinkName, RegExp> = { redis: /REDIS/, postgres: /POSTGRES|NEON/, kafka: /KAFKA/ };
-  return Object.fromEntries(Object.entries(localSinkEnv(run)).filter(([name]) => sinkSet.some((sink) => of[sink].test(name))));
+  return Object.fromEntries(Object.entries(localSinkEnv(run, kind)).filter(([name]) => sinkSet.some((sink) => of[sink].test(name))));
 }
 
 async function ingestPhase(
   ctx: Ctx,
   run: string,
   sinkSet: readonly SinkName[],
+  kind: ClientKind = "http",
 ): Promise<{ phase: IngestPhase; drain?: Record<SinkName, Drain>; cpu: string[] }> {
   const { opts } = ctx;
   const sinks = sinkSet.length > 0;
-  const label = !sinks ? "sinks off" : sinkSet.length === SINK_NAMES.length ? "sinks on" : `${sinkSet.join(" + ")} alone`;
+  const label = (!sinks ? "sinks off" : sinkSet.length === SINK_NAMES.length ? "sinks on" : `${sinkSet.join(" + ")} alone`) + (kind === "native" ? " (native clients)" : "");
   if (sinkSet.includes("kafka")) await createTopics(ctx, `${run}.events`, `${run}.windows`);
   const dir = tempDir(sinks ? "bench-sinks-on" : "bench-sinks-off");
-  const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...sinkEnv(run, sinkSet) });
+  const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...sinkEnv(run, sinkSet, kind) });
   try {
     const pid = serverPid(server);
     const gen = ndjsonBodies(run);
