@@ -69,6 +69,13 @@ export async function kafkaDrain(path: KafkaPath, opts: KafkaNativeBenchOptions)
     const seconds = (performance.now() - started) / 1000;
     const drain = { path, accepted, landed, seconds, eventsPerS: landed / seconds, timedOut: landed < accepted };
     opts.log?.(`kafka ${path}: ${landed}/${accepted} events in ${seconds.toFixed(2)} s = ${Math.round(drain.eventsPerS)} events/s${drain.timedOut ? " (timed out)" : ""}`);
+    if (path === "native" && opts.log) {
+      const admin = kafkaClient("keyflow-bench-kafka-native-admin").admin();
+      await admin.connect();
+      const offsets = await admin.fetchTopicOffsets(`${run}.progress`);
+      await admin.disconnect();
+      opts.log(`kafka native: ${offsets.reduce((sum, p) => sum + Number(p.high), 0)} offsets on the progress topic (records and transaction markers)`);
+    }
     return drain;
   } finally {
     await consumer?.disconnect().catch(() => {});

@@ -170,10 +170,12 @@ export class NativeKafkaSink implements Sink {
               {
                 topic: this.opts.progressTopic,
                 numPartitions: 1,
-                // Compaction only cleans closed segments: roll them often enough for it to keep the topic small.
+                // Compaction only cleans closed segments: rolled every minute and cleaned early, the
+                // topic stays near one record per actor, which keeps the read-back on start short.
                 configEntries: [
                   { name: "cleanup.policy", value: "compact" },
-                  { name: "segment.ms", value: "3600000" },
+                  { name: "segment.ms", value: "60000" },
+                  { name: "min.cleanable.dirty.ratio", value: "0.1" },
                 ],
               },
             ],

@@ -52,17 +52,20 @@ export async function readProgress(kafka: Kafka, opts: ReadProgressOptions): Pro
     await consumer.subscribe({ topic: opts.topic, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
-      eachMessage: async ({ partition, message }) => {
-        const key = message.key?.toString("utf8");
-        const value = message.value?.toString("utf8");
-        if (key === undefined || value === undefined) return;
-        if (key.startsWith(prefix)) {
-          const n = Number(value);
-          const actor = key.slice(prefix.length);
-          if (Number.isSafeInteger(n) && n > (progress.get(actor) ?? -1)) progress.set(actor, n);
-        } else if (sentinels.get(key) === partition && value === opts.nonce) {
-          waiting.delete(partition);
-          if (!waiting.size) done();
+      eachBatch: async ({ batch }) => {
+        const { partition } = batch;
+        for (const message of batch.messages) {
+          const key = message.key?.toString("utf8");
+          const value = message.value?.toString("utf8");
+          if (key === undefined || value === undefined) continue;
+          if (key.startsWith(prefix)) {
+            const n = Number(value);
+            const actor = key.slice(prefix.length);
+            if (Number.isSafeInteger(n) && n > (progress.get(actor) ?? -1)) progress.set(actor, n);
+          } else if (sentinels.get(key) === partition && value === opts.nonce) {
+            waiting.delete(partition);
+            if (!waiting.size) done();
+          }
         }
       },
     });
