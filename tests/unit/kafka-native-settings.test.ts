@@ -1,6 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { EnvReader } from "../../src/settings/reader.ts";
+import { ConfigError } from "../../src/settings/config.ts";
+import { createSinks } from "../../src/sinks/index.ts";
+import { NativeKafkaSink } from "../../src/sinks/kafka/native-sink.ts";
 import { kafkaNativeSettings, kafkaSettings } from "../../src/sinks/kafka/settings.ts";
+import { KafkaSink } from "../../src/sinks/kafka/sink.ts";
+import { nativeSinks } from "../../src/sinks/native.ts";
+import { readSinkSettings } from "../../src/sinks/settings.ts";
 
 function read(env: Record<string, string>) {
   const r = new EnvReader(env);
@@ -85,5 +91,34 @@ describe("KEYFLOW_KAFKA_BROKERS (the native producer)", () => {
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain("KEYFLOW_KAFKA_BROKERS");
     expect(problems[0]).toContain("KEYFLOW_KAFKA_REST_URL");
+  });
+});
+
+describe("choosing the Kafka sink", () => {
+  const settings = (env: Record<string, string>) => {
+    const r = new EnvReader(env);
+    const s = readSinkSettings(r);
+    expect(r.problems).toEqual([]);
+    return s;
+  };
+
+  test("KEYFLOW_KAFKA_BROKERS on the self-hosted server: the native sink; a REST URL: the REST sink", async () => {
+    const [native] = createSinks(settings({ KEYFLOW_KAFKA_BROKERS: "127.0.0.1:9092", KEYFLOW_STORAGE: "memory" }), { poolPerDelivery: false, native: nativeSinks });
+    expect(native).toBeInstanceOf(NativeKafkaSink);
+    expect(native!.name).toBe("kafka");
+    await native!.close?.();
+    const [rest] = createSinks(settings({ KEYFLOW_KAFKA_REST_URL: "http://127.0.0.1:8082" }), { poolPerDelivery: false, native: nativeSinks });
+    expect(rest).toBeInstanceOf(KafkaSink);
+  });
+
+  test("Workers (no native clients): KEYFLOW_KAFKA_BROKERS is a ConfigError naming it", () => {
+    let message = "";
+    try {
+      createSinks(settings({ KEYFLOW_KAFKA_BROKERS: "127.0.0.1:9092" }), { poolPerDelivery: true });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toContain("KEYFLOW_KAFKA_BROKERS needs the self-hosted server");
   });
 });
