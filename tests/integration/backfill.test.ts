@@ -103,6 +103,7 @@ describe("keyflow backfill against a Bun host", () => {
     expect(await runBackfill([], io)).toBe(2);
     expect(await runBackfill(["x.ndjson", "--batch-size", "20000"], io)).toBe(2);
     expect(await runBackfill([join(dir.path, "missing.ndjson")], io)).toBe(2);
+    expect(await runBackfill([dir.path], io)).toBe(2);
     expect(err.text()).toContain("--batch-size must be between 1 and 10000");
   });
 

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseBackfillArgs, UsageError, USAGE, type BackfillOptions } from "./args.ts";
 import { BatchBuilder, type Batch } from "./batch.ts";
@@ -65,6 +65,10 @@ export async function runBackfill(
   process.once("SIGTERM", stop);
   try {
     return await backfill(options, { ...io, signal: controller.signal });
+  } catch (error) {
+    // Not a rejected line (those are data): the file could not be read, or a bug. Said plainly, exit 1.
+    io.stderr.write(`keyflow backfill: ${(error as Error).message}\n`);
+    return 1;
   } finally {
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
@@ -77,6 +81,7 @@ export async function backfill(options: BackfillOptions, deps: BackfillDeps): Pr
   const usage = (message: string) => (stderr.write(`keyflow backfill: ${message}\n`), 2);
   const fromStdin = options.file === "-";
   if (!fromStdin && !existsSync(options.file)) return usage(`no such file: ${options.file}`);
+  if (!fromStdin && !statSync(options.file).isFile()) return usage(`not a file: ${options.file}`);
 
   const identity = fromStdin ? undefined : fileIdentity(options.file);
   const store = options.checkpoint ? new CheckpointFile(options.checkpoint, clock, deps.checkpointIntervalMs ?? 1_000) : undefined;
