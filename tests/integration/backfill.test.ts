@@ -58,6 +58,7 @@ describe("keyflow backfill against a Bun host", () => {
     const first = await run([path, "--batch-size", "40", "--concurrency", "3"]);
     expect(first.summary).toMatchObject({ complete: true, accepted: 251, duplicates: 2, rejected: 2, events: 255, retried_requests: 0, server_assigned_ids: 0 });
     expect(first.summary.rejections.map((r) => [r.line, r.code])).toEqual([[11, "malformed_json"], [31, "invalid_event"]]);
+    expect(first.summary.rejections[0]!.message).toStartWith("malformed JSON: "); // not the server's line within the request
     expect(first.summary.rejections[1]!.message).toContain("event_type");
     expect(first.code).toBe(1);
     expect(first.stdout).toContain("line 11: malformed_json");

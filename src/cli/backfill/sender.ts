@@ -126,7 +126,11 @@ export async function sendBatch(batch: Batch, opts: SendOptions): Promise<SendRe
           if (retryableRejection(error) && attempt + 1 < opts.maxAttempts) {
             again.push(r.index);
             waitMs = Math.max(waitMs ?? 0, rejectionRetryAfterMs(error) ?? 0);
-          } else result.rejected.push({ line: piece.lines[r.index] ?? 0, code: error.code, message: error.message });
+          } else {
+            // The server numbers lines within the request; the summary names the file's line instead.
+            const message = error.message.replace(/^malformed JSON on line \d+: /, "malformed JSON: ");
+            result.rejected.push({ line: piece.lines[r.index] ?? 0, code: error.code, message });
+          }
         }
         if (!again.length) break;
         piece = subPiece(piece, again);
