@@ -55,16 +55,16 @@ describe("sink settings", () => {
     expect(createSinks(s, { poolPerDelivery: false }).map((x) => x.name)).toEqual(["kafka", "redis", "postgres", "webhook"]);
   });
 
-  test("Upstash's own variable names work too", () => {
-    const s = sinkSettings({
-      UPSTASH_REDIS_REST_URL: "https://eu1.upstash.io",
-      UPSTASH_REDIS_REST_TOKEN: "tok",
-      UPSTASH_KAFKA_REST_URL: "https://kafka.upstash.io",
-      UPSTASH_KAFKA_REST_USERNAME: "u",
-      UPSTASH_KAFKA_REST_PASSWORD: "p",
-    });
+  test("Upstash's Redis variable names work too; Upstash Kafka (discontinued) is refused, naming the variable", () => {
+    const s = sinkSettings({ UPSTASH_REDIS_REST_URL: "https://eu1.upstash.io", UPSTASH_REDIS_REST_TOKEN: "tok" });
     expect(s.redis?.token).toBe("tok");
-    expect(s.kafka).toMatchObject({ dialect: "upstash", username: "u", password: "p" });
+    const byUrl = configError(() => sinkSettings({ UPSTASH_KAFKA_REST_URL: "https://kafka.upstash.io", UPSTASH_KAFKA_REST_USERNAME: "u", UPSTASH_KAFKA_REST_PASSWORD: "p" }));
+    expect(byUrl).toContain("UPSTASH_KAFKA_REST_URL");
+    expect(byUrl).toContain("Upstash Kafka was discontinued");
+    const byDialect = configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "https://kafka.example", KEYFLOW_KAFKA_DIALECT: "upstash" }));
+    expect(byDialect).toContain("KEYFLOW_KAFKA_DIALECT");
+    expect(byDialect).toContain("KEYFLOW_KAFKA_BROKERS");
+    expect(configError(() => sinkSettings({ KEYFLOW_KAFKA_REST_URL: "https://kafka.example", KEYFLOW_KAFKA_DIALECT: "v9" }))).toContain('must be "v2" or "v3"');
   });
 
   test("a bad URL or a missing credential is one clear error naming every variable", () => {
@@ -283,22 +283,6 @@ describe("kafka sink request shapes (dialects without a local server)", () => {
     expect(error.index).toBe(1);
     expect(error.permanent).toBe(true);
   });
-
-  test("upstash: produceMany through @upstash/kafka", async () => {
-    proxy.answer((_p, body) => Response.json(body.map((_: unknown, i: number) => ({ topic: "keyflow.events", partition: 0, offset: i, timestamp: 0 }))));
-    await new KafkaSink(opts({ dialect: "upstash", username: "u", password: "p" })).deliver([event(0), event(1)]);
-    const req = proxy.requests.splice(0)[0]!;
-    expect(req.path).toBe("/produce");
-    const body = JSON.parse(req.body);
-    expect(body.map((m: any) => [m.topic, m.key])).toEqual([["keyflow.events", "user-1"], ["keyflow.events", "user-1"]]);
-    expect(body[0].headers).toContainEqual({ key: "event_id", value: "e0" });
-    // Over maxRequestBytes: several requests, in batch order.
-    proxy.answer((_p, body) => Response.json(body.map((_: unknown, i: number) => ({ topic: "keyflow.events", partition: 0, offset: i, timestamp: 0 }))));
-    await new KafkaSink(opts({ dialect: "upstash", username: "u", password: "p", maxRequestBytes: 1_200 })).deliver([event(0), windowRecord, event(1), event(2)]);
-    const split = proxy.requests.splice(0).map((r) => JSON.parse(r.body).map((m: any) => JSON.parse(m.value).event_id ?? "window"));
-    expect(split.length).toBeGreaterThan(1);
-    expect(split.flat()).toEqual(["e0", "window", "e1", "e2"]);
-  });
 });
 
 describe("redis sink request shape (a stand-in Upstash REST endpoint)", () => {
@@ -485,15 +469,6 @@ describe("tenants in sinks", () => {
     ]);
     for (const r of v3) expectNoSeparator(r.body);
 
-    proxy.answer((_p, body) => Response.json(body.map((m: any, i: number) => ({ topic: m.topic, partition: 0, offset: i, timestamp: 0 }))));
-    await new KafkaSink(kafkaOpts({ dialect: "upstash", username: "u", password: "p" })).deliver(batch());
-    const [req] = proxy.requests.splice(0);
-    const messages = JSON.parse(req!.body);
-    expect(messages.map((m: any) => [m.topic, m.key, m.headers.find((h: any) => h.key === "tenant").value])).toEqual([
-      ["ev.default.purchase", "user-1", "default"], ["ev.acme.purchase", "user-1", ACME], ["win.default", "user-1", "default"],
-      ["win.acme", "user-1", ACME], ["ev.acme.refund", "user-1", ACME],
-    ]);
-    expectNoSeparator(req!.body);
   });
 
   test("redis: a default tenant's keys as before, another's under t:<tenant>:, or where {tenant} says", () => {
@@ -610,7 +585,7 @@ describe("alerts in sinks", () => {
     expect(decoded[0].value).toMatchObject({ tenant: ACME, key: "user-1", event_id: null, baseline: { mean: 10, stddev: 2, windows: 24 } });
   });
 
-  test("kafka v3 and upstash: the same topic, key and headers", async () => {
+  test("kafka v3: the same topic, key and headers", async () => {
     proxy.answer((_p, body) => Response.json({ successes: body.entries.map((e: any) => ({ id: e.id })), failures: [] }));
     await new KafkaSink(kafkaOpts({ dialect: "v3", clusterId: "lkc-1", alertsTopic: "al.{tenant}" })).deliver([alert()]);
     const [v3] = proxy.requests.splice(0);
@@ -618,12 +593,6 @@ describe("alerts in sinks", () => {
     const entry = JSON.parse(v3!.body).entries[0];
     expect(entry).toMatchObject({ key: { type: "STRING", data: "user-1" }, value: { type: "JSON", data: alertRecordView(alert()) } });
     expect(entry.headers.map((h: any) => [h.name, atob(h.value)])).toEqual([["rule", "burst"], ["window", `1m:${T0}`], ["event_id", "e3"], ["tenant", "default"]]);
-    proxy.answer((_p, body) => Response.json(body.map((m: any, i: number) => ({ topic: m.topic, partition: 0, offset: i, timestamp: 0 }))));
-    await new KafkaSink(kafkaOpts({ dialect: "upstash", username: "u", password: "p" })).deliver([event(0), zscore]);
-    const messages = JSON.parse(proxy.requests.splice(0)[0]!.body);
-    expect(messages.map((m: any) => [m.topic, m.key])).toEqual([["keyflow.events", "user-1"], ["keyflow.alerts", "user-1"]]);
-    expect(JSON.parse(messages[1].value)).toEqual(alertRecordView(zscore));
-    expect(messages[1].headers).toContainEqual({ key: "rule", value: "odd" });
   });
 
   const upstash = recorder();

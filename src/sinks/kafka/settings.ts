@@ -24,27 +24,26 @@ export function topicTemplateProblem(topic: string, placeholders: readonly strin
   return `a Kafka topic name is at most 249 characters${counted.length ? ` (counting ${counted.join(" and ")}, the longest there is)` : ""}`;
 }
 
-/** KEYFLOW_KAFKA_REST_URL (or UPSTASH_KAFKA_REST_URL) turns the Kafka sink on over HTTP. */
+/** Upstash's Kafka product was discontinued; its dialect (and @upstash/kafka) went with it. */
+export const UPSTASH_KAFKA_GONE =
+  "Upstash Kafka was discontinued and keyflow no longer speaks its API: set KEYFLOW_KAFKA_BROKERS (a native, exactly-once producer) or KEYFLOW_KAFKA_REST_URL with a REST proxy (KEYFLOW_KAFKA_DIALECT v2 or v3)";
+
+/** KEYFLOW_KAFKA_REST_URL turns the Kafka sink on over HTTP. */
 export function kafkaSettings(r: EnvReader, timeoutMs: number): KafkaSinkOptions | undefined {
-  const found = r.get("KEYFLOW_KAFKA_REST_URL", "UPSTASH_KAFKA_REST_URL");
+  const upstashUrl = r.get("UPSTASH_KAFKA_REST_URL");
+  if (upstashUrl) r.problem("UPSTASH_KAFKA_REST_URL", upstashUrl.value, UPSTASH_KAFKA_GONE);
+  const found = r.get("KEYFLOW_KAFKA_REST_URL");
   if (!found) return undefined;
   if (r.get("KEYFLOW_KAFKA_BROKERS")) {
     r.problems.push(`KEYFLOW_KAFKA_BROKERS and ${found.name} are both set: set one (brokers for the native producer, the URL for a REST proxy)`);
   }
   const url = r.check(httpUrl, found.name, found.value);
-  const dialect = r.check(
-    z.enum(["v2", "v3", "upstash"], { error: 'must be "v2", "v3" or "upstash"' }),
-    "KEYFLOW_KAFKA_DIALECT",
-    r.text("KEYFLOW_KAFKA_DIALECT", found.name === "UPSTASH_KAFKA_REST_URL" ? "upstash" : "v2"),
-  );
+  const dialectText = r.text("KEYFLOW_KAFKA_DIALECT", "v2");
+  if (dialectText === "upstash") r.problem("KEYFLOW_KAFKA_DIALECT", dialectText, UPSTASH_KAFKA_GONE);
+  const dialect = dialectText === "upstash" ? undefined : r.check(z.enum(["v2", "v3"], { error: 'must be "v2" or "v3"' }), "KEYFLOW_KAFKA_DIALECT", dialectText);
   const clusterId = dialect === "v3" ? r.required("KEYFLOW_KAFKA_DIALECT=v3", "KEYFLOW_KAFKA_CLUSTER_ID") : r.env.KEYFLOW_KAFKA_CLUSTER_ID;
-  const upstash = dialect === "upstash";
-  const username = upstash
-    ? r.required("KEYFLOW_KAFKA_DIALECT=upstash", "KEYFLOW_KAFKA_USERNAME", "UPSTASH_KAFKA_REST_USERNAME")
-    : r.get("KEYFLOW_KAFKA_USERNAME")?.value;
-  const password = upstash
-    ? r.required("KEYFLOW_KAFKA_DIALECT=upstash", "KEYFLOW_KAFKA_PASSWORD", "UPSTASH_KAFKA_REST_PASSWORD")
-    : r.get("KEYFLOW_KAFKA_PASSWORD")?.value;
+  const username = r.get("KEYFLOW_KAFKA_USERNAME")?.value;
+  const password = r.get("KEYFLOW_KAFKA_PASSWORD")?.value;
   const topics = topicSettings(r);
   const maxRequestBytes = maxRequestBytesSetting(r);
   if (!url || !dialect) return undefined;

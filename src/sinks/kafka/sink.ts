@@ -1,4 +1,3 @@
-import { Kafka } from "@upstash/kafka";
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { OutboxRecord, SinkRecord } from "../../actor/outbox.ts";
 import { recordJson } from "../../delivery/records.ts";
@@ -8,7 +7,7 @@ import { headerPairs, topicFor, type KafkaTopics } from "./records.ts";
 
 export { DEFAULT_ALERTS_TOPIC, TENANT_PLACEHOLDER, TYPE_PLACEHOLDER } from "./records.ts";
 
-export type KafkaDialect = "v2" | "v3" | "upstash";
+export type KafkaDialect = "v2" | "v3";
 
 export interface KafkaSinkOptions extends KafkaTopics {
   dialect: KafkaDialect;
@@ -88,27 +87,22 @@ function v3Entry(r: SinkRecord, id: number): string {
 
 /**
  * Kafka over HTTP: the REST Proxy v2 records API (Strimzi Kafka Bridge, Confluent REST Proxy,
- * Redpanda, Karapace), v3 (Confluent Cloud) or Upstash's dialect (@upstash/kafka). The message key
+ * Redpanda, Karapace) or v3 (Confluent Cloud). The message key
  * is the client's key (never the actor name), so one key's records stay in one partition, in order;
  * event_id, tenant and request-id are in headers and in the value. A batch is one produce request per topic
  * (the topics' requests concurrently), each with its records in outbox order, split into several in
- * turn when over `maxRequestBytes`; Upstash's API takes every topic in one request.
+ * turn when over `maxRequestBytes`.
  */
 export class KafkaSink implements Sink {
   readonly name = "kafka";
-  private readonly upstash: ReturnType<Kafka["producer"]> | undefined;
   private readonly authorization: Record<string, string>;
 
   constructor(private readonly opts: KafkaSinkOptions) {
-    if (opts.dialect === "upstash") {
-      this.upstash = new Kafka({ url: opts.url, username: opts.username ?? "", password: opts.password ?? "" }).producer();
-    }
     this.authorization =
       opts.username === undefined ? {} : { authorization: `Basic ${base64(`${opts.username}:${opts.password ?? ""}`)}` };
   }
 
   async deliver(records: OutboxRecord[]): Promise<void> {
-    if (this.opts.dialect === "upstash") return this.produceUpstash(records);
     const topics = new Map<string, TopicBatch>();
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
@@ -141,31 +135,6 @@ export class KafkaSink implements Sink {
 
   private get maxRequestBytes(): number {
     return this.opts.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-  }
-
-  /** Every topic in one request (in batch order, so a failure's index is a batch position), split by size. */
-  private async produceUpstash(records: OutboxRecord[]): Promise<void> {
-    const messages: Array<{ at: number; message: { topic: string; key: string; value: string; headers: Array<{ key: string; value: string }> } }> = [];
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      if (r.kind === "dead_letter") continue;
-      // The value as text: the client sends a string as it is (an object it would serialise again).
-      const { tenant, key } = splitActorName(r.key);
-      const message = { topic: topicFor(this.opts, r, tenant), key, value: recordJson(r), headers: headerPairs(r, tenant).map(([key, value]) => ({ key, value })) };
-      messages.push({ at: i, message });
-    }
-    const lengths = messages.map(({ message }) => JSON.stringify(message).length);
-    for (const [start, end] of requestRanges(lengths, this.maxRequestBytes)) {
-      try {
-        await this.upstash!.produceMany(messages.slice(start, end).map((m) => m.message));
-      } catch (error) {
-        const text = (error as Error)?.message ?? String(error);
-        const status = Number(/\b([45]\d\d)\b/.exec(text)?.[1] ?? 0);
-        const tooLarge = status === 413 || TOO_LARGE.test(text);
-        const failure = shifted(new SinkError(`kafka (upstash): ${text}`, status > 0 && !isTransientStatus(status), undefined, tooLarge), start, "kafka (upstash)");
-        throw failure.index === undefined ? failure : new SinkError(failure.message, failure.permanent, messages[failure.index]!.at, failure.tooLarge);
-      }
-    }
   }
 
   /** One topic's records (v2 or v3) in produce requests of at most maxRequestBytes, one after another. */
