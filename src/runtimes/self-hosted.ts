@@ -8,6 +8,7 @@ import { serverSettings, type ServerSettings } from "../settings/env.ts";
 import type { EnvVars } from "../settings/reader.ts";
 import { createSinks } from "../sinks/index.ts";
 import { nativeSinks } from "../sinks/native.ts";
+import { withTransactionalId } from "./kafka-transactional-id.ts";
 import { accessFor } from "../http/access.ts";
 import { KeyflowMetrics } from "../metrics/keyflow.ts";
 import { Logger, sinkTroubleLog } from "../logging/logger.ts";
@@ -24,7 +25,7 @@ export type OpenSqlite = (path: string, sync: SqliteSync) => KvStore;
 export function selfHosted(settings: ServerSettings, openSqlite: OpenSqlite, hostName: string, sha256: Sha256 = webCryptoSha256, assets: ReadAsset = packagedAssets()) {
   const storePath = `${settings.dataDir}/keyflow.db`;
   const store = settings.storage === "sqlite" ? openSqlite(storePath, settings.sqliteSync) : new MemoryKvStore();
-  const sinks = createSinks(settings.sinks, { poolPerDelivery: false, native: nativeSinks });
+  const sinks = createSinks(withTransactionalId(settings.sinks), { poolPerDelivery: false, native: nativeSinks });
   const { config } = settings;
   const metrics = settings.metrics ? new KeyflowMetrics() : undefined;
   const elapsedMs = () => performance.now();

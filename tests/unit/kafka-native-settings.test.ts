@@ -1,4 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defaultTransactionalId, withTransactionalId } from "../../src/runtimes/kafka-transactional-id.ts";
 import { EnvReader } from "../../src/settings/reader.ts";
 import { ConfigError } from "../../src/settings/config.ts";
 import { createSinks } from "../../src/sinks/index.ts";
@@ -120,5 +124,31 @@ describe("choosing the Kafka sink", () => {
       message = (error as Error).message;
     }
     expect(message).toContain("KEYFLOW_KAFKA_BROKERS needs the self-hosted server");
+  });
+});
+
+describe("the default transactional id (src/runtimes/kafka-transactional-id.ts)", () => {
+  test("kept in the data directory: the same on every start there, another in another directory", () => {
+    const a = mkdtempSync(join(tmpdir(), "kf-txid-"));
+    const b = mkdtempSync(join(tmpdir(), "kf-txid-"));
+    try {
+      const first = defaultTransactionalId(a);
+      expect(first).toMatch(/^keyflow-[0-9a-f-]{36}$/);
+      expect(defaultTransactionalId(a)).toBe(first);
+      expect(defaultTransactionalId(b)).not.toBe(first);
+      const settings = (env: Record<string, string>) => readSinkSettings(new EnvReader({ KEYFLOW_KAFKA_BROKERS: "k:9092", KEYFLOW_DATA_DIR: a, ...env }));
+      expect((withTransactionalId(settings({})).kafka as { transactionalId?: string }).transactionalId).toBe(first);
+      expect((withTransactionalId(settings({ KEYFLOW_KAFKA_TRANSACTIONAL_ID: "mine" })).kafka as { transactionalId?: string }).transactionalId).toBe("mine");
+      // Memory storage: the sink makes an id per process itself.
+      expect((withTransactionalId(settings({ KEYFLOW_STORAGE: "memory" })).kafka as { transactionalId?: string }).transactionalId).toBeUndefined();
+    } finally {
+      rmSync(a, { recursive: true, force: true });
+      rmSync(b, { recursive: true, force: true });
+    }
+  });
+
+  test("a durable native sink without an id is a programming error, said at once", () => {
+    const kafka = readSinkSettings(new EnvReader({ KEYFLOW_KAFKA_BROKERS: "k:9092" })).kafka!;
+    expect(() => new NativeKafkaSink(kafka as never)).toThrow(/needs its transactionalId/);
   });
 });

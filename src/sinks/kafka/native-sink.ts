@@ -1,6 +1,3 @@
-import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { Kafka, logLevel, Partitioners, type Message, type Producer, type SASLOptions, type Transaction } from "kafkajs";
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { OutboxRecord } from "../../actor/outbox.ts";
@@ -68,8 +65,10 @@ export class NativeKafkaSink implements Sink {
       retry: { retries: 5, initialRetryTime: 25, maxRetryTime: 1_000 },
       logLevel: logLevel.NOTHING,
     });
-    if (!opts.durable) this.transactionalId = `${opts.transactionalId ?? "keyflow"}-${randomUUID()}`;
-    else this.transactionalId = opts.transactionalId ?? defaultTransactionalId(opts.dataDir);
+    if (!opts.durable) this.transactionalId = `${opts.transactionalId ?? "keyflow"}-${crypto.randomUUID()}`;
+    else if (opts.transactionalId) this.transactionalId = opts.transactionalId;
+    // The runtime resolves the default one (src/runtimes/kafka-transactional-id.ts): it lives in the data directory.
+    else throw new Error("a native Kafka sink over a durable outbox needs its transactionalId");
   }
 
   /** How far each actor's records are in Kafka, as last read back or committed. */
@@ -136,7 +135,7 @@ export class NativeKafkaSink implements Sink {
       await producer.connect();
       // The first transaction runs initTransactions: the producer id's epoch is bumped, so a producer
       // left over from before (a zombie) is fenced and what it left open is aborted.
-      const nonce = randomUUID();
+      const nonce = crypto.randomUUID();
       const tx = await producer.transaction();
       try {
         const messages = partitions.map((partition) => ({ partition, key: sentinelKey(this.transactionalId, partition), value: nonce }));
@@ -342,22 +341,4 @@ function chunks(outgoing: Outgoing[], maxBytes: number): Outgoing[][] {
   }
   if (current.length) out.push(current);
   return out;
-}
-
-/**
- * `keyflow-` and a random id kept in the data directory: stable across restarts on that directory,
- * different for any other server (a copied data directory copies it: set KEYFLOW_KAFKA_TRANSACTIONAL_ID then).
- */
-export function defaultTransactionalId(dataDir: string): string {
-  const file = join(dataDir, "kafka-transactional-id");
-  try {
-    const id = readFileSync(file, "utf8").trim();
-    if (/^[a-zA-Z0-9._-]{1,200}$/.test(id)) return id;
-  } catch {
-    // Not there yet.
-  }
-  const id = `keyflow-${randomUUID()}`;
-  mkdirSync(dataDir, { recursive: true });
-  writeFileSync(file, `${id}\n`);
-  return id;
 }
