@@ -11,7 +11,7 @@ import { benchEvents, coreRates } from "./bench-core.ts";
 import { analyticsRates, type AnalyticsVariant } from "./bench-analytics.ts";
 import { percentile, runLoad, type LoadResult } from "./bench-load.ts";
 
-/** `keyflow backfill` end to end (scripts/bench-backfill.ts); for bench.ts: ["backfill", "...", () => backfillSection(QUICK ? 200_000 : 1_000_000)]. */
+/** `keyflow backfill` end to end (scripts/bench-backfill.ts). */
 export { backfillSection } from "./bench-backfill.ts";
 
 export interface Row {

@@ -1,13 +1,13 @@
 // keyflow benchmarks: one command, one run, every number next to a baseline measured in the same run.
 //   bun run bench                      # all sections (sinks section only when `npm run services` is up)
 //   bun run bench --quick              # shorter runs
-//   bun run bench --only core,http     # some sections: core, analytics, http, auth, ops, batch, workerd, sinks, memory, kstreams
+//   bun run bench --only core,http     # some sections: core, analytics, http, auth, ops, batch, backfill, workerd, sinks, memory, kstreams
 //   bun run bench --only kstreams      # Kafka Streams reference (java + mvn; not in --quick unless asked)
 //   bun run bench --record             # also write the ratios to bench/baseline.json (for tests/bench)
 // Writes bench/results/latest.json and latest.md (git-ignored) and prints the table.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { analyticsSection, authSection, opsSection, batchSection, coreSection, httpSection, kafkaStreamsReference, memorySection, score, sinksSection, workerdSection, type Row } from "./bench-sections.ts";
+import { analyticsSection, authSection, backfillSection, opsSection, batchSection, coreSection, httpSection, kafkaStreamsReference, memorySection, score, sinksSection, workerdSection, type Row } from "./bench-sections.ts";
 
 const { values } = parseArgs({
   options: { quick: { type: "boolean", default: false }, only: { type: "string" }, record: { type: "boolean", default: false } },
@@ -29,6 +29,10 @@ const sections: Array<[string, string, () => Row[] | null | Promise<Row[] | null
   ["auth", `Bun host, single events with and without API keys, 32 connections, ${QUICK ? 3 : 7} alternating rounds of ${SECONDS}s`, () => authSection(SECONDS, QUICK ? 3 : 7)],
   ["ops", `Bun host, single events with metrics and request logs on and off, 32 connections, ${QUICK ? 3 : 7} alternating rounds of ${SECONDS}s`, () => opsSection(SECONDS, QUICK ? 3 : 7)],
   ["batch", `Bun host, 1,000-event NDJSON batches over 1,000 keys, 4 connections, ${SECONDS}s (durable)`, () => batchSection(SECONDS)],
+  [
+    "backfill", `keyflow backfill: a ${QUICK ? "200,000" : "1,000,000"}-event NDJSON file into a local Bun host (memory and durable) vs pre-built batch bodies to the same host`,
+    () => backfillSection(QUICK ? 200_000 : 1_000_000),
+  ],
   ["workerd", `Worker + Durable Objects in local workerd (wrangler's programmatic API), ${SECONDS}s each`, () => workerdSection(SECONDS)],
   ["sinks", "end to end: ingest -> visible in Redis, Postgres and Kafka (local services)", () => sinksSection(QUICK ? 100 : 300)],
   ["memory", "heap bytes per dedupe ID and per active actor", () => memorySection(1_000_000)],
