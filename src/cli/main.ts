@@ -1,5 +1,7 @@
 // keyflow's command line: `keyflow <command> [options]` (bin/keyflow, npm run cli, the binary of npm run build).
 import { KeyflowError } from "../client/index.ts";
+import { SinkError } from "../delivery/sink.ts";
+import { ConfigError } from "../settings/config.ts";
 import { VERSION } from "../version.ts";
 import { backfillCommand } from "./commands/backfill.ts";
 import { dlqCommand } from "./commands/dlq.ts";
@@ -52,6 +54,15 @@ export async function runCommand(command: Command, argv: string[], io: Io): Prom
     if (error instanceof UsageError) {
       writeLine(io.stderr, `keyflow ${command.name}: ${safe(error.message)}\n\n${command.usage}`);
       return 2;
+    }
+    if (error instanceof ConfigError) {
+      // A bad KEYFLOW_* setting: the message names every variable at fault.
+      writeLine(io.stderr, `keyflow ${command.name}: ${error.message.split("\n").map(safe).join("\n")}`);
+      return 2;
+    }
+    if (error instanceof SinkError) {
+      writeLine(io.stderr, `keyflow ${command.name}: ${safe(error.message)}`);
+      return 1;
     }
     if (error instanceof KeyflowError) {
       const status = error.status ? ` (HTTP ${error.status} ${error.code})` : "";

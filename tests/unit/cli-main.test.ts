@@ -1,6 +1,7 @@
 /** The dispatcher: help, version, unknown commands, and each command's --help; no network. */
 import { describe, expect, test } from "bun:test";
-import { COMMANDS, main, USAGE } from "../../src/cli/main.ts";
+import { migrateCommand } from "../../src/cli/commands/migrate.ts";
+import { COMMANDS, main, runCommand, USAGE } from "../../src/cli/main.ts";
 import { VERSION } from "../../src/version.ts";
 import { runCli } from "../support/cli-io.ts";
 
@@ -51,5 +52,23 @@ describe("keyflow", () => {
     const r = await runCli(main, ["inspect", "--", "--help", "extra"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('unexpected argument "extra"');
+  });
+});
+
+describe("migrate's failures (no Postgres needed)", () => {
+  const migrate = (env: Record<string, string>) => runCli((argv, io) => runCommand(migrateCommand, argv, io), [], env);
+
+  test("a bad setting exits 2, one named variable per line", async () => {
+    const r = await migrate({ KEYFLOW_POSTGRES_URL: "mysql://x", KEYFLOW_POSTGRES_CLIENT: "odbc" });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('\n  KEYFLOW_POSTGRES_URL="mysql://x"');
+    expect(r.stderr).toContain("KEYFLOW_POSTGRES_CLIENT");
+  });
+
+  test("a server that is not there exits 1 with the driver's error, not a stack trace", async () => {
+    const r = await migrate({ KEYFLOW_POSTGRES_URL: "postgres://postgres@127.0.0.1:1/test", KEYFLOW_POSTGRES_CLIENT: "native", KEYFLOW_SINK_TIMEOUT: "2s" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^keyflow migrate: postgres: .*ECONNREFUSED/);
+    expect(r.stderr).not.toContain("    at ");
   });
 });

@@ -27,7 +27,7 @@ for (const file of files) {
   imports.set(rel(file), specs);
 }
 
-const layerOf = (path: string) => /^src\/(actor|ports|delivery|auth|metrics|logging|reporting|live|hosts|http|settings|sinks|runtimes|sim)\//.exec(path)?.[1] ?? path.split("/")[0]!;
+const layerOf = (path: string) => /^src\/(actor|ports|delivery|auth|metrics|logging|reporting|live|hosts|http|settings|sinks|runtimes|sim|client|cli)\//.exec(path)?.[1] ?? path.split("/")[0]!;
 
 /** Which layers each layer may import (besides itself). */
 const ALLOWED: Record<string, string[]> = {
@@ -51,6 +51,10 @@ const ALLOWED: Record<string, string[]> = {
   runtimes: ["actor", "ports", "delivery", "auth", "metrics", "logging", "reporting", "http", "settings", "sinks", "hosts", "actors", "src/version.ts"],
   actors: ["actor", "ports", "delivery", "live", "logging", "http", "settings", "sinks", "hosts"],
   sim: ["actor", "ports", "delivery", "http", "settings", "hosts", "sim"],
+  // keyflow/client: a package of its own (browsers, Workers, …), so it imports nothing of the server.
+  client: [],
+  // The keyflow command: the server (serve), the sinks (migrate), API keys, and the client for the rest.
+  cli: ["actor", "auth", "delivery", "settings", "sinks", "runtimes", "client", "src/version.ts"],
 };
 
 /** Packages a layer may use. Runtime APIs (bun:, node:, cloudflare:) and sink clients stay out of the core. */
@@ -67,11 +71,14 @@ const PACKAGES: Record<string, RegExp> = {
   http: /^(hono|hono\/.+|zod|@hono\/zod-openapi)$/,
   settings: /^zod$/,
   hosts: /^$/,
-  sinks: /^(zod|@upstash\/redis|@upstash\/kafka|@neondatabase\/serverless)$/,
+  // Native clients (ioredis, postgres.js, kafkajs) only for the self-hosted server: src/sinks/native.ts.
+  sinks: /^(zod|@upstash\/redis|@neondatabase\/serverless|ioredis|postgres|kafkajs)$/,
   runtimes: /^(hono|bun:sqlite|node:(fs|fs\/promises|path|process|sqlite|crypto))$/,
   // keyflow-config: the keyflow.config.json wrangler bundles (wrangler.toml [alias]; actors/config-file.ts).
   actors: /^(cloudflare:workers|keyflow-config)$/,
   sim: /^$/,
+  client: /^$/,
+  cli: /^node:(util|fs|path|crypto|stream|zlib)$/,
 };
 
 describe("the tree's layering", () => {
@@ -111,7 +118,13 @@ describe("the tree's layering", () => {
       const layer = layerOf(file);
       for (const dep of deps.filter((d) => !imports.has(d) && !d.startsWith("src/") && !d.startsWith("actors/"))) {
         if (!PACKAGES[layer]?.test(dep)) wrong.push(`${file} imports ${dep}`);
-        const sinkOf = { "@upstash/redis": "src/sinks/redis/", "@upstash/kafka": "src/sinks/kafka/", "@neondatabase/serverless": "src/sinks/postgres/" }[dep];
+        const sinkOf = {
+          "@upstash/redis": "src/sinks/redis/",
+          ioredis: "src/sinks/redis/",
+          "@neondatabase/serverless": "src/sinks/postgres/",
+          postgres: "src/sinks/postgres/",
+          kafkajs: "src/sinks/kafka/",
+        }[dep];
         if (sinkOf && !file.startsWith(sinkOf)) wrong.push(`${file} imports ${dep}, the client of ${sinkOf}`);
       }
     }

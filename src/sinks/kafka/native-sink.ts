@@ -2,7 +2,7 @@ import { Kafka, logLevel, Partitioners, type Message, type Producer, type SASLOp
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { OutboxRecord } from "../../actor/outbox.ts";
 import { kafkaMessage } from "./records.ts";
-import { progressKey, readProgress, sentinelKey } from "./progress.ts";
+import { progressKey, readProgress, sentinelKey } from "./native-progress.ts";
 import type { NativeKafkaOptions } from "./settings.ts";
 
 /** Record-batch framing Kafka adds to each message, and to each batch (an estimate on the large side). */
