@@ -5,6 +5,7 @@ import { errorBody } from "../http/errors.ts";
 import { systemEnv, systemTimers } from "../ports/system.ts";
 import { ConfigError } from "../settings/config.ts";
 import { readSettings } from "../settings/env.ts";
+import { nativeOnlyProblems } from "../sinks/index.ts";
 import { accessFor, type PlatformLimit } from "../http/access.ts";
 import { lazySentry } from "../reporting/reporter.ts";
 import { VERSION } from "../version.ts";
@@ -50,6 +51,9 @@ export default {
     try {
       if (!app) {
         const settings = readSettings(stringVars(env), CONFIG_FILE);
+        // redis://, KEYFLOW_KAFKA_BROKERS, KEYFLOW_POSTGRES_CLIENT=native: the self-hosted server's clients.
+        const nativeOnly = nativeOnlyProblems(settings.sinks);
+        if (nativeOnly.length) throw new ConfigError(nativeOnly);
         const m = (metrics = isolateMetrics(env));
         app = createApp({
           // RPC stubs type their results as RPC promises; the calls are the ActorStub methods.
