@@ -1,6 +1,7 @@
 import { Kafka, logLevel, Partitioners, type Message, type Producer, type SASLOptions, type Transaction } from "kafkajs";
 import { SinkError, TOO_LARGE, type Sink } from "../../delivery/sink.ts";
 import type { OutboxRecord } from "../../actor/outbox.ts";
+import "./kafkajs-idle-fix.ts";
 import { kafkaMessage } from "./records.ts";
 import { progressKey, readProgress, sentinelKey } from "./native-progress.ts";
 import type { NativeKafkaOptions } from "./settings.ts";
