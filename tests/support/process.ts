@@ -40,7 +40,9 @@ export async function spawnUntil(
     stderr: "pipe",
   });
   let log = "";
+  let stopping = false;
   const stop = async () => {
+    stopping = true;
     if (proc.exitCode === null && proc.signalCode === null) {
       proc.kill("SIGTERM");
       const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
@@ -82,5 +84,10 @@ export async function spawnUntil(
       reject(new Error(`${cmd.join(" ")} exited with ${code} before it was ready:\n${log}`));
     });
   });
-  return { proc, match, output: () => log, stop };
+  // A process that dies on its own after it was ready (a crash): say so, with its last words, since
+  // the test only sees refused connections. (SIGKILL is what crash tests send on purpose.)
+  void proc.exited.then((code) => {
+    if (!stopping && code !== 0 && proc.signalCode !== "SIGKILL") console.error(`${cmd.join(" ")} exited with ${code ?? proc.signalCode} by itself; its last output:\n${log.slice(-4_000)}`);
+  });
+  return { proc, match, output: () => log, stop: () => stop() };
 }
