@@ -3,11 +3,12 @@ import { Pool } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
 import { SeededRandom } from "../support/fake-env.ts";
 import { startUpstashFront, type UpstashFront } from "../support/fronts.ts";
-import { BRIDGE_URL, consumeAll, createTopic, ensureServices, kafkaClient } from "../support/kafka.ts";
+import { BRIDGE_URL, consumeAll, createTopic, ensureServices, KAFKA_BROKERS, kafkaClient } from "../support/kafka.ts";
 import { PG_URL, preparePostgres, WSPROXY } from "../support/postgres.ts";
 import type { DeadLetterRecord, EventRecord, OutboxAlert, OutboxRecord, WindowRecord } from "../../src/actor/outbox.ts";
 import { actorName, DEFAULT_TENANT } from "../../src/actor/tenant.ts";
 import { SinkError, type Sink } from "../../src/delivery/sink.ts";
+import { NativeKafkaSink } from "../../src/sinks/kafka/native-sink.ts";
 import { KafkaSink } from "../../src/sinks/kafka/sink.ts";
 import { NativePostgresSink } from "../../src/sinks/postgres/native.ts";
 import { PostgresSink } from "../../src/sinks/postgres/sink.ts";
@@ -19,12 +20,13 @@ import { startTcpProxy } from "../support/tcp-proxy.ts";
 import { BUN_SERVER, processTarget, type Target } from "../support/targets.ts";
 import { bearer, TEST_KEY_LINES } from "../support/api-keys.ts";
 
-// Real Kafka (through the Strimzi bridge), Redis and Postgres, all started by scripts/services.sh,
-// reached with the same client libraries the sinks use in production. Every test runs once per
-// client kind (tests/support/sink-env.ts): "http" reaches Redis through the Upstash-REST front and
-// Postgres through the Neon WebSocket proxy, "native" reaches both servers directly (ioredis,
-// postgres.js), as the self-hosted server does with redis:// and postgres:// URLs. The checks read
-// the same servers either way.
+// Real Kafka, Redis and Postgres, all started by scripts/services.sh, reached with the same client
+// libraries the sinks use in production. Every test runs once per client kind
+// (tests/support/sink-env.ts): "http" reaches Kafka through the REST bridge, Redis through the
+// Upstash-REST front and Postgres through the Neon WebSocket proxy; "native" reaches the three
+// servers directly (kafkajs's transactional producer, ioredis, postgres.js), as the self-hosted
+// server does with KEYFLOW_KAFKA_BROKERS and redis:// and postgres:// URLs. The checks read the same
+// servers either way (Kafka with read_committed).
 const TOKEN = REDIS_FRONT.token;
 const LATENESS = 5_000;
 /** Each kind's names end in its letter (h, n), so the two runs never count each other's rows. */
@@ -175,6 +177,23 @@ function clients(kind: ClientKind) {
       native ? new NativePostgresSink({ url, wsProxyTls: false, poolPerDelivery: false }) : new PostgresSink({ url, wsProxy: WSPROXY, wsProxyTls: false, poolPerDelivery: false }),
     redis: (opts: Pick<RedisSinkOptions, "prefix" | "ttlSeconds" | "streamMaxLen">): Sink =>
       native ? new NativeRedisSink({ url: REDIS_URL, ...opts }) : new RedisSink({ ...REDIS_FRONT, ...opts }),
+    /** A Kafka sink of this kind (REST through the bridge, or the transactional producer) with these topics. */
+    kafka: (topics: { topic: string; windowsTopic: string }, tag: string): Sink =>
+      native
+        ? new NativeKafkaSink({
+            dialect: "native",
+            brokers: KAFKA_BROKERS,
+            transactionalId: `it-${tag}-tx`,
+            dataDir: "",
+            durable: true,
+            progressTopic: `it-${tag}.progress`,
+            alertsTopic: `it-${tag}.alerts`,
+            timeoutMs: 10_000,
+            maxRequestBytes: 1_048_576,
+            ssl: false,
+            ...topics,
+          })
+        : new KafkaSink({ dialect: "v2", url: BRIDGE_URL, headers: true, timeoutMs: 10_000, ...topics }),
     /** The variables that make `npm run migrate` use this kind's driver. */
     migrateEnv: (url: string): Record<string, string> =>
       native ? { KEYFLOW_POSTGRES_URL: url, KEYFLOW_POSTGRES_CLIENT: "native" } : { KEYFLOW_POSTGRES_URL: url, KEYFLOW_NEON_WSPROXY: WSPROXY },
@@ -707,9 +726,8 @@ for (const kind of CLIENT_KINDS) {
       const perTenant = TENANTS.flatMap((t) => [`${base}.${t}.events`, `${base}.${t}.windows`]);
       topics.push(...perTenant, `${base}.shared`, `${base}.shared-windows`);
       await Promise.all(topics.map((t) => createTopic(t, 1)));
-      const opts = { dialect: "v2" as const, url: BRIDGE_URL, headers: true, timeoutMs: 10_000 };
-      await deliverAll(new KafkaSink({ ...opts, topic: `${base}.{tenant}.events`, windowsTopic: `${base}.{tenant}.windows` }), records());
-      await deliverAll(new KafkaSink({ ...opts, topic: `${base}.shared`, windowsTopic: `${base}.shared-windows` }), records());
+      await deliverAll(sinks.kafka({ topic: `${base}.{tenant}.events`, windowsTopic: `${base}.{tenant}.windows` }, `${base}-a`), records());
+      await deliverAll(sinks.kafka({ topic: `${base}.shared`, windowsTopic: `${base}.shared-windows` }, `${base}-b`), records());
 
       const view = (r: Awaited<ReturnType<typeof consumeAll>>[number]) => {
         for (const part of [r.key, r.value, ...Object.values(r.headers)]) expectNoActorName(`kafka ${r.topic}`, part?.toString() ?? "");
