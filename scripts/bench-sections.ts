@@ -327,6 +327,7 @@ export async function workerdSection(seconds: number): Promise<Row[]> {
  */
 export async function sinksSection(size: number | Partial<Omit<import("./bench-sinks.ts").SinksBenchOptions, "log">> = 300): Promise<Row[] | null> {
   const { sinksBench, SINKS_PRESETS, SINK_NAMES, NATIVE_SINK_NAMES } = await import("./bench-sinks.ts");
+  const { benchKafkaNative } = await import("./bench-kafka-native.ts");
   const preset = typeof size === "number" ? (size <= 100 ? SINKS_PRESETS.quick : SINKS_PRESETS.full) : { ...SINKS_PRESETS.quick, ...size };
   const r = await sinksBench({ ...preset, log: (line) => console.log(`  .. ${line}`) });
   if (!r) return null;
@@ -359,6 +360,13 @@ export async function sinksSection(size: number | Partial<Omit<import("./bench-s
         (d.timedOut ? `timed out after ${d.seconds.toFixed(0)} s: ${d.landed} of ${d.expected} landed` : `${d.expected} events in ${d.seconds.toFixed(1)} s`),
     });
   }
+  const kafka = await benchKafkaNative({ ingestSeconds: preset === SINKS_PRESETS.full ? 5 : 2, drainTimeoutMs: 120_000, log: (line) => console.log(`  .. ${line}`) });
+  rows.push({
+    id: "sinks.kafka.drain_native", section: "sinks", metric: "kafka, native transactional producer: drain, ingest start -> last event visible", value: kafka.native.eventsPerS,
+    unit: "events/s", baseline: { name: "the REST bridge, same load, same run", value: kafka.rest.eventsPerS }, target: drainTarget.kafka,
+    note: `kafkajs, exactly once for read_committed (KEYFLOW_KAFKA_BROKERS); only Kafka on, 1,000-event batches; ${kafka.native.landed} events in ${kafka.native.seconds.toFixed(1)} s` +
+      (kafka.native.timedOut || kafka.rest.timedOut ? " (a drain timed out)" : ""),
+  });
   if (r.sameRate) {
     rows.push({
       id: "sinks.disk_same_rate", section: "sinks", metric: `disk bytes per event at ${r.sameRate.eventsPerS.toLocaleString("en-US")} events/s offered, sinks on`,

@@ -4,7 +4,8 @@ import { bestOf, expectRatiosHold } from "./support.ts";
 
 // A short `bun run bench --only sinks` (about 40 s a run, best of two): ingest and disk bytes per
 // event with the sinks on against off, each sink's drain rate against writing the same rows directly
-// (with the HTTP clients, and with the native Redis and Postgres clients),
+// (with the HTTP clients, and with the native Redis and Postgres clients), the native Kafka producer's
+// drain against the REST bridge's,
 // and the p50 ingest -> visible against a direct write at 1,000 events/s. The p99s of a 2 s latency
 // run are too noisy on two shared cores to gate on.
 const SHORT = { ingestSeconds: 1, warmSeconds: 0.3, directEvents: 20_000, latencySeconds: 2, latencyWarmSeconds: 0.5, extended: false };
@@ -21,9 +22,11 @@ test(
       "sinks.ingest",
       "sinks.disk",
       ...["redis", "postgres", "kafka"].flatMap((sink) => [`sinks.${sink}.drain`, `sinks.${sink}.p50`]),
-      // The native clients' drains (ioredis, postgres.js), against the same direct writes as the HTTP ones.
+      // The native clients' drains (ioredis, postgres.js), against the same direct writes as the HTTP ones,
+      // and the native transactional Kafka producer against the REST bridge under the same load.
       "sinks.redis.drain_native",
       "sinks.postgres.drain_native",
+      "sinks.kafka.drain_native",
     ]);
   },
   240_000,
