@@ -72,7 +72,7 @@ const PACKAGES: Record<string, RegExp> = {
   settings: /^zod$/,
   hosts: /^$/,
   // Native clients (ioredis, postgres.js, kafkajs) only for the self-hosted server: src/sinks/native.ts.
-  sinks: /^(zod|@upstash\/redis|@neondatabase\/serverless|ioredis|postgres|kafkajs)$/,
+  sinks: /^(zod|@upstash\/redis|@neondatabase\/serverless|ioredis|postgres|kafkajs(\/src\/network\/requestQueue\/index\.js)?)$/,
   runtimes: /^(hono|bun:sqlite|node:(fs|fs\/promises|path|process|sqlite|crypto))$/,
   // keyflow-config: the keyflow.config.json wrangler bundles (wrangler.toml [alias]; actors/config-file.ts).
   actors: /^(cloudflare:workers|keyflow-config)$/,
@@ -124,6 +124,7 @@ describe("the tree's layering", () => {
           "@neondatabase/serverless": "src/sinks/postgres/",
           postgres: "src/sinks/postgres/",
           kafkajs: "src/sinks/kafka/",
+          "kafkajs/src/network/requestQueue/index.js": "src/sinks/kafka/",
         }[dep];
         if (sinkOf && !file.startsWith(sinkOf)) wrong.push(`${file} imports ${dep}, the client of ${sinkOf}`);
       }
