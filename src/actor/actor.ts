@@ -107,32 +107,36 @@ export class Actor {
   private lastEventAt: number | null = null;
   private lastArrival: number | null = null;
   private watermark: number | null = null;
-  /** Open windows per configured spec (same index as config.windows), by start time. */
-  private readonly open: Array<Map<number, WindowState>>;
+  /**
+   * Open windows per configured spec (same index as config.windows), sorted by start time. Arrays,
+   * not Maps: a spec has few open windows, and an idle actor's memory is mostly these (issue 14).
+   */
+  private readonly open: WindowState[][];
   /** No open window ends before this: closing can skip its scan until the watermark gets here. */
   private minOpenEnd = Infinity;
-  private closed: Array<{ seq: number; window: ClosedWindow }> = [];
+  // Lists most actors never use stay undefined until their first entry: an empty array costs 64 bytes.
+  private closed: Array<{ seq: number; window: ClosedWindow }> | undefined;
   private nextClosedSeq = 0;
-  private late: LateEntry[] = [];
+  private late: LateEntry[] | undefined;
   private dedupe: DedupeIndex;
   /** Records for the sinks, committed with the state change that made them. */
   outbox: Outbox;
   private stateDirty = false;
   private lateDirty = false;
-  private newClosed: Array<{ seq: number; window: ClosedWindow }> = [];
-  private purgedClosed: number[] = [];
+  private newClosed: Array<{ seq: number; window: ClosedWindow }> | undefined;
+  private purgedClosed: number[] | undefined;
   /** Where the records go for live views, while someone watches this key (the host attaches it). */
   live: LiveOutput | undefined;
   /** Detection rules on this key's windows (keyflow.config.json), if any. */
   private detector: Detector | undefined;
-  private alerts: AlertRecord[] = [];
+  private alerts: AlertRecord[] | undefined;
   private alertsDirty = false;
   /** Alerts the event being applied fired: they go out after its own record, so a reader in order sees the cause first. */
-  private firing: AlertRecord[] = [];
+  private firing: AlertRecord[] | undefined;
   /** Per-type windows of shapes the key's own windows do not have (sliding, session, other sizes). */
   private typed: TypedWindows | undefined;
   /** Changes of per-type windows in the current ingest, for emit=updates and live views: the last per window. */
-  private seriesPending = new Map<string, SeriesChange>();
+  private seriesPending: Map<string, SeriesChange> | undefined;
   private typedDirty = false;
 
   constructor(
@@ -141,7 +145,7 @@ export class Actor {
   ) {
     this.dedupe = new DedupeIndex({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds });
     this.outbox = new Outbox(config.sinks, config.deadLetterMirror);
-    this.open = config.windows.map(() => new Map());
+    this.open = config.windows.map(() => []);
     const rules = config.analytics?.rules;
     if (rules?.length) this.detector = new Detector(key, rules);
     const keyWindows = new Set(config.windows.map((w) => w.name));
@@ -184,16 +188,16 @@ export class Actor {
         this.outbox.append(record);
         this.live?.push(record);
       }
-      if (this.firing.length) this.emitAlerts();
+      if (this.firing) this.emitAlerts();
     }
     if (events.length) this.stateDirty = true;
     // Duplicates are retries of what the actor already has: they do not count as activity.
     if (accepted) {
       this.lastArrival = now;
       if (touched) for (const w of touched) this.emitWindow(w, false, now);
-      if (this.seriesPending.size) {
+      if (this.seriesPending) {
         for (const c of this.seriesPending.values()) this.emitSeries(c, now);
-        this.seriesPending.clear();
+        this.seriesPending = undefined;
       }
       this.closeWindows(now, "watermark", lastAccepted(events, outcomes));
     }
@@ -284,7 +288,7 @@ export class Actor {
         wake = Math.max(this.lastArrival + this.config.idleTimeoutMs, idleReach);
       }
     }
-    const oldest = this.closed[0];
+    const oldest = this.closed?.[0];
     if (oldest) wake = Math.min(wake, oldest.window.closedAt + this.config.closedRetentionMs);
     return wake === Infinity ? null : wake;
   }
@@ -309,9 +313,10 @@ export class Actor {
           if (missed?.at(-1) !== name) (missed ??= []).push(name);
           continue;
         }
-        let w = windows.get(start);
-        if (!w) {
-          windows.set(start, (w = { spec: name, start, end: start + size, all: emptyAggregate(), types: new Map() }));
+        const at = startIndex(windows, start);
+        let w = windows[at];
+        if (w?.start !== start) {
+          windows.splice(at, 0, (w = { spec: name, start, end: start + size, all: emptyAggregate(), types: new Map() }));
           if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
         }
         addToAggregate(w.all, value);
@@ -349,8 +354,9 @@ export class Actor {
     if (this.config.lateLogSize === 0) return;
     const entry: LateEntry = { id: event.id, type: event.type, ts: event.ts, receivedAt: now, watermark: this.watermark!, missed };
     if (event.value !== undefined) entry.value = event.value;
-    this.late.push(entry);
-    if (this.late.length > this.config.lateLogSize) this.late.splice(0, this.late.length - this.config.lateLogSize);
+    const late = (this.late ??= []);
+    late.push(entry);
+    if (late.length > this.config.lateLogSize) late.splice(0, late.length - this.config.lateLogSize);
     this.lateDirty = true;
   }
 
@@ -360,8 +366,9 @@ export class Actor {
     if (!this.live && this.config.emit !== "updates") return;
     const identity = JSON.stringify([c.spec, c.type, c.start, c.end]);
     // A retraction replaces the pending upsert of the same session; sinks delete by (start, end) either way.
-    if (c.retracted) this.seriesPending.delete(identity);
-    this.seriesPending.set(c.retracted ? `${identity}-` : identity, c);
+    const pending = (this.seriesPending ??= new Map());
+    if (c.retracted) pending.delete(identity);
+    pending.set(c.retracted ? `${identity}-` : identity, c);
   }
 
   /** Tells the detector of a window's update or close for `type`; keeps what fires. */
@@ -375,17 +382,18 @@ export class Actor {
     if (!fired.length && !final) return;
     // A close changes the detector's baselines even when nothing fires.
     this.alertsDirty = true;
-    this.firing.push(...fired);
+    if (fired.length) (this.firing ??= []).push(...fired);
   }
 
   private emitAlerts(): void {
-    for (const alert of this.firing) {
-      this.alerts.push(alert);
+    const alerts = (this.alerts ??= []);
+    for (const alert of this.firing ?? []) {
+      alerts.push(alert);
       if (this.outbox.enabled) this.outbox.append(alert);
       this.live?.push(alert);
     }
-    this.firing = [];
-    if (this.alerts.length > RECENT_ALERTS) this.alerts.splice(0, this.alerts.length - RECENT_ALERTS);
+    this.firing = undefined;
+    if (alerts.length > RECENT_ALERTS) alerts.splice(0, alerts.length - RECENT_ALERTS);
   }
 
   /** `trigger`: the event whose arrival moved the watermark (none for the wall clock's idle close). */
@@ -396,12 +404,15 @@ export class Actor {
     if (this.minOpenEnd <= closedBefore) {
       let minOpenEnd = Infinity;
       for (const windows of this.open) {
-        for (const w of windows.values()) {
-          if (w.end <= closedBefore) {
-            closing.push(w);
-            windows.delete(w.start);
-          } else if (w.end < minOpenEnd) minOpenEnd = w.end;
+        let kept = 0;
+        for (const w of windows) {
+          if (w.end <= closedBefore) closing.push(w);
+          else {
+            windows[kept++] = w;
+            if (w.end < minOpenEnd) minOpenEnd = w.end;
+          }
         }
+        windows.length = kept;
       }
       this.minOpenEnd = minOpenEnd;
       closing.sort((a, b) => a.end - b.end || a.start - b.start || a.spec.localeCompare(b.spec));
@@ -410,7 +421,7 @@ export class Actor {
       // Window becomes final: emitted once, as a revision past every update.
       this.emitWindow(w, true, now);
       if (this.detector) for (const type of w.types.keys()) if (this.detector.watches(type, w.spec)) this.detect(w, type, true, trigger, now);
-      if (this.firing.length) this.emitAlerts();
+      if (this.firing) this.emitAlerts();
       const { extras, ...closedWindow } = w;
       const figures = extras && new Map([...extras].map(([type, e]) => [type, this.extrasViewOf(type, e)]));
       this.keepClosed({ ...closedWindow, ...(figures ? { figures } : {}), closedAt: now, closedBy: by });
@@ -420,7 +431,7 @@ export class Actor {
     for (const c of typedClosing) {
       this.emitSeries(c, now);
       if (this.detector?.watches(c.type, c.spec)) this.observe(c, c.type, c.aggregate.agg, c.aggregate.extras, true, trigger, now);
-      if (this.firing.length) this.emitAlerts();
+      if (this.firing) this.emitAlerts();
       this.keepClosed({ ...seriesWindow(c, this.extrasViewOf(c.type, c.aggregate.extras)), rev: c.revision + 1, closedAt: now, closedBy: by });
     }
     if (closing.length || typedClosing.length) this.stateDirty = true;
@@ -429,21 +440,20 @@ export class Actor {
 
   private keepClosed(window: ClosedWindow): void {
     const entry = { seq: this.nextClosedSeq++, window };
-    this.closed.push(entry);
-    this.newClosed.push(entry);
+    (this.closed ??= []).push(entry);
+    (this.newClosed ??= []).push(entry);
   }
 
   private purgeClosed(now: number): void {
+    const closed = this.closed;
+    if (!closed) return;
     const cutoff = now - this.config.closedRetentionMs;
     let drop = 0;
-    while (
-      drop < this.closed.length &&
-      (this.closed.length - drop > this.config.maxClosedWindows || this.closed[drop]!.window.closedAt <= cutoff)
-    ) {
-      drop++;
-    }
+    while (drop < closed.length && (closed.length - drop > this.config.maxClosedWindows || closed[drop]!.window.closedAt <= cutoff)) drop++;
     if (drop === 0) return;
-    for (const { seq } of this.closed.splice(0, drop)) this.purgedClosed.push(seq);
+    const purged = (this.purgedClosed ??= []);
+    for (const { seq } of closed.splice(0, drop)) purged.push(seq);
+    if (!closed.length) this.closed = undefined;
   }
 
   /**
@@ -460,15 +470,15 @@ export class Actor {
     for (const [seq, text] of dd.puts) puts.push([ACTOR_ROW.dedupe(seq), text]);
     for (const seq of dd.deletes) deletes.push(ACTOR_ROW.dedupe(seq));
     const purged = new Set(this.purgedClosed);
-    for (const { seq, window } of this.newClosed) if (!purged.has(seq)) puts.push([ACTOR_ROW.closed(seq), JSON.stringify(windowRow(window))]);
-    for (const seq of this.purgedClosed) deletes.push(ACTOR_ROW.closed(seq));
-    this.newClosed = [];
-    this.purgedClosed = [];
+    for (const { seq, window } of this.newClosed ?? []) if (!purged.has(seq)) puts.push([ACTOR_ROW.closed(seq), JSON.stringify(windowRow(window))]);
+    for (const seq of purged) deletes.push(ACTOR_ROW.closed(seq));
+    this.newClosed = undefined;
+    this.purgedClosed = undefined;
     const ob = this.outbox.drain(inlineRefs);
     puts.push(...ob.puts);
     deletes.push(...ob.deletes);
-    if (this.lateDirty) puts.push([ACTOR_ROW.late, JSON.stringify(this.late)]);
-    if (this.alertsDirty) puts.push([ACTOR_ROW.alerts, JSON.stringify({ detector: this.detector?.toJSON(), recent: this.alerts })]);
+    if (this.lateDirty) puts.push([ACTOR_ROW.late, JSON.stringify(this.late ?? [])]);
+    if (this.alertsDirty) puts.push([ACTOR_ROW.alerts, JSON.stringify({ detector: this.detector?.toJSON(), recent: this.alerts ?? [] })]);
     if (this.typedDirty && this.typed) puts.push([ACTOR_ROW.typed, JSON.stringify(this.typed.toJSON())]);
     const rewrite = outboxMetaApart ? this.stateDirty : this.stateDirty || ob.metaChanged || puts.length > 0 || deletes.length > 0;
     if (rewrite) puts.push([ACTOR_ROW.state, JSON.stringify(this.stateRow(!outboxMetaApart))]);
@@ -478,7 +488,7 @@ export class Actor {
 
   private stateRow(withOutboxMeta: boolean): StateRow {
     const open: WindowRow[] = [];
-    for (const windows of this.open) for (const w of windows.values()) open.push(windowRow(w));
+    for (const windows of this.open) for (const w of windows) open.push(windowRow(w));
     return {
       v: 2,
       key: this.key,
@@ -509,7 +519,7 @@ export class Actor {
       else if (rowKey === ACTOR_ROW.typed) actor.typed?.restore(JSON.parse(text) as TypedWindowsState);
       else if (rowKey.startsWith(ACTOR_ROW.dedupePrefix)) segments.push([rowNumber(rowKey, ACTOR_ROW.dedupePrefix), text]);
       else if (rowKey.startsWith(ACTOR_ROW.closedPrefix)) {
-        actor.closed.push({ seq: rowNumber(rowKey, ACTOR_ROW.closedPrefix), window: windowFromRow<ClosedWindow>(JSON.parse(text)) });
+        (actor.closed ??= []).push({ seq: rowNumber(rowKey, ACTOR_ROW.closedPrefix), window: windowFromRow<ClosedWindow>(JSON.parse(text)) });
       } else outboxRows.push([rowKey, text]);
     }
     actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }, segments, now);
@@ -539,7 +549,10 @@ export class Actor {
       // A window size dropped from the configuration since the checkpoint is not resumed.
       const s = this.config.windows.findIndex((spec) => spec.name === w.spec);
       if (s < 0) continue;
-      this.open[s]!.set(w.start, w);
+      const windows = this.open[s]!;
+      const at = startIndex(windows, w.start);
+      if (windows[at]?.start === w.start) windows[at] = w;
+      else windows.splice(at, 0, w);
       if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
     }
     return row.outbox;
@@ -556,16 +569,16 @@ export class Actor {
       lastArrival: this.lastArrival,
       watermark: this.watermark,
       open: this.openWindows(),
-      closed: this.closed.map((c) => c.window),
+      closed: this.closedWindows(),
       dedupeIds: this.dedupe.size,
-      lateLogSize: this.late.length,
+      lateLogSize: this.late?.length ?? 0,
     };
   }
 
   openWindows(): WindowState[] {
     const all: WindowState[] = [];
     for (const windows of this.open) {
-      for (const w of windows.values()) {
+      for (const w of windows) {
         // Reads get the numbers of the sketches, as of now.
         all.push(w.extras ? { ...w, figures: new Map([...w.extras].map(([type, e]) => [type, this.extrasViewOf(type, e)])) } : w);
       }
@@ -580,16 +593,16 @@ export class Actor {
   }
 
   closedWindows(): ClosedWindow[] {
-    return this.closed.map((c) => c.window);
+    return this.closed?.map((c) => c.window) ?? [];
   }
 
   lateLog(): LateEntry[] {
-    return this.late;
+    return this.late ?? [];
   }
 
   /** The rules that fired on this key, oldest first (the last RECENT_ALERTS). */
   recentAlerts(): readonly AlertRecord[] {
-    return this.alerts;
+    return this.alerts ?? [];
   }
 }
 
@@ -597,6 +610,18 @@ export interface ActorSnapshot extends ActorFacts {
   closed: ClosedWindow[];
   dedupeIds: number;
   lateLogSize: number;
+}
+
+/** Where the window starting at `start` is, or goes, in windows sorted by start: a binary search. */
+function startIndex(windows: readonly WindowState[], start: number): number {
+  let lo = 0;
+  let hi = windows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (windows[mid]!.start < start) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** The id of the last event `outcomes` accepted. */
