@@ -20,6 +20,7 @@ import type { Admission, TenantLimits } from "../src/hosts/durable/tenant-regist
 import type { TenantRegistry } from "./tenant-registry.ts";
 import { ActorMetrics, HUB_NAME, metricsSettings, type MetricsHubStub } from "../src/hosts/durable/metrics-reporter.ts";
 import { uuidv7 } from "../src/ports/uuid.ts";
+import { UsageMeter } from "../src/hosts/durable/usage.ts";
 
 import { resumeFrames, socketMessage } from "../src/live/socket.ts";
 
@@ -43,6 +44,8 @@ export class KeyActor extends DurableObject<WorkerEnv> {
   private overBytes: Extract<Admission, { ok: false }> | undefined;
   /** Reports the sink channels' counts and delivery state to the metrics hub (binding METRICS). */
   private readonly metrics: ActorMetrics | undefined;
+  /** What this object did that Cloudflare bills, until an ingest reply or a metrics report carries it out. */
+  private readonly usage = new UsageMeter();
 
   constructor(ctx: DurableObjectState, env: WorkerEnv) {
     super(ctx, env);
@@ -54,8 +57,11 @@ export class KeyActor extends DurableObject<WorkerEnv> {
     this.object = new DurableHost({
       config,
       clock: systemEnv.clock,
-      store: new DurableObjectKvStore(ctx.storage),
-      alarms: ctx.storage,
+      store: new DurableObjectKvStore(ctx.storage, this.usage),
+      alarms: {
+        setAlarm: (atMs) => (this.usage.add({ alarmsSet: 1 }), ctx.storage.setAlarm(atMs)),
+        deleteAlarm: () => (this.usage.add({ alarmsSet: 1 }), ctx.storage.deleteAlarm()),
+      },
       channels,
       timers: systemTimers,
       sinkTrouble: sinkTroubleLog(logger),
@@ -65,7 +71,8 @@ export class KeyActor extends DurableObject<WorkerEnv> {
     if (metrics.on && hub && channels.length) {
       const stub = () => hub.getByName(HUB_NAME) as unknown as MetricsHubStub;
       const { intervalMs } = metrics;
-      this.metrics = new ActorMetrics({ id: ctx.id.toString(), epoch: uuidv7(systemEnv), intervalMs, clock: systemEnv.clock, channels, send: (report) => stub().report(report) });
+      const usage = () => this.usage.drain();
+      this.metrics = new ActorMetrics({ id: ctx.id.toString(), epoch: uuidv7(systemEnv), intervalMs, clock: systemEnv.clock, channels, send: (report) => stub().report(report), usage });
     }
     void ctx.blockConcurrencyWhile(async () => this.object.knownAlarm(await ctx.storage.getAlarm()));
     // Woken from hibernation with sockets still open: they watch the key again.
@@ -81,6 +88,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
    * may hibernate between events while sockets stay open, unlike a server-sent events stream.
    */
   override async fetch(request: Request): Promise<Response> {
+    this.usage.add({ calls: 1 });
     const url = new URL(request.url);
     const key = url.searchParams.get("key");
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket" || key === null) {
@@ -128,15 +136,22 @@ export class KeyActor extends DurableObject<WorkerEnv> {
   }
 
   async ingest(key: string, events: Event[]): Promise<ActorIngestResult> {
+    this.usage.add({ calls: 1 });
     const limits = this.limits(key);
     if (limits) {
       const refused = await this.admit(key, limits);
-      if (refused) return { quota: { quota: refused.quota, limit: refused.limit, used: refused.used } };
+      if (refused) return this.withUsage({ quota: { quota: refused.quota, limit: refused.limit, used: refused.used } });
     }
     const { result, scheduled } = this.object.ingest(key, events);
     await scheduled;
     if (limits && "outcomes" in result) this.reportSize(key, limits);
-    return result;
+    return this.withUsage(result);
+  }
+
+  /** The reply, carrying what this object did since it last told anyone (the Worker counts it into its metrics). */
+  private withUsage(result: ActorIngestResult): ActorIngestResult {
+    const usage = this.usage.drain();
+    return usage ? { ...result, usage } : result;
   }
 
   /** The quotas of the key's tenant, if it has any (and the registry binding is there). */
@@ -179,26 +194,32 @@ export class KeyActor extends DurableObject<WorkerEnv> {
   }
 
   async state(key: string): Promise<ActorView | null> {
+    this.usage.add({ calls: 1 });
     return this.object.state(key);
   }
 
   async windows(key: string, query: WindowQuery): Promise<WindowView[] | null> {
+    this.usage.add({ calls: 1 });
     return this.object.windows(key, query);
   }
 
   async alerts(key: string): Promise<AlertRecordView[] | null> {
+    this.usage.add({ calls: 1 });
     return this.object.alerts(key);
   }
 
   async late(key: string): Promise<LateView[] | null> {
+    this.usage.add({ calls: 1 });
     return this.object.late(key);
   }
 
   async deadLetters(key: string): Promise<DeadLetterView[] | null> {
+    this.usage.add({ calls: 1 });
     return this.object.deadLetters(key);
   }
 
   async replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null> {
+    this.usage.add({ calls: 1 });
     const { result, scheduled } = this.object.replay(key, filter);
     await scheduled;
     this.reportMetrics();
@@ -207,14 +228,17 @@ export class KeyActor extends DurableObject<WorkerEnv> {
 
   /** The key's live view (server-sent events); the stream keeps the object awake while it is open. */
   async live(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>> {
+    this.usage.add({ calls: 1 });
     return this.object.live(key, lastEventId);
   }
 
   async outbox(key: string): Promise<OutboxView | null> {
+    this.usage.add({ calls: 1 });
     return this.object.outbox(key);
   }
 
   override async alarm(info?: AlarmInvocationInfo): Promise<void> {
+    this.usage.add({ alarms: 1 });
     await this.object.alarm(info?.retryCount ?? 0);
     this.reportMetrics();
   }

@@ -133,6 +133,21 @@ export class KeyflowMetrics {
   }
 
   /**
+   * What Durable Objects did that Cloudflare bills (Workers), by object class ("key", …): requests
+   * received (RPC calls and fetches; alarm invocations apart), alarms set, SQLite rows written and read.
+   */
+  durableObjectMetrics() {
+    const r = this.registry;
+    return {
+      calls: r.counter("keyflow_do_calls_total", "Durable Object requests received as RPC calls or fetches (each one billed), by object class.", ["object"]),
+      alarms: r.counter("keyflow_do_alarms_total", "Durable Object alarm invocations (each one a billed request), by object class.", ["object"]),
+      alarmsSet: r.counter("keyflow_do_alarms_set_total", "Durable Object alarms set (each one a billed row written), by object class.", ["object"]),
+      rowsWritten: r.counter("keyflow_do_rows_written_total", "SQLite rows written by Durable Objects, as their cursors report them (index rows included), by object class.", ["object"]),
+      rowsRead: r.counter("keyflow_do_rows_read_total", "SQLite rows read by Durable Objects, as their cursors report them, by object class.", ["object"]),
+    };
+  }
+
+  /**
    * Adds series other isolates and actors reported (Workers) to this registry's counters and
    * histograms; event types stay bounded here as they are where they were counted.
    */

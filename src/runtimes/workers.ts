@@ -57,7 +57,7 @@ export default {
         const m = (metrics = isolateMetrics(env));
         app = createApp({
           // RPC stubs type their results as RPC promises; the calls are the ActorStub methods.
-          backend: new DurableGateway(env.ACTORS as unknown as ActorNamespace, m && (() => m.sinkStatus())),
+          backend: new DurableGateway(env.ACTORS as unknown as ActorNamespace, m && (() => m.sinkStatus()), m && ((usage) => m.countUsage("key", usage))),
           ...(m ? { metrics: m.metrics, scrape: () => m.scrape() } : {}),
           config: settings.config,
           env: systemEnv,

@@ -7,9 +7,13 @@ import type { ActorView, DeadLetterView, LateView, OutboxView, WindowView } from
 import type { AlertRecordView } from "../../delivery/records.ts";
 import type { IngestResult } from "./durable-host.ts";
 import type { ChannelStatus } from "../../delivery/channel.ts";
+import type { DoUsage } from "./usage.ts";
 
 /** A key's answer to ingest: its host's, or its tenant's quota refusing it before the host saw it. */
-export type ActorIngestResult = IngestResult | { quota: { quota: "keys" | "bytes"; limit: number; used: number } };
+export type ActorIngestResult = (IngestResult | { quota: { quota: "keys" | "bytes"; limit: number; used: number } }) & {
+  /** What the object did since it last told anyone (billed requests, alarms, rows), for the metrics. */
+  usage?: DoUsage;
+};
 
 /** What the gateway calls on a key's Durable Object (the RPC methods of actors/key-actor.ts). */
 export type ActorStub = Omit<Gateway, "ingest" | "health" | "live"> & {
@@ -29,10 +33,14 @@ export interface ActorNamespace {
  * once. Each key's outcome is its own: one key behind or failing does not hide what the others did.
  */
 export class DurableGateway implements Gateway {
-  /** `sinkStatus`: the sinks' state summed over the keys' objects (the metrics hub), for /ready. */
+  /**
+   * `sinkStatus`: the sinks' state summed over the keys' objects (the metrics hub), for /ready.
+   * `countUsage`: told what a key's object reports it did (its ingest replies carry it).
+   */
   constructor(
     private readonly actors: ActorNamespace,
     readonly sinkStatus?: () => Promise<ChannelStatus[]>,
+    private readonly countUsage?: (usage: DoUsage) => void,
   ) {}
 
   async ingest(events: Event[]): Promise<GatewayOutcome[]> {
@@ -43,6 +51,7 @@ export class DurableGateway implements Gateway {
         const result: ActorIngestResult | UnavailableError = await this.call(key, (stub) => stub.ingest(key, indexes.map((i) => events[i]!))).catch(
           (error: UnavailableError) => error,
         );
+        if (!(result instanceof UnavailableError) && result.usage) this.countUsage?.(result.usage);
         if (!(result instanceof UnavailableError) && "outcomes" in result) {
           indexes.forEach((i, n) => (outcomes[i] = result.outcomes[n]!));
           return;

@@ -193,6 +193,7 @@ export class MetricsHub {
   private load(): void {
     this.totals = new KeyflowMetrics();
     this.sinkMetrics = this.totals.sinkMetrics();
+    this.totals.durableObjectMetrics();
     const { delivered, failed, attempts, deadLettered } = this.sinkMetrics;
     for (const sink of this.opts.sinks) for (const counter of [delivered, failed, attempts, deadLettered]) counter.inc([sink], 0);
     this.totals.absorb(this.store.list(ROW.series).map(([, v]) => JSON.parse(v) as Series));

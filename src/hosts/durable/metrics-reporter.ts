@@ -5,6 +5,7 @@ import type { Clock } from "../../ports/clock.ts";
 import type { Timers } from "../../ports/timers.ts";
 import { ConfigError } from "../../settings/config.ts";
 import { EnvReader, type EnvVars } from "../../settings/reader.ts";
+import type { DoUsage } from "./usage.ts";
 import { RESEND_WITHIN_MS, type ActorSinkState, type ActorState, type MetricsReport } from "./metrics-hub.ts";
 
 /** The name of the one metrics hub object (binding METRICS). */
@@ -116,6 +117,7 @@ export class Reporter {
 export class ActorMetrics {
   private readonly counters = new KeyflowMetrics();
   private readonly sinkCounters = this.counters.sinkMetrics();
+  private readonly doCounters = this.counters.durableObjectMetrics();
   /** The channels' counters at the last report. */
   private readonly reported = new Map<string, ChannelStatus>();
   private lastState = "";
@@ -132,6 +134,8 @@ export class ActorMetrics {
       clock: Clock;
       channels: readonly SinkChannel[];
       send: (report: MetricsReport) => Promise<unknown>;
+      /** What the object did since it last told anyone (drained), reported as the keyflow_do_* counters. */
+      usage?: () => DoUsage | undefined;
     },
   ) {
     this.reporter = new Reporter({ reporter: opts.id, epoch: opts.epoch, intervalMs: opts.intervalMs, clock: opts.clock, send: opts.send, collect: () => this.collect() });
@@ -159,12 +163,21 @@ export class ActorMetrics {
       add(attempts, "attempts");
       add(deadLettered, "deadLettered");
     }
+    const usage = this.opts.usage?.();
+    if (usage) countUsage(this.doCounters, "key", usage);
     const series = this.counters.registry.series(true);
     const state = this.actor && actorState(this.actor, this.opts.channels);
     const text = state ? JSON.stringify(state) : this.lastState;
     if (!series.length && text === this.lastState) return undefined;
     this.lastState = text;
     return state ? { series, actor: state } : { series };
+  }
+}
+
+/** Adds a Durable Object's usage to the keyflow_do_* counters of `object`'s class. */
+export function countUsage(counters: ReturnType<KeyflowMetrics["durableObjectMetrics"]>, object: string, usage: DoUsage): void {
+  for (const field of ["calls", "alarms", "alarmsSet", "rowsWritten", "rowsRead"] as const) {
+    if (usage[field] > 0) counters[field].inc([object], usage[field]);
   }
 }
 
@@ -218,6 +231,7 @@ class AnalyticsMetrics extends KeyflowMetrics {
  */
 export class IsolateMetrics {
   readonly metrics: KeyflowMetrics;
+  private readonly doCounters: ReturnType<KeyflowMetrics["durableObjectMetrics"]>;
   private readonly reporter: Reporter;
   /** When the scheduled report runs; null when none is. */
   private flushAt: number | null = null;
@@ -236,6 +250,7 @@ export class IsolateMetrics {
     },
   ) {
     this.metrics = opts.analytics ? new AnalyticsMetrics(opts.analytics) : new KeyflowMetrics();
+    this.doCounters = this.metrics.durableObjectMetrics();
     this.reporter = new Reporter({
       reporter: opts.id,
       epoch: opts.epoch,
@@ -262,6 +277,11 @@ export class IsolateMetrics {
         return this.reporter.flush(true);
       }),
     );
+  }
+
+  /** What a Durable Object of class `object` told this isolate it did (reported with the isolate's counts). */
+  countUsage(object: string, usage: DoUsage): void {
+    countUsage(this.doCounters, object, usage);
   }
 
   /** GET /metrics: this isolate's own counts first, then the hub's totals. */

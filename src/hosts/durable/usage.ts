@@ -1,0 +1,32 @@
+/**
+ * What a Durable Object did that Cloudflare bills: requests it received (RPC calls, fetches, alarm
+ * invocations), alarms it set (1 row written each) and SQLite rows written and read (as its cursors
+ * report them: index rows included). Counted in memory; a reporter drains the counts as deltas.
+ */
+export interface DoUsage {
+  calls: number;
+  alarms: number;
+  alarmsSet: number;
+  rowsWritten: number;
+  rowsRead: number;
+}
+
+export function noUsage(): DoUsage {
+  return { calls: 0, alarms: 0, alarmsSet: 0, rowsWritten: 0, rowsRead: 0 };
+}
+
+export class UsageMeter {
+  private counts = noUsage();
+
+  add(by: Partial<DoUsage>): void {
+    for (const [field, n] of Object.entries(by) as Array<[keyof DoUsage, number]>) this.counts[field] += n;
+  }
+
+  /** The counts since the last drain, or none if nothing was counted. */
+  drain(): DoUsage | undefined {
+    const counts = this.counts;
+    if (Object.values(counts).every((n) => n === 0)) return undefined;
+    this.counts = noUsage();
+    return counts;
+  }
+}
