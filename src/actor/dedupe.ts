@@ -26,6 +26,11 @@ export interface DedupeLimits {
 type SegmentRow = { runs: Array<[number, number]>; ids: string[] } | { at: number; ids: string[] };
 
 const SEGMENT_MAX_IDS = 8_192;
+/**
+ * Up to this many IDs an index finds them by scanning its segments, with no Set: a Set's first entry
+ * costs ~250 bytes, and most keys' actors hold a handful of IDs (issue 14: memory per idle actor).
+ */
+const SMALL_IDS = 8;
 const SEGMENT_MAX_CHARS = 512 * 1024;
 
 /**
@@ -33,29 +38,57 @@ const SEGMENT_MAX_CHARS = 512 * 1024;
  * Set insertion order equals segment order, because an ID is never re-added while it is present.
  */
 export class DedupeIndex {
-  private readonly seen = new Set<string>();
+  /** The live IDs, once there are more than SMALL_IDS of them (it goes again when they all expire). */
+  private seen: Set<string> | undefined;
+  private count = 0;
   private readonly segments: Segment[] = [];
   private head = 0;
   private nextSeq = 0;
   private open: Segment | undefined;
   private openChars = 0;
-  private readonly dirty = new Set<Segment>();
-  private readonly dropped: number[] = [];
+  /** Segments to write and to delete at the next drain; undefined while none (an empty Set or array costs an actor memory). */
+  private dirty: Set<Segment> | undefined;
+  private dropped: number[] | undefined;
 
   constructor(private readonly limits: DedupeLimits) {}
 
   get size(): number {
-    return this.seen.size;
+    return this.count;
   }
 
   has(id: string): boolean {
-    return this.seen.has(id);
+    return this.seen ? this.seen.has(id) : this.scan(id);
   }
 
-  /** Records `id` unless it is already known; returns whether it was new. One hash operation. */
+  /** Whether a live ID is `id`, by looking at each (the index is small). */
+  private scan(id: string): boolean {
+    for (let s = this.head; s < this.segments.length; s++) {
+      const { ids, live } = this.segments[s]!;
+      for (let i = ids.length - live; i < ids.length; i++) if (ids[i] === id) return true;
+    }
+    return false;
+  }
+
+  /** Counts an ID just appended to a segment; past SMALL_IDS the Set takes over from scanning. */
+  private track(id: string): void {
+    this.count++;
+    if (this.seen) this.seen.add(id);
+    else if (this.count > SMALL_IDS) {
+      this.seen = new Set();
+      for (let s = this.head; s < this.segments.length; s++) {
+        const { ids, live } = this.segments[s]!;
+        for (let i = ids.length - live; i < ids.length; i++) this.seen.add(ids[i]!);
+      }
+    }
+  }
+
+  /** Records `id` unless it is already known; returns whether it was new. One hash operation (or a short scan). */
   addIfNew(id: string, at: number): boolean {
-    const size = this.seen.size;
-    if (this.seen.add(id).size === size) return false;
+    const size = this.count;
+    const seen = this.seen;
+    if (seen) {
+      if (seen.add(id).size === size) return false;
+    } else if (this.scan(id)) return false;
     let seg = this.open;
     if (!seg || seg.ids.length >= SEGMENT_MAX_IDS || this.openChars >= SEGMENT_MAX_CHARS) {
       seg = { seq: this.nextSeq++, ids: [], runs: [], live: 0, run: 0, before: 0 };
@@ -63,10 +96,12 @@ export class DedupeIndex {
       this.open = seg;
       this.openChars = 0;
       // The open segment stays dirty until drain() closes it: appends need not mark it again.
-      this.dirty.add(seg);
+      (this.dirty ??= new Set()).add(seg);
     }
     seg.ids.push(id);
     seg.live++;
+    if (seen) this.count++;
+    else this.track(id);
     const run = seg.runs[seg.runs.length - 1];
     if (run && run[0] === at) run[1]++;
     else seg.runs.push([at, 1]);
@@ -82,8 +117,12 @@ export class DedupeIndex {
   /** Evicts IDs older than the horizon and beyond the count bound, oldest first. */
   expire(now: number): void {
     const cutoff = now - this.limits.horizon;
-    while (this.head < this.segments.length && (this.seen.size > this.limits.maxIds || this.oldestAt() < cutoff)) this.evictOldest();
-    if (this.head > 1024 && this.head * 2 > this.segments.length) {
+    while (this.head < this.segments.length && (this.count > this.limits.maxIds || this.oldestAt() < cutoff)) this.evictOldest();
+    if (this.head > 0 && this.head === this.segments.length) {
+      // All expired: an idle actor keeps none of its old segments.
+      this.segments.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.segments.length) {
       this.segments.splice(0, this.head);
       this.head = 0;
     }
@@ -101,20 +140,22 @@ export class DedupeIndex {
   private evictOldest(): void {
     const seg = this.segments[this.head]!;
     const id = seg.ids[seg.ids.length - seg.live]!;
-    assert(this.seen.delete(id), "dedupe: eviction follows insertion order");
+    if (this.seen) assert(this.seen.delete(id), "dedupe: eviction follows insertion order");
+    if (--this.count === 0) this.seen = undefined;
     if (--seg.live > 0) return;
     this.head++;
-    this.dirty.delete(seg);
+    this.dirty?.delete(seg);
     if (this.open === seg) this.open = undefined;
-    this.dropped.push(seg.seq);
+    (this.dropped ??= []).push(seg.seq);
   }
 
   /** Rows to write since the last call: changed segments, and segments that fully expired. */
   drain(): { puts: Array<[number, string]>; deletes: number[] } {
     const puts: Array<[number, string]> = [];
-    for (const seg of this.dirty) puts.push([seg.seq, JSON.stringify({ runs: seg.runs, ids: seg.ids } satisfies SegmentRow)]);
-    this.dirty.clear();
-    const deletes = this.dropped.splice(0);
+    for (const seg of this.dirty ?? []) puts.push([seg.seq, JSON.stringify({ runs: seg.runs, ids: seg.ids } satisfies SegmentRow)]);
+    this.dirty = undefined;
+    const deletes = this.dropped ?? [];
+    this.dropped = undefined;
     // A segment written in an earlier commit stays open for appends only until it is drained again.
     this.open = undefined;
     return { puts, deletes };
@@ -139,16 +180,16 @@ export class DedupeIndex {
         for (const end = i + count; i < end; i++) {
           const id = row.ids[i]!;
           // Re-added after it expired: the earlier copy, and everything older, was evicted first.
-          while (index.seen.has(id)) index.evictOldest();
+          while (index.has(id)) index.evictOldest();
           seg.ids.push(id);
-          index.seen.add(id);
           seg.live++;
-          if (index.seen.size > limits.maxIds) index.expire(at);
+          index.track(id);
+          if (index.count > limits.maxIds) index.expire(at);
         }
       }
     }
     index.expire(now);
-    index.dirty.clear();
+    index.dirty = undefined;
     return index;
   }
 }

@@ -130,11 +130,12 @@ export class Outbox {
   private meta: Omit<OutboxMeta, "cursors"> = { nextN: 0, nextSeq: 0, nextDeadId: 0 };
   /** Records from here on were appended after the last durable commit: no sink gets them yet. */
   private durableN = 0;
-  private unsaved: OutboxRecord[] = [];
+  // The lists below stay undefined while empty (most of the time): an empty array costs 64 bytes an actor.
+  private unsaved: OutboxRecord[] | undefined;
   private deadPuts = new Set<number>();
-  private deadDeletes: number[] = [];
-  private segmentDeletes: number[] = [];
-  private legacyRows: string[] = [];
+  private deadDeletes: number[] | undefined;
+  private segmentDeletes: number[] | undefined;
+  private legacyRows: string[] | undefined;
   /** The cursors or counters (kept in the actor's state row) changed since the last drain. */
   private metaChanged = false;
   /** Segments read by restore, rebuilt once the cursors are known. */
@@ -161,7 +162,7 @@ export class Outbox {
     const full = { ...record, n: this.meta.nextN++ } as OutboxRecord;
     this.metaChanged = true;
     this.records.push(full);
-    this.unsaved.push(full);
+    (this.unsaved ??= []).push(full);
     return full;
   }
 
@@ -239,7 +240,7 @@ export class Outbox {
       this.append({ ...record, only: entry.sink });
       this.dead.delete(entry.id);
       this.deadPuts.delete(entry.id);
-      this.deadDeletes.push(entry.id);
+      (this.deadDeletes ??= []).push(entry.id);
       count++;
     }
     return count;
@@ -267,7 +268,7 @@ export class Outbox {
     let drop = 0;
     while (drop < this.records.length && this.records[drop]!.n < low) drop++;
     if (drop) this.records.splice(0, drop);
-    while (this.segments.length && this.segments[0]!.last < low) this.segmentDeletes.push(this.segments.shift()!.seq);
+    while (this.segments.length && this.segments[0]!.last < low) (this.segmentDeletes ??= []).push(this.segments.shift()!.seq);
   }
 
   getMeta(): OutboxMeta {
@@ -281,16 +282,17 @@ export class Outbox {
    */
   drain(inlineRefs = false): { puts: Array<[string, string]>; deletes: string[]; metaChanged: boolean } {
     const puts: Array<[string, string]> = [];
-    const deletes: string[] = this.legacyRows.splice(0);
+    const deletes: string[] = this.legacyRows ?? [];
+    this.legacyRows = undefined;
     const seqBefore = this.meta.nextSeq;
     const low = this.low();
     let parts: string[] = [];
     let chars = 0;
-    let waiting = this.unsaved.filter((r) => r.n >= low);
-    this.unsaved = [];
+    let waiting = this.unsaved?.filter((r) => r.n >= low) ?? [];
+    this.unsaved = undefined;
     if (inlineRefs && this.minStoredRef() !== undefined) {
       // Stored references are about to lose their journal rows: store what is left of them in full.
-      for (const { seq } of this.segments.splice(0)) this.segmentDeletes.push(seq);
+      for (const { seq } of this.segments.splice(0)) (this.segmentDeletes ??= []).push(seq);
       waiting = [...this.records];
     }
     let minRef: number | undefined;
@@ -312,8 +314,9 @@ export class Outbox {
     });
     for (const id of this.deadPuts) puts.push([ACTOR_ROW.deadLetter(id), JSON.stringify(this.dead.get(id))]);
     this.deadPuts.clear();
-    for (const id of this.deadDeletes.splice(0)) deletes.push(ACTOR_ROW.deadLetter(id));
-    for (const seq of this.segmentDeletes.splice(0)) deletes.push(ACTOR_ROW.outboxSegment(seq));
+    for (const id of this.deadDeletes ?? []) deletes.push(ACTOR_ROW.deadLetter(id));
+    for (const seq of this.segmentDeletes ?? []) deletes.push(ACTOR_ROW.outboxSegment(seq));
+    this.deadDeletes = this.segmentDeletes = undefined;
     const metaChanged = this.metaChanged || this.meta.nextSeq !== seqBefore || deletes.length > 0;
     this.metaChanged = false;
     return { puts, deletes, metaChanged };
@@ -353,7 +356,7 @@ export class Outbox {
       } else if (key.startsWith(ACTOR_ROW.legacyCursorPrefix)) {
         const sink = key.slice(ACTOR_ROW.legacyCursorPrefix.length);
         if (!cursors.has(sink)) cursors.set(sink, Number(text));
-        outbox.legacyRows.push(key);
+        (outbox.legacyRows ??= []).push(key);
       } else if (key.startsWith(ACTOR_ROW.deadLetterPrefix)) {
         const entry = JSON.parse(text) as DeadLetter;
         outbox.dead.set(entry.id, entry);
