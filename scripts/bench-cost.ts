@@ -2,6 +2,7 @@
 // keyflow_do_* counters every key's Durable Object reports (GET /metrics), its billed requests and
 // SQLite rows, converted with Workers Paid's published prices into US$ per million events.
 import { spawnServer, tempDir, WORKERD_SERVER } from "../tests/support/targets.ts";
+import { startWebhookReceiver } from "../tests/support/webhook-receiver.ts";
 import type { Row } from "./bench-sections.ts";
 
 /** Workers Paid, US$ per million, beyond the included amounts (CPU and Durable Object duration left out). */
@@ -20,6 +21,10 @@ export interface CostCounts {
   /** SQLite rows, plus 1 per alarm set or deleted. */
   rowsWritten: number;
   rowsRead: number;
+  /** The metrics hub's requests and rows written (reports, and this bench's scrapes). */
+  hubRequests: number;
+  hubRowsWritten: number;
+  delivered: number;
 }
 
 export interface CostLine extends CostCounts {
@@ -50,19 +55,24 @@ function countsOf(text: string): Omit<CostCounts, "events"> {
     alarmsSet,
     rowsWritten: counterTotal(text, "keyflow_do_rows_written_total", key) + alarmsSet,
     rowsRead: counterTotal(text, "keyflow_do_rows_read_total", key),
+    hubRequests: counterTotal(text, "keyflow_do_calls_total", { object: "metrics" }),
+    hubRowsWritten: counterTotal(text, "keyflow_do_rows_written_total", { object: "metrics" }),
+    delivered: counterTotal(text, "keyflow_sink_delivered_total"),
   };
 }
 
 export function dollarsPerMillionEvents(c: CostCounts): number {
   const p = PRICES_PER_MILLION;
-  return (c.workerRequests * p.workerRequests + c.doRequests * p.doRequests + c.rowsWritten * p.rowsWritten + c.rowsRead * p.rowsRead) / c.events;
+  const doRequests = c.doRequests + c.hubRequests;
+  const rowsWritten = c.rowsWritten + c.hubRowsWritten;
+  return (c.workerRequests * p.workerRequests + doRequests * p.doRequests + rowsWritten * p.rowsWritten + c.rowsRead * p.rowsRead) / c.events;
 }
 
 /**
  * Sends `events` events as requests of KEYS_PER_REQUEST keys × `perKey` events each (or, for
  * `perKey` 1, single-event requests), to keys of their own, and counts what they cost.
  */
-async function measure(url: string, perKey: number, events: number, concurrency: number): Promise<CostLine> {
+async function measure(url: string, perKey: number, events: number, concurrency: number, sink: boolean): Promise<CostLine> {
   const scrape = async () => (await fetch(`${url}/metrics`)).text();
   const before = countsOf(await scrape());
   const keys = perKey === 1 ? 20 : KEYS_PER_REQUEST;
@@ -89,7 +99,19 @@ async function measure(url: string, perKey: number, events: number, concurrency:
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  const after = countsOf(await scrape());
+  let after = countsOf(await scrape());
+  if (sink) {
+    // Settled: every event delivered, and the objects' last reports (after their last alarms) in.
+    const deadline = Date.now() + 120_000;
+    for (let last = ""; ; ) {
+      const now = JSON.stringify({ ...after, hubRequests: 0, hubRowsWritten: 0 });
+      if (after.delivered - before.delivered >= n && now === last) break;
+      if (Date.now() > deadline) throw new Error(`cost bench: the webhook sink got ${after.delivered - before.delivered} of ${n} events in 120 s`);
+      last = now;
+      await Bun.sleep(500);
+      after = countsOf(await scrape());
+    }
+  }
   const delta = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k as keyof typeof before]])) as Omit<CostCounts, "events">;
   const counts = { events: n, ...delta };
   return { perKey, ...counts, dollarsPerMillion: dollarsPerMillionEvents(counts) };
@@ -103,16 +125,31 @@ export const COST_PLAN: ReadonlyArray<{ perKey: number; events: number }> = [
   { perKey: 1000, events: 100_000 },
 ];
 
-/** Runs the plan on a fresh local workerd (no sinks, default windows, metrics on). */
-export async function costLines(plan: ReadonlyArray<{ perKey: number; events: number }> = COST_PLAN): Promise<CostLine[]> {
+/** Fewer events, for --quick and the test: each key still gets several requests. */
+export const QUICK_COST_PLAN: ReadonlyArray<{ perKey: number; events: number }> = [
+  { perKey: 1, events: 400 },
+  { perKey: 10, events: 2_000 },
+  { perKey: 100, events: 10_000 },
+  { perKey: 1000, events: 40_000 },
+];
+
+/**
+ * Runs the plan on a fresh local workerd (default windows, metrics on), with no sinks or with a
+ * webhook sink (a local receiver), waiting then until every event was delivered.
+ */
+export async function costLines(plan: ReadonlyArray<{ perKey: number; events: number }> = COST_PLAN, sink: "none" | "webhook" = "none"): Promise<CostLine[]> {
   const dir = tempDir("bench-cost");
-  const worker = await spawnServer(WORKERD_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path });
+  const receiver = sink === "webhook" ? startWebhookReceiver() : undefined;
+  const env: Record<string, string> = { PORT: "0", KEYFLOW_DATA_DIR: dir.path };
+  if (receiver) Object.assign(env, { KEYFLOW_WEBHOOK_URL: receiver.url, KEYFLOW_WEBHOOK_SECRET: receiver.secret });
+  const worker = await spawnServer(WORKERD_SERVER, env);
   try {
     const lines: CostLine[] = [];
-    for (const { perKey, events } of plan) lines.push(await measure(worker.url, perKey, events, perKey === 1 ? 16 : 2));
+    for (const { perKey, events } of plan) lines.push(await measure(worker.url, perKey, events, perKey === 1 ? 16 : 2, receiver !== undefined));
     return lines;
   } finally {
     await worker.stop();
+    receiver?.stop();
     dir.remove();
   }
 }
@@ -129,16 +166,23 @@ export function costTable(lines: readonly CostLine[]): string {
 }
 
 export async function costSection(plan?: ReadonlyArray<{ perKey: number; events: number }>): Promise<Row[]> {
-  const lines = await costLines(plan);
-  console.log(costTable(lines).replace(/^/gm, "  "));
-  return lines.map((l) => ({
-    id: `cost.per_key_${l.perKey}`,
-    section: "cost",
-    metric: l.perKey === 1 ? "single-event requests: US$ per million events" : `${l.perKey} events per key, ${KEYS_PER_REQUEST} keys a request: US$/M events`,
-    value: l.dollarsPerMillion,
-    unit: "US$/M",
-    better: "lower",
-    ...(l.perKey === 100 ? { target: "<= $0.25/M" } : {}),
-    note: "Workers Paid beyond included amounts: Worker requests $0.30/M, DO requests $0.15/M, rows written $1.00/M, rows read $0.001/M; CPU and DO duration left out; no sinks",
-  }));
+  const rows: Row[] = [];
+  for (const sink of ["none", "webhook"] as const) {
+    const lines = await costLines(plan, sink);
+    console.log(`  ${sink === "none" ? "no sinks" : "a webhook sink, every event delivered"}:`);
+    console.log(costTable(lines).replace(/^/gm, "  "));
+    for (const l of lines) {
+      rows.push({
+        id: `cost.${sink}.per_key_${l.perKey}`,
+        section: "cost",
+        metric: `${sink === "none" ? "no sinks" : "webhook"}, ${l.perKey === 1 ? "single-event requests" : `${l.perKey}/key × ${KEYS_PER_REQUEST} keys a request`}: US$/M events`,
+        value: l.dollarsPerMillion,
+        unit: "US$/M",
+        better: "lower",
+        ...(l.perKey === 100 ? { target: "<= $0.25/M" } : {}),
+        note: "Workers Paid beyond included amounts: Worker requests $0.30/M, DO requests $0.15/M (key objects and the metrics hub), rows written $1.00/M, rows read $0.001/M; CPU and DO duration left out",
+      });
+    }
+  }
+  return rows;
 }

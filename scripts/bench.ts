@@ -1,11 +1,12 @@
 // keyflow benchmarks: one command, one run, every number next to a baseline measured in the same run.
 //   bun run bench                      # all sections (sinks section only when `npm run services` is up)
 //   bun run bench --quick              # shorter runs
-//   bun run bench --only core,http     # some sections: core, analytics, http, auth, ops, batch, backfill, workerd, sinks, memory, kstreams
+//   bun run bench --only core,http     # some sections: core, analytics, http, auth, ops, batch, backfill, workerd, cost, sinks, memory, kstreams
 //   bun run bench --only kstreams      # Kafka Streams reference (java + mvn; not in --quick unless asked)
 //   bun run bench --record             # also write the ratios to bench/baseline.json (for tests/bench)
 // Writes bench/results/latest.json and latest.md (git-ignored) and prints the table.
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { costSection, COST_PLAN, QUICK_COST_PLAN } from "./bench-cost.ts";
 import { parseArgs } from "node:util";
 import { analyticsSection, authSection, backfillSection, opsSection, batchSection, coreSection, httpSection, kafkaStreamsReference, memorySection, score, sinksSection, workerdSection, type Row } from "./bench-sections.ts";
 
@@ -34,6 +35,7 @@ const sections: Array<[string, string, () => Row[] | null | Promise<Row[] | null
     () => backfillSection(QUICK ? 200_000 : 1_000_000),
   ],
   ["workerd", `Worker + Durable Objects in local workerd (wrangler's programmatic API), ${SECONDS}s each`, () => workerdSection(SECONDS)],
+  ["cost", "US$ per million events on Cloudflare, counted in local workerd (keyflow_do_* counters): single events and batches of 10, 100, 1,000 per key", () => costSection(QUICK ? QUICK_COST_PLAN : COST_PLAN)],
   ["sinks", "end to end: ingest -> visible in Redis, Postgres and Kafka (local services)", () => sinksSection(QUICK ? 100 : 300)],
   ["memory", "heap bytes per dedupe ID and per active actor", () => memorySection(1_000_000)],
   [

@@ -1,5 +1,6 @@
 import type { ChannelStatus } from "../../delivery/channel.ts";
 import { KeyflowMetrics } from "../../metrics/keyflow.ts";
+import { countUsage, type DoUsage } from "./usage.ts";
 import type { Counter, Series } from "../../metrics/registry.ts";
 import type { KvStore } from "../../ports/kv-store.ts";
 
@@ -77,6 +78,7 @@ export interface MetricsHubOptions {
 export class MetricsHub {
   private totals!: KeyflowMetrics;
   private sinkMetrics!: ReturnType<KeyflowMetrics["sinkMetrics"]>;
+  private doCounters!: ReturnType<KeyflowMetrics["durableObjectMetrics"]>;
   private readonly reporters = new Map<string, Reporter>();
   private sweptAt = -Infinity;
   private readonly staleAfterMs: number;
@@ -114,6 +116,14 @@ export class MetricsHub {
     }
     this.reporters.set(report.reporter, entry);
     return { applied: true };
+  }
+
+  /**
+   * The hub's own requests and rows (object="metrics"): counted in memory only, since storing them
+   * would cost rows of their own; they start again from zero when the hub restarts.
+   */
+  countOwn(usage: DoUsage | undefined): void {
+    if (usage) countUsage(this.doCounters, "metrics", usage);
   }
 
   /** The Prometheus text: the summed counters and histograms, and the gauges of the objects' last reports. */
@@ -193,7 +203,7 @@ export class MetricsHub {
   private load(): void {
     this.totals = new KeyflowMetrics();
     this.sinkMetrics = this.totals.sinkMetrics();
-    this.totals.durableObjectMetrics();
+    this.doCounters = this.totals.durableObjectMetrics();
     const { delivered, failed, attempts, deadLettered } = this.sinkMetrics;
     for (const sink of this.opts.sinks) for (const counter of [delivered, failed, attempts, deadLettered]) counter.inc([sink], 0);
     this.totals.absorb(this.store.list(ROW.series).map(([, v]) => JSON.parse(v) as Series));

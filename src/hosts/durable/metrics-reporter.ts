@@ -5,7 +5,7 @@ import type { Clock } from "../../ports/clock.ts";
 import type { Timers } from "../../ports/timers.ts";
 import { ConfigError } from "../../settings/config.ts";
 import { EnvReader, type EnvVars } from "../../settings/reader.ts";
-import type { DoUsage } from "./usage.ts";
+import { countUsage, type DoUsage } from "./usage.ts";
 import { RESEND_WITHIN_MS, type ActorSinkState, type ActorState, type MetricsReport } from "./metrics-hub.ts";
 
 /** The name of the one metrics hub object (binding METRICS). */
@@ -171,13 +171,6 @@ export class ActorMetrics {
     if (!series.length && text === this.lastState) return undefined;
     this.lastState = text;
     return state ? { series, actor: state } : { series };
-  }
-}
-
-/** Adds a Durable Object's usage to the keyflow_do_* counters of `object`'s class. */
-export function countUsage(counters: ReturnType<KeyflowMetrics["durableObjectMetrics"]>, object: string, usage: DoUsage): void {
-  for (const field of ["calls", "alarms", "alarmsSet", "rowsWritten", "rowsRead"] as const) {
-    if (usage[field] > 0) counters[field].inc([object], usage[field]);
   }
 }
 

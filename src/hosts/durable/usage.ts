@@ -1,3 +1,5 @@
+import type { KeyflowMetrics } from "../../metrics/keyflow.ts";
+
 /**
  * What a Durable Object did that Cloudflare bills: requests it received (RPC calls, fetches, alarm
  * invocations), alarms it set (1 row written each) and SQLite rows written and read (as its cursors
@@ -28,5 +30,12 @@ export class UsageMeter {
     if (Object.values(counts).every((n) => n === 0)) return undefined;
     this.counts = noUsage();
     return counts;
+  }
+}
+
+/** Adds a Durable Object's usage to the keyflow_do_* counters of `object`'s class ("key", "metrics"). */
+export function countUsage(counters: ReturnType<KeyflowMetrics["durableObjectMetrics"]>, object: string, usage: DoUsage): void {
+  for (const field of ["calls", "alarms", "alarmsSet", "rowsWritten", "rowsRead"] as const) {
+    if (usage[field] > 0) counters[field].inc([object], usage[field]);
   }
 }
