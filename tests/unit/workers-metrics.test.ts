@@ -88,12 +88,15 @@ describe("MetricsHub", () => {
     expect(text).toContain('keyflow_events_received_total{tenant="acme"} 7\n');
     expect(text).toContain('keyflow_sink_delivered_total{sink="webhook"} 0\n');
     expect(text).toContain('keyflow_sink_backlog_records{sink="webhook"} 0\n');
-    // Every family the hub serves is one the self-hosted server serves, with the same type.
+    // Every family the hub serves is one the self-hosted server serves, with the same type, but
+    // the Durable Objects' billed usage (keyflow_do_*), which exists on Workers only.
     const selfHosted = new KeyflowMetrics();
     selfHosted.collectHost(() => ({ now: T0, actorsInMemory: 0, journalRows: 0, commits: 0, checkpoints: 0, rowsWritten: 0, replayed: 0, sinks: [], backlog: new Map(), deadLetters: 0 }));
     const families = (t: string) => new Map([...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
     const served = families(selfHosted.text());
-    for (const [name, type] of families(text)) expect(served.get(name), name).toBe(type);
+    const hubFamilies = families(text);
+    for (const [name, type] of hubFamilies) expect(name.startsWith("keyflow_do_") ? "counter" : served.get(name), name).toBe(type);
+    expect([...hubFamilies.keys()].filter((name) => name.startsWith("keyflow_do_"))).toHaveLength(5);
   });
 
   test("a report is applied once: a retry (same incarnation and number), or an earlier incarnation's, changes nothing; a new incarnation counts", () => {
