@@ -1,6 +1,6 @@
 import { assert } from "../ports/assert.ts";
 import type { ActorConfig } from "./config.ts";
-import { DedupeIndex } from "./dedupe.ts";
+import { DedupeIndex, type DedupeLimits } from "./dedupe.ts";
 import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts";
 import { ACTOR_ROW, rowNumber } from "./layout.ts";
 import { Outbox, type EventRecord, type NewRecord, type OutboxMeta, type ResolveRef, type WindowRecord } from "./outbox.ts";
@@ -143,7 +143,7 @@ export class Actor {
     readonly key: string,
     private readonly config: ActorConfig,
   ) {
-    this.dedupe = new DedupeIndex({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds });
+    this.dedupe = new DedupeIndex(dedupeLimits(config));
     this.outbox = new Outbox(config.sinks, config.deadLetterMirror);
     this.open = config.windows.map(() => []);
     const rules = config.analytics?.rules;
@@ -522,7 +522,7 @@ export class Actor {
         (actor.closed ??= []).push({ seq: rowNumber(rowKey, ACTOR_ROW.closedPrefix), window: windowFromRow<ClosedWindow>(JSON.parse(text)) });
       } else outboxRows.push([rowKey, text]);
     }
-    actor.dedupe = DedupeIndex.restore({ horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }, segments, now);
+    actor.dedupe = DedupeIndex.restore(dedupeLimits(config), segments, now);
     actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, outboxMeta ?? stateOutboxMeta, outboxRows, resolve);
     return actor;
   }
@@ -610,6 +610,15 @@ export interface ActorSnapshot extends ActorFacts {
   closed: ClosedWindow[];
   dedupeIds: number;
   lateLogSize: number;
+}
+
+const limitsByConfig = new WeakMap<ActorConfig, DedupeLimits>();
+
+/** One limits object per configuration, shared by its actors' dedupe indexes (not one more object per actor). */
+function dedupeLimits(config: ActorConfig): DedupeLimits {
+  let limits = limitsByConfig.get(config);
+  if (!limits) limitsByConfig.set(config, (limits = { horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }));
+  return limits;
 }
 
 /** Where the window starting at `start` is, or goes, in windows sorted by start: a binary search. */
