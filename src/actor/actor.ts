@@ -108,10 +108,10 @@ export class Actor {
   private lastArrival: number | null = null;
   private watermark: number | null = null;
   /**
-   * Open windows per configured spec (same index as config.windows), sorted by start time. Arrays,
-   * not Maps: a spec has few open windows, and an idle actor's memory is mostly these (issue 14).
+   * Open windows of every configured spec, sorted by start time and then spec name. One array, not a
+   * Map per spec: an actor has few open windows, and an idle actor's memory is mostly these (issue 14).
    */
-  private readonly open: WindowState[][];
+  private readonly open: WindowState[] = [];
   /** No open window ends before this: closing can skip its scan until the watermark gets here. */
   private minOpenEnd = Infinity;
   // Lists most actors never use stay undefined until their first entry: an empty array costs 64 bytes.
@@ -145,7 +145,6 @@ export class Actor {
   ) {
     this.dedupe = new DedupeIndex(dedupeLimits(config));
     this.outbox = new Outbox(config.sinks, config.deadLetterMirror);
-    this.open = config.windows.map(() => []);
     const rules = config.analytics?.rules;
     if (rules?.length) this.detector = new Detector(key, rules);
     const keyWindows = new Set(config.windows.map((w) => w.name));
@@ -306,16 +305,16 @@ export class Actor {
     let missed: string[] | undefined;
     for (let s = 0; s < specs.length; s++) {
       const { size, hop, name } = specs[s]!;
-      const windows = this.open[s]!;
+      const windows = this.open;
       // Every window of this spec holding ts, newest first (one, when tumbling).
       for (let start = Math.floor(ts / hop) * hop; start > ts - size && start >= 0; start -= hop) {
         if (start + size <= closedBefore) {
           if (missed?.at(-1) !== name) (missed ??= []).push(name);
           continue;
         }
-        const at = startIndex(windows, start);
+        const at = openIndex(windows, start, name);
         let w = windows[at];
-        if (w?.start !== start) {
+        if (w?.start !== start || w.spec !== name) {
           windows.splice(at, 0, (w = { spec: name, start, end: start + size, all: emptyAggregate(), types: new Map() }));
           if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
         }
@@ -403,17 +402,16 @@ export class Actor {
     const closing: WindowState[] = [];
     if (this.minOpenEnd <= closedBefore) {
       let minOpenEnd = Infinity;
-      for (const windows of this.open) {
-        let kept = 0;
-        for (const w of windows) {
-          if (w.end <= closedBefore) closing.push(w);
-          else {
-            windows[kept++] = w;
-            if (w.end < minOpenEnd) minOpenEnd = w.end;
-          }
+      const windows = this.open;
+      let kept = 0;
+      for (const w of windows) {
+        if (w.end <= closedBefore) closing.push(w);
+        else {
+          windows[kept++] = w;
+          if (w.end < minOpenEnd) minOpenEnd = w.end;
         }
-        windows.length = kept;
       }
+      windows.length = kept;
       this.minOpenEnd = minOpenEnd;
       closing.sort((a, b) => a.end - b.end || a.start - b.start || a.spec.localeCompare(b.spec));
     }
@@ -488,7 +486,7 @@ export class Actor {
 
   private stateRow(withOutboxMeta: boolean): StateRow {
     const open: WindowRow[] = [];
-    for (const windows of this.open) for (const w of windows) open.push(windowRow(w));
+    for (const w of this.open) open.push(windowRow(w));
     return {
       v: 2,
       key: this.key,
@@ -547,11 +545,10 @@ export class Actor {
     for (const stored of row.open) {
       const w = windowFromRow(stored);
       // A window size dropped from the configuration since the checkpoint is not resumed.
-      const s = this.config.windows.findIndex((spec) => spec.name === w.spec);
-      if (s < 0) continue;
-      const windows = this.open[s]!;
-      const at = startIndex(windows, w.start);
-      if (windows[at]?.start === w.start) windows[at] = w;
+      if (!this.config.windows.some((spec) => spec.name === w.spec)) continue;
+      const windows = this.open;
+      const at = openIndex(windows, w.start, w.spec);
+      if (windows[at]?.start === w.start && windows[at].spec === w.spec) windows[at] = w;
       else windows.splice(at, 0, w);
       if (w.end < this.minOpenEnd) this.minOpenEnd = w.end;
     }
@@ -577,11 +574,9 @@ export class Actor {
 
   openWindows(): WindowState[] {
     const all: WindowState[] = [];
-    for (const windows of this.open) {
-      for (const w of windows) {
-        // Reads get the numbers of the sketches, as of now.
-        all.push(w.extras ? { ...w, figures: new Map([...w.extras].map(([type, e]) => [type, this.extrasViewOf(type, e)])) } : w);
-      }
+    for (const w of this.open) {
+      // Reads get the numbers of the sketches, as of now.
+      all.push(w.extras ? { ...w, figures: new Map([...w.extras].map(([type, e]) => [type, this.extrasViewOf(type, e)])) } : w);
     }
     if (this.typed) for (const c of this.typed.open()) all.push(seriesWindow(c, this.extrasViewOf(c.type, c.aggregate.extras)));
     return all.sort((a, b) => a.start - b.start || a.end - b.end);
@@ -621,13 +616,14 @@ function dedupeLimits(config: ActorConfig): DedupeLimits {
   return limits;
 }
 
-/** Where the window starting at `start` is, or goes, in windows sorted by start: a binary search. */
-function startIndex(windows: readonly WindowState[], start: number): number {
+/** Where the window of `spec` starting at `start` is, or goes, in windows sorted by start and then spec: a binary search. */
+function openIndex(windows: readonly WindowState[], start: number, spec: string): number {
   let lo = 0;
   let hi = windows.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (windows[mid]!.start < start) lo = mid + 1;
+    const w = windows[mid]!;
+    if (w.start < start || (w.start === start && w.spec < spec)) lo = mid + 1;
     else hi = mid;
   }
   return lo;

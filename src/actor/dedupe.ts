@@ -9,10 +9,11 @@ import { assert } from "../ports/assert.ts";
 interface Segment {
   seq: number;
   ids: string[];
-  runs: Array<[at: number, count: number]>;
+  /** Flat [at, count, at, count, ...]: a pair array per run would cost 48 bytes more each (issue 14). */
+  runs: number[];
   /** IDs of this segment still in the index (eviction takes them from the front). */
   live: number;
-  /** The run the oldest live ID belongs to, and how many IDs the runs before it hold (advances only). */
+  /** Where in `runs` the run of the oldest live ID starts, and how many IDs the runs before it hold (advances only). */
   run: number;
   before: number;
 }
@@ -102,9 +103,9 @@ export class DedupeIndex {
     seg.live++;
     if (seen) this.count++;
     else this.track(id);
-    const run = seg.runs[seg.runs.length - 1];
-    if (run && run[0] === at) run[1]++;
-    else seg.runs.push([at, 1]);
+    const last = seg.runs.length - 2;
+    if (last >= 0 && seg.runs[last] === at) seg.runs[last + 1]!++;
+    else seg.runs.push(at, 1);
     this.openChars += id.length + 3;
     if (size + 1 > this.limits.maxIds || this.oldestAt() < at - this.limits.horizon) this.expire(at);
     return true;
@@ -133,8 +134,11 @@ export class DedupeIndex {
     const seg = this.segments[this.head];
     if (!seg || seg.live === 0) return Infinity;
     const oldest = seg.ids.length - seg.live;
-    while (seg.before + seg.runs[seg.run]![1] <= oldest) seg.before += seg.runs[seg.run++]![1];
-    return seg.runs[seg.run]![0];
+    while (seg.before + seg.runs[seg.run + 1]! <= oldest) {
+      seg.before += seg.runs[seg.run + 1]!;
+      seg.run += 2;
+    }
+    return seg.runs[seg.run]!;
   }
 
   private evictOldest(): void {
@@ -152,7 +156,7 @@ export class DedupeIndex {
   /** Rows to write since the last call: changed segments, and segments that fully expired. */
   drain(): { puts: Array<[number, string]>; deletes: number[] } {
     const puts: Array<[number, string]> = [];
-    for (const seg of this.dirty ?? []) puts.push([seg.seq, JSON.stringify({ runs: seg.runs, ids: seg.ids } satisfies SegmentRow)]);
+    for (const seg of this.dirty ?? []) puts.push([seg.seq, JSON.stringify({ runs: runPairs(seg.runs), ids: seg.ids } satisfies SegmentRow)]);
     this.dirty = undefined;
     const deletes = this.dropped ?? [];
     this.dropped = undefined;
@@ -176,7 +180,7 @@ export class DedupeIndex {
       let i = 0;
       for (const [at, count] of runs) {
         index.expire(at);
-        seg.runs.push([at, count]);
+        seg.runs.push(at, count);
         for (const end = i + count; i < end; i++) {
           const id = row.ids[i]!;
           // Re-added after it expired: the earlier copy, and everything older, was evicted first.
@@ -192,4 +196,10 @@ export class DedupeIndex {
     index.dirty = undefined;
     return index;
   }
+}
+
+function runPairs(runs: readonly number[]): Array<[number, number]> {
+  const pairs: Array<[number, number]> = [];
+  for (let i = 0; i < runs.length; i += 2) pairs.push([runs[i]!, runs[i + 1]!]);
+  return pairs;
 }
