@@ -102,7 +102,11 @@ const DUPLICATE: IngestOutcome = Object.freeze({ status: "duplicate" });
  * Pure and synchronous: the host supplies time, runs calls one at a time and commits drainWrites().
  */
 export class Actor {
-  private totals: Totals = { events: 0, duplicates: 0, late: 0, byType: new Map() };
+  // Totals as fields, not an object of their own: one object fewer an actor (snapshot() assembles them).
+  private events = 0;
+  private duplicates = 0;
+  private lateEvents = 0;
+  private readonly byType = new Map<string, number>();
   private firstEventAt: number | null = null;
   private lastEventAt: number | null = null;
   private lastArrival: number | null = null;
@@ -170,14 +174,14 @@ export class Actor {
       const event = events[i]!;
       assert(event.key === this.key, "events reach only the actor of their key");
       if (!this.dedupe.addIfNew(event.id, now)) {
-        this.totals.duplicates++;
+        this.duplicates++;
         outcomes[i] = DUPLICATE;
         continue;
       }
       accepted++;
       // Enrichment reads the types accepted before this event: it runs before apply() counts it.
       const analytics = this.config.analytics;
-      const enriched = analytics?.enrich.length ? enrich(analytics.enrich, event, this.totals.byType) : undefined;
+      const enriched = analytics?.enrich.length ? enrich(analytics.enrich, event, this.byType) : undefined;
       const typeConfig = analytics && (analytics.types.get(event.type) ?? analytics.types.get("*"));
       const missed = this.apply(event, touched, typeConfig ? measuredOf(typeConfig, event, enriched) : { v: event.value }, typeConfig, now);
       if (missed) this.recordLate(event, missed, now);
@@ -339,9 +343,8 @@ export class Actor {
       for (const spec of typedMissed) (missed ??= []).push(spec);
       for (const c of changes) this.seriesChanged(c, event.id, now);
     }
-    const totals = this.totals;
-    totals.events++;
-    totals.byType.set(type, (totals.byType.get(type) ?? 0) + 1);
+    this.events++;
+    this.byType.set(type, (this.byType.get(type) ?? 0) + 1);
     if (this.firstEventAt === null || ts < this.firstEventAt) this.firstEventAt = ts;
     if (this.lastEventAt === null || ts > this.lastEventAt) this.lastEventAt = ts;
     if (this.watermark === null || ts > this.watermark) this.watermark = ts;
@@ -349,7 +352,7 @@ export class Actor {
   }
 
   private recordLate(event: Event, missed: string[], now: number): void {
-    this.totals.late++;
+    this.lateEvents++;
     if (this.config.lateLogSize === 0) return;
     const entry: LateEntry = { id: event.id, type: event.type, ts: event.ts, receivedAt: now, watermark: this.watermark!, missed };
     if (event.value !== undefined) entry.value = event.value;
@@ -490,7 +493,7 @@ export class Actor {
     return {
       v: 2,
       key: this.key,
-      totals: { ...this.totals, byType: [...this.totals.byType] },
+      totals: { events: this.events, duplicates: this.duplicates, late: this.lateEvents, byType: [...this.byType] },
       firstEventAt: this.firstEventAt,
       lastEventAt: this.lastEventAt,
       lastArrival: this.lastArrival,
@@ -535,8 +538,11 @@ export class Actor {
   /** Restores the state row; returns the outbox cursors and counters that older state rows held. */
   private loadState(row: StateRow): OutboxMeta | undefined {
     assert(row.v === 1 || row.v === 2, `unknown actor state version ${row.v}`);
-    const byType = row.totals.byType;
-    this.totals = { ...row.totals, byType: new Map(Array.isArray(byType) ? byType : Object.entries(byType)) };
+    const { events, duplicates, late, byType } = row.totals;
+    this.events = events;
+    this.duplicates = duplicates;
+    this.lateEvents = late;
+    for (const [type, count] of Array.isArray(byType) ? byType : Object.entries(byType)) this.byType.set(type, count);
     this.firstEventAt = row.firstEventAt;
     this.lastEventAt = row.lastEventAt;
     this.lastArrival = row.lastArrival;
@@ -560,7 +566,7 @@ export class Actor {
   snapshot(): ActorSnapshot {
     return {
       key: this.key,
-      totals: this.totals,
+      totals: { events: this.events, duplicates: this.duplicates, late: this.lateEvents, byType: this.byType },
       firstEventAt: this.firstEventAt,
       lastEventAt: this.lastEventAt,
       lastArrival: this.lastArrival,

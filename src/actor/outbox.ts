@@ -131,7 +131,10 @@ export class Outbox {
   /** Each sink's cursor, in the order of `sinks` (an array, not a Map: ~200 bytes less an actor). */
   private readonly cursors: number[];
   private dead: Map<number, DeadLetter> | undefined;
-  private meta: Omit<OutboxMeta, "cursors"> = { nextN: 0, nextSeq: 0, nextDeadId: 0 };
+  /** OutboxMeta's counters, as fields rather than an object of their own (one object fewer an actor). */
+  private nextRecord = 0;
+  private nextSegment = 0;
+  private nextDead = 0;
   /** Records from here on were appended after the last durable commit: no sink gets them yet. */
   private durableN = 0;
   private unsaved: OutboxRecord[] | undefined;
@@ -158,12 +161,12 @@ export class Outbox {
 
   /** The position the next record gets. */
   get nextN(): number {
-    return this.meta.nextN;
+    return this.nextRecord;
   }
 
   append(record: NewRecord): OutboxRecord | undefined {
     if (!this.enabled) return undefined;
-    const full = { ...record, n: this.meta.nextN++ } as OutboxRecord;
+    const full = { ...record, n: this.nextRecord++ } as OutboxRecord;
     this.metaChanged = true;
     (this.records ??= []).push(full);
     (this.unsaved ??= []).push(full);
@@ -172,7 +175,7 @@ export class Outbox {
 
   /** Everything appended so far is durable: sinks may have it. */
   markDurable(): void {
-    this.durableN = this.meta.nextN;
+    this.durableN = this.nextRecord;
   }
 
   /**
@@ -181,7 +184,7 @@ export class Outbox {
    */
   pending(sink: string, max: number): OutboxRecord[] {
     const records = this.records ?? NONE;
-    const first = records[0]?.n ?? this.meta.nextN;
+    const first = records[0]?.n ?? this.nextRecord;
     const end = Math.min(records.length, this.durableN - first);
     const foreign = (r: OutboxRecord) => r.only !== undefined && r.only !== sink;
     let i = Math.max(0, this.cursor(sink) - first);
@@ -195,9 +198,9 @@ export class Outbox {
 
   /** Records `sink` has still to take (records for other sinks only are counted too: it is a bound). */
   backlog(sink?: string): number {
-    if (sink !== undefined) return this.meta.nextN - this.cursor(sink);
+    if (sink !== undefined) return this.nextRecord - this.cursor(sink);
     let most = 0;
-    for (const s of this.sinks) most = Math.max(most, this.meta.nextN - this.cursor(s));
+    for (const s of this.sinks) most = Math.max(most, this.nextRecord - this.cursor(s));
     return most;
   }
 
@@ -211,7 +214,7 @@ export class Outbox {
   ack(sink: string, next: number): void {
     const cursor = this.cursor(sink);
     if (next <= cursor) return;
-    assert(next <= this.meta.nextN, "outbox: a sink cannot be acked past the last record");
+    assert(next <= this.nextRecord, "outbox: a sink cannot be acked past the last record");
     this.cursors[this.sinks.indexOf(sink)] = next;
     this.metaChanged = true;
     this.collect();
@@ -220,7 +223,7 @@ export class Outbox {
   /** Moves a record that `sink` cannot take to the dead-letter queue, and mirrors it. */
   deadLetter(sink: string, record: OutboxRecord, error: string, attempts: number, now: number): void {
     if (record.kind === "dead_letter") return; // a mirror that failed stays where it is: no mirror of a mirror
-    const id = this.meta.nextDeadId++;
+    const id = this.nextDead++;
     const { only: _only, ref: _ref, ...original } = record as EventRecord;
     const copy = original as SinkRecord;
     (this.dead ??= new Map()).set(id, { id, sink, record: copy, error, attempts, failedAt: now });
@@ -258,12 +261,12 @@ export class Outbox {
 
   private cursor(sink: string): number {
     const i = this.sinks.indexOf(sink);
-    return i < 0 ? this.meta.nextN : this.cursors[i]!;
+    return i < 0 ? this.nextRecord : this.cursors[i]!;
   }
 
   /** The lowest cursor: every sink has taken the records before it. */
   private low(): number {
-    let low = this.meta.nextN;
+    let low = this.nextRecord;
     for (const sink of this.sinks) low = Math.min(low, this.cursor(sink));
     return low;
   }
@@ -286,7 +289,7 @@ export class Outbox {
   }
 
   getMeta(): OutboxMeta {
-    return { ...this.meta, cursors: this.sinks.map((sink, i) => [sink, this.cursors[i]!]) };
+    return { nextN: this.nextRecord, nextSeq: this.nextSegment, nextDeadId: this.nextDead, cursors: this.sinks.map((sink, i) => [sink, this.cursors[i]!]) };
   }
 
   /**
@@ -298,7 +301,7 @@ export class Outbox {
     const puts: Array<[string, string]> = [];
     const deletes: string[] = this.legacyRows ?? [];
     this.legacyRows = undefined;
-    const seqBefore = this.meta.nextSeq;
+    const seqBefore = this.nextSegment;
     const low = this.low();
     let parts: string[] = [];
     let chars = 0;
@@ -312,7 +315,7 @@ export class Outbox {
     }
     let minRef: number | undefined;
     const flushSegment = (last: number) => {
-      const seq = this.meta.nextSeq++;
+      const seq = this.nextSegment++;
       puts.push([ACTOR_ROW.outboxSegment(seq), `[${parts.join(",")}]`]);
       (this.segments ??= []).push(minRef === undefined ? { seq, last } : { seq, last, minRef });
       parts = [];
@@ -332,7 +335,7 @@ export class Outbox {
     for (const id of this.deadDeletes ?? []) deletes.push(ACTOR_ROW.deadLetter(id));
     for (const seq of this.segmentDeletes ?? []) deletes.push(ACTOR_ROW.outboxSegment(seq));
     this.deadDeletes = this.segmentDeletes = undefined;
-    const metaChanged = this.metaChanged || this.meta.nextSeq !== seqBefore || deletes.length > 0;
+    const metaChanged = this.metaChanged || this.nextSegment !== seqBefore || deletes.length > 0;
     this.metaChanged = false;
     return { puts, deletes, metaChanged };
   }
@@ -358,7 +361,11 @@ export class Outbox {
     const outbox = new Outbox(sinks, mirror);
     const cursors = new Map<string, number>(meta?.cursors ?? []);
     const storedRows: Array<Array<OutboxRecord | StoredRef>> = [];
-    if (meta) outbox.meta = { nextN: meta.nextN, nextSeq: meta.nextSeq, nextDeadId: meta.nextDeadId };
+    if (meta) {
+      outbox.nextRecord = meta.nextN;
+      outbox.nextSegment = meta.nextSeq;
+      outbox.nextDead = meta.nextDeadId;
+    }
     for (const [key, text] of rows) {
       if (key.startsWith(ACTOR_ROW.outboxPrefix)) {
         const stored = JSON.parse(text) as Array<OutboxRecord | StoredRef>;
@@ -378,13 +385,13 @@ export class Outbox {
       }
     }
     // A sink enabled since the last run starts at the end: it receives what comes from now on.
-    sinks.forEach((sink, i) => (outbox.cursors[i] = cursors.get(sink) ?? outbox.meta.nextN));
+    sinks.forEach((sink, i) => (outbox.cursors[i] = cursors.get(sink) ?? outbox.nextRecord));
     // A segment may still list records every sink has taken since (it goes at the next drain): only
     // the others are rebuilt, so only theirs need their journal rows.
     const low = outbox.low();
     for (const row of storedRows) for (const r of row) if (r.n >= low) (outbox.records ??= []).push(fromStored(r, resolve));
     outbox.collect();
-    outbox.durableN = outbox.meta.nextN;
+    outbox.durableN = outbox.nextRecord;
     return outbox;
   }
 }
