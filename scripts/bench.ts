@@ -1,7 +1,7 @@
 // keyflow benchmarks: one command, one run, every number next to a baseline measured in the same run.
 //   bun run bench                      # all sections (sinks section only when `npm run services` is up)
 //   bun run bench --quick              # shorter runs
-//   bun run bench --only core,http     # some sections: core, analytics, http, auth, ops, batch, backfill, workerd, cost, sinks, memory, kstreams
+//   bun run bench --only core,http     # some sections: core, analytics, http, auth, ops, batch, backfill, workerd, cost, sinks, memory, keys, kstreams
 //   bun run bench --only kstreams      # Kafka Streams reference (java + mvn; not in --quick unless asked)
 //   bun run bench --record             # also write the ratios to bench/baseline.json (for tests/bench)
 // Writes bench/results/latest.json and latest.md (git-ignored) and prints the table.
