@@ -59,8 +59,8 @@ export class KeyActor extends DurableObject<WorkerEnv> {
       clock: systemEnv.clock,
       store: new DurableObjectKvStore(ctx.storage, this.usage),
       alarms: {
-        setAlarm: (atMs) => (this.usage.add({ alarmsSet: 1 }), ctx.storage.setAlarm(atMs)),
-        deleteAlarm: () => (this.usage.add({ alarmsSet: 1 }), ctx.storage.deleteAlarm()),
+        setAlarm: (atMs) => (this.usage.alarmSet(), ctx.storage.setAlarm(atMs)),
+        deleteAlarm: () => (this.usage.alarmSet(), ctx.storage.deleteAlarm()),
       },
       channels,
       timers: systemTimers,
@@ -88,7 +88,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
    * may hibernate between events while sockets stay open, unlike a server-sent events stream.
    */
   override async fetch(request: Request): Promise<Response> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     const url = new URL(request.url);
     const key = url.searchParams.get("key");
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket" || key === null) {
@@ -136,7 +136,7 @@ export class KeyActor extends DurableObject<WorkerEnv> {
   }
 
   async ingest(key: string, events: Event[]): Promise<ActorIngestResult> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     const limits = this.limits(key);
     if (limits) {
       const refused = await this.admit(key, limits);
@@ -194,32 +194,32 @@ export class KeyActor extends DurableObject<WorkerEnv> {
   }
 
   async state(key: string): Promise<ActorView | null> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     return this.object.state(key);
   }
 
   async windows(key: string, query: WindowQuery): Promise<WindowView[] | null> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     return this.object.windows(key, query);
   }
 
   async alerts(key: string): Promise<AlertRecordView[] | null> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     return this.object.alerts(key);
   }
 
   async late(key: string): Promise<LateView[] | null> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     return this.object.late(key);
   }
 
   async deadLetters(key: string): Promise<DeadLetterView[] | null> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     return this.object.deadLetters(key);
   }
 
   async replay(key: string, filter: ReplayFilter): Promise<{ replayed: number } | null> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     const { result, scheduled } = this.object.replay(key, filter);
     await scheduled;
     this.reportMetrics();
@@ -228,17 +228,17 @@ export class KeyActor extends DurableObject<WorkerEnv> {
 
   /** The key's live view (server-sent events); the stream keeps the object awake while it is open. */
   async live(key: string, lastEventId: string | null): Promise<ReadableStream<Uint8Array>> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     return this.object.live(key, lastEventId);
   }
 
   async outbox(key: string): Promise<OutboxView | null> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     return this.object.outbox(key);
   }
 
   override async alarm(info?: AlarmInvocationInfo): Promise<void> {
-    this.usage.add({ alarms: 1 });
+    this.usage.alarm();
     await this.object.alarm(info?.retryCount ?? 0);
     this.reportMetrics();
   }

@@ -22,18 +22,18 @@ export class MetricsHub extends DurableObject<WorkerEnv> {
   }
 
   async report(report: MetricsReport): Promise<{ applied: boolean }> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     return this.hub.report(report, Date.now());
   }
 
   async text(): Promise<string> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     this.hub.countOwn(this.usage.drain());
     return this.hub.text(Date.now());
   }
 
   async sinkStatus(): Promise<ChannelStatus[]> {
-    this.usage.add({ calls: 1 });
+    this.usage.call();
     return this.hub.sinkStatus(Date.now());
   }
 }

@@ -18,7 +18,7 @@ import { ensureServices, kafkaClient } from "../support/kafka.ts";
 import { PG_URL, preparePostgres } from "../support/postgres.ts";
 import { NativePostgresSink } from "../../src/sinks/postgres/native.ts";
 import { localSinkEnv } from "../support/sink-env.ts";
-import { alive, backends, terminateBackends, until } from "../support/sink-faults.ts";
+import { backends, serverAlive, startIngest, terminateBackends, until } from "../support/sink-faults.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 import { BUN_SERVER, spawnServer, tempDir, type ServerProcess } from "../support/targets.ts";
 
@@ -82,15 +82,9 @@ afterAll(async () => {
   dir.remove();
 });
 
-/** Throws with the server's output when it is gone: the failure this test exists for. */
-function serverAlive(): void {
-  if (!alive(server)) {
-    throw new Error(`the keyflow server exited (code ${server.proc.exitCode}, signal ${server.proc.signalCode}):\n${server.output().slice(-4000)}`);
-  }
-}
 
 const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false | null | 0>) =>
-  until(what, timeoutMs, probe, serverAlive);
+  until(what, timeoutMs, probe, () => serverAlive(server));
 
 const pgCount = async () => (await pool.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.processed_events`)).rows[0].n as number;
 
@@ -113,48 +107,9 @@ async function killRedisConnections(): Promise<number> {
 describe("native sink faults: connections cut mid-delivery while ingest goes on", () => {
   test("every ingest answers 2xx, the server stays up, and Redis and Postgres end up with every accepted event once", async () => {
     await redis.connect();
-    const accepted = new Map<string, string[]>(KEYS.map((k) => [k, []]));
-    const statuses: Record<number, number> = {};
-    let sent = 0;
-    let stop = false;
-
-    const lane = async (l: number) => {
-      const keys = KEYS.filter((_, i) => i % LANES === l);
-      let next = 0;
-      while (!stop) {
-        const events = Array.from({ length: EVENTS_PER_REQUEST }, () => {
-          const i = next++;
-          return { event_id: `${run}-${l}-${i}`, event_type: "purchase", user_id: keys[i % keys.length]!, value: i % 100 };
-        });
-        for (let attempt = 0; ; attempt++) {
-          serverAlive();
-          const res = await fetch(`${server.url}/v1/events`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(events) });
-          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-          if (res.status === 429 && attempt < 100) {
-            await res.body?.cancel();
-            await Bun.sleep(100);
-            continue;
-          }
-          const body = (await res.json()) as any;
-          if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${JSON.stringify(body)}`);
-          if (body.accepted !== events.length) throw new Error(`ingest accepted ${body.accepted} of ${events.length}: ${JSON.stringify(body)}`);
-          for (const e of events) accepted.get(e.user_id)!.push(e.event_id);
-          sent += events.length;
-          break;
-        }
-        await Bun.sleep(40);
-      }
-    };
-    const ingest = Promise.all(Array.from({ length: LANES }, (_, l) => lane(l)));
-    let ingestError: unknown;
-    ingest.catch((error) => {
-      ingestError = error;
-      stop = true;
-    });
-    const check = () => {
-      if (ingestError) throw ingestError;
-      serverAlive();
-    };
+    const load = startIngest(server, { keys: KEYS, lanes: LANES, eventsPerRequest: EVENTS_PER_REQUEST, run });
+    const { accepted, statuses } = load;
+    const check = () => load.check();
     const faults: string[] = [];
     /** How many connections each kind of kill ended, over all rounds. */
     const killed: Record<string, number> = {};
@@ -194,15 +149,14 @@ describe("native sink faults: connections cut mid-delivery while ingest goes on"
       faults.push(`terminated ${await terminateBackends(pool, APP)} postgres backend(s) at the end`);
       check();
     } finally {
-      stop = true;
-      await ingest.catch(() => undefined);
+      await load.stop();
     }
     check();
     // The kills hit live connections (a round may find a connection just reconnecting, not all of them).
     expect(killed["terminated postgres backends"]).toBeGreaterThan(0);
     expect(killed["redis killed the server's connections"]).toBeGreaterThan(0);
     const total = [...accepted.values()].reduce((n, ids) => n + ids.length, 0);
-    expect(total).toBe(sent);
+    expect(total).toBe(load.sent);
 
     await waitFor("every outbox drained", 120_000, async () => {
       for (const key of KEYS) {
@@ -244,6 +198,6 @@ describe("native sink faults: connections cut mid-delivery while ingest goes on"
     expect(outbox.sinks.map((s: any) => [s.sink, s.dead_lettered])).toEqual([["kafka", 0], ["redis", 0], ["postgres", 0]]);
     console.log(`native sink faults: ${total} events accepted (${statuses[200]} requests 200); ${faults.join(", ")}; transient delivery failures ${JSON.stringify(failures)}`);
     expect(Object.keys(statuses).filter((s) => s !== "200" && s !== "429")).toEqual([]);
-    serverAlive();
+    serverAlive(server);
   }, 400_000);
 });

@@ -19,7 +19,7 @@ import { consumeAll, ensureServices, kafkaClient } from "../support/kafka.ts";
 import { PG_URL, preparePostgres, WSPROXY } from "../support/postgres.ts";
 import { PostgresSink } from "../../src/sinks/postgres/sink.ts";
 import { localSinkEnv, REDIS_FRONT } from "../support/sink-env.ts";
-import { alive, backends, kill, startKafkaFront, terminateBackends, until, type KafkaFront } from "../support/sink-faults.ts";
+import { backends, kill, serverAlive, startIngest, startKafkaFront, terminateBackends, until, type KafkaFront } from "../support/sink-faults.ts";
 import { BUN_SERVER, spawnServer, tempDir, type ServerProcess } from "../support/targets.ts";
 
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -84,16 +84,10 @@ afterAll(async () => {
   dir.remove();
 });
 
-/** Throws with the server's output when it is gone: the failure this test exists for. */
-function serverAlive(): void {
-  if (!alive(server)) {
-    throw new Error(`the keyflow server exited (code ${server.proc.exitCode}, signal ${server.proc.signalCode}):\n${server.output().slice(-4000)}`);
-  }
-}
 
 /** Like until(), and fails at once if the server died meanwhile. */
 const waitFor = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false | null | 0>) =>
-  until(what, timeoutMs, probe, serverAlive);
+  until(what, timeoutMs, probe, () => serverAlive(server));
 
 const pgCount = async () =>
   (await pool.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.processed_events`)).rows[0].n as number;
@@ -106,57 +100,9 @@ const redisCount = async () => {
 
 describe("sink faults: connections cut mid-delivery while ingest goes on", () => {
   test("every ingest answers 2xx, the server stays up, and every sink ends up with every accepted event", async () => {
-    const accepted = new Map<string, string[]>(KEYS.map((k) => [k, []]));
-    const statuses: Record<number, number> = {};
-    let sent = 0;
-    let retried = 0;
-    let stop = false;
-
-    /** One ingest client: batches over its own keys, until told to stop; any non-2xx but 429 fails the test. */
-    const lane = async (l: number) => {
-      const keys = KEYS.filter((_, i) => i % LANES === l);
-      let next = 0;
-      while (!stop) {
-        const events = Array.from({ length: EVENTS_PER_REQUEST }, () => {
-          const i = next++;
-          return { event_id: `${run}-${l}-${i}`, event_type: "purchase", user_id: keys[i % keys.length]!, value: i % 100 };
-        });
-        for (let attempt = 0; ; attempt++) {
-          serverAlive();
-          const res = await fetch(`${server.url}/v1/events`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify(events),
-          });
-          statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-          if (res.status === 429 && attempt < 100) {
-            // Backpressure: nothing of the request was applied; retry it after a short wait.
-            retried++;
-            await res.body?.cancel();
-            await Bun.sleep(100);
-            continue;
-          }
-          const body = (await res.json()) as any;
-          if (res.status !== 200) throw new Error(`ingest answered ${res.status}: ${JSON.stringify(body)}`);
-          if (body.accepted !== events.length) throw new Error(`ingest accepted ${body.accepted} of ${events.length}: ${JSON.stringify(body)}`);
-          for (const e of events) accepted.get(e.user_id)!.push(e.event_id);
-          sent += events.length;
-          break;
-        }
-        await Bun.sleep(40);
-      }
-    };
-    const ingest = Promise.all(Array.from({ length: LANES }, (_, l) => lane(l)));
-    // An ingest failure ends the test at once rather than after the fault schedule.
-    let ingestError: unknown;
-    ingest.catch((error) => {
-      ingestError = error;
-      stop = true;
-    });
-    const check = () => {
-      if (ingestError) throw ingestError;
-      serverAlive();
-    };
+    const load = startIngest(server, { keys: KEYS, lanes: LANES, eventsPerRequest: EVENTS_PER_REQUEST, run });
+    const { accepted, statuses } = load;
+    const check = () => load.check();
     const faults: string[] = [];
 
     try {
@@ -217,12 +163,11 @@ describe("sink faults: connections cut mid-delivery while ingest goes on", () =>
       faults.push(`terminated ${n} postgres backend(s)`);
       check();
     } finally {
-      stop = true;
-      await ingest.catch(() => undefined);
+      await load.stop();
     }
     check();
     const total = [...accepted.values()].reduce((n, ids) => n + ids.length, 0);
-    expect(total).toBe(sent);
+    expect(total).toBe(load.sent);
 
     // Every outbox drains: each sink took every record.
     await waitFor("every outbox drained", 120_000, async () => {
@@ -273,11 +218,11 @@ describe("sink faults: connections cut mid-delivery while ingest goes on", () =>
     for (const sink of ["postgres", "redis", "kafka"]) expect(failures[sink], `${sink} transient failures`).toBeGreaterThan(0);
     expect(outbox.sinks.map((s: any) => [s.sink, s.dead_lettered])).toEqual([["kafka", 0], ["redis", 0], ["postgres", 0]]);
     console.log(
-      `sink faults: ${total} events accepted (${statuses[200]} requests 200, ${retried} retried after 429); ` +
+      `sink faults: ${total} events accepted (${statuses[200]} requests 200, ${load.retried} retried after 429); ` +
         `${faults.join(", ")}; the server logged ${lost} lost Postgres connections; transient delivery failures ${JSON.stringify(failures)}; ` +
         `kafka duplicates: ${duplicates}`,
     );
     expect(Object.keys(statuses).filter((s) => s !== "200" && s !== "429")).toEqual([]);
-    serverAlive();
+    serverAlive(server);
   }, 400_000);
 });

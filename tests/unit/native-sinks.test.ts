@@ -30,6 +30,18 @@ function problems(fn: () => unknown): string {
   throw new Error("expected a ConfigError");
 }
 
+
+/** A batch to a server that does not answer properly fails transiently (retried), and nothing else happens. */
+async function expectTransientFailure(sink: { deliver(records: OutboxRecord[]): Promise<void>; close(): Promise<void> }): Promise<void> {
+  try {
+    const failure = await sink.deliver([event(0)]).then(() => undefined, (e: unknown) => e);
+    expect(failure).toBeInstanceOf(SinkError);
+    expect((failure as SinkError).permanent).toBe(false);
+  } finally {
+    await sink.close();
+  }
+}
+
 describe("native sink settings", () => {
   test("KEYFLOW_REDIS_URL: redis:// and rediss:// need no token; https:// still does; another scheme is named", () => {
     expect(sinkSettings({ KEYFLOW_REDIS_URL: "redis://:pw@127.0.0.1:6379/2" }).redis).toEqual({
@@ -125,13 +137,9 @@ describe("postgres error classification (either driver: by SQLSTATE)", () => {
 
   test("postgres.js: a server that never answers fails the batch transiently, and the process goes on", async () => {
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-    const sink = new NativePostgresSink({ url: `postgres://u@127.0.0.1:${silent.port}/db`, wsProxyTls: false, poolPerDelivery: false, timeoutMs: 300 });
     try {
-      const failure = await sink.deliver([event(0)]).then(() => undefined, (e: unknown) => e);
-      expect(failure).toBeInstanceOf(SinkError);
-      expect((failure as SinkError).permanent).toBe(false);
+      await expectTransientFailure(new NativePostgresSink({ url: `postgres://u@127.0.0.1:${silent.port}/db`, wsProxyTls: false, poolPerDelivery: false, timeoutMs: 300 }));
     } finally {
-      await sink.close();
       silent.stop(true);
     }
   });
@@ -173,13 +181,6 @@ describe("redis commands, one list for both clients", () => {
   });
 
   test("the native Redis sink answers a transient failure while Redis cannot be reached, and the process goes on", async () => {
-    const sink = new NativeRedisSink({ url: "redis://127.0.0.1:1", ...layout, timeoutMs: 500 });
-    try {
-      const failure = await sink.deliver([event(0)]).then(() => undefined, (e: unknown) => e);
-      expect(failure).toBeInstanceOf(SinkError);
-      expect((failure as SinkError).permanent).toBe(false);
-    } finally {
-      await sink.close();
-    }
+    await expectTransientFailure(new NativeRedisSink({ url: "redis://127.0.0.1:1", ...layout, timeoutMs: 500 }));
   });
 });

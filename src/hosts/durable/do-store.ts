@@ -35,7 +35,7 @@ export class DurableObjectKvStore implements KvStore {
   private exec<T extends Record<string, SqlStorageValue>>(query: string, ...bindings: unknown[]): T[] {
     const cursor = this.storage.sql.exec<T>(query, ...bindings);
     const rows = cursor.toArray();
-    this.meter?.add({ rowsWritten: cursor.rowsWritten, rowsRead: cursor.rowsRead });
+    this.meter?.rows(cursor.rowsWritten, cursor.rowsRead);
     return rows;
   }
 }
