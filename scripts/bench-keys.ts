@@ -4,14 +4,15 @@
 // exactly its one event. Peak RSS is the server's own VmHWM (Linux /proc). No baseline: it is a bound.
 //   bun scripts/bench-keys.ts [keys] [maxActorsInMemory]    # standalone; `bun run bench --only keys` too
 import { readFileSync } from "node:fs";
+import { DEFAULT_CONFIG } from "../src/settings/config.ts";
 import { BUN_SERVER, spawnServer, tempDir } from "../tests/support/targets.ts";
 import type { Row } from "./bench-sections.ts";
 
 const BATCH = 1_000;
 const IN_FLIGHT = 4;
 const SAMPLE = 1_000;
-/** KEYFLOW_MAX_ACTORS_IN_MEMORY's default (src/settings/config.ts). */
-export const DEFAULT_MAX_ACTORS = 10_000;
+/** KEYFLOW_MAX_ACTORS_IN_MEMORY's default. */
+export const DEFAULT_MAX_ACTORS = DEFAULT_CONFIG.maxActorsInMemory;
 
 export interface KeysRun {
   keys: number;
