@@ -217,7 +217,7 @@ async function ingestPhase(
   const label = (!sinks ? "sinks off" : sinkSet.length === SINK_NAMES.length ? "sinks on" : `${sinkSet.join(" + ")} alone`) + (kind === "native" ? " (native clients)" : "");
   if (sinkSet.includes("kafka")) await createTopics(ctx, `${run}.events`, `${run}.windows`);
   const dir = tempDir(sinks ? "bench-sinks-on" : "bench-sinks-off");
-  const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...sinkEnv(run, sinkSet, kind) });
+  const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...sinkEnv(run, sinkSet, kind) }, undefined, false);
   try {
     const pid = serverPid(server);
     const gen = ndjsonBodies(run);
@@ -319,7 +319,7 @@ async function sameRateDisk(ctx: Ctx, base: string, eventsPerS: number): Promise
     const sinkSet = mode === "on" ? SINK_NAMES : [];
     if (mode === "on") await createTopics(ctx, `${run}.events`, `${run}.windows`);
     const dir = tempDir(`bench-rate-${mode}`);
-    const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...sinkEnv(run, sinkSet) });
+    const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...sinkEnv(run, sinkSet) }, undefined, false);
     try {
       const pid = serverPid(server);
       const gen = ndjsonBodies(run);
@@ -794,7 +794,7 @@ async function latencyPhase(ctx: Ctx, run: string): Promise<SinksBenchResult["la
     const rate = LATENCY_REQUESTS_PER_S * LATENCY_EVENTS_PER_REQUEST;
     opts.log(`latency: ${fmt(rate)} events/s offered (${LATENCY_REQUESTS_PER_S} requests/s of ${LATENCY_EVENTS_PER_REQUEST} over ${LATENCY_KEYS} keys), ${opts.latencyWarmSeconds}s warm-up + ${opts.latencySeconds}s, through keyflow`);
     const dir = tempDir("bench-sinks-latency");
-    const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...localSinkEnv(run) });
+    const server = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...localSinkEnv(run) }, undefined, false);
     let keyflowIds: string[];
     try {
       const url = `${server.url}/v1/events`;

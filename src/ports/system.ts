@@ -1,14 +1,20 @@
 import type { Env } from "./clock.ts";
 import type { Timers } from "./timers.ts";
 
+/** Random words drawn from the system in blocks: one getRandomValues call per 256 numbers, not one each. */
+const randomWords = new Uint32Array(256);
+let nextWord = randomWords.length;
+
 /** The real clock, entropy and timers, for hosts outside the simulator. */
 export const systemEnv: Env = {
   clock: { now: () => Date.now() },
   random: {
     next() {
-      const buf = new Uint32Array(1);
-      crypto.getRandomValues(buf);
-      return buf[0]! / 2 ** 32;
+      if (nextWord === randomWords.length) {
+        crypto.getRandomValues(randomWords);
+        nextWord = 0;
+      }
+      return randomWords[nextWord++]! / 2 ** 32;
     },
   },
 };

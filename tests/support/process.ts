@@ -32,6 +32,8 @@ export async function spawnUntil(
   ready: RegExp,
   env: Record<string, string> = {},
   timeoutMs = 20_000,
+  /** false: once ready, the output is read and dropped (a benchmark's server logs a line per request, and decoding them all costs the machine it measures). */
+  keepOutput = true,
 ): Promise<RunningProcess & { match: RegExpExecArray }> {
   const proc = Bun.spawn(cmd, {
     cwd: ROOT,
@@ -63,6 +65,7 @@ export async function spawnUntil(
     const collect = async (stream: ReadableStream<Uint8Array>) => {
       const decoder = new TextDecoder();
       for await (const chunk of stream) {
+        if (settled && !keepOutput) continue;
         log += decoder.decode(chunk);
         // A server logs a line per request: keep the start and the latest output, not all of it.
         if (log.length > 2_000_000) log = `${log.slice(0, 200_000)}\n…\n${log.slice(-200_000)}`;

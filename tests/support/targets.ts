@@ -53,8 +53,8 @@ export interface ServerProcess extends RunningProcess {
 }
 
 /** Spawns a server command and waits for its "listening on http://…" line. */
-export async function spawnServer(cmd: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<ServerProcess> {
-  const started = await spawnUntil(cmd, /listening on (http:\/\/[^\s]+)/, env, timeoutMs);
+export async function spawnServer(cmd: string[], env: Record<string, string>, timeoutMs = 30_000, keepOutput = true): Promise<ServerProcess> {
+  const started = await spawnUntil(cmd, /listening on (http:\/\/[^\s]+)/, env, timeoutMs, keepOutput);
   return { ...started, url: started.match[1]! };
 }
 
