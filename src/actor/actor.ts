@@ -88,7 +88,9 @@ export const RECENT_ALERTS = 1_000;
 /** Where an actor's records go while someone watches its key (src/live/feed.ts): the host publishes them once durable. */
 export interface LiveOutput {
   push(record: LiveRecord): void;
-  publish(): void;
+  /** Where the next record goes: publish(position()) later publishes only what came before now. */
+  position(): number;
+  publish(before?: number): void;
   discard(): void;
 }
 

@@ -173,9 +173,10 @@ export class Outbox {
     return full;
   }
 
-  /** Everything appended so far is durable: sinks may have it. */
-  markDurable(): void {
-    this.durableN = this.nextRecord;
+  /** Everything appended so far (or before record `upTo`) is durable: sinks may have it. */
+  markDurable(upTo = this.nextRecord): void {
+    assert(upTo <= this.nextRecord, "outbox: only appended records become durable");
+    if (upTo > this.durableN) this.durableN = upTo;
   }
 
   /**

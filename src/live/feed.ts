@@ -38,11 +38,17 @@ export class LiveFeed implements LiveOutput {
     this.pending.push({ seq: this.nextSeq++, record });
   }
 
-  /** The commit that stored the pending records is durable: publish them. */
-  publish(): void {
-    if (!this.pending.length) return;
-    const items = this.pending;
-    this.pending = [];
+  position(): number {
+    return this.nextSeq;
+  }
+
+  /** The commit that stored the pending records (those before `before`, all by default) is durable: publish them. */
+  publish(before = this.nextSeq): void {
+    let count = 0;
+    while (count < this.pending.length && this.pending[count]!.seq < before) count++;
+    if (!count) return;
+    const items = count === this.pending.length ? this.pending : this.pending.slice(0, count);
+    this.pending = count === this.pending.length ? [] : this.pending.slice(count);
     this.retained.push(...items);
     if (this.retained.length > this.retain) this.retained.splice(0, this.retained.length - this.retain);
     for (const subscriber of this.subscribers) subscriber.deliver(items);

@@ -10,6 +10,12 @@ export interface KvStore {
   get(key: string): string | undefined;
   /** Applies all puts and deletes atomically and durably, or throws and applies none. */
   write(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): void;
+  /**
+   * As write, but off the caller's event loop (the fsync does not stall it); what it wrote is visible
+   * to list and get once it resolves. A caller using it has at most one in flight and does not mix
+   * it with write.
+   */
+  writeAsync?(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): Promise<void>;
   close(): void;
 }
 

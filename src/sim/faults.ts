@@ -52,6 +52,7 @@ export const PATH_KINDS = [
   "type_window_delivered",
   "session_retraction_delivered",
   "alert_delivered",
+  "commit_off_loop",
 ] as const;
 export type PathKind = (typeof PATH_KINDS)[number];
 

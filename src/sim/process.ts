@@ -4,11 +4,12 @@ import type { Event } from "../actor/event.ts";
 import { ACTOR_ROW, PROCESS_ROW } from "../actor/layout.ts";
 import type { OutboxRecord } from "../actor/outbox.ts";
 import { ProcessHost } from "../hosts/process/host.ts";
+import type { CommittedCommand } from "../hosts/process/journal.ts";
 import { StorageError } from "../http/gateway.ts";
 import type { Timers } from "../ports/timers.ts";
 import { listRelative } from "../ports/kv-store.ts";
 import type { SimContext } from "./context.ts";
-import { SimStore } from "./store.ts";
+import { OffLoopSimStore, SimStore } from "./store.ts";
 import type { RequestResult, SimHost } from "./sim-host.ts";
 import type { Caller, SimSink } from "./sinks.ts";
 
@@ -16,6 +17,8 @@ import type { Caller, SimSink } from "./sinks.ts";
 interface Life {
   host: ProcessHost;
   alive: boolean;
+  /** The commands of the write off the loop, while it is in flight. */
+  writing?: readonly CommittedCommand[];
   waiting: Set<(result: RequestResult) => void>;
 }
 
@@ -43,11 +46,13 @@ export class ProcessSimHost implements SimHost {
   private life: Life;
   private lives = 0;
 
+  /** `offLoopWrites`: commits write through writeAsync, as the Bun server's SQLite writer thread does. */
   constructor(
     private readonly ctx: SimContext,
     private readonly sinks: readonly SimSink[],
+    offLoopWrites = false,
   ) {
-    this.store = new SimStore(ctx);
+    this.store = offLoopWrites ? new OffLoopSimStore(ctx) : new SimStore(ctx);
     this.life = this.boot();
   }
 
@@ -74,7 +79,10 @@ export class ProcessSimHost implements SimHost {
       random: ctx.prng,
       timers: lifeTimers(ctx, life),
       sinks: this.sinks.map((sink) => ({ name: sink.name, deliver: (records: OutboxRecord[]) => sink.deliver(records, caller) })),
-      hooks: { committed: (commands, actorOf) => life.alive && ctx.observer.turnCommitted(commands, actorOf) },
+      hooks: {
+        committed: (commands, actorOf) => life.alive && ctx.observer.turnCommitted(commands, actorOf),
+        writing: (commands) => void (life.writing = commands),
+      },
     });
     if (life.host.stats.replayed) ctx.counters.path("journal_replayed", life.host.stats.replayed);
     return life;
@@ -131,6 +139,8 @@ export class ProcessSimHost implements SimHost {
     this.ctx.counters.path("actors_evicted", dead.host.stats.actorsEvicted);
     for (const answer of dead.waiting) answer({ error: "crash" });
     dead.waiting.clear();
+    // A write that lands as the process dies is durable, though no one was told: the model takes it.
+    if (this.store instanceof OffLoopSimStore && this.store.crashed()) this.ctx.observer.turnCommitted(dead.writing ?? [], () => undefined);
     this.ctx.counters.path("process_restart");
     if (this.ctx.broken === "lose-journal") for (const [row] of this.store.inner.list(PROCESS_ROW.journalPrefix)) this.store.inner.rows.delete(row);
     this.life = this.boot();
@@ -168,11 +178,23 @@ export class ProcessSimHost implements SimHost {
   /** A clean stop, once every sink has everything: no journal, no backlog marks, no outbox segments left. */
   async finish(): Promise<string | undefined> {
     this.ctx.counters.path("actors_evicted", this.life.host.stats.actorsEvicted);
-    await this.life.host.close();
+    await this.untilDone(this.life.host.close());
     const rows = this.store.inner.list("").map(([k]) => k);
     const left = rows.filter((k) => k.startsWith(PROCESS_ROW.journalPrefix) || k.startsWith(PROCESS_ROW.backlogPrefix) || k.includes(`/${ACTOR_ROW.outboxPrefix}`));
     if (left.length) return `after a clean stop the store still holds ${left.length} journal, backlog or outbox rows (first: ${left.slice(0, 3).join(", ")})`;
     return undefined;
+  }
+
+  /** Waits for `work`; with off-loop writes, moving virtual time so that their writes end. */
+  private async untilDone(work: Promise<void>): Promise<void> {
+    if (!(this.store instanceof OffLoopSimStore)) return work;
+    let done = false;
+    const finished = work.finally(() => (done = true));
+    for (let turn = 0; !done && turn < 100_000; turn++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!done) this.ctx.sched.advance(1);
+    }
+    return finished;
   }
 
   get stats() {

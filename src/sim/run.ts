@@ -126,7 +126,9 @@ export async function runSeed(opts: SimOptions): Promise<SimResult> {
   const checker = new Checker(ctx, T0, modelConfig(config, broken));
   ctx.observer = checker;
   const sinks = config.sinks.map((name) => new SimSink(name, ctx, hash32(name, opts.seed >>> 0)));
-  const host: SimHost = kind === "process" ? new ProcessSimHost(ctx, sinks) : new DurableSimHost(ctx, sinks, wplan.keys);
+  // Half the seeds commit off the event loop, as the Bun server does (drawn apart, so seeds keep their workloads).
+  const offLoopWrites = new Prng(hash32("off-loop-writes", opts.seed >>> 0)).chance(0.5);
+  const host: SimHost = kind === "process" ? new ProcessSimHost(ctx, sinks, offLoopWrites) : new DurableSimHost(ctx, sinks, wplan.keys);
 
   // Clients: send, and retry until acknowledged (a lost reply is retried too).
   const attempt = (req: ClientRequest) => {

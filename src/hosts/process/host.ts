@@ -1,4 +1,4 @@
-import { Actor, type IngestOutcome } from "../../actor/actor.ts";
+import { Actor, type IngestOutcome, type LiveOutput } from "../../actor/actor.ts";
 import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "../../actor/errors.ts";
 import { groupByKey, type Event } from "../../actor/event.ts";
 import { ACTOR_ROW, decodeKey, PROCESS_ROW, rowNumber } from "../../actor/layout.ts";
@@ -26,6 +26,8 @@ import { liveStream } from "../../live/sse.ts";
 export interface ProcessHostHooks {
   /** A group commit succeeded: these commands, in the order they ran, are durable. */
   committed?(commands: readonly CommittedCommand[], actorOf: (key: string) => Actor | undefined): void;
+  /** A group commit's write went off the loop: these commands are durable if it lands, even if the process dies first. */
+  writing?(commands: readonly CommittedCommand[]): void;
 }
 
 /** What metrics and logs are told; it changes nothing. Durations come from `elapsedMs`, a monotonic clock in ms. */
@@ -57,6 +59,13 @@ interface Progress {
 
 /** How long deliveries' acks may wait for a commit to ride along with before they get one of their own. */
 const ACK_LINGER_MS = 100;
+
+/** How far a commit makes an actor's outbox and live view durable. */
+interface DurableAt {
+  outboxN: number;
+  live?: LiveOutput;
+  liveSeq?: number;
+}
 
 /** A command of the current turn; for an ingest, where its records start (to point them at the journal). */
 interface TurnEntry {
@@ -103,6 +112,10 @@ export class ProcessHost implements Gateway {
   private ackTimer: unknown;
   private waiters: Array<{ resolve(): void; reject(e: unknown): void }> = [];
   private flushQueued = false;
+  /** The commit whose write is running off the event loop (a store with writeAsync), if one is. */
+  private writing: Promise<void> | undefined;
+  /** A flush was asked for while a write ran: it runs when the write ends. */
+  private flushAfterWrite = false;
   private wakeTimer: unknown;
   private wakeTimerAt: number | undefined;
   private checkpointTimer: unknown;
@@ -407,6 +420,10 @@ export class ProcessHost implements Gateway {
    */
   flush(force = false): void {
     this.flushQueued = false;
+    if (this.writing) {
+      this.flushAfterWrite = true;
+      return;
+    }
     if (this.ackTimer !== undefined) {
       this.opts.timers.clearTimeout(this.ackTimer);
       this.ackTimer = undefined;
@@ -462,25 +479,81 @@ export class ProcessHost implements Gateway {
     const dropped = this.journal.seqsBefore(keepFrom);
     for (const old of dropped) deletes.push(PROCESS_ROW.journal(old));
 
+    const durableAt = this.durablePositions(turnKeys, checkpointed);
     const observer = this.opts.observer;
     const startedMs = observer ? observer.elapsedMs() : 0;
-    try {
-      if (puts.length || deletes.length) this.opts.store.write(puts, deletes);
-    } catch (cause) {
-      // Memory is now ahead of storage: forget these actors so the next access rebuilds what is
-      // durable (their rows plus their journaled commands). Nothing else changed durably.
-      for (const key of turnKeys) this.drop(key);
-      for (const key of checkpointed) this.drop(key);
-      this.delivery.reconsider([...turnKeys, ...checkpointed]);
-      const error = new StorageError(`storage commit failed: ${(cause as Error)?.message ?? cause}`);
-      for (const w of waiters) w.reject(error);
-      return;
+    const done = () => {
+      observer?.commit(observer.elapsedMs() - startedMs, checkpointed.size);
+      usage.apply();
+      this.applyCommit(seq, now, turn, turnKeys, journaled, checkpointed, { keepFrom, marks, savedWakes, refHolders, durableAt });
+      this.stats.rowsWritten += puts.length + deletes.length;
+      for (const w of waiters) w.resolve();
+    };
+    const failed = (cause: unknown) => this.commitFailed(cause, [...turnKeys, ...checkpointed], waiters);
+    const { store } = this.opts;
+    if (!puts.length && !deletes.length) return done();
+    if (store.writeAsync) {
+      this.opts.hooks?.writing?.(turn.map((e) => e.command));
+      return this.writeOffLoop(store.writeAsync(puts, deletes), done, failed);
     }
-    observer?.commit(observer.elapsedMs() - startedMs, checkpointed.size);
-    usage.apply();
-    this.applyCommit(seq, now, turn, turnKeys, journaled, checkpointed, { keepFrom, marks, savedWakes, refHolders });
-    this.stats.rowsWritten += puts.length + deletes.length;
-    for (const w of waiters) w.resolve();
+    try {
+      store.write(puts, deletes);
+    } catch (cause) {
+      return failed(cause);
+    }
+    done();
+  }
+
+  /**
+   * A commit whose write runs off the event loop: the loop keeps taking and applying commands, which
+   * gather in the next turn (pipelined group commit). One write is in flight at a time: the next
+   * flush starts when it ends, with everything that gathered meanwhile.
+   */
+  private writeOffLoop(write: Promise<void>, done: () => void, failed: (cause: unknown) => void): void {
+    this.writing = write.then(done, (cause) => {
+      // What gathered meanwhile was applied on top of what did not commit: it fails with it.
+      const later = [...this.turnKeys];
+      const waiters = this.waiters;
+      this.turn = [];
+      this.turnKeys = new Set();
+      this.waiters = [];
+      this.usage.discardCreated();
+      failed(cause);
+      this.commitFailed(cause, later, waiters);
+    }).finally(() => {
+      this.writing = undefined;
+      if (this.flushAfterWrite || this.turn.length || this.waiters.length) {
+        this.flushAfterWrite = false;
+        this.flush();
+      }
+    });
+  }
+
+  /**
+   * Memory is ahead of storage: forget these actors so the next access rebuilds what is durable
+   * (their rows plus their journaled commands). Nothing else changed durably.
+   */
+  private commitFailed(cause: unknown, keys: string[], waiters: Array<{ reject(e: unknown): void }>): void {
+    for (const key of keys) this.drop(key);
+    this.delivery.reconsider(keys);
+    const error = new StorageError(`storage commit failed: ${(cause as Error)?.message ?? cause}`);
+    for (const w of waiters) w.reject(error);
+  }
+
+  /**
+   * Where each actor this commit stores stands now: what it appends while the write is off the loop
+   * belongs to the next commit, so only records and live items before these become visible.
+   */
+  private durablePositions(turnKeys: Set<string>, checkpointed: Set<string>): Map<Actor, DurableAt> {
+    const positions = new Map<Actor, DurableAt>();
+    for (const keys of [turnKeys, checkpointed]) {
+      for (const key of keys) {
+        const actor = this.actors.get(key)!;
+        const { live } = actor;
+        positions.set(actor, live ? { outboxN: actor.outbox.nextN, live, liveSeq: live.position() } : { outboxN: actor.outbox.nextN });
+      }
+    }
+    return positions;
   }
 
   /** Pending actors due for a checkpoint (all of them when `all`), oldest first, a bounded number. */
@@ -555,6 +628,7 @@ export class ProcessHost implements Gateway {
       marks: { add: string[]; remove: string[] };
       savedWakes: Array<[string, number | undefined]>;
       refHolders: Map<string, number | undefined>;
+      durableAt: Map<Actor, DurableAt>;
     },
   ): void {
     if (journaled.length) this.journal.append(seq, journaled);
@@ -576,18 +650,16 @@ export class ProcessHost implements Gateway {
     }
     this.stats.commits++;
     this.stats.checkpoints += checkpointed.size;
-    const touched = new Set<Actor>();
-    for (const key of turnKeys) touched.add(this.actors.get(key)!);
-    for (const key of checkpointed) touched.add(this.actors.get(key)!);
-    for (const actor of touched) {
-      actor.outbox.markDurable();
-      actor.live?.publish();
+    for (const [actor, at] of plan.durableAt) {
+      actor.outbox.markDurable(at.outboxN);
+      if (at.live) at.live.publish(at.liveSeq);
       this.scheduleWake(actor);
       this.delivery.committed(actor);
     }
+    // An actor with commands gathered behind this commit (a write off the loop) is ahead of it.
     this.opts.hooks?.committed?.(
       turn.map((e) => e.command),
-      (key) => this.actors.get(key),
+      (key) => (this.turnKeys.has(key) ? undefined : this.actors.get(key)),
     );
     this.armWakeTimer();
     this.armCheckpointTimer();
@@ -604,7 +676,12 @@ export class ProcessHost implements Gateway {
     if (this.wakeTimer !== undefined) this.opts.timers.clearTimeout(this.wakeTimer);
     // Checkpoints every pending actor, with its records in full, so a clean stop leaves no journal.
     this.closed = true;
+    while (this.writing) await this.writing;
+    const stored = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     this.flush(true);
+    while (this.writing) await this.writing;
+    // A failed last commit leaves the journal to replay at the next start.
+    await stored.catch(() => undefined);
     this.feeds.closeAll();
   }
 

@@ -102,6 +102,11 @@ export class TenantUsage {
     }
   }
 
+  /** The commands that created the keys counted since the last plan() failed: they never existed. */
+  discardCreated(): void {
+    this.created = new Map();
+  }
+
   /** An actor was loaded from these rows (relative to `prefix`). */
   loaded(key: string, prefix: string, rows: Iterable<[string, string]>): void {
     const sizes: RowSizes = [];
