@@ -35,7 +35,7 @@ test(`simulator sweep, process host: ${SEEDS} seeds pass through crashes, failed
   for (const fault of ["crash", "crash_mid_delivery", "crash_after_commit", "storage_fail", "sink_timeout", "sink_late_apply", "sink_permanent"]) {
     expect({ fault, fired: total.faults[fault]! > 0 }).toEqual({ fault, fired: true });
   }
-  for (const path of ["process_restart", "journal_replayed", "actors_evicted", "backpressure", "dlq_permanent", "dlq_replayed", "bisect", "close_idle", "close_watermark", "mirror_delivered", "type_window_delivered", "alert_delivered"]) {
+  for (const path of ["process_restart", "journal_replayed", "actors_evicted", "commit_off_loop", "backpressure", "dlq_permanent", "dlq_replayed", "bisect", "close_idle", "close_watermark", "mirror_delivered", "type_window_delivered", "alert_delivered"]) {
     expect({ path, hits: total.paths[path]! > 0 }).toEqual({ path, hits: true });
   }
 }, 120_000);

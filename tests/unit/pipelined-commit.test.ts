@@ -134,4 +134,36 @@ describe("pipelined group commit", () => {
     expect(store.list("j/")).toEqual([]);
     expect(store.list("").length).toBeGreaterThan(0);
   });
+
+  test("a sink and a live view see only what a durable write covered, not what gathered behind it", async () => {
+    const fake = fakeEnv(T0 + 30_000);
+    const store = new ManualAsyncStore();
+    const sink = { name: "s", deliver: () => new Promise<void>(() => {}) }; // holds what it is given
+    const runtime = new ProcessHost({ store, config: { ...DEFAULT_CONFIG, sinks: ["s"] }, clock: fake.clock, random: fake.random, timers: fake.timers, sinks: [sink] });
+    const turn = async () => {
+      fake.timers.advance(0);
+      await Bun.sleep(0);
+    };
+    const ids = () => runtime.peek("k1")!.outbox.pending("s", 10).map((r) => (r.kind === "event" ? r.id : r.kind));
+
+    const a = tracked(runtime.ingest([ev("k1", "a")]));
+    await turn();
+    const published: number[] = [];
+    let next = 0;
+    runtime.peek("k1")!.live = { position: () => next, publish: (before?: number) => void published.push(before ?? -1), push: () => void next++, discard: () => {} };
+    const b = tracked(runtime.ingest([ev("k1", "b")])); // applied while a's write is in flight
+    await turn();
+    expect(ids()).toEqual([]);
+
+    store.inFlight[0]!.end(true);
+    await turn();
+    expect(a.done && !b.done).toBe(true);
+    expect(ids()).toEqual(["a"]); // not b: its write has not ended
+    expect(published).toEqual([]); // the view came after a's write was planned
+
+    store.inFlight[0]!.end(true);
+    await turn();
+    expect(ids()).toEqual(["a", "b"]);
+    expect(published).toEqual([next]);
+  });
 });
