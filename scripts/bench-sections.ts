@@ -2,6 +2,7 @@
 // benchmark script runs them long; tests/bench runs them short and checks only their ratios.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { Actor } from "../src/actor/actor.ts";
 import { DEFAULT_CONFIG } from "../src/settings/config.ts";
@@ -436,6 +437,14 @@ export async function sinksSection(size: number | Partial<Omit<import("./bench-s
     }
   }
   return rows;
+}
+
+/** memorySection in a fresh Bun process, so that what earlier sections left on the heap does not count. */
+export function memorySectionApart(ids: number): Row[] {
+  const script = `import { memorySection } from "./scripts/bench-sections.ts"; console.log(JSON.stringify(memorySection(${ids})));`;
+  const run = Bun.spawnSync([process.execPath, "-e", script], { cwd: join(import.meta.dir, ".."), stderr: "pipe" });
+  if (run.exitCode !== 0) throw new Error(`the memory section failed: ${run.stderr.toString()}`);
+  return JSON.parse(run.stdout.toString().trim().split("\n").at(-1)!) as Row[];
 }
 
 export function memorySection(ids: number): Row[] {
