@@ -87,6 +87,27 @@ describe("pipelined group commit", () => {
     expect((await runtime.state("k1"))?.totals.events).toBe(2);
   });
 
+  test("a read of a key whose write is in flight waits for it, and never shows what then failed", async () => {
+    const { store, runtime, turn } = setup();
+    const first = tracked(runtime.ingest([ev("k1", "a")]));
+    await turn();
+    store.inFlight[0]!.end(true);
+    await turn();
+    expect(first.done).toBe(true);
+
+    const b = tracked(runtime.ingest([ev("k1", "b")]));
+    await turn();
+    const read = tracked(runtime.state("k1"));
+    await turn();
+    expect(read.done).toBe(false);
+    store.inFlight[0]!.end(false);
+    await turn();
+    expect(b.failed).toBeInstanceOf(StorageError);
+    await turn();
+    expect(read.done).toBe(true);
+    expect(read.value?.totals.events).toBe(1);
+  });
+
   test("a failed write fails what gathered behind it too: nothing half-applied, retries are new", async () => {
     const { store, runtime, turn } = setup();
     const first = tracked(runtime.ingest([ev("k1", "a")]));

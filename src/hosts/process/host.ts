@@ -116,6 +116,8 @@ export class ProcessHost implements Gateway {
   private writing: Promise<void> | undefined;
   /** A flush was asked for while a write ran: it runs when the write ends. */
   private flushAfterWrite = false;
+  /** The keys whose commands that write holds. */
+  private writingKeys: Set<string> | undefined;
   private wakeTimer: unknown;
   private wakeTimerAt: number | undefined;
   private checkpointTimer: unknown;
@@ -494,6 +496,7 @@ export class ProcessHost implements Gateway {
     if (!puts.length && !deletes.length) return done();
     if (store.writeAsync) {
       this.opts.hooks?.writing?.(turn.map((e) => e.command));
+      this.writingKeys = turnKeys;
       return this.writeOffLoop(store.writeAsync(puts, deletes), done, failed);
     }
     try {
@@ -522,6 +525,7 @@ export class ProcessHost implements Gateway {
       this.commitFailed(cause, later, waiters);
     }).finally(() => {
       this.writing = undefined;
+      this.writingKeys = undefined;
       if (this.flushAfterWrite || this.turn.length || this.waiters.length) {
         this.flushAfterWrite = false;
         this.flush();
@@ -746,6 +750,8 @@ export class ProcessHost implements Gateway {
 
   private async readable(key: string): Promise<Actor | null> {
     this.ensureOpen();
+    // A read shows only what is durable: it waits for the key's commands, gathered or being written.
+    if (this.writingKeys?.has(key)) await this.writing;
     if (this.turnKeys.has(key)) await this.commit();
     const actor = this.actor(key);
     if (!actor.isNew) return actor;
