@@ -27,6 +27,9 @@ class WriterThreadStore implements KvStore {
   private readonly waiting = new Map<number, { resolve(): void; reject(error: Error): void }>();
   private nextId = 0;
   private broken: string | undefined;
+  /** The thread failed: writes go to the loop's connection, as on a store without a thread. */
+  private onLoop = false;
+  private closed = false;
 
   constructor(
     private readonly store: SqliteKvStore,
@@ -35,7 +38,15 @@ class WriterThreadStore implements KvStore {
   ) {
     this.worker = new Worker(writerEntry()) as WriterThreadStore["worker"];
     this.worker.onmessage = (message: MessageEvent<WriterReply>) => this.settle(message.data);
-    this.worker.onerror = (event) => this.fail(`the SQLite writer thread failed: ${event.message}`);
+    const died = (why: string) => {
+      if (this.closed || this.onLoop) return;
+      // Its writes in flight fail (their callers get 503 and retry); later ones are written on the loop.
+      console.error(`keyflow: the SQLite writer thread ${why}; writing on the event loop from now on`);
+      this.onLoop = true;
+      this.fail(`the SQLite writer thread ${why}`);
+    };
+    this.worker.onerror = (event) => died(`failed: ${event.message}`);
+    this.worker.addEventListener("close", () => died("stopped"));
     this.worker.unref();
     this.post({ open: { path, sync } });
   }
@@ -53,6 +64,14 @@ class WriterThreadStore implements KvStore {
   }
 
   writeAsync(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): Promise<void> {
+    if (this.onLoop && !this.closed) {
+      try {
+        this.store.write(puts, deletes);
+        return Promise.resolve();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     if (this.broken) return Promise.reject(new Error(this.broken));
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
@@ -64,6 +83,7 @@ class WriterThreadStore implements KvStore {
   }
 
   close(): void {
+    this.closed = true;
     this.fail("the store is closed");
     this.worker.terminate();
     this.store.close();

@@ -64,6 +64,18 @@ test("a write after close is refused, not lost silently", async () => {
   await expect(store.writeAsync!([["k", "v"]], [])).rejects.toThrow(/closed/);
 });
 
+test("if the writer thread dies, writes go on, on the loop's connection", async () => {
+  const { store } = open();
+  await store.writeAsync!([["k/a", "1"]], []);
+  const worker = (store as unknown as { worker: Worker }).worker;
+  const stopped = new Promise((resolve) => worker.addEventListener("close", resolve));
+  worker.terminate();
+  await stopped;
+  await store.writeAsync!([["k/b", "2"]], []);
+  expect(store.list("k/")).toEqual([["k/a", "1"], ["k/b", "2"]]);
+  store.close();
+});
+
 test(":memory: stays on the loop (a second connection would be another database)", () => {
   const store = openBunSqlite(":memory:");
   expect(store.writeAsync).toBeUndefined();
