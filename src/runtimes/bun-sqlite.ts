@@ -26,7 +26,6 @@ class WriterThreadStore implements KvStore {
   private readonly worker: Worker & { ref(): void; unref(): void };
   private readonly waiting = new Map<number, { resolve(): void; reject(error: Error): void }>();
   private nextId = 0;
-  private broken: string | undefined;
   /** The thread failed: writes go to the loop's connection, as on a store without a thread. */
   private onLoop = false;
   private closed = false;
@@ -64,7 +63,8 @@ class WriterThreadStore implements KvStore {
   }
 
   writeAsync(puts: ReadonlyArray<readonly [string, string]>, deletes: readonly string[]): Promise<void> {
-    if (this.onLoop && !this.closed) {
+    if (this.closed) return Promise.reject(new Error("the store is closed"));
+    if (this.onLoop) {
       try {
         this.store.write(puts, deletes);
         return Promise.resolve();
@@ -72,7 +72,6 @@ class WriterThreadStore implements KvStore {
         return Promise.reject(error);
       }
     }
-    if (this.broken) return Promise.reject(new Error(this.broken));
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       // While a write is out, the thread keeps the process alive: a stopping server waits for it.
@@ -102,8 +101,8 @@ class WriterThreadStore implements KvStore {
     else waiter.reject(new Error(error));
   }
 
+  /** Fails the writes in flight. */
   private fail(reason: string): void {
-    this.broken ??= reason;
     for (const waiter of this.waiting.values()) waiter.reject(new Error(reason));
     this.waiting.clear();
   }
