@@ -34,16 +34,21 @@ export function coreRates(count: number, keys: number, perCall: number[]): { bas
   }
   const rates = new Map<number, number>();
   for (const per of perCall) {
-    const calls: Array<{ actor: Actor; events: Event[] }> = [];
-    for (const [key, evs] of byKey) {
-      const actor = new Actor(key, DEFAULT_CONFIG);
-      for (let i = 0; i < evs.length; i += per) calls.push({ actor, events: evs.slice(i, i + per) });
+    // As the baseline: the faster of two passes, each over fresh actors (the first pass also warms the JIT).
+    let best = 0;
+    for (let pass = 0; pass < 2; pass++) {
+      const calls: Array<{ actor: Actor; events: Event[] }> = [];
+      for (const [key, evs] of byKey) {
+        const actor = new Actor(key, DEFAULT_CONFIG);
+        for (let i = 0; i < evs.length; i += per) calls.push({ actor, events: evs.slice(i, i + per) });
+      }
+      calls.sort((a, b) => a.events[0]!.ts - b.events[0]!.ts);
+      const now = Date.now();
+      t = performance.now();
+      for (const call of calls) call.actor.ingest(call.events, now);
+      best = Math.max(best, (count / (performance.now() - t)) * 1000);
     }
-    calls.sort((a, b) => a.events[0]!.ts - b.events[0]!.ts);
-    const now = Date.now();
-    t = performance.now();
-    for (const call of calls) call.actor.ingest(call.events, now);
-    rates.set(per, (count / (performance.now() - t)) * 1000);
+    rates.set(per, best);
   }
   return { baseline, rates };
 }

@@ -50,6 +50,12 @@ export class DedupeIndex {
   /** Segments to write and to delete at the next drain; undefined while none (an empty Set or array costs an actor memory). */
   private dirty: Set<Segment> | undefined;
   private dropped: number[] | undefined;
+  /**
+   * At most the arrival time of the oldest live ID (adding never makes it older; evicting only makes
+   * it newer): while it is within the horizon and the count within its bound, expire() has nothing to
+   * do and reads no segment. Most calls are such, and the segments are cold memory (issue 14).
+   */
+  private oldestBound = Infinity;
 
   constructor(private readonly limits: DedupeLimits) {}
 
@@ -71,8 +77,9 @@ export class DedupeIndex {
   }
 
   /** Counts an ID just appended to a segment; past SMALL_IDS the Set takes over from scanning. */
-  private track(id: string): void {
+  private track(id: string, at: number): void {
     this.count++;
+    if (at < this.oldestBound) this.oldestBound = at;
     if (this.seen) this.seen.add(id);
     else if (this.count > SMALL_IDS) {
       this.seen = new Set();
@@ -101,13 +108,15 @@ export class DedupeIndex {
     }
     seg.ids.push(id);
     seg.live++;
-    if (seen) this.count++;
-    else this.track(id);
+    if (seen) {
+      this.count++;
+      if (at < this.oldestBound) this.oldestBound = at;
+    } else this.track(id, at);
     const last = seg.runs.length - 2;
     if (last >= 0 && seg.runs[last] === at) seg.runs[last + 1]!++;
     else seg.runs.push(at, 1);
     this.openChars += id.length + 3;
-    if (size + 1 > this.limits.maxIds || this.oldestAt() < at - this.limits.horizon) this.expire(at);
+    this.expire(at);
     return true;
   }
 
@@ -118,6 +127,7 @@ export class DedupeIndex {
   /** Evicts IDs older than the horizon and beyond the count bound, oldest first. */
   expire(now: number): void {
     const cutoff = now - this.limits.horizon;
+    if (this.count <= this.limits.maxIds && this.oldestBound >= cutoff) return;
     while (this.head < this.segments.length && (this.count > this.limits.maxIds || this.oldestAt() < cutoff)) this.evictOldest();
     if (this.head > 0 && this.head === this.segments.length) {
       // All expired: an idle actor keeps none of its old segments.
@@ -127,6 +137,7 @@ export class DedupeIndex {
       this.segments.splice(0, this.head);
       this.head = 0;
     }
+    this.oldestBound = this.oldestAt();
   }
 
   /** Arrival time of the oldest ID still in the index (Infinity when empty). Amortized O(1). */
@@ -187,7 +198,7 @@ export class DedupeIndex {
           while (index.has(id)) index.evictOldest();
           seg.ids.push(id);
           seg.live++;
-          index.track(id);
+          index.track(id, at);
           if (index.count > limits.maxIds) index.expire(at);
         }
       }
