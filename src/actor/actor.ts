@@ -3,6 +3,7 @@ import type { ActorConfig } from "./config.ts";
 import { DedupeIndex, type DedupeLimits } from "./dedupe.ts";
 import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts";
 import { ACTOR_ROW, rowNumber } from "./layout.ts";
+import { LateLog, type LateEntry } from "./late-log.ts";
 import { Outbox, type EventRecord, type NewRecord, type OutboxMeta, type ResolveRef, type WindowRecord } from "./outbox.ts";
 import type { Event } from "./event.ts";
 import type { AggregateName, AlertRecord, AnalyticsConfig } from "./analytics.ts";
@@ -32,16 +33,7 @@ export interface IngestOutcome {
   late?: boolean;
 }
 
-export interface LateEntry {
-  id: string;
-  type: string;
-  ts: number;
-  value?: number;
-  receivedAt: number;
-  watermark: number;
-  /** Window specs whose window for this event had already closed; it was applied to the others. */
-  missed: string[];
-}
+export type { LateEntry } from "./late-log.ts";
 
 export interface Totals {
   events: number;
@@ -123,12 +115,11 @@ export class Actor {
   // Lists most actors never use stay undefined until their first entry: an empty array costs 64 bytes.
   private closed: Array<{ seq: number; window: ClosedWindow }> | undefined;
   private nextClosedSeq = 0;
-  private late: LateEntry[] | undefined;
+  private late: LateLog | undefined;
   private dedupe: DedupeIndex;
   /** Records for the sinks, committed with the state change that made them. */
   outbox: Outbox;
   private stateDirty = false;
-  private lateDirty = false;
   private newClosed: Array<{ seq: number; window: ClosedWindow }> | undefined;
   private purgedClosed: number[] | undefined;
   /** Where the records go for live views, while someone watches this key (the host attaches it). */
@@ -358,10 +349,7 @@ export class Actor {
     if (this.config.lateLogSize === 0) return;
     const entry: LateEntry = { id: event.id, type: event.type, ts: event.ts, receivedAt: now, watermark: this.watermark!, missed };
     if (event.value !== undefined) entry.value = event.value;
-    const late = (this.late ??= []);
-    late.push(entry);
-    if (late.length > this.config.lateLogSize) late.splice(0, late.length - this.config.lateLogSize);
-    this.lateDirty = true;
+    (this.late ??= new LateLog(this.config.lateLogSize)).add(entry);
   }
 
   /** A per-type window changed: the detector hears of it now, sinks and live views at the end of the ingest. */
@@ -482,12 +470,17 @@ export class Actor {
     const ob = this.outbox.drain(inlineRefs);
     puts.push(...ob.puts);
     deletes.push(...ob.deletes);
-    if (this.lateDirty) puts.push([ACTOR_ROW.late, JSON.stringify(this.late ?? [])]);
+    if (this.late?.dirty) {
+      const late = this.late.drain();
+      for (const [seq, text] of late.puts) puts.push([ACTOR_ROW.lateSegment(seq), text]);
+      for (const seq of late.deletes) deletes.push(ACTOR_ROW.lateSegment(seq));
+      if (late.deleteLegacyRow) deletes.push(ACTOR_ROW.late);
+    }
     if (this.alertsDirty) puts.push([ACTOR_ROW.alerts, JSON.stringify({ detector: this.detector?.toJSON(), recent: this.alerts ?? [] })]);
     if (this.typedDirty && this.typed) puts.push([ACTOR_ROW.typed, JSON.stringify(this.typed.toJSON())]);
     const rewrite = outboxMetaApart ? this.stateDirty : this.stateDirty || ob.metaChanged || puts.length > 0 || deletes.length > 0;
     if (rewrite) puts.push([ACTOR_ROW.state, JSON.stringify(this.stateRow(!outboxMetaApart))]);
-    this.lateDirty = this.stateDirty = this.alertsDirty = this.typedDirty = false;
+    this.stateDirty = this.alertsDirty = this.typedDirty = false;
     return { puts, deletes };
   }
 
@@ -515,11 +508,14 @@ export class Actor {
   static restore(key: string, config: ActorConfig, rows: Iterable<[string, string]>, now: number, resolve?: ResolveRef, outboxMeta?: OutboxMeta): Actor {
     const actor = new Actor(key, config);
     const segments: Array<[number, string]> = [];
+    const lateSegments: Array<[number, string]> = [];
+    let lateRow: string | undefined;
     const outboxRows: Array<[string, string]> = [];
     let stateOutboxMeta: OutboxMeta | undefined;
     for (const [rowKey, text] of rows) {
       if (rowKey === ACTOR_ROW.state) stateOutboxMeta = actor.loadState(JSON.parse(text) as StateRow);
-      else if (rowKey === ACTOR_ROW.late) actor.late = JSON.parse(text) as LateEntry[];
+      else if (rowKey === ACTOR_ROW.late) lateRow = text;
+      else if (rowKey.startsWith(ACTOR_ROW.latePrefix)) lateSegments.push([rowNumber(rowKey, ACTOR_ROW.latePrefix), text]);
       else if (rowKey === ACTOR_ROW.alerts) actor.loadAlerts(JSON.parse(text) as { detector?: DetectorState; recent: AlertRecord[] });
       else if (rowKey === ACTOR_ROW.typed) actor.typed?.restore(JSON.parse(text) as TypedWindowsState);
       else if (rowKey.startsWith(ACTOR_ROW.dedupePrefix)) segments.push([rowNumber(rowKey, ACTOR_ROW.dedupePrefix), text]);
@@ -528,6 +524,7 @@ export class Actor {
       } else outboxRows.push([rowKey, text]);
     }
     actor.dedupe = DedupeIndex.restore(dedupeLimits(config), segments, now);
+    if (lateRow !== undefined || lateSegments.length) actor.late = LateLog.restore(config.lateLogSize, lateRow, lateSegments);
     actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, outboxMeta ?? stateOutboxMeta, outboxRows, resolve);
     return actor;
   }
@@ -602,7 +599,7 @@ export class Actor {
   }
 
   lateLog(): LateEntry[] {
-    return this.late ?? [];
+    return this.late?.list() ?? [];
   }
 
   /** The rules that fired on this key, oldest first (the last RECENT_ALERTS). */

@@ -11,8 +11,11 @@ const padded = (n: number) => String(n).padStart(12, "0");
 export const ACTOR_ROW = {
   /** Scalars, open windows, outbox cursors and counters: rewritten by each checkpoint that changes them. */
   state: "state",
-  /** The bounded log of late events. */
+  /** The bounded log of late events, as one row rewritten whole (versions before late segments: read, then deleted). */
   late: "late",
+  latePrefix: "lt/",
+  /** A segment of the late log: the late events one checkpoint added (see LateLog). */
+  lateSegment: (seq: number) => `lt/${padded(seq)}`,
   /** Detection rules' state and the recent alerts (keyflow.config.json). */
   alerts: "alerts",
   /** Each type's own windows (keyflow.config.json: sliding, session, other sizes), rewritten when they change. */
