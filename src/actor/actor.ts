@@ -3,7 +3,7 @@ import type { ActorConfig } from "./config.ts";
 import { DedupeIndex, type DedupeLimits } from "./dedupe.ts";
 import { BACKPRESSURE_RETRY_AFTER_SECONDS, BackpressureError } from "./errors.ts";
 import { ACTOR_ROW, rowNumber } from "./layout.ts";
-import { LateLog, type LateEntry } from "./late-log.ts";
+import { SegmentLog } from "./segment-log.ts";
 import { Outbox, type EventRecord, type NewRecord, type OutboxMeta, type ResolveRef, type WindowRecord } from "./outbox.ts";
 import type { Event } from "./event.ts";
 import type { AggregateName, AlertRecord, AnalyticsConfig } from "./analytics.ts";
@@ -33,7 +33,16 @@ export interface IngestOutcome {
   late?: boolean;
 }
 
-export type { LateEntry } from "./late-log.ts";
+export interface LateEntry {
+  id: string;
+  type: string;
+  ts: number;
+  value?: number;
+  receivedAt: number;
+  watermark: number;
+  /** Window specs whose window for this event had already closed; it was applied to the others. */
+  missed: string[];
+}
 
 export interface Totals {
   events: number;
@@ -115,7 +124,7 @@ export class Actor {
   // Lists most actors never use stay undefined until their first entry: an empty array costs 64 bytes.
   private closed: Array<{ seq: number; window: ClosedWindow }> | undefined;
   private nextClosedSeq = 0;
-  private late: LateLog | undefined;
+  private late: SegmentLog<LateEntry> | undefined;
   private dedupe: DedupeIndex;
   /** Records for the sinks, committed with the state change that made them. */
   outbox: Outbox;
@@ -126,8 +135,9 @@ export class Actor {
   live: LiveOutput | undefined;
   /** Detection rules on this key's windows (keyflow.config.json), if any. */
   private detector: Detector | undefined;
-  private alerts: AlertRecord[] | undefined;
-  private alertsDirty = false;
+  private alerts: SegmentLog<AlertRecord> | undefined;
+  /** The detector's state changed (a close moves its baselines even when nothing fires). */
+  private detectorDirty = false;
   /** Alerts the event being applied fired: they go out after its own record, so a reader in order sees the cause first. */
   private firing: AlertRecord[] | undefined;
   /** Per-type windows of shapes the key's own windows do not have (sliding, session, other sizes). */
@@ -349,7 +359,7 @@ export class Actor {
     if (this.config.lateLogSize === 0) return;
     const entry: LateEntry = { id: event.id, type: event.type, ts: event.ts, receivedAt: now, watermark: this.watermark!, missed };
     if (event.value !== undefined) entry.value = event.value;
-    (this.late ??= new LateLog(this.config.lateLogSize)).add(entry);
+    (this.late ??= new SegmentLog(this.config.lateLogSize)).add(entry);
   }
 
   /** A per-type window changed: the detector hears of it now, sinks and live views at the end of the ingest. */
@@ -373,19 +383,18 @@ export class Actor {
     const fired = this.detector!.observe({ type, shape: w.spec, start: w.start, end: w.end, aggregates, final }, eventId, now);
     if (!fired.length && !final) return;
     // A close changes the detector's baselines even when nothing fires.
-    this.alertsDirty = true;
+    this.detectorDirty = true;
     if (fired.length) (this.firing ??= []).push(...fired);
   }
 
   private emitAlerts(): void {
-    const alerts = (this.alerts ??= []);
+    const alerts = (this.alerts ??= new SegmentLog(RECENT_ALERTS));
     for (const alert of this.firing ?? []) {
-      alerts.push(alert);
+      alerts.add(alert);
       if (this.outbox.enabled) this.outbox.append(alert);
       this.live?.push(alert);
     }
     this.firing = undefined;
-    if (alerts.length > RECENT_ALERTS) alerts.splice(0, alerts.length - RECENT_ALERTS);
   }
 
   /** `trigger`: the event whose arrival moved the watermark (none for the wall clock's idle close). */
@@ -471,16 +480,16 @@ export class Actor {
     puts.push(...ob.puts);
     deletes.push(...ob.deletes);
     if (this.late?.dirty) {
-      const late = this.late.drain();
-      for (const [seq, text] of late.puts) puts.push([ACTOR_ROW.lateSegment(seq), text]);
-      for (const seq of late.deletes) deletes.push(ACTOR_ROW.lateSegment(seq));
-      if (late.deleteLegacyRow) deletes.push(ACTOR_ROW.late);
+      const late = drainLog(this.late, ACTOR_ROW.lateSegment, puts, deletes);
+      if (late.replacesLegacy) deletes.push(ACTOR_ROW.late);
     }
-    if (this.alertsDirty) puts.push([ACTOR_ROW.alerts, JSON.stringify({ detector: this.detector?.toJSON(), recent: this.alerts ?? [] })]);
+    // A legacy alerts row (with its recent alerts) is rewritten without them: restore marks the detector dirty.
+    if (this.alerts?.dirty) drainLog(this.alerts, ACTOR_ROW.alertSegment, puts, deletes);
+    if (this.detectorDirty) puts.push([ACTOR_ROW.alerts, JSON.stringify({ detector: this.detector?.toJSON() } satisfies AlertsRow)]);
     if (this.typedDirty && this.typed) puts.push([ACTOR_ROW.typed, JSON.stringify(this.typed.toJSON())]);
     const rewrite = outboxMetaApart ? this.stateDirty : this.stateDirty || ob.metaChanged || puts.length > 0 || deletes.length > 0;
     if (rewrite) puts.push([ACTOR_ROW.state, JSON.stringify(this.stateRow(!outboxMetaApart))]);
-    this.stateDirty = this.alertsDirty = this.typedDirty = false;
+    this.stateDirty = this.detectorDirty = this.typedDirty = false;
     return { puts, deletes };
   }
 
@@ -510,13 +519,16 @@ export class Actor {
     const segments: Array<[number, string]> = [];
     const lateSegments: Array<[number, string]> = [];
     let lateRow: string | undefined;
+    let alertsRow: AlertsRow | undefined;
+    const alertSegments: Array<[number, string]> = [];
     const outboxRows: Array<[string, string]> = [];
     let stateOutboxMeta: OutboxMeta | undefined;
     for (const [rowKey, text] of rows) {
       if (rowKey === ACTOR_ROW.state) stateOutboxMeta = actor.loadState(JSON.parse(text) as StateRow);
       else if (rowKey === ACTOR_ROW.late) lateRow = text;
       else if (rowKey.startsWith(ACTOR_ROW.latePrefix)) lateSegments.push([rowNumber(rowKey, ACTOR_ROW.latePrefix), text]);
-      else if (rowKey === ACTOR_ROW.alerts) actor.loadAlerts(JSON.parse(text) as { detector?: DetectorState; recent: AlertRecord[] });
+      else if (rowKey === ACTOR_ROW.alerts) alertsRow = JSON.parse(text) as AlertsRow;
+      else if (rowKey.startsWith(ACTOR_ROW.alertPrefix)) alertSegments.push([rowNumber(rowKey, ACTOR_ROW.alertPrefix), text]);
       else if (rowKey === ACTOR_ROW.typed) actor.typed?.restore(JSON.parse(text) as TypedWindowsState);
       else if (rowKey.startsWith(ACTOR_ROW.dedupePrefix)) segments.push([rowNumber(rowKey, ACTOR_ROW.dedupePrefix), text]);
       else if (rowKey.startsWith(ACTOR_ROW.closedPrefix)) {
@@ -524,16 +536,19 @@ export class Actor {
       } else outboxRows.push([rowKey, text]);
     }
     actor.dedupe = DedupeIndex.restore(dedupeLimits(config), segments, now);
-    if (lateRow !== undefined || lateSegments.length) actor.late = LateLog.restore(config.lateLogSize, lateRow, lateSegments);
+    if (lateRow !== undefined || lateSegments.length) actor.late = SegmentLog.restore(config.lateLogSize, lateRow === undefined ? undefined : (JSON.parse(lateRow) as LateEntry[]), lateSegments);
+    if (alertsRow) actor.loadDetector(alertsRow);
+    if (alertsRow?.recent || alertSegments.length) actor.alerts = SegmentLog.restore(RECENT_ALERTS, alertsRow?.recent, alertSegments);
     actor.outbox = Outbox.restore(config.sinks, config.deadLetterMirror, outboxMeta ?? stateOutboxMeta, outboxRows, resolve);
     return actor;
   }
 
-  private loadAlerts(row: { detector?: DetectorState; recent: AlertRecord[] }): void {
-    this.alerts = row.recent;
+  private loadDetector(row: AlertsRow): void {
     const rules = this.config.analytics?.rules;
     // Rules dropped from the configuration since are forgotten; new ones start afresh (Detector's restore).
     this.detector = rules?.length ? new Detector(this.key, rules, row.detector) : undefined;
+    // The recent alerts move to segment rows: the row is rewritten without them.
+    if (row.recent) this.detectorDirty = true;
   }
 
   /** Restores the state row; returns the outbox cursors and counters that older state rows held. */
@@ -604,7 +619,7 @@ export class Actor {
 
   /** The rules that fired on this key, oldest first (the last RECENT_ALERTS). */
   recentAlerts(): readonly AlertRecord[] {
-    return this.alerts ?? [];
+    return this.alerts?.list() ?? [];
   }
 }
 
@@ -617,6 +632,20 @@ export interface ActorSnapshot extends ActorFacts {
 const limitsByConfig = new WeakMap<ActorConfig, DedupeLimits>();
 
 /** One limits object per configuration, shared by its actors' dedupe indexes (not one more object per actor). */
+/** The alerts row: the detector's state; versions before alert segments also kept the recent alerts in it. */
+interface AlertsRow {
+  detector?: DetectorState;
+  recent?: AlertRecord[];
+}
+
+/** A segment log's rows since the last drain, named by `row`. */
+function drainLog<T>(log: SegmentLog<T>, row: (seq: number) => string, puts: Array<[string, string]>, deletes: string[]): { replacesLegacy: boolean } {
+  const drained = log.drain();
+  for (const [seq, text] of drained.puts) puts.push([row(seq), text]);
+  for (const seq of drained.deletes) deletes.push(row(seq));
+  return drained;
+}
+
 function dedupeLimits(config: ActorConfig): DedupeLimits {
   let limits = limitsByConfig.get(config);
   if (!limits) limitsByConfig.set(config, (limits = { horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }));

@@ -14,10 +14,13 @@ export const ACTOR_ROW = {
   /** The bounded log of late events, as one row rewritten whole (versions before late segments: read, then deleted). */
   late: "late",
   latePrefix: "lt/",
-  /** A segment of the late log: the late events one checkpoint added (see LateLog). */
+  /** A segment of the late log: the late events one checkpoint added (see SegmentLog). */
   lateSegment: (seq: number) => `lt/${padded(seq)}`,
-  /** Detection rules' state and the recent alerts (keyflow.config.json). */
+  /** Detection rules' state (keyflow.config.json); before alert segments, the recent alerts too. */
   alerts: "alerts",
+  alertPrefix: "al/",
+  /** A segment of the recent alerts: the alerts one checkpoint added (see SegmentLog). */
+  alertSegment: (seq: number) => `al/${padded(seq)}`,
   /** Each type's own windows (keyflow.config.json: sliding, session, other sizes), rewritten when they change. */
   typed: "typed",
   dedupePrefix: "dd/",

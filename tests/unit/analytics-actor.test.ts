@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { Actor } from "../../src/actor/actor.ts";
+import { ACTOR_ROW } from "../../src/actor/layout.ts";
 import type { Event } from "../../src/actor/event.ts";
 import type { EventRecord } from "../../src/actor/outbox.ts";
 import { parseWindowSpec, type WindowSpec } from "../../src/actor/windows.ts";
@@ -143,6 +144,28 @@ describe("detection rules in the actor", () => {
     for (const [k, v] of actor.drainWrites({ inlineRefs: true }).puts) rows.set(k, v);
     const restored = Actor.restore("k", ruleConfig, [...rows].sort(([a], [b]) => (a < b ? -1 : 1)), T0);
     restored.ingest([purchase("p5", 1), purchase("p6", 1)], T0 + 1);
+    expect(restored.recentAlerts().map((a) => a.eventId)).toEqual(["p4"]);
+  });
+
+  test("recent alerts are segment rows of the new alerts; a legacy alerts row (with `recent`) reads the same and is migrated", () => {
+    const actor = new Actor("k", ruleConfig);
+    actor.ingest([purchase("p1", 1), purchase("p2", 1), purchase("p3", 1), purchase("p4", 1)], T0);
+    const first = actor.drainWrites({ inlineRefs: true });
+    const alertRows = first.puts.filter(([k]) => k.startsWith(ACTOR_ROW.alertPrefix));
+    expect(alertRows.map(([, v]) => (JSON.parse(v) as Array<{ eventId: string }>).map((a) => a.eventId))).toEqual([["p4"]]);
+    expect(JSON.parse(new Map(first.puts).get(ACTOR_ROW.alerts)!)).not.toHaveProperty("recent");
+
+    // The store as a version before alert segments left it: the alerts in the detector's row.
+    const legacy = new Map(first.puts.filter(([k]) => !k.startsWith(ACTOR_ROW.alertPrefix)));
+    const detectorRow = JSON.parse(legacy.get(ACTOR_ROW.alerts)!) as { detector: unknown };
+    legacy.set(ACTOR_ROW.alerts, JSON.stringify({ ...detectorRow, recent: JSON.parse(alertRows[0]![1]) }));
+    const restored = Actor.restore("k", ruleConfig, [...legacy].sort(([a], [b]) => (a < b ? -1 : 1)), T0);
+    expect(restored.recentAlerts().map((a) => a.eventId)).toEqual(["p4"]);
+    const migrated = restored.drainWrites({ inlineRefs: true });
+    expect(JSON.parse(new Map(migrated.puts).get(ACTOR_ROW.alerts)!)).not.toHaveProperty("recent");
+    expect(migrated.puts.filter(([k]) => k.startsWith(ACTOR_ROW.alertPrefix)).map(([, v]) => (JSON.parse(v) as Array<{ eventId: string }>).map((a) => a.eventId))).toEqual([["p4"]]);
+    // And nothing fires twice after it.
+    restored.ingest([purchase("p5", 1)], T0 + 1);
     expect(restored.recentAlerts().map((a) => a.eventId)).toEqual(["p4"]);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { LateLog, type LateEntry } from "../../src/actor/late-log.ts";
-import { Actor } from "../../src/actor/actor.ts";
+import { SegmentLog } from "../../src/actor/segment-log.ts";
+import { Actor, type LateEntry } from "../../src/actor/actor.ts";
 import { ACTOR_ROW } from "../../src/actor/layout.ts";
 import { DEFAULT_ACTOR_CONFIG } from "../../src/actor/config.ts";
 import { Prng } from "../../src/sim/prng.ts";
@@ -10,32 +10,32 @@ const entry = (n: number): LateEntry => ({ id: `e${n}`, type: "t", ts: n, receiv
 /** Storage as drain() leaves it: segment rows by seq, and whether the legacy row is still there. */
 class Rows {
   readonly segments = new Map<number, string>();
-  legacy: string | undefined;
-  apply(log: LateLog): { written: number } {
-    const { puts, deletes, deleteLegacyRow } = log.drain();
+  legacy: LateEntry[] | undefined;
+  apply(log: SegmentLog<LateEntry>): { written: number } {
+    const { puts, deletes, replacesLegacy } = log.drain();
     for (const seq of deletes) {
       expect(this.segments.has(seq)).toBe(true);
       this.segments.delete(seq);
     }
     for (const [seq, text] of puts) this.segments.set(seq, text);
-    if (deleteLegacyRow) this.legacy = undefined;
+    if (replacesLegacy) this.legacy = undefined;
     return { written: puts.reduce((n, [, text]) => n + (JSON.parse(text) as unknown[]).length, 0) };
   }
-  restore(size: number): LateLog {
-    return LateLog.restore(size, this.legacy, [...this.segments].sort((a, b) => a[0] - b[0]));
+  restore(size: number): SegmentLog<LateEntry> {
+    return SegmentLog.restore(size, this.legacy, [...this.segments].sort((a, b) => a[0] - b[0]));
   }
 }
 
-describe("late log", () => {
+describe("segment log (the late log, the recent alerts)", () => {
   test("keeps the last `size` entries, oldest first", () => {
-    const log = new LateLog(3);
+    const log = new SegmentLog<LateEntry>(3);
     for (let n = 0; n < 50; n++) log.add(entry(n));
     expect(log.list().map((e) => e.id)).toEqual(["e47", "e48", "e49"]);
     expect(log.length).toBe(3);
   });
 
   test("a checkpoint writes only the entries added since the last one, not the whole log", () => {
-    const log = new LateLog(1_000);
+    const log = new SegmentLog<LateEntry>(1_000);
     const rows = new Rows();
     for (let n = 0; n < 1_000; n++) log.add(entry(n));
     expect(rows.apply(log).written).toBe(1_000);
@@ -47,7 +47,7 @@ describe("late log", () => {
   });
 
   test("segments that rolled out entirely are deleted; storage keeps every visible entry", () => {
-    const log = new LateLog(10);
+    const log = new SegmentLog<LateEntry>(10);
     const rows = new Rows();
     for (let round = 0; round < 30; round++) {
       for (let i = 0; i < 4; i++) log.add(entry(round * 4 + i));
@@ -59,7 +59,7 @@ describe("late log", () => {
   });
 
   test("drained after every entry (a Durable Object), the newest segment takes entries until it holds 64: a row written per drain, few deletes", () => {
-    const log = new LateLog(1_000);
+    const log = new SegmentLog<LateEntry>(1_000);
     const rows = new Rows();
     let deletes = 0;
     for (let n = 0; n < 5_000; n++) {
@@ -82,7 +82,7 @@ describe("late log", () => {
   });
 
   test("a batch larger than the log writes only what stays visible, in rows of at most 256 entries", () => {
-    const log = new LateLog(1_000);
+    const log = new SegmentLog<LateEntry>(1_000);
     const rows = new Rows();
     for (let n = 0; n < 5_000; n++) log.add(entry(n));
     expect(rows.apply(log).written).toBe(1_000);
@@ -95,7 +95,7 @@ describe("late log", () => {
       const prng = new Prng(seed);
       const random = () => prng.next();
       const size = 1 + Math.floor(random() * 40);
-      let log = new LateLog(size);
+      let log = new SegmentLog<LateEntry>(size);
       const rows = new Rows();
       const added: LateEntry[] = [];
       let n = 0;
@@ -124,7 +124,7 @@ describe("late log", () => {
 
   test("a legacy row (one row, before segments) is read, then replaced by segments at the next drain", () => {
     const rows = new Rows();
-    rows.legacy = JSON.stringify([entry(1), entry(2), entry(3)]);
+    rows.legacy = [entry(1), entry(2), entry(3)];
     const log = rows.restore(2);
     expect(log.list().map((e) => e.id)).toEqual(["e2", "e3"]);
     expect(log.dirty).toBe(true);
@@ -134,7 +134,7 @@ describe("late log", () => {
   });
 
   test("restored with a smaller size, it drops the segments that no longer hold visible entries", () => {
-    const log = new LateLog(1_000);
+    const log = new SegmentLog<LateEntry>(1_000);
     const rows = new Rows();
     for (let round = 0; round < 10; round++) {
       for (let i = 0; i < 100; i++) log.add(entry(round * 100 + i));

@@ -1,16 +1,5 @@
 import { assert } from "../ports/assert.ts";
 
-export interface LateEntry {
-  id: string;
-  type: string;
-  ts: number;
-  value?: number;
-  receivedAt: number;
-  watermark: number;
-  /** Window specs whose window for this event had already closed; it was applied to the others. */
-  missed: string[];
-}
-
 /** Entries per segment row: a row stays well under storage's value limits whatever the IDs' length. */
 const SEGMENT_MAX_ENTRIES = 256;
 /**
@@ -21,15 +10,16 @@ const SEGMENT_MAX_ENTRIES = 256;
 const SEGMENT_OPEN_ENTRIES = 64;
 
 /**
- * An actor's last `size` late events, persisted as append-only segment rows: a checkpoint writes
- * only the entries added since the last one and deletes the segments that rolled out entirely. It
- * used to be one row rewritten whole by each checkpoint, which under late-heavy traffic (a device
- * sending hours-old events, a backfill) serialised up to `size` entries per key per checkpoint and
- * stalled the event loop for 100+ ms (issue 14).
+ * The last `size` entries of an actor's log (its late events, its recent alerts), persisted as
+ * append-only segment rows: a checkpoint writes only the entries added since the last one and
+ * deletes the segments that rolled out entirely. Each log used to be one row rewritten whole by
+ * every checkpoint that changed it: under late-heavy traffic (a device sending hours-old events, a
+ * backfill) that serialised up to `size` entries per key per checkpoint and stalled the event loop
+ * for 100+ ms (issue 14).
  */
-export class LateLog {
+export class SegmentLog<T> {
   /** The newest entries, oldest first; up to `slack` more than `size` between trims. */
-  private entries: LateEntry[] = [];
+  private entries: T[] = [];
   private readonly slack: number;
   /** Entries at the end of `entries` added since the last drain. */
   private unsaved = 0;
@@ -39,8 +29,8 @@ export class LateLog {
   private nextSeq = 0;
   /** Segment rows to delete at the next drain without counting them (replaced by a rewrite). */
   private replaced: number[] = [];
-  /** The store still has the single row of versions before segments: the next drain replaces it. */
-  private legacyRow = false;
+  /** The store still has the entries as versions before segments kept them: the next drain replaces them. */
+  private legacy = false;
 
   constructor(private readonly size: number) {
     this.slack = Math.max(16, size >> 3);
@@ -50,7 +40,7 @@ export class LateLog {
     return Math.min(this.entries.length, this.size);
   }
 
-  add(entry: LateEntry): void {
+  add(entry: T): void {
     this.entries.push(entry);
     this.unsaved++;
     // Trimmed now and then, not at every entry: one splice shifts the whole log.
@@ -58,18 +48,18 @@ export class LateLog {
   }
 
   /** The last `size` entries, oldest first. */
-  list(): LateEntry[] {
+  list(): T[] {
     return this.entries.length > this.size ? this.entries.slice(-this.size) : this.entries;
   }
 
   /** Something to write or delete: new entries, a legacy row, or segments that rolled out (the size shrank since they were written). */
   get dirty(): boolean {
     const oldest = this.segments[0];
-    return this.unsaved > 0 || this.legacyRow || this.replaced.length > 0 || (oldest !== undefined && this.persisted - oldest.count >= this.length);
+    return this.unsaved > 0 || this.legacy || this.replaced.length > 0 || (oldest !== undefined && this.persisted - oldest.count >= this.length);
   }
 
   /** Rows to write since the last drain: new segments, segments that rolled out, and whether the legacy row goes. */
-  drain(): { puts: Array<[number, string]>; deletes: number[]; deleteLegacyRow: boolean } {
+  drain(): { puts: Array<[number, string]>; deletes: number[]; replacesLegacy: boolean } {
     const visible = this.list();
     const puts: Array<[number, string]> = [];
     let fresh = visible.slice(visible.length - Math.min(this.unsaved, visible.length));
@@ -97,32 +87,33 @@ export class LateLog {
       this.persisted -= gone.count;
       deletes.push(gone.seq);
     }
-    assert(this.persisted >= visible.length, "late log: storage holds every visible entry");
-    const deleteLegacyRow = this.legacyRow;
+    assert(this.persisted >= visible.length, "segment log: storage holds every visible entry");
+    const replacesLegacy = this.legacy;
     this.unsaved = 0;
     this.replaced = [];
-    this.legacyRow = false;
-    return { puts, deletes, deleteLegacyRow };
+    this.legacy = false;
+    return { puts, deletes, replacesLegacy };
   }
 
   /**
-   * The log as drain() left it: the legacy row's entries (if any) and then the segments' in seq
-   * order, the last `size` of them. A legacy row is replaced by segments at the next drain.
+   * The log as drain() left it: the entries versions before segments kept (`legacy`, if any) and
+   * then the segments' in seq order, the last `size` of them. Legacy entries go to segments at the
+   * next drain.
    */
-  static restore(size: number, legacyRow: string | undefined, segments: Array<[number, string]>): LateLog {
-    const log = new LateLog(size);
-    const entries: LateEntry[] = legacyRow === undefined ? [] : (JSON.parse(legacyRow) as LateEntry[]);
+  static restore<T>(size: number, legacy: T[] | undefined, segments: Array<[number, string]>): SegmentLog<T> {
+    const log = new SegmentLog<T>(size);
+    const entries: T[] = legacy ? [...legacy] : [];
     for (const [seq, text] of segments) {
-      const chunk = JSON.parse(text) as LateEntry[];
+      const chunk = JSON.parse(text) as T[];
       for (const entry of chunk) entries.push(entry);
       log.segments.push({ seq, count: chunk.length });
       log.persisted += chunk.length;
       log.nextSeq = seq + 1;
     }
     log.entries = size === 0 ? [] : entries.length > size ? entries.slice(-size) : entries;
-    if (legacyRow !== undefined) {
-      // Rewritten as segments of its own: the legacy entries have no segment to be counted in.
-      log.legacyRow = true;
+    if (legacy) {
+      // Rewritten as segments of their own: the legacy entries have no segment to be counted in.
+      log.legacy = true;
       log.replaced = log.segments.map((s) => s.seq);
       log.segments = [];
       log.persisted = 0;
