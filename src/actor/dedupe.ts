@@ -33,6 +33,14 @@ const SEGMENT_MAX_IDS = 8_192;
  */
 const SMALL_IDS = 8;
 const SEGMENT_MAX_CHARS = 512 * 1024;
+/**
+ * A drained segment smaller than this stays open: the next drain rewrites it with what was added
+ * since, instead of a new row. Keys that get an event or two per checkpoint (or per request, on a
+ * Durable Object) would otherwise leave a row per event: rows to read at every load, and a delete
+ * per event once they expire. A fuller segment is closed, so a drain never rewrites much.
+ */
+const SEGMENT_KEEP_OPEN_IDS = 64;
+const SEGMENT_KEEP_OPEN_CHARS = 4 * 1024;
 
 /**
  * Bounded, durable set of seen event IDs. Oldest expire first: by age (horizon) and by count (maxIds).
@@ -103,9 +111,8 @@ export class DedupeIndex {
       this.segments.push(seg);
       this.open = seg;
       this.openChars = 0;
-      // The open segment stays dirty until drain() closes it: appends need not mark it again.
       (this.dirty ??= new Set()).add(seg);
-    }
+    } else if (!this.dirty?.has(seg)) (this.dirty ??= new Set()).add(seg); // kept open by the last drain
     seg.ids.push(id);
     seg.live++;
     if (seen) {
@@ -171,8 +178,7 @@ export class DedupeIndex {
     this.dirty = undefined;
     const deletes = this.dropped ?? [];
     this.dropped = undefined;
-    // A segment written in an earlier commit stays open for appends only until it is drained again.
-    this.open = undefined;
+    if (this.open && (this.open.ids.length >= SEGMENT_KEEP_OPEN_IDS || this.openChars >= SEGMENT_KEEP_OPEN_CHARS)) this.open = undefined;
     return { puts, deletes };
   }
 
@@ -205,6 +211,12 @@ export class DedupeIndex {
     }
     index.expire(now);
     index.dirty = undefined;
+    // The newest segment takes the next IDs if it is small, as it would have had the index stayed in memory.
+    const last = index.segments.at(-1);
+    if (last && last.live > 0) {
+      index.openChars = last.ids.reduce((n, id) => n + id.length + 3, 0);
+      if (last.ids.length < SEGMENT_KEEP_OPEN_IDS && index.openChars < SEGMENT_KEEP_OPEN_CHARS) index.open = last;
+    }
     return index;
   }
 }

@@ -16,6 +16,9 @@ class SegmentStore {
   }
 }
 
+/** `count` distinct IDs starting with `prefix`. */
+const ids = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+
 function addAll(index: DedupeIndex, ids: string[], at: number): void {
   for (const id of ids) index.add(id, at);
 }
@@ -150,15 +153,37 @@ describe("DedupeIndex rows", () => {
     expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[7, 3]], ids: ["a", "b", "c"] });
   });
 
-  test("nothing to write after a drain; a later batch starts a new segment", () => {
+  test("nothing to write after a drain; a later batch joins a small segment, rewritten under its seq", () => {
     const index = new DedupeIndex(BIG);
     addAll(index, ["a", "b"], 1);
     index.drain();
     expect(index.drain()).toEqual({ puts: [], deletes: [] });
     addAll(index, ["c", "d"], 2);
     const d = index.drain();
+    expect(d.puts.map(([seq]) => seq)).toEqual([0]);
+    expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[1, 2], [2, 2]], ids: ["a", "b", "c", "d"] });
+  });
+
+  test("a drain closes a segment of 64 IDs: the next batch starts a new one", () => {
+    const index = new DedupeIndex(BIG);
+    addAll(index, ids("a", 64), 1);
+    index.drain();
+    addAll(index, ["b"], 2);
+    const d = index.drain();
     expect(d.puts.map(([seq]) => seq)).toEqual([1]);
-    expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[2, 2]], ids: ["c", "d"] });
+    expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[2, 1]], ids: ["b"] });
+  });
+
+  test("one ID per drain (a Durable Object drains per request) makes one row per 64 IDs, not one per ID", () => {
+    const index = new DedupeIndex(BIG);
+    const store = new SegmentStore();
+    for (let i = 0; i < 640; i++) {
+      index.add(`id${i}`, i);
+      const d = index.drain();
+      expect(d.puts).toHaveLength(1);
+      store.apply(d);
+    }
+    expect(store.rows.size).toBe(10);
   });
 
   test("large batches are split into a few segments", () => {
@@ -183,24 +208,24 @@ describe("DedupeIndex rows", () => {
   });
 
   test("fully expired segments are deleted; partially expired ones are kept", () => {
-    const index = new DedupeIndex({ horizon: 1e12, maxIds: 3 });
-    addAll(index, ["a", "b"], 1);
+    const index = new DedupeIndex({ horizon: 1e12, maxIds: 100 });
+    addAll(index, ids("a", 64), 1);
     index.drain();
-    addAll(index, ["c", "d"], 2); // evicts a; segment 0 still holds b
+    addAll(index, ids("b", 64), 2); // evicts 28 of segment 0's 64
     let d = index.drain();
     expect(d.deletes).toEqual([]);
     expect(d.puts.map(([seq]) => seq)).toEqual([1]);
-    index.add("e", 3); // evicts b: segment 0 is gone
+    addAll(index, ids("c", 36), 3); // evicts the other 36: segment 0 is gone
     d = index.drain();
     expect(d.deletes).toEqual([0]);
     expect(d.puts.map(([seq]) => seq)).toEqual([2]);
   });
 
   test("horizon expiry reports deletes", () => {
-    const index = new DedupeIndex({ horizon: 10, maxIds: 100 });
-    index.add("a", 0);
+    const index = new DedupeIndex({ horizon: 10, maxIds: 1_000 });
+    addAll(index, ids("a", 64), 0);
     index.drain();
-    index.add("b", 5);
+    addAll(index, ids("b", 64), 5);
     index.drain();
     index.expire(15); // cutoff 5: segment 0 (at 0) is older, segment 1 (at 5) is not
     expect(index.drain()).toEqual({ puts: [], deletes: [0] });
@@ -257,17 +282,18 @@ describe("DedupeIndex.restore", () => {
     const limits = { horizon: 100, maxIds: 1_000 };
     const store = new SegmentStore();
     const index = new DedupeIndex(limits);
-    addAll(index, ["a", "b"], 0);
+    const [a, b] = [ids("a", 64), ids("b", 64)];
+    addAll(index, a, 0);
     store.apply(index.drain());
-    addAll(index, ["c"], 60);
+    addAll(index, b, 60);
     store.apply(index.drain());
     addAll(index, ["d"], 150); // expires segment 0
     const restored = roundTrip(index, store, limits, 150);
-    expect(present(restored, ["a", "b", "c", "d"])).toEqual(["c", "d"]);
+    expect(present(restored, [...a, ...b, "d"])).toEqual([...b, "d"]);
     expect(restored.size).toBe(index.size);
 
     const later = DedupeIndex.restore(limits, store.sorted(), 161);
-    expect(present(later, ["a", "b", "c", "d"])).toEqual(["d"]);
+    expect(present(later, [...a, ...b, "d"])).toEqual(["d"]);
     // The segment that expired on restore must be deleted from storage by the next commit.
     expect(later.drain().deletes).toEqual([1]);
   });
@@ -317,7 +343,7 @@ describe("DedupeIndex.restore", () => {
     expect(restored.size).toBe(2);
   });
 
-  test("restored index keeps appending to new segments with higher seqs", () => {
+  test("a restored index appends to its small newest segment, and after a full one to a new, higher seq", () => {
     const store = new SegmentStore();
     const index = new DedupeIndex(BIG);
     addAll(index, ["a"], 1);
@@ -325,9 +351,17 @@ describe("DedupeIndex.restore", () => {
     addAll(index, ["b"], 2);
     const restored = roundTrip(index, store, BIG, 2);
     restored.add("c", 3);
-    const d = restored.drain();
-    expect(d.puts.map(([seq]) => seq)).toEqual([2]);
-    expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[3, 1]], ids: ["c"] });
+    let d = restored.drain();
+    expect(d.puts.map(([seq]) => seq)).toEqual([0]);
+    expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[1, 1], [2, 1], [3, 1]], ids: ["a", "b", "c"] });
+    store.apply(d);
+
+    addAll(restored, ids("x", 61), 4);
+    const full = roundTrip(restored, store, BIG, 4);
+    full.add("y", 5);
+    d = full.drain();
+    expect(d.puts.map(([seq]) => seq)).toEqual([1]);
+    expect(JSON.parse(d.puts[0]![1])).toEqual({ runs: [[5, 1]], ids: ["y"] });
   });
 });
 
