@@ -142,7 +142,7 @@ export class ProcessSimHost implements SimHost {
     // A write that lands as the process dies is durable, though no one was told: the model takes it.
     if (this.store instanceof OffLoopSimStore && this.store.crashed()) this.ctx.observer.turnCommitted(dead.writing ?? [], () => undefined);
     this.ctx.counters.path("process_restart");
-    if (this.ctx.broken === "lose-journal") for (const [row] of this.store.inner.list(PROCESS_ROW.journalPrefix)) this.store.inner.rows.delete(row);
+    if (this.ctx.broken === "lose-journal") this.store.inner.write([], this.store.inner.list(PROCESS_ROW.journalPrefix).map(([row]) => row));
     this.life = this.boot();
     return true;
   }

@@ -197,7 +197,7 @@ describe("ProcessHost delivery", () => {
     await run(300);
     for (const sink of sinks) for (const k of keys) expect(sink.eventIds(k)).toEqual(expectedIds(k, 30));
     await runtime.close();
-    const rows = [...store.rows.keys()];
+    const rows = store.list("").map(([k]) => k);
     expect(rows.filter((k) => k.startsWith("j/"))).toEqual([]);
     expect(rows.filter((k) => k.startsWith("b/"))).toEqual([]);
     expect(rows.filter((k) => /\/(ob|oc)\//.test(k))).toEqual([]);
@@ -213,17 +213,17 @@ describe("ProcessHost delivery", () => {
     await first.ingest(batch(0, 5));
     await first.run(300);
     await first.runtime.close();
-    const rows = [...store.rows.keys()];
+    const rows = store.list("").map(([k]) => k);
     expect(rows.filter((k) => k.startsWith("j/"))).toEqual([]);
     expect(rows.filter((k) => k.startsWith("b/")).sort()).toEqual(keys.map((k) => `b/${k}`));
-    const segment = JSON.parse(store.rows.get(rows.find((k) => k.startsWith("a/a/ob/"))!)!);
+    const segment = JSON.parse(store.get(rows.find((k) => k.startsWith("a/a/ob/"))!)!);
     expect(segment.every((r: { kind?: string; id?: string }) => r.kind === "event" && typeof r.id === "string")).toBe(true);
     const up = new FakeSink("s");
     const second = setup([up], {}, store);
     await second.run(300);
     for (const k of keys) expect(up.eventIds(k)).toEqual(expectedIds(k, 5));
     await second.runtime.close();
-    expect([...store.rows.keys()].filter((k) => k.startsWith("b/") || k.startsWith("j/") || k.includes("/ob/"))).toEqual([]);
+    expect(store.list("").map(([k]) => k).filter((k) => k.startsWith("b/") || k.startsWith("j/") || k.includes("/ob/"))).toEqual([]);
   });
 
   test("delivery progress is journaled, not checkpointed: acks add journal rows, the actors' rows wait for their checkpoint", async () => {

@@ -134,7 +134,7 @@ describe("MetricsHub", () => {
     for (const bad of [{ reporter: "../x" }, { reporter: "a".repeat(200) }, { seq: 0 }, { seq: 1.5 }, { series: "x" }]) {
       expect(hub.report({ reporter: "i", epoch: "e", seq: 1, series: [], ...bad } as MetricsReport, T0).applied).toBe(false);
     }
-    expect(store.rows.size).toBe(0);
+    expect(store.size).toBe(0);
   });
 
   test("gauges sum each object's last state; breakers count objects that reported lately; the oldest record's age comes from the time passed in", () => {
