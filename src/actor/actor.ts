@@ -631,7 +631,6 @@ export interface ActorSnapshot extends ActorFacts {
 
 const limitsByConfig = new WeakMap<ActorConfig, DedupeLimits>();
 
-/** One limits object per configuration, shared by its actors' dedupe indexes (not one more object per actor). */
 /** The alerts row: the detector's state; versions before alert segments also kept the recent alerts in it. */
 interface AlertsRow {
   detector?: DetectorState;
@@ -646,6 +645,7 @@ function drainLog<T>(log: SegmentLog<T>, row: (seq: number) => string, puts: Arr
   return drained;
 }
 
+/** One limits object per configuration, shared by its actors' dedupe indexes (not one more object per actor). */
 function dedupeLimits(config: ActorConfig): DedupeLimits {
   let limits = limitsByConfig.get(config);
   if (!limits) limitsByConfig.set(config, (limits = { horizon: config.dedupeHorizonMs, maxIds: config.dedupeMaxIds }));

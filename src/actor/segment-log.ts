@@ -28,7 +28,7 @@ export class SegmentLog<T> {
   private persisted = 0;
   private nextSeq = 0;
   /** Segment rows to delete at the next drain without counting them (replaced by a rewrite). */
-  private replaced: number[] = [];
+  private replaced: number[] | undefined;
   /** The store still has the entries as versions before segments kept them: the next drain replaces them. */
   private legacy = false;
 
@@ -55,7 +55,7 @@ export class SegmentLog<T> {
   /** Something to write or delete: new entries, a legacy row, or segments that rolled out (the size shrank since they were written). */
   get dirty(): boolean {
     const oldest = this.segments[0];
-    return this.unsaved > 0 || this.legacy || this.replaced.length > 0 || (oldest !== undefined && this.persisted - oldest.count >= this.length);
+    return this.unsaved > 0 || this.legacy || this.replaced !== undefined || (oldest !== undefined && this.persisted - oldest.count >= this.length);
   }
 
   /** Rows to write since the last drain: new segments, segments that rolled out, and whether the legacy row goes. */
@@ -80,7 +80,7 @@ export class SegmentLog<T> {
       this.segments.push({ seq, count: chunk.length });
       this.persisted += chunk.length;
     }
-    const deletes = this.replaced;
+    const deletes = this.replaced ?? [];
     // Storage keeps every visible entry: a segment goes once the ones after it hold them all.
     while (this.segments.length && this.persisted - this.segments[0]!.count >= visible.length) {
       const gone = this.segments.shift()!;
@@ -90,7 +90,7 @@ export class SegmentLog<T> {
     assert(this.persisted >= visible.length, "segment log: storage holds every visible entry");
     const replacesLegacy = this.legacy;
     this.unsaved = 0;
-    this.replaced = [];
+    this.replaced = undefined;
     this.legacy = false;
     return { puts, deletes, replacesLegacy };
   }
@@ -114,7 +114,7 @@ export class SegmentLog<T> {
     if (legacy) {
       // Rewritten as segments of their own: the legacy entries have no segment to be counted in.
       log.legacy = true;
-      log.replaced = log.segments.map((s) => s.seq);
+      if (log.segments.length) log.replaced = log.segments.map((s) => s.seq);
       log.segments = [];
       log.persisted = 0;
       log.unsaved = log.entries.length;

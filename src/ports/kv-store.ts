@@ -36,10 +36,9 @@ export class MemoryKvStore implements KvStore {
 
   list(prefix: string): Array<[string, string]> {
     const found: Array<[string, string]> = [];
-    const exact = this.groups.get(groupOf(prefix));
     if (secondSlash(prefix) >= 0) {
       // Every row under such a prefix is in the prefix's own group.
-      if (exact) for (const entry of exact) if (entry[0].startsWith(prefix)) found.push(entry);
+      for (const entry of this.groups.get(groupOf(prefix)) ?? []) if (entry[0].startsWith(prefix)) found.push(entry);
     } else {
       for (const [group, rows] of this.groups) {
         if (!group.startsWith(prefix) && !prefix.startsWith(group)) continue;
