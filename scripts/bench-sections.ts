@@ -114,15 +114,17 @@ export function analyticsSection(events: number, keys: number, perCall: number[]
  */
 export async function httpSection(seconds: number, variants = false): Promise<Row[]> {
   const wrk = hasWrk();
-  const load = wrk ? (url: string) => wrkEvents(url, seconds) : (url: string) => jsEvents(url, seconds);
+  const load = wrk ? (url: string, shape?: EventShape) => wrkEvents(url, seconds, shape) : (url: string, shape?: EventShape) => jsEvents(url, seconds, shape);
   const by = wrk ? "wrk" : "JS client";
   const bare = await spawnServer(["bun", "scripts/bench-bare-server.ts"], { PORT: "0" });
-  const measureKeyflow = async (env: Record<string, string>) => {
+  // `late`: 100 keys whose watermark the warm-up takes to now, three hours past the measured events: every one is late.
+  const measureKeyflow = async (env: Record<string, string>, late = false) => {
     const dir = tempDir("bench-http");
     const keyflow = await spawnServer(BUN_SERVER, { PORT: "0", KEYFLOW_DATA_DIR: dir.path, ...env }, undefined, false);
     try {
-      await load(keyflow.url); // warm: JIT, the first SQLite pages
-      const result = await load(keyflow.url);
+      // warm: JIT, the first SQLite pages
+      await load(keyflow.url, late ? { keys: 100, tsBase: Date.now() - 60_000 } : undefined);
+      const result = await load(keyflow.url, late ? { keys: 100, tsBase: T0 } : undefined);
       failOnErrors("keyflow", result);
       return result;
     } finally {
@@ -151,6 +153,10 @@ export async function httpSection(seconds: number, variants = false): Promise<Ro
         rows.push({ id, section: "http", metric: `keyflow single event, ${label}: requests/s`, value: r.rps, unit: "req/s", baseline, target });
         rows.push({ id: `${id}_p99`, section: "http", metric: `keyflow single event, ${label}: p99`, value: r.p99, unit: "ms" });
       }
+      // Late-only traffic fills each key's late log: a checkpoint that rewrote it whole stalled the loop (issue 14).
+      const late = await measureKeyflow({}, true);
+      rows.push({ id: "http.rps_late", section: "http", metric: "keyflow single event, every one late (100 keys): requests/s", value: late.rps, unit: "req/s", baseline: { name: "on time", value: kf.rps } });
+      rows.push({ id: "http.p99_late", section: "http", metric: "keyflow single event, every one late (100 keys): p99", value: late.p99, unit: "ms", baseline: { name: "on time", value: kf.p99 }, better: "lower" });
     }
     return rows;
   } finally {
@@ -164,7 +170,10 @@ type EventLoad = { requests: number; rps: number; p50: number; p99: number; erro
 /** A fresh event id prefix per load, so a server measured twice sees no duplicates. */
 let loads = 0;
 
-async function wrkEvents(url: string, seconds: number): Promise<EventLoad> {
+/** Which keys single events go to, and where their timestamps start (`T0` + one ms per event). */
+type EventShape = { keys: number; tsBase: number };
+
+async function wrkEvents(url: string, seconds: number, { keys, tsBase }: EventShape = { keys: 1000, tsBase: T0 }): Promise<EventLoad> {
   const prefix = `h${loads++}-`;
   const script = [
     "local n = 0",
@@ -172,16 +181,16 @@ async function wrkEvents(url: string, seconds: number): Promise<EventLoad> {
     'wrk.headers["content-type"] = "application/json"',
     "request = function()",
     "  n = n + 1",
-    `  return wrk.format(nil, "/v1/events", nil, string.format('{"event_id":"${prefix}%d","event_type":"purchase","user_id":"u%d","timestamp":%d,"value":1}', n, n % 1000, ${T0} + n))`,
+    `  return wrk.format(nil, "/v1/events", nil, string.format('{"event_id":"${prefix}%d","event_type":"purchase","user_id":"u%d","timestamp":%d,"value":1}', n, n % ${keys}, ${tsBase} + n))`,
     "end",
   ].join("\n");
   return runWrk({ url, script, connections: 32, seconds });
 }
 
-async function jsEvents(url: string, seconds: number): Promise<EventLoad> {
+async function jsEvents(url: string, seconds: number, { keys, tsBase }: EventShape = { keys: 1000, tsBase: T0 }): Promise<EventLoad> {
   const prefix = `h${loads++}-`;
   let n = 0;
-  const body = () => JSON.stringify({ event_id: `${prefix}${n++}`, event_type: "purchase", user_id: `u${n % 1000}`, timestamp: T0 + n, value: 1 });
+  const body = () => JSON.stringify({ event_id: `${prefix}${n++}`, event_type: "purchase", user_id: `u${n % keys}`, timestamp: tsBase + n, value: 1 });
   const r = await runLoad({ url: `${url}/v1/events`, body, contentType: "application/json", concurrency: 32, seconds });
   return { ...r, p50: percentile(r.latencies, 50), p99: percentile(r.latencies, 99) };
 }
