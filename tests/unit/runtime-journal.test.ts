@@ -75,6 +75,30 @@ describe("commit journal", () => {
     expect((await runtime.state("k7"))!.totals.events).toBe(2);
   });
 
+  test("a commit stops taking checkpoints past 256 KiB of rows: the rest stay journaled, and a crash in between loses nothing", async () => {
+    const store = new FlakyStore();
+    const { runtime, timers } = open(store, T0 + 3_600_000);
+    // Each key gets 200 late events with long ids: its late log alone is some 60 KiB of rows.
+    const keys = Array.from({ length: 20 }, (_, k) => `big${k}`);
+    for (const key of keys) {
+      const p = runtime.ingest([ev(key, `${key}-now`, T0 + 3_600_000), ...Array.from({ length: 200 }, (_, i) => ev(key, `${key}-${"x".repeat(200)}-${i}`, T0 + i))]);
+      timers.advance(0);
+      await p;
+    }
+    expect(runtime.stats.checkpoints).toBe(0);
+    timers.advance(config.checkpointIntervalMs);
+    // The checkpoint timer's commit took only some of the twenty (about 1.2 MB); the commits right after it took the rest.
+    expect(runtime.stats.checkpoints).toBe(20);
+    const sizes = store.commitSizes().filter((c) => c.checkpointChars > 0);
+    expect(sizes.length).toBeGreaterThanOrEqual(4);
+    for (const c of sizes) expect(c.checkpointChars).toBeLessThan(256 * 1024 + 80 * 1024);
+    const before = await Promise.all(keys.map((k) => runtime.state(k)));
+    // A restart from the store (no close) sees every key as it was.
+    const again = open(store, T0 + 3_600_000 + 2_000);
+    expect(await Promise.all(keys.map((k) => again.runtime.state(k)))).toEqual(before);
+    expect((await again.runtime.late("big3"))!.length).toBe(200);
+  });
+
   test("a crash before any checkpoint loses nothing acknowledged: the next runtime replays the journal", async () => {
     const store = new FlakyStore();
     const a = open(store, T0);
